@@ -1,0 +1,279 @@
+"""Datasets as normalised tensors held in memory on the trial's device, batched by index.
+
+Following airbench/nanoGPT, there is no ``Dataset``/``DataLoader`` and no per-sample Python in the
+hot loop: :func:`load_dataset` converts a dataset to tensors once, and :func:`iterate_batches`
+slices them with a ``torch.randperm`` permutation.
+
+Sources (``dataset.name``):
+
+* ``mnist1d`` (embedded default): generated locally by the ``mnist1d`` package's own generator
+  (``mnist1d.data.make_dataset`` with ``get_dataset_args()``: 5000 signals of length 40, split
+  4000 train / 1000 test), cached under ``<root>/mnist1d/<args-hash>.pt`` so later trials load it
+  in milliseconds; regenerated when the file is absent. No internet needed.
+* ``mnist``, ``fashion_mnist``: ``torchvision.datasets.MNIST`` / ``FashionMNIST`` (raw IDX files
+  under ``<root>/MNIST/raw`` or ``<root>/FashionMNIST/raw``); their ``.data``/``.targets`` arrays
+  are used directly.
+* ``cifar10``: torchvision downloads and md5-verifies ``cifar-10-batches-py`` when
+  ``dataset.download`` is true; the pickle batches are then read by :func:`read_cifar10` (the same
+  format and code path as ``torchvision.datasets.CIFAR10``, minus its per-file md5 check, so that
+  subsets and re-packed batches load too: shapes and labels are checked instead).
+
+Normalisation uses the per-channel mean/std of the training part (after the validation split),
+so no statistic leaks from validation or test data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sparsity_tune.config import ConfigError, DatasetConfig
+
+IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+_TORCHVISION_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+NUM_CLASSES = {"mnist1d": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10}
+IDX_KINDS = (("images", 3), ("labels", 1))
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST = ("test_batch",)
+
+
+class DatasetError(ConfigError):
+    """The dataset's files are missing or unreadable; the message says where and how to fix it."""
+
+
+@dataclass
+class DataSplits:
+    """Train/validation/test tensors of one dataset, normalised, on one device."""
+
+    train_x: Tensor
+    train_y: Tensor
+    val_x: Tensor
+    val_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+    num_classes: int
+    input_shape: tuple[int, ...]  # per sample, channels first
+    name: str
+
+    def __repr__(self) -> str:
+        return (
+            f"DataSplits({self.name}: train={len(self.train_y)}, val={len(self.val_y)}, "
+            f"test={len(self.test_y)}, input_shape={self.input_shape}, "
+            f"classes={self.num_classes}, device={self.train_x.device})"
+        )
+
+
+def load_dataset(cfg: DatasetConfig, device: torch.device | str = "cpu") -> DataSplits:
+    """Load ``cfg.name`` as normalised float32 tensors (labels int64) on ``device``.
+
+    The validation set is carved from the training set by a permutation drawn from a generator
+    seeded with ``cfg.split_seed``, so every trial with the same dataset settings sees the same
+    split. ``cfg.train_limit`` keeps the first N training samples of that permutation (before the
+    validation split); ``cfg.test_limit`` keeps the first N test samples.
+    """
+    if cfg.name == "mnist1d":
+        train_x, train_y, test_x, test_y = _load_mnist1d(Path(cfg.root))
+    elif cfg.name in _TORCHVISION_FOLDER:
+        train_x, train_y, test_x, test_y = _load_idx(cfg)
+    elif cfg.name == "cifar10":
+        train_x, train_y, test_x, test_y = _load_cifar10(cfg)
+    else:  # the config's Literal makes this unreachable for validated configs
+        raise DatasetError(
+            f"dataset.name={cfg.name!r} is not known; allowed: mnist1d, {IMAGE_DATASETS}"
+        )
+
+    gen = torch.Generator().manual_seed(cfg.split_seed)
+    order = torch.randperm(len(train_y), generator=gen)
+    if cfg.train_limit is not None:
+        order = order[: cfg.train_limit]
+    n_val = round(len(order) * cfg.val_fraction)
+    if cfg.val_fraction > 0 and n_val == 0 and len(order) > 1:
+        n_val = 1
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    if cfg.test_limit is not None:
+        test_x, test_y = test_x[: cfg.test_limit], test_y[: cfg.test_limit]
+
+    train_x, val_x = train_x[train_idx], train_x[val_idx]
+    train_y, val_y = train_y[train_idx], train_y[val_idx]
+    mean, std = channel_stats(train_x)
+
+    def norm(x: Tensor) -> Tensor:
+        return ((x - mean) / std).to(device=device, dtype=torch.float32).contiguous()
+
+    return DataSplits(
+        train_x=norm(train_x),
+        train_y=train_y.to(device=device, dtype=torch.int64),
+        val_x=norm(val_x),
+        val_y=val_y.to(device=device, dtype=torch.int64),
+        test_x=norm(test_x),
+        test_y=test_y.to(device=device, dtype=torch.int64),
+        num_classes=NUM_CLASSES[cfg.name],
+        input_shape=tuple(train_x.shape[1:]),
+        name=cfg.name,
+    )
+
+
+def channel_stats(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std of ``x`` (N, C, ...), shaped to broadcast over (N, C, ...)."""
+    dims = [0, *range(2, x.dim())]
+    x64 = x.to(torch.float64)
+    mean = x64.mean(dim=dims, keepdim=True)
+    std = x64.std(dim=dims, keepdim=True).clamp_min(1e-8)
+    return mean.squeeze(0).to(torch.float32), std.squeeze(0).to(torch.float32)
+
+
+def iterate_batches(
+    x: Tensor,
+    y: Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield ``(xb, yb)`` mini-batches by index slicing; each index appears once per pass.
+
+    With ``shuffle`` the order is a ``torch.randperm`` drawn from ``generator`` (on the
+    generator's device, then moved to ``x.device``); without it, contiguous slices (views).
+    """
+    n = len(y)
+    if shuffle:
+        gen_device = generator.device if generator is not None else x.device
+        perm = torch.randperm(n, generator=generator, device=gen_device).to(x.device)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        if shuffle:
+            idx = perm[start : start + batch_size]
+            yield x[idx], y[idx]
+        else:
+            yield x[start : start + batch_size], y[start : start + batch_size]
+
+
+# --- mnist1d ---------------------------------------------------------------------------------
+
+
+def mnist1d_cache_path(root: Path, args: dict) -> Path:
+    """Cache file named by a hash of the generator's arguments (other args, other file)."""
+    blob = json.dumps(args, sort_keys=True, default=str).encode()
+    return Path(root) / "mnist1d" / f"{hashlib.sha256(blob).hexdigest()[:12]}.pt"
+
+
+def _load_mnist1d(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args(as_dict=True)
+    path = mnist1d_cache_path(root, args)
+    if path.exists():
+        try:
+            d = torch.load(path, weights_only=True)
+            return d["train_x"], d["train_y"], d["test_x"], d["test_y"]
+        except Exception:  # a torn or foreign file: regenerate it below
+            pass
+    # make_dataset reseeds the global numpy/random generators; keep the caller's streams intact.
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        raw = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    d = {
+        "train_x": torch.from_numpy(raw["x"]).float().unsqueeze(1),
+        "train_y": torch.from_numpy(raw["y"]).long(),
+        "test_x": torch.from_numpy(raw["x_test"]).float().unsqueeze(1),
+        "test_y": torch.from_numpy(raw["y_test"]).long(),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per-process: trials race safely
+        torch.save(d, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only root only costs regeneration next time
+    return d["train_x"], d["train_y"], d["test_x"], d["test_y"]
+
+
+# --- torchvision: MNIST, Fashion-MNIST -------------------------------------------------------
+
+
+def _missing(
+    cfg: DatasetConfig, where: Path, what: str, cause: Exception | None = None
+) -> DatasetError:
+    how = (
+        "the download failed; check the internet connection or "
+        if cfg.download
+        else "set dataset.download: true (needs internet) or "
+    )
+    return DatasetError(
+        f"dataset.name={cfg.name!r}: files not found under {where} "
+        f"(dataset.download={cfg.download}); "
+        f"{how}put the files under {where}: {what}" + (f" [{cause}]" if cause else "")
+    )
+
+
+def _load_idx(cfg: DatasetConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    from torchvision import datasets
+
+    cls = datasets.MNIST if cfg.name == "mnist" else datasets.FashionMNIST
+    raw = Path(cfg.root) / _TORCHVISION_FOLDER[cfg.name] / "raw"
+    files = ", ".join(f"{s}-{k}-idx{n}-ubyte" for s in ("train", "t10k") for k, n in IDX_KINDS)
+    try:
+        train = cls(cfg.root, train=True, download=cfg.download)
+        test = cls(cfg.root, train=False, download=cfg.download)
+    except (RuntimeError, OSError) as err:
+        raise _missing(cfg, raw, files, err if cfg.download else None) from None
+    return (
+        train.data.unsqueeze(1),
+        train.targets.long(),
+        test.data.unsqueeze(1),
+        test.targets.long(),
+    )
+
+
+# --- CIFAR-10 --------------------------------------------------------------------------------
+
+
+def read_cifar10(folder: Path, names: tuple[str, ...]) -> tuple[Tensor, Tensor]:
+    """Read CIFAR-10 pickle batches (``data``: N x 3072 uint8, ``labels``) as torchvision does."""
+    xs, ys = [], []
+    for name in names:
+        with open(Path(folder) / name, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        data = np.asarray(entry["data"], dtype=np.uint8)
+        labels = entry["labels"] if "labels" in entry else entry["fine_labels"]
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+            raise DatasetError(
+                f"{Path(folder) / name}: not a CIFAR-10 batch "
+                f"(data {data.shape}, {len(labels)} labels)"
+            )
+        xs.append(data)
+        ys.extend(labels)
+    x = torch.from_numpy(np.concatenate(xs).reshape(-1, 3, 32, 32))
+    return x, torch.tensor(ys, dtype=torch.int64)
+
+
+def _load_cifar10(cfg: DatasetConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    folder = Path(cfg.root) / CIFAR10_FOLDER
+    names = (*CIFAR10_TRAIN, *CIFAR10_TEST)
+    if cfg.download and not all((folder / n).is_file() for n in names):
+        from torchvision import datasets
+
+        try:  # downloads the archive, verifies its md5 and extracts it
+            datasets.CIFAR10(cfg.root, train=True, download=True)
+        except (RuntimeError, OSError) as err:
+            raise _missing(cfg, folder, ", ".join(names), err) from None
+    if not all((folder / n).is_file() for n in names):
+        raise _missing(cfg, folder, ", ".join(names))
+    train_x, train_y = read_cifar10(folder, CIFAR10_TRAIN)
+    test_x, test_y = read_cifar10(folder, CIFAR10_TEST)
+    return train_x, train_y, test_x, test_y
