@@ -1,0 +1,109 @@
+"""Two-objective Pareto fronts and hypervolume, vectorised with numpy (no Python loop over points).
+
+Both functions take a direction per axis (``"min"`` or ``"max"``, see
+:func:`sparsity_tune.metrics.direction`) and flip maximised axes internally, so the core works
+on "both minimised" data. Rows with a NaN on either axis are never on a front.
+
+Dominance: ``p`` dominates ``q`` when ``p`` is no worse on both axes and strictly better on one.
+Identical points do not dominate each other, so duplicates of a front point are all on the front.
+
+>>> pareto_mask([1, 2, 3], [0.5, 0.9, 0.8]).tolist()   # min cost, max accuracy
+[True, True, False]
+>>> hypervolume_2d([1, 2], [0.5, 0.9], ref=(3, 0.0))     # (2-1)*0.5 + (3-2)*0.9
+1.4
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+Direction = str  # "min" | "max"
+
+
+def _as_min(values: Sequence[float] | np.ndarray, direction: Direction) -> np.ndarray:
+    if direction not in ("min", "max"):
+        raise ValueError(f"direction={direction!r} is not allowed; use 'min' or 'max'")
+    a = np.asarray(values, dtype=float)
+    return -a if direction == "max" else a
+
+
+def pareto_mask(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    x_dir: Direction = "min",
+    y_dir: Direction = "max",
+) -> np.ndarray:
+    """Boolean mask of the non-dominated points; O(n log n) via one sort and a running minimum."""
+    a, b = _as_min(x, x_dir), _as_min(y, y_dir)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"x and y must be 1-D and of equal length, got {a.shape} and {b.shape}")
+    mask = np.zeros(a.shape, dtype=bool)
+    ok = np.flatnonzero(~(np.isnan(a) | np.isnan(b)))
+    if ok.size == 0:
+        return mask
+    a, b = a[ok], b[ok]
+    order = np.lexsort((b, a))  # by x, then y: the best y of each x-group comes first
+    xs, ys = a[order], b[order]
+    group_start = np.r_[True, xs[1:] != xs[:-1]]
+    gid = np.cumsum(group_start) - 1
+    best_in_group = ys[group_start]  # min y of each distinct x
+    # best y among strictly smaller x: running min of group bests, shifted by one group
+    before = np.r_[np.inf, np.minimum.accumulate(best_in_group)[:-1]]
+    keep = (ys == best_in_group[gid]) & (ys < before[gid])
+    mask[ok[order[keep]]] = True
+    return mask
+
+
+def pareto_front(
+    df: pd.DataFrame, x: str, y: str, x_dir: Direction = "min", y_dir: Direction = "max"
+) -> pd.DataFrame:
+    """The non-dominated rows of ``df`` on columns ``x`` and ``y``, sorted by ``x``."""
+    mask = pareto_mask(df[x].to_numpy(float), df[y].to_numpy(float), x_dir, y_dir)
+    return df.loc[mask].sort_values([x, y], kind="stable")
+
+
+def reference_point(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    x_dir: Direction = "min",
+    y_dir: Direction = "max",
+) -> tuple[float, float]:
+    """The nadir of the observed points: the worst value seen on each axis.
+
+    Used as the default hypervolume reference so the number needs no user input; it is stated
+    next to every hypervolume so fronts are only compared against the same reference.
+    """
+    a, b = np.asarray(x, float), np.asarray(y, float)
+    rx = np.nanmax(a) if x_dir == "min" else np.nanmin(a)
+    ry = np.nanmax(b) if y_dir == "min" else np.nanmin(b)
+    return float(rx), float(ry)
+
+
+def hypervolume_2d(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    ref: tuple[float, float],
+    x_dir: Direction = "min",
+    y_dir: Direction = "max",
+) -> float:
+    """Area dominated by the points and bounded by ``ref`` (points beyond ``ref`` add nothing).
+
+    After flipping to "both minimised", the front sorted by x has decreasing y, and the area is
+    the sum of rectangles ``(x[i+1] - x[i]) * (ref_y - y[i])`` with ``x[n] = ref_x``.
+    """
+    a, b = _as_min(x, x_dir), _as_min(y, y_dir)
+    rx = _as_min([ref[0]], x_dir)[0]
+    ry = _as_min([ref[1]], y_dir)[0]
+    inside = (a <= rx) & (b <= ry)  # NaN compares False: dropped
+    a, b = a[inside], b[inside]
+    if a.size == 0:
+        return 0.0
+    on = pareto_mask(a, b, "min", "min")
+    a, b = a[on], b[on]
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    widths = np.diff(np.r_[a, rx])
+    return float(np.sum(widths * (ry - b)))
