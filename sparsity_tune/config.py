@@ -52,7 +52,9 @@ class ModelConfig(_Strict):
             if self.arch != "mlp":
                 raise ValueError("model.hidden applies to arch 'mlp' only; use depth/width for cnn")
             if not self.hidden or any(h < 1 for h in self.hidden):
-                raise ValueError(f"model.hidden must be a non-empty list of sizes >= 1, got {self.hidden}")
+                raise ValueError(
+                    f"model.hidden must be a non-empty list of sizes >= 1, got {self.hidden}"
+                )
         return self
 
 
@@ -87,12 +89,16 @@ class PruningConfig(_Strict):
     score: Literal["magnitude", "random"] = "magnitude"
     final_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
-    start_epoch: int = Field(0, ge=0, description="one_shot: prune before this epoch; gradual: start")
+    start_epoch: int = Field(
+        0, ge=0, description="one_shot: prune before this epoch; gradual: start"
+    )
     end_epoch: int | None = Field(None, ge=0, description="gradual: final sparsity reached here")
     frequency: int = Field(1, ge=1, description="gradual: prune every N epochs (or steps)")
     frequency_unit: Literal["epoch", "step"] = "epoch"
     schedule: Literal["cubic", "linear", "exponential"] = "cubic"
-    rate: float = Field(0.2, gt=0.0, lt=1.0, description="imp: fraction of remaining pruned per round")
+    rate: float = Field(
+        0.2, gt=0.0, lt=1.0, description="imp: fraction of remaining pruned per round"
+    )
     rounds: int = Field(3, ge=1, description="imp: pruning rounds; the last mask is then trained")
     epochs_per_round: int | None = Field(None, ge=1, description="imp: default epochs/(rounds+1)")
     rewind: Literal["init", "none"] | int = Field("init", description="imp: init, none or epoch K")
@@ -214,7 +220,9 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     return "\n".join(lines)
 
 
-def trial_config(data: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> TrialConfig:
+def trial_config(
+    data: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
+) -> TrialConfig:
     """Validate a nested dict (plus dotted overrides) into a :class:`TrialConfig`."""
     nested = json.loads(json.dumps(data or {}))
     for key, value in (overrides or {}).items():

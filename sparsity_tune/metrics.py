@@ -55,8 +55,17 @@ SUMMARY_KEYS: Final[tuple[str, ...]] = (
 
 #: Metrics where more is better (used for default objective directions).
 MAXIMIZE: Final = frozenset(
-    {"train_acc", "val_acc", "test_acc", "best_val_acc", "test_acc_at_best_val", "final_test_acc",
-     "samples_per_s", "sparsity", "final_sparsity"}
+    {
+        "train_acc",
+        "val_acc",
+        "test_acc",
+        "best_val_acc",
+        "test_acc_at_best_val",
+        "final_test_acc",
+        "samples_per_s",
+        "sparsity",
+        "final_sparsity",
+    }
 )
 
 

@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine:  `make demo`  and  `make test`.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+SPEC ?= search_spaces/cnn.yaml
+
+.PHONY: install system-deps demo test lint bench clean
+
+# Python packages (torch comes from the machine's pip cache when capped; see README).
+.installed: pyproject.toml
+	$(PIP) install -q -e ".[dev]"
+	touch .installed
+
+install: .installed
+
+# Debian packages the integration tests use (SLURM + munge, Chromium); skipped when present.
+system-deps:
+	bash scripts/setup_system.sh
+
+demo: .installed
+	$(PYTHON) -m sparsity_tune.launch $(SPEC)
+
+test: .installed system-deps
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m pytest -q tests
+
+lint: .installed
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+bench: .installed
+	$(PYTHON) benchmarks/bench_trainer.py
+
+clean:
+	rm -rf .installed results .pytest_cache
