@@ -1,0 +1,287 @@
+"""Pruning math: scores -> masks -> sparsity, schedule(t) -> target, and in-place mask upkeep.
+
+Pure functions over ``{name: tensor}`` mappings; torch does the heavy lifting (one ``torch.cat``
+and one ``torch.kthvalue`` select the pruned weights, with no Python loop over elements). Masks
+are bool tensors shaped like their weight, ``True`` = kept.
+
+Conventions every caller can rely on:
+
+- A sparsity target is a fraction of *all* prunable weights, not of what remains: pruning to 0.5
+  and then to 0.75 leaves 75% zeros in total.
+- Exactly ``k = round(target * n)`` weights are zero afterwards (Python's ``round``, half to
+  even), even when scores tie: ties are broken by position (earlier layer, then lower flat
+  index, is pruned first), so results are deterministic.
+- Masks only shrink: weights already pruned stay pruned, and a target below the current
+  sparsity prunes nothing more.
+
+The schedule vocabulary (initial/final sparsity, start/end, cubic interpolation) is that of
+Zhu & Gupta 2017, "To prune, or not to prune", and SparseML's ``GMPruningModifier``. As there,
+masks are re-applied in place after every optimizer step (:func:`apply_masks_`) and the
+optimizer's state of pruned weights is zeroed (:func:`mask_optimizer_state_`), because momentum
+and Adam's moving averages would otherwise revive pruned weights. ``torch.nn.utils.prune`` is
+deliberately not used: it keeps a dense copy and a mask per weight and adds forward hooks.
+
+Example::
+
+    >>> import torch
+    >>> w = {"fc": torch.tensor([[0.3, -0.1], [2.0, 0.05]])}
+    >>> m = compute_masks(magnitude_scores(w), dense_masks(w), 0.5, "global")
+    >>> m["fc"].tolist(), sparsity(m)
+    ([[True, False], [True, False]], 0.5)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+Scope = Literal["global", "layerwise"]
+ScheduleKind = Literal["cubic", "linear", "exponential"]
+
+# Per-parameter optimizer state that is not elementwise (e.g. Adam's scalar ``step``) is skipped
+# by shape; these are the elementwise buffers of torch's SGD, Adam, AdamW, named for the reader.
+ELEMENTWISE_STATE = ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+# --------------------------------------------------------------------------------------- scores
+
+
+def magnitude_scores(weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``|w|`` per weight: the smallest magnitudes are pruned first."""
+    return {name: w.detach().abs() for name, w in weights.items()}
+
+
+def random_scores(weights: Mapping[str, Tensor], generator: torch.Generator) -> dict[str, Tensor]:
+    """Uniform random scores: the control every pruning result needs (same seed, same masks).
+
+    Drawn on the CPU from ``generator`` in the mapping's order, then moved to each weight's
+    device, so a seed gives the same masks on every device.
+    """
+    out = {}
+    for name, w in weights.items():
+        s = torch.rand(w.shape, generator=generator, device="cpu", dtype=torch.float32)
+        out[name] = s.to(w.device)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- masks
+
+
+def dense_masks(weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """All-``True`` masks (nothing pruned yet), one per weight."""
+    return {
+        name: torch.ones(w.shape, dtype=torch.bool, device=w.device) for name, w in weights.items()
+    }
+
+
+def target_count(target: float, total: int) -> int:
+    """How many of ``total`` weights a ``target`` sparsity prunes: ``round(target * total)``."""
+    _check_fraction("target", target)
+    return round(target * total)
+
+
+def compute_masks(
+    scores: Mapping[str, Tensor],
+    masks: Mapping[str, Tensor],
+    target: float,
+    scope: Scope,
+) -> dict[str, Tensor]:
+    """New masks with exactly ``round(target * n)`` zeros, pruning the lowest scores first.
+
+    ``scope="global"`` ranks all layers together (``n`` = all prunable weights), so layers with
+    small scores give up more; ``"layerwise"`` prunes ``round(target * n_l)`` in every layer.
+    Weights already pruned in ``masks`` stay pruned and count towards the target; if they already
+    reach it, the masks are returned unchanged (as new tensors; the inputs are never modified).
+    """
+    _check_fraction("target", target)
+    if scope not in ("global", "layerwise"):
+        raise ValueError(f"scope={scope!r} is not allowed; use 'global' or 'layerwise'")
+    _check_pairs(scores, masks)
+    names = list(masks)
+    if scope == "layerwise":
+        return {
+            n: _prune_flat(scores[n].reshape(-1), masks[n].reshape(-1), target).view_as(masks[n])
+            for n in names
+        }
+    if not names:
+        return {}
+    flat_scores = torch.cat([scores[n].reshape(-1).to(masks[n].device) for n in names])
+    flat_masks = torch.cat([masks[n].reshape(-1) for n in names])
+    new = _prune_flat(flat_scores, flat_masks, target)
+    sizes = [masks[n].numel() for n in names]
+    return {n: part.view_as(masks[n]) for n, part in zip(names, new.split(sizes), strict=True)}
+
+
+def _prune_flat(scores: Tensor, mask: Tensor, target: float) -> Tensor:
+    """Prune the lowest-scored kept entries of a flat mask until ``round(target*n)`` are zero."""
+    mask = mask.to(torch.bool).clone()
+    k = round(target * mask.numel())
+    more = k - int((~mask).sum())
+    if more <= 0:
+        return mask
+    kept = mask.nonzero().squeeze(1)  # ascending flat index: the tie-break order
+    vals = scores.to(mask.device)[kept]
+    if vals.is_floating_point() and bool(vals.isnan().any()):
+        raise ValueError("pruning scores contain NaN; cannot rank weights (did training diverge?)")
+    if more >= vals.numel():
+        mask[kept] = False
+        return mask
+    if not vals.is_floating_point():
+        vals = vals.double()
+    thr = vals.kthvalue(more).values  # the more-th smallest score, O(n) selection
+    below = vals < thr
+    ties = vals == thr
+    # Of the entries equal to the threshold, take the earliest ones until exactly `more` are pruned.
+    need = more - int(below.sum())
+    chosen = below | (ties & (ties.cumsum(0) <= need))
+    mask[kept[chosen]] = False
+    return mask
+
+
+# ------------------------------------------------------------------------------------- sparsity
+
+
+def count_pruned(masks: Mapping[str, Tensor]) -> int:
+    """Number of pruned (``False``) entries over all masks."""
+    return sum(int(m.numel() - m.count_nonzero()) for m in masks.values())
+
+
+def count_total(masks: Mapping[str, Tensor]) -> int:
+    """Number of entries over all masks (the prunable weights)."""
+    return sum(m.numel() for m in masks.values())
+
+
+def sparsity(masks: Mapping[str, Tensor]) -> float:
+    """Fraction of pruned entries over all masks (0.0 when there are none), from the masks."""
+    total = count_total(masks)
+    return count_pruned(masks) / total if total else 0.0
+
+
+def layer_sparsity(masks: Mapping[str, Tensor]) -> dict[str, float]:
+    """Fraction of pruned entries in each mask."""
+    return {
+        n: (float(m.numel() - m.count_nonzero()) / m.numel() if m.numel() else 0.0)
+        for n, m in masks.items()
+    }
+
+
+# ------------------------------------------------------------------------------------ schedules
+
+
+def gradual_target(
+    t: float, t0: float, t1: float, s_i: float, s_f: float, kind: ScheduleKind
+) -> float:
+    """Target sparsity at time ``t`` of a gradual schedule from ``(t0, s_i)`` to ``(t1, s_f)``.
+
+    Before ``t0`` nothing is pruned (0.0); at ``t0`` the target is ``s_i``; from ``t1`` on it is
+    ``s_f``. In between, with progress ``p = (t - t0) / (t1 - t0)``:
+
+    - ``cubic`` (Zhu & Gupta 2017; SparseML's default): ``s_f + (s_i - s_f) * (1 - p)**3``,
+      fast at first while many redundant weights remain, slow near the end;
+    - ``linear``: ``s_i + (s_f - s_i) * p``;
+    - ``exponential``: the density ``1 - s`` decays geometrically,
+      ``1 - (1 - s_i) * ((1 - s_f) / (1 - s_i))**p``.
+
+    ``t`` may count epochs or steps; only its ratio to ``t1 - t0`` matters.
+    """
+    _check_fraction("s_i", s_i)
+    _check_fraction("s_f", s_f)
+    if t1 < t0:
+        raise ValueError(f"schedule end t1={t1} is before its start t0={t0}; need t0 <= t1")
+    if kind not in ("cubic", "linear", "exponential"):
+        raise ValueError(f"schedule kind={kind!r} is not allowed; use cubic, linear or exponential")
+    if kind == "exponential" and s_i >= 1.0:
+        raise ValueError(f"exponential schedule needs s_i < 1, got s_i={s_i}")
+    if t < t0:
+        return 0.0
+    if t >= t1:
+        return float(s_f)
+    p = (t - t0) / (t1 - t0)
+    if p <= 0.0:
+        return float(s_i)
+    if kind == "cubic":
+        return s_f + (s_i - s_f) * (1.0 - p) ** 3
+    if kind == "linear":
+        return s_i + (s_f - s_i) * p
+    return 1.0 - (1.0 - s_i) * ((1.0 - s_f) / (1.0 - s_i)) ** p
+
+
+def imp_target(round_index: int, rate: float) -> float:
+    """Sparsity after ``round_index`` rounds of iterative magnitude pruning at ``rate`` per round.
+
+    Each round prunes ``rate`` of the weights that remain, so ``1 - (1 - rate)**round_index``.
+    """
+    if round_index < 0:
+        raise ValueError(f"round_index={round_index} must be >= 0")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate={rate} must be in [0, 1)")
+    return 1.0 - (1.0 - rate) ** round_index
+
+
+# --------------------------------------------------------------------------- in-place upkeep
+
+
+@torch.no_grad()
+def apply_masks_(params: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> None:
+    """Zero the pruned entries of each named parameter in place (call after every step).
+
+    ``masked_fill_`` rather than a multiply, so pruned entries become exactly 0.0 even if an
+    update made them inf or NaN.
+    """
+    for name, mask in masks.items():
+        params[_has(params, name, "params")].masked_fill_(~mask, 0.0)
+
+
+@torch.no_grad()
+def mask_optimizer_state_(
+    optimizer: torch.optim.Optimizer,
+    params: Mapping[str, Tensor],
+    masks: Mapping[str, Tensor],
+) -> None:
+    """Zero the optimizer state of pruned weights in place, so momentum/Adam cannot revive them.
+
+    Every per-parameter state tensor shaped like its parameter is masked: SGD's
+    ``momentum_buffer``, Adam/AdamW's ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (and the
+    like of other torch optimizers); scalars such as ``step`` are left alone. Parameters without
+    state yet (before the first step) are skipped.
+    """
+    for name, mask in masks.items():
+        p = params[_has(params, name, "params")]
+        state = optimizer.state.get(p)
+        if not state:
+            continue
+        for value in state.values():
+            if isinstance(value, Tensor) and value.shape == p.shape:
+                value.masked_fill_(~mask, 0)
+
+
+# -------------------------------------------------------------------------------------- helpers
+
+
+def _check_fraction(what: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{what}={value!r} must be a sparsity fraction in [0, 1]")
+
+
+def _check_pairs(scores: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> None:
+    if set(scores) != set(masks):
+        raise ValueError(
+            f"scores and masks must name the same weights; only in scores: "
+            f"{sorted(set(scores) - set(masks))}, only in masks: {sorted(set(masks) - set(scores))}"
+        )
+    for n, m in masks.items():
+        if tuple(scores[n].shape) != tuple(m.shape):
+            raise ValueError(
+                f"score of {n!r} has shape {tuple(scores[n].shape)}, its mask {tuple(m.shape)}"
+            )
+        if m.dtype != torch.bool:
+            raise ValueError(f"mask of {n!r} must be a bool tensor (True = kept), got {m.dtype}")
+
+
+def _has(mapping: Mapping[str, Tensor], name: str, what: str) -> str:
+    if name not in mapping:
+        raise KeyError(f"mask {name!r} has no matching entry in {what}; names: {sorted(mapping)}")
+    return name
