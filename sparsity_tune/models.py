@@ -7,10 +7,12 @@ and become the per-layer columns (``layer_sparsity/fc1.weight``, ``layer_sparsit
 Architectures (``model.arch``; a ``model.preset`` overrides arch, depth and width):
 
 * ``mlp``: Flatten -> [Linear, ReLU] x depth (``width`` units, or ``hidden`` sizes) -> Linear.
-* ``cnn``: ``depth`` x [Conv (kernel 3, padding 1, stride 2), ReLU] with ``width`` channels ->
-  Flatten -> Linear. Conv1d for 1-D inputs (C, L), Conv2d for images (C, H, W). A stride-2
-  convolution halves the length each layer (40 -> 20 -> 10 -> 5 ...; never below 1), so any depth
-  fits MNIST-1D and 28x28/32x32 images.
+* ``cnn``: ``depth`` x [Conv (kernel 3, padding 1), ReLU, MaxPool 2 (ceil mode)] with ``width``
+  channels -> Flatten -> Linear. Conv1d for 1-D inputs (C, L), Conv2d for images (C, H, W).
+  Each layer halves the length (40 -> 20 -> 10 -> 5 -> 3 -> 2 -> 1, never below 1), so any depth
+  fits MNIST-1D and 28x28/32x32 images. (Stride-2 convolutions instead of pooling, as in the
+  MNIST-1D paper's CNN, reached only 73% on MNIST-1D at depth 3, width 64 in 20 epochs of Adam
+  1e-3; max pooling reached 88-92%.)
 
 Presets:
 
@@ -89,8 +91,8 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int
         return _mlp(input_shape, cfg.hidden or [cfg.width] * cfg.depth, num_classes)
     if len(input_shape) not in (2, 3):
         raise ValueError(f"model.arch='cnn' needs inputs (C, L) or (C, H, W), got {input_shape}")
-    convs = [(cfg.width, 3, 1, False)] * cfg.depth
-    return _convnet(input_shape, convs, [], num_classes, pool=None, stride=2)
+    convs = [(cfg.width, 3, 1, True)] * cfg.depth
+    return _convnet(input_shape, convs, [], num_classes, pool="max", stride=1)
 
 
 def _need_image(preset: str, input_shape: tuple[int, ...]) -> None:
@@ -131,7 +133,7 @@ def _convnet(
         layers[f"conv{i}"] = conv_cls(channels, out_ch, kernel, stride=stride, padding=padding)
         layers[f"relu{i}"] = nn.ReLU()
         if pooled and pool == "max":
-            layers[f"pool{i}"] = pool_cls(2)
+            layers[f"pool{i}"] = pool_cls(2, ceil_mode=True)
         channels = out_ch
     layers["flatten"] = nn.Flatten()
     width = _features(nn.Sequential(layers), input_shape)
