@@ -37,6 +37,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor
+from torch.utils.weak import WeakIdKeyDictionary
 
 Scope = Literal["global", "layerwise"]
 ScheduleKind = Literal["cubic", "linear", "exponential"]
@@ -223,16 +224,38 @@ def imp_target(round_index: int, rate: float) -> float:
 
 # --------------------------------------------------------------------------- in-place upkeep
 
+# Multiplying by a float copy of a mask is ~10x faster on CPU than ``masked_fill_(~mask, 0)`` or
+# a multiply by the bool mask (both convert or allocate every call); these run after every step,
+# so the float copies are cached per mask object (dropped with it) and refreshed when the mask
+# is modified in place (its ``_version`` changes).
+_FLOAT_MASKS: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def _float_mask(mask: Tensor, like: Tensor) -> Tensor:
+    per_mask = _FLOAT_MASKS.get(mask)
+    if per_mask is None:
+        per_mask = _FLOAT_MASKS[mask] = {}
+    key = (like.dtype, like.device)
+    hit = per_mask.get(key)
+    if hit is None or hit[0] != mask._version:
+        hit = per_mask[key] = (mask._version, mask.to(device=like.device, dtype=like.dtype))
+    return hit[1]
+
+
+def _mul_(tensors: list[Tensor], factors: list[Tensor]) -> None:
+    if tensors:
+        torch._foreach_mul_(tensors, factors)  # one call for all layers, as torch's optimizers do
+
 
 @torch.no_grad()
 def apply_masks_(params: Mapping[str, Tensor], masks: Mapping[str, Tensor]) -> None:
     """Zero the pruned entries of each named parameter in place (call after every step).
 
-    ``masked_fill_`` rather than a multiply, so pruned entries become exactly 0.0 even if an
-    update made them inf or NaN.
+    Pruned entries become 0.0 (``-0.0`` for a negative weight, which equals zero and is dropped
+    by sparse formats); a NaN or inf weight would stay NaN, as training has then diverged anyway.
     """
-    for name, mask in masks.items():
-        params[_has(params, name, "params")].masked_fill_(~mask, 0.0)
+    tensors = [params[_has(params, name, "params")] for name in masks]
+    _mul_(tensors, [_float_mask(m, t) for m, t in zip(masks.values(), tensors, strict=True)])
 
 
 @torch.no_grad()
@@ -246,8 +269,9 @@ def mask_optimizer_state_(
     Every per-parameter state tensor shaped like its parameter is masked: SGD's
     ``momentum_buffer``, Adam/AdamW's ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (and the
     like of other torch optimizers); scalars such as ``step`` are left alone. Parameters without
-    state yet (before the first step) are skipped.
+    state yet (before the first step) are skipped. State is looked up by the parameter object.
     """
+    tensors, factors = [], []
     for name, mask in masks.items():
         p = params[_has(params, name, "params")]
         state = optimizer.state.get(p)
@@ -255,7 +279,9 @@ def mask_optimizer_state_(
             continue
         for value in state.values():
             if isinstance(value, Tensor) and value.shape == p.shape:
-                value.masked_fill_(~mask, 0)
+                tensors.append(value)
+                factors.append(_float_mask(mask, value))
+    _mul_(tensors, factors)
 
 
 # -------------------------------------------------------------------------------------- helpers
