@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -24,7 +25,9 @@ class CSRLinear(nn.Module):
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
-        self.weight = linear.weight.detach().to_sparse_csr()
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": we know
+            warnings.simplefilter("ignore", UserWarning)
+            self.weight = linear.weight.detach().to_sparse_csr()
         self.bias = None if linear.bias is None else linear.bias.detach()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

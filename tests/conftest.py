@@ -1,0 +1,45 @@
+"""Shared fixtures: one MNIST-1D cache per test session and small, fast trial configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Keep W&B quiet and local in every test, whatever the user's environment says.
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MNIST-1D is generated once per session (a few seconds) and cached here."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def small_config(data_root: Path):
+    """Build a TrialConfig for a quick MNIST-1D run: 800 train / 400 test samples."""
+    from sparsity_tune.config import trial_config
+
+    def make(**dotted: Any):
+        base = {
+            "dataset.root": str(data_root),
+            "dataset.train_limit": 800,
+            "dataset.test_limit": 400,
+            "model.arch": "mlp",
+            "model.depth": 2,
+            "model.width": 64,
+            "train.epochs": 3,
+            "train.lr": 0.01,
+            "train.batch_size": 64,
+            "train.threads": 1,
+        }
+        base.update(dotted)
+        return trial_config({}, base)
+
+    return make

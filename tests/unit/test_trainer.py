@@ -1,0 +1,249 @@
+"""The shared trainer on small MNIST-1D runs: learning, masks, records, determinism, restore."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sparsity_tune import metrics
+from sparsity_tune.trainer import Trainer, check_record
+
+
+def _run(cfg):
+    records: list[dict] = []
+    trainer = Trainer(cfg)
+    summary = trainer.run(records.append)
+    return trainer, records, summary
+
+
+def test_dense_run_learns_and_records_every_key(small_config):
+    cfg = small_config(**{"train.epochs": 6})
+    _, records, summary = _run(cfg)
+    assert len(records) == 6
+    for r in records:
+        check_record(r)
+        assert r["sparsity"] == 0.0 and r["target_sparsity"] == 0.0
+        assert r["nonzero_params"] == r["total_params"]
+        assert r["train_time_s"] > 0 and r["eval_time_s"] > 0
+        assert r["epoch_time_s"] >= r["train_time_s"] + r["eval_time_s"]
+        assert r["peak_mem_bytes"] >= 0
+    assert records[-1]["train_loss"] < 0.8 * records[0]["train_loss"]
+    assert records[-1]["test_acc"] > 0.25  # 10 classes: chance is 0.10 (sd 0.015 on 400)
+    assert set(metrics.SUMMARY_KEYS) == set(summary)
+    assert summary["epochs"] == 6 and summary["infer_ms_dense"] > 0
+    assert 1 <= summary["epochs_to_99pct"] <= 6
+
+
+def test_gradual_pruning_reaches_target_exactly_and_still_learns(small_config):
+    cfg = small_config(
+        **{
+            "train.epochs": 6,
+            "pruning.method": "gradual",
+            "pruning.final_sparsity": 0.8,
+            "pruning.start_epoch": 1,
+            "pruning.end_epoch": 4,
+        }
+    )
+    trainer, records, summary = _run(cfg)
+    prunable = sum(m.numel() for m in trainer.masks.values())
+    targets = [r["target_sparsity"] for r in records]
+    assert targets[0] == 0.0 and targets[3:] == [0.8, 0.8, 0.8]
+    assert targets[1] < targets[2] < 0.8  # cubic ramp
+    for r in records:  # achieved within one weight of the target
+        assert abs(r["sparsity"] - r["target_sparsity"]) * prunable <= 1
+    zeros = sum(int((p == 0).sum()) for p in trainer.params.values())
+    assert zeros == round(0.8 * prunable)  # masks are exact and applied to the weights
+    assert records[-1]["nonzero_params"] == records[-1]["total_params"] - round(0.8 * prunable)
+    assert records[-1]["sparse_bytes"] < records[0]["sparse_bytes"]
+    assert records[-1]["flops_sparse"] < records[-1]["flops_dense"]
+    assert summary["final_test_acc"] > 0.25
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_pruned_weights_stay_zero_through_training(small_config, optimizer):
+    cfg = small_config(
+        **{
+            "train.optimizer": optimizer,
+            "train.weight_decay": 1e-3,
+            "pruning.method": "one_shot",
+            "pruning.start_epoch": 1,
+            "pruning.final_sparsity": 0.7,
+        }
+    )
+    trainer, records, _ = _run(cfg)
+    for name, p in trainer.params.items():
+        mask = trainer.masks[name]
+        assert torch.all(p[~mask] == 0), name
+        state = trainer.optimizer.state[p]
+        for key in ("momentum_buffer", "exp_avg", "exp_avg_sq"):
+            if key in state and state[key] is not None:
+                assert torch.all(state[key][~mask] == 0), (name, key)
+    assert records[-1]["sparsity"] == pytest.approx(0.7, abs=1e-3)
+
+
+def test_step_frequency_prunes_inside_epochs(small_config):
+    cfg = small_config(
+        **{
+            "train.epochs": 3,
+            "pruning.method": "gradual",
+            "pruning.final_sparsity": 0.6,
+            "pruning.end_epoch": 2,
+            "pruning.frequency": 5,
+            "pruning.frequency_unit": "step",
+            "pruning.schedule": "linear",
+        }
+    )
+    _, records, _ = _run(cfg)
+    # 800*0.9=720 samples, batch 64 -> 12 steps/epoch; last event of epoch 1 at step 10 of 24.
+    assert records[0]["target_sparsity"] == pytest.approx(0.6 * 10 / 24)
+    assert records[1]["target_sparsity"] == pytest.approx(0.6)
+
+
+def test_imp_rounds_follow_the_compound_rate(small_config):
+    cfg = small_config(
+        **{
+            "train.epochs": 6,
+            "pruning.method": "imp",
+            "pruning.rate": 0.5,
+            "pruning.rounds": 2,
+            "pruning.epochs_per_round": 2,
+            "pruning.rewind": "init",
+        }
+    )
+    _, records, summary = _run(cfg)
+    got = [round(r["target_sparsity"], 6) for r in records]
+    # Records are taken before each round's prune + rewind: round k trains with 1-(1-rate)^k.
+    assert got == [0.0, 0.0, 0.5, 0.5, 0.75, 0.75]
+    assert summary["final_sparsity"] == pytest.approx(0.75, abs=1e-3)
+    assert summary["best_epoch"] in (5, 6)  # best is taken over the final mask's epochs
+
+
+def test_imp_rewinds_survivors_to_init(small_config):
+    cfg = small_config(
+        **{
+            "train.epochs": 2,
+            "pruning.method": "imp",
+            "pruning.rate": 0.5,
+            "pruning.rounds": 1,
+            "pruning.rewind": "init",
+        }
+    )
+    init = Trainer(cfg)
+    w0 = {n: p.detach().clone() for n, p in init.params.items()}
+    init._train_epoch()  # one round of training, then the round-end prune + rewind
+    init.epoch = 1
+    init.records.append({"sparsity": 0.0, "val_acc": 0.0, "test_acc": 0.0, "epoch": 1})
+    init._imp_round_end()
+    for name, p in init.params.items():
+        mask = init.masks[name]
+        assert torch.equal(p[mask], w0[name][mask])
+        assert torch.all(p[~mask] == 0)
+
+
+def test_random_scores_are_a_different_mask_from_magnitude(small_config):
+    base = {"pruning.method": "one_shot", "pruning.final_sparsity": 0.5, "train.epochs": 1}
+    mag = Trainer(small_config(**base, **{"pruning.score": "magnitude"}))
+    rnd = Trainer(small_config(**base, **{"pruning.score": "random"}))
+    name = next(iter(mag.masks))
+    total = sum(m.numel() for m in mag.masks.values())
+    assert sum(int((~m).sum()) for m in rnd.masks.values()) == round(0.5 * total)
+    assert not torch.equal(mag.masks[name], rnd.masks[name])
+    original = Trainer(small_config(**{"train.epochs": 1})).params[name].abs()  # same seed, dense
+    kept = original[mag.masks[name]].min()
+    dropped_by_rnd = original[~rnd.masks[name]].max()
+    assert dropped_by_rnd > kept  # random prunes some weights magnitude would keep
+
+
+def test_same_seed_same_numbers(small_config):
+    cfg = small_config(**{"pruning.method": "one_shot", "pruning.final_sparsity": 0.5})
+    _, a, _ = _run(cfg)
+    _, b, _ = _run(cfg)
+    keys = ["train_loss", "val_loss", "test_acc", "sparsity", "nonzero_params"]
+    assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
+    _, c, _ = _run(
+        small_config(
+            **{"train.seed": 1, "pruning.method": "one_shot", "pruning.final_sparsity": 0.5}
+        )
+    )
+    assert [r["train_loss"] for r in a] != [r["train_loss"] for r in c]
+
+
+def test_restore_from_state_continues_bit_for_bit(small_config):
+    cfg = small_config(
+        **{
+            "train.epochs": 4,
+            "pruning.method": "gradual",
+            "pruning.final_sparsity": 0.5,
+            "pruning.end_epoch": 3,
+            "train.optimizer": "sgd",
+        }
+    )
+    _, full, _ = _run(cfg)
+
+    first = Trainer(cfg)
+    part: list[dict] = []
+    stop_after = 2  # train two epochs, then "crash"
+
+    class Stop(Exception):
+        pass
+
+    def report(r):
+        part.append(r)
+        if r["epoch"] == stop_after:
+            raise Stop
+
+    with pytest.raises(Stop):
+        first.run(report)
+    state = first.state_dict()
+    torch.save(state, "/dev/null")  # the state is serialisable
+    second = Trainer(cfg)
+    second.load_state_dict(state)
+    second.run(part.append)
+    keys = ["epoch", "train_loss", "val_loss", "test_acc", "sparsity", "lr"]
+    assert [[r[k] for k in keys] for r in part] == [[r[k] for k in keys] for r in full]
+    assert len(second.records) == 4
+
+
+def test_lr_schedules(small_config):
+    _, recs, _ = _run(small_config(**{"train.epochs": 4, "train.lr_schedule": "cosine"}))
+    lrs = [r["lr"] for r in recs]
+    assert lrs[0] == pytest.approx(0.01)
+    assert lrs[2] == pytest.approx(0.01 * (1 + math.cos(math.pi * 2 / 4)) / 2)
+    _, recs, _ = _run(
+        small_config(
+            **{
+                "train.epochs": 3,
+                "train.lr_schedule": "step",
+                "train.lr_step_epochs": 2,
+                "train.lr_gamma": 0.5,
+            }
+        )
+    )
+    assert [r["lr"] for r in recs] == pytest.approx([0.01, 0.01, 0.005])
+
+
+def test_cnn_on_1d_signals_and_sparse_inference(small_config):
+    cfg = small_config(
+        **{
+            "model.arch": "cnn",
+            "model.depth": 3,
+            "model.width": 16,
+            "train.epochs": 2,
+            "pruning.method": "one_shot",
+            "pruning.final_sparsity": 0.9,
+            "pruning.prune_output": True,
+        }
+    )
+    trainer, records, summary = _run(cfg)
+    assert any(k.startswith("layer_sparsity/conv") for k in records[-1])
+    assert summary["infer_ms_sparse"] > 0
+    # The CSR copy computes the same function as the masked dense model.
+    from sparsity_tune.sparse_infer import sparse_copy
+
+    x = trainer.data.test_x[:32]
+    with torch.no_grad():
+        dense = trainer.model.eval()(x)
+        sparse = sparse_copy(trainer.model, trainer.masks)(x)
+    torch.testing.assert_close(dense, sparse, rtol=1e-4, atol=1e-5)
