@@ -1,0 +1,113 @@
+"""``python -m analysis RESULTS_DIR``: tables, Pareto fronts, plots and report.html of a sweep.
+
+Exit status 2 with one clear message for bad input (missing, empty or foreign directory, unknown
+metric); no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from analysis.load import AnalysisError, load_experiment
+from analysis.questions import DEFAULT_TOLERANCE, DEFAULT_X, DEFAULT_Y, analyse
+from sparsity_tune.metrics import RECORD_KEYS, SUMMARY_KEYS
+
+NUMERIC = [
+    k for k in (*RECORD_KEYS, *SUMMARY_KEYS) if k not in ("peak_mem_kind", "device", "epoch")
+]
+
+
+def _metric(name: str) -> str:
+    if name not in NUMERIC:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {name!r}; allowed: {', '.join(NUMERIC)} (names from sparsity_tune.metrics)"
+        )
+    return name
+
+
+def _tolerance(raw: str) -> float:
+    try:
+        v = float(raw)
+    except ValueError:
+        v = -1.0
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"--tolerance {raw!r}: give accuracy points >= 0, e.g. 1")
+    return v
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Analyse an experiment directory: trials.csv, history.csv, configs.csv, "
+        "pareto_<x>.csv, hypervolume.csv, plots/*.png and report.html.",
+    )
+    p.add_argument("results_dir", type=Path, help="experiment directory (or one trial's --out dir)")
+    p.add_argument("--out", type=Path, help="output directory (default: RESULTS_DIR/analysis)")
+    p.add_argument(
+        "--x",
+        nargs="+",
+        type=_metric,
+        default=list(DEFAULT_X),
+        metavar="METRIC",
+        help=f"cost axes, minimised (default: {' '.join(DEFAULT_X)})",
+    )
+    p.add_argument(
+        "--y",
+        type=_metric,
+        default=DEFAULT_Y,
+        metavar="METRIC",
+        help=f"accuracy axis (default: {DEFAULT_Y}; direction from sparsity_tune.metrics)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        default=DEFAULT_TOLERANCE,
+        metavar="PTS",
+        help="accuracy points a pruned model may lose vs dense (default: 1)",
+    )
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG files")
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help="log tables and plots to a W&B run (job_type analysis; spec.yaml's wandb "
+        "project/group; offline unless spec.yaml says online)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar or file list")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        exp = load_experiment(args.results_dir, progress=None if not args.quiet else False)
+    except AnalysisError as err:
+        print(f"python -m analysis: error: {err}", file=sys.stderr)
+        return 2
+    out = args.out or args.results_dir / "analysis"
+    from analysis.outputs import write_all
+
+    a = analyse(exp, xs=tuple(dict.fromkeys(args.x)), y=args.y, tolerance=args.tolerance)
+    written = write_all(a, out, png=not args.no_plots)
+    if args.wandb:
+        from analysis.wandb_log import log_analysis
+
+        log_analysis(a, written)
+    if not args.quiet:
+        counts = a.trials["status"].value_counts().to_dict()
+        print(
+            f"{len(a.trials)} trials {counts}, {len(a.configs)} configurations -> {out}/ "
+            f"({len(written)} files, {time.perf_counter() - t0:.1f} s)"
+        )
+        for s in a.sections[1:]:
+            print(f"\n{s.title}")
+            for sentence in s.sentences:
+                print(f"  {sentence}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Experiment directory -> tidy pandas DataFrames (one row per trial; one row per trial and epoch).
+
+Reads only the files of the trial-directory contract (:mod:`sparsity_tune.layout`), so it runs on a
+laptop over results copied from a cluster, with no Ray or torch import. A trial's status comes from
+which files exist: ``summary.json`` -> finished, else ``error.txt`` -> failed, else running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from sparsity_tune import layout
+from sparsity_tune.config import flatten
+from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, SUMMARY_KEYS
+
+FINISHED, FAILED, RUNNING = "finished", "failed", "running"
+#: Columns that describe a trial rather than configure it (they lead trials.csv).
+ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_dir", "error")
+#: Sections of the nested trial config; their dotted keys are the config columns.
+CONFIG_SECTIONS = ("dataset", "model", "train", "pruning")
+
+
+class AnalysisError(ValueError):
+    """A problem with the input a user can fix; the message says what and how."""
+
+
+@dataclass
+class Experiment:
+    """An experiment directory loaded into DataFrames (the notebook entry point)."""
+
+    root: Path
+    name: str
+    trials: pd.DataFrame  # one row per trial: ID_COLUMNS, config.*, final record, summary
+    history: pd.DataFrame  # one row per trial and epoch: trial_id + record keys
+    spec: dict[str, Any] = field(default_factory=dict)  # spec.yaml as written (raw mapping)
+    searched: list[str] = field(default_factory=list)  # dotted keys the sweep varied (params)
+
+    @property
+    def config_columns(self) -> list[str]:
+        return config_columns(self.trials)
+
+
+def config_columns(df: pd.DataFrame) -> list[str]:
+    """The dotted trial-config columns of a table (``model.width``, ``pruning.method``, ...)."""
+    return [c for c in df.columns if c.split(".", 1)[0] in CONFIG_SECTIONS and "." in c]
+
+
+def find_trial_dirs(root: Path) -> list[Path]:
+    """Directories below ``root`` (itself included) holding records.jsonl or a trial config.json."""
+    found = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        names = set(filenames)
+        if layout.RECORDS in names or (layout.CONFIG in names and _is_trial_config(dirpath)):
+            found.append(Path(dirpath))
+    return sorted(found)
+
+
+def _is_trial_config(dirpath: str) -> bool:
+    try:
+        data = layout.read_json(Path(dirpath) / layout.CONFIG)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "trial_id" in data and "config" in data
+
+
+def _scalar(v: Any) -> Any:
+    """Lists (e.g. model.hidden) become JSON text so columns stay hashable and CSV-stable."""
+    return json.dumps(v) if isinstance(v, (list, dict)) else v
+
+
+def _read_optional_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = layout.read_json(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None  # torn or unreadable file: treat as absent (the trial is still being written)
+    return data if isinstance(data, dict) else None
+
+
+def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One trial's row (config flattened, final record, summary) and its records."""
+    cfg = _read_optional_json(trial_dir / layout.CONFIG) or {}
+    records = layout.read_records(trial_dir)
+    summary = _read_optional_json(trial_dir / layout.SUMMARY)
+    error_path = trial_dir / layout.ERROR
+    has_error = error_path.exists()
+    status = FINISHED if summary is not None else FAILED if has_error else RUNNING
+    rel = trial_dir.relative_to(root).as_posix()
+    nested = cfg.get("config") or {}
+    row: dict[str, Any] = {
+        "trial_id": str(cfg.get("trial_id") or (trial_dir.name if rel != "." else root.name)),
+        "experiment": cfg.get("experiment"),
+        "seed": cfg.get("seed", (nested.get("train") or {}).get("seed")),
+        "status": status,
+        "epochs_done": len(records),
+        "trial_dir": rel,
+        "error": _last_line(error_path) if has_error and summary is None else None,
+    }
+    row.update({k: _scalar(v) for k, v in flatten(nested).items()})
+    row["_params"] = list(cfg.get("params") or {})
+    if records:
+        row.update(records[-1])
+    if summary:
+        row.update(summary)
+    return row, records
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "unreadable error.txt"
+    return lines[-1][:300] if lines else "error.txt is empty"
+
+
+def load_experiment(root: str | Path, progress: bool | None = None) -> Experiment:
+    """Load every trial below ``root``; raises :class:`AnalysisError` when there is none.
+
+    ``progress``: show a tqdm bar (None: only for more than 200 trials on a terminal).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise AnalysisError(f"{root}: not a directory; give an experiment directory (results/NAME)")
+    dirs = find_trial_dirs(root)
+    if not dirs:
+        raise AnalysisError(
+            f"{root}: no trial directories found (looked for records.jsonl or a config.json with "
+            "a trial_id below it). Give a directory written by `python -m sparsity_tune.launch` "
+            "or `python -m sparsity_tune.train --out DIR`."
+        )
+    spec = _read_spec(root)
+    from tqdm import tqdm  # optuna's dependency; imported late to keep `import analysis` light
+
+    show = progress if progress is not None else (len(dirs) > 200 and sys.stderr.isatty())
+    rows = []
+    searched: set[str] = set()
+    hist_ids: list[str] = []
+    hist_records: list[dict[str, Any]] = []
+    for d in tqdm(dirs, desc="loading trials", unit="trial", disable=not show, file=sys.stderr):
+        row, records = load_trial(d, root)
+        searched.update(row.pop("_params", ()))
+        rows.append(row)
+        hist_ids.extend([row["trial_id"]] * len(records))
+        hist_records.extend(records)
+    trials = _order_trials(pd.DataFrame(rows))
+    history = pd.DataFrame(hist_records)
+    if not history.empty:
+        history.insert(0, "trial_id", hist_ids)
+    history = _order_history(history)
+    name = str(spec.get("name") or _most_common(trials["experiment"]) or root.name)
+    return Experiment(
+        root=root, name=name, trials=trials, history=history, spec=spec, searched=sorted(searched)
+    )
+
+
+def _most_common(s: pd.Series) -> Any:
+    s = s.dropna()
+    return s.mode().iloc[0] if not s.empty else None
+
+
+def _read_spec(root: Path) -> dict[str, Any]:
+    path = root / layout.SPEC
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise AnalysisError(f"{path}: not valid YAML ({err}); fix or remove it") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _order_trials(df: pd.DataFrame) -> pd.DataFrame:
+    """Stable columns: ids, config (section order), record keys, layer sparsities, summary keys."""
+    for col in (*ID_COLUMNS, *RECORD_KEYS, *SUMMARY_KEYS):
+        if col not in df.columns:
+            df[col] = pd.NA if col in ID_COLUMNS else float("nan")
+    cfg = sorted(config_columns(df), key=lambda c: (CONFIG_SECTIONS.index(c.split(".")[0]), c))
+    layers = sorted(c for c in df.columns if c.startswith(LAYER_SPARSITY_PREFIX))
+    known = [*ID_COLUMNS, *cfg, *RECORD_KEYS, *layers, *SUMMARY_KEYS]
+    extra = [c for c in df.columns if c not in set(known)]
+    df = df[known + extra]
+    return df.sort_values(
+        ["experiment", "trial_id"], kind="stable", na_position="last"
+    ).reset_index(drop=True)
+
+
+def _order_history(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty:
+        return pd.DataFrame(columns=["trial_id", *RECORD_KEYS])
+    for col in RECORD_KEYS:
+        if col not in df.columns:
+            df[col] = float("nan")
+    layers = sorted(c for c in df.columns if c.startswith(LAYER_SPARSITY_PREFIX))
+    known = ["trial_id", *RECORD_KEYS, *layers]
+    extra = [c for c in df.columns if c not in set(known)]
+    return (
+        df[known + extra].sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
+    )

@@ -1,0 +1,76 @@
+"""Write an :class:`~analysis.questions.Analysis` to disk: CSV tables, PNG plots, report.html."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.load import ID_COLUMNS
+from analysis.questions import Analysis
+
+#: What each file holds (also listed at the end of report.html).
+FILES = {
+    "trials.csv": "one row per trial: ids, status, config (dotted), final record, summary",
+    "history.csv": "one row per trial and epoch: the trainer's record keys",
+    "configs.csv": "one row per configuration (finished trials, seeds pooled): mean, std, 95% CI",
+    "pareto_<x>.csv": "non-dominated configurations of the accuracy metric vs cost x, with spread "
+    "and hypervolume",
+    "hypervolume.csv": "one row per cost axis: front size, hypervolume and its reference point",
+    "plots/*.png": "static figures (matplotlib)",
+    "report.html": "this report (plotly, self-contained)",
+}
+
+
+def trials_table(a: Analysis) -> pd.DataFrame:
+    """trials.csv: the loaded trial table with ``config_id`` and ``label`` after the id columns."""
+    t = a.trials
+    lead = [*ID_COLUMNS, "config_id", "label"]
+    return t[lead + [c for c in a.experiment.trials.columns if c not in lead]]
+
+
+def hypervolume_table(a: Analysis) -> pd.DataFrame:
+    rows = [
+        {
+            "x": f.x,
+            "y": f.y,
+            "x_direction": f.x_dir,
+            "y_direction": f.y_dir,
+            "n_configs": f.n_configs,
+            "n_front": len(f.table),
+            "hypervolume": f.hypervolume,
+            "hv_normalized": f.hv_normalized,
+            "hv_ref_x": f.ref[0],
+            "hv_ref_y": f.ref[1],
+            "reference": "worst observed x and y among the configurations",
+        }
+        for f in a.fronts.values()
+    ]
+    return pd.DataFrame(rows)
+
+
+def write_all(a: Analysis, out: Path, png: bool = True, html: bool = True) -> dict[str, Path]:
+    """Write every output file into ``out``; returns {name: path}."""
+    from analysis import plots, report
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+
+    def csv(name: str, df: pd.DataFrame) -> None:
+        path = out / name
+        df.to_csv(path, index=False)
+        written[name] = path
+
+    csv("trials.csv", trials_table(a))
+    csv("history.csv", a.experiment.history)
+    csv("configs.csv", a.configs)
+    for x, f in a.fronts.items():
+        csv(f"pareto_{x}.csv", f.table)
+    csv("hypervolume.csv", hypervolume_table(a))
+    if png:
+        for s in a.sections:
+            for chart in s.charts:
+                written[f"plots/{chart.key}.png"] = plots.save_png(chart, out / "plots")
+    if html:
+        written["report.html"] = report.write_report(a, out / "report.html", FILES)
+    return written

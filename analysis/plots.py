@@ -1,0 +1,69 @@
+"""Static PNG figures: draws :class:`analysis.charts.Chart` descriptions with matplotlib (Agg)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from analysis.charts import Chart
+
+
+def draw(chart: Chart):
+    """A matplotlib Figure for ``chart`` (one subplot per panel, at most 3 per row)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    n = len(chart.panels)
+    cols = min(3, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows + 0.6), squeeze=False)
+    for ax, panel in zip(axes.flat, chart.panels, strict=False):
+        for s in panel.series:
+            style = {
+                "color": s.color,
+                "alpha": s.alpha,
+                "label": s.name if s.legend else None,
+                "linestyle": "--" if s.dash else "-",
+                "linewidth": s.width,
+                "marker": ("s" if s.marker == "square" else "o") if "markers" in s.mode else None,
+                "markersize": 4,
+            }
+            if s.mode == "markers":
+                style["linestyle"] = "none"
+            if s.step:
+                style["drawstyle"] = "steps-post"
+            if s.yerr is not None and np.isfinite(s.yerr).any():
+                yerr = np.nan_to_num(s.yerr, nan=0.0)
+                ax.errorbar(s.x, s.y, yerr=yerr, capsize=2, elinewidth=0.8, **style)
+            else:
+                ax.plot(s.x, s.y, **style)
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_xlabel(panel.xlabel)
+        ax.set_ylabel(panel.ylabel)
+        if panel.xlog:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        if any(s.legend for s in panel.series):
+            ax.legend(fontsize=7, loc="best")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    width = 60 * cols
+    note = "\n".join(textwrap.wrap(chart.note, width)) if chart.note else ""
+    fig.suptitle(chart.title + (f"\n{note}" if note else ""), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_png(chart: Chart, out_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{chart.key}.png"
+    fig = draw(chart)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

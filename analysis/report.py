@@ -1,0 +1,141 @@
+"""One self-contained interactive ``report.html``: plotly figures with plotly.js inlined (works
+offline), one section per research question, each with its sentences of numbers, figures and tables.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.charts import Chart
+from analysis.questions import Analysis
+
+_DASH = {True: "dash", False: "solid"}
+
+
+def figure(chart: Chart):
+    """A plotly Figure for ``chart`` (one subplot per panel, at most 3 per row)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    n = len(chart.panels)
+    cols = min(3, n)
+    rows = int(np.ceil(n / cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p.title for p in chart.panels])
+    for i, panel in enumerate(chart.panels):
+        r, c = i // cols + 1, i % cols + 1
+        for s in panel.series:
+            err = None
+            if s.yerr is not None and np.isfinite(s.yerr).any():
+                err = {"type": "data", "array": _clean(s.yerr), "visible": True, "thickness": 1}
+            fig.add_trace(
+                go.Scatter(
+                    x=_clean(s.x),
+                    y=_clean(s.y),
+                    name=s.name,
+                    mode=s.mode,
+                    opacity=s.alpha,
+                    error_y=err,
+                    text=s.text,
+                    showlegend=s.legend,
+                    line={
+                        "color": s.color,
+                        "dash": _DASH[s.dash],
+                        "width": s.width,
+                        "shape": "hv" if s.step else "linear",
+                    },
+                    marker={"color": s.color, "size": 6, "symbol": s.marker},
+                    connectgaps=False,
+                ),
+                row=r,
+                col=c,
+            )
+        fig.update_xaxes(
+            title_text=panel.xlabel, type="log" if panel.xlog else "linear", row=r, col=c
+        )
+        fig.update_yaxes(title_text=panel.ylabel, row=r, col=c)
+    fig.update_layout(
+        height=360 * rows + 60,
+        margin={"t": 60, "b": 40},
+        template="plotly_white",
+        legend={"font": {"size": 10}},
+    )
+    return fig
+
+
+def _clean(a: np.ndarray) -> list:
+    """Plain lists with None for NaN (plotly draws gaps; JSON has no NaN)."""
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float)]
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+p.note{color:#666;font-size:.9em} table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:2px 6px;text-align:right} th{background:#f4f4f4}
+.missing{color:#a33}
+"""
+
+
+def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
+    shown = df.head(max_rows)
+    more = (
+        f" (first {max_rows} of {len(df)} rows; full table in the CSV files)"
+        if len(df) > max_rows
+        else ""
+    )
+    body = shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0)
+    return f"<h3>{html.escape(caption)}{html.escape(more)}</h3>\n{body}"
+
+
+def render(a: Analysis, files: dict[str, str] | None = None) -> str:
+    """The report as one HTML string."""
+    from plotly.offline import get_plotlyjs
+
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(a.experiment.name)}: sparsity-tune analysis</title>",
+        f"<style>{_CSS}</style>",
+        f"<script type='text/javascript'>{get_plotlyjs()}</script>",
+        "</head><body>",
+        f"<h1>{html.escape(a.experiment.name)}: sparsity-tune analysis</h1>",
+        f"<p class='note'>Source: {html.escape(str(a.experiment.root))}. Accuracy metric "
+        f"<code>{a.y}</code> (seed mean per configuration), tolerance {a.tolerance:g} point(s). "
+        "Hypervolumes use the worst observed cost and accuracy as reference point.</p>",
+    ]
+    for s in a.sections:
+        parts.append(f"<section id='{s.key}'><h2>{html.escape(s.title)}</h2>")
+        for sentence in s.sentences:
+            cls = " class='missing'" if sentence.startswith("Not available") else ""
+            parts.append(f"<p{cls}>{html.escape(sentence)}</p>")
+        for chart in s.charts:
+            if chart.note:
+                parts.append(f"<p class='note'>{html.escape(chart.note)}</p>")
+            fig = figure(chart)
+            fig.update_layout(title_text=chart.title)
+            parts.append(
+                fig.to_html(
+                    full_html=False,
+                    include_plotlyjs=False,
+                    div_id=chart.key,
+                    config={"responsive": True},
+                )
+            )
+        for caption, df in s.tables:
+            parts.append(_table_html(caption, df))
+        parts.append("</section>")
+    if files:
+        items = "".join(
+            f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in files.items()
+        )
+        parts.append(f"<section id='files'><h2>Files</h2><ul>{items}</ul></section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(a: Analysis, path: Path, files: dict[str, str] | None = None) -> Path:
+    path.write_text(render(a, files), encoding="utf-8")
+    return path

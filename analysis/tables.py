@@ -1,0 +1,160 @@
+"""Seed aggregation: trials -> configurations (seed-mean, seed std, t-based 95% interval).
+
+A *configuration* is a trial's settings without its seed (and without settings that cannot change
+results, such as the data root). Everything a front or a report sentence says is about
+configurations, so one lucky seed never makes the front. pandas groupby does the work; the
+Student-t quantile comes from scipy (installed with mnist1d).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import FINISHED, config_columns
+from sparsity_tune.metrics import RECORD_KEYS, SUMMARY_KEYS
+
+#: Config keys that do not make a different configuration (seeds, paths, thread counts).
+NOT_IDENTITY = frozenset(
+    {"train.seed", "dataset.root", "dataset.download", "train.threads", "train.eval_batch_size"}
+)
+#: Achieved sparsity at or below this counts as dense.
+DENSE_EPS = 1e-6
+#: Columns added to the trial table by :func:`add_config_ids`.
+DERIVED = ("config_id", "base_id", "label", "arch", "size")
+
+
+def identity_columns(trials: pd.DataFrame) -> list[str]:
+    return ["experiment", *(c for c in config_columns(trials) if c not in NOT_IDENTITY)]
+
+
+def _hash_ids(df: pd.DataFrame) -> pd.Series:
+    if df.shape[1] == 0:
+        return pd.Series("0" * 10, index=df.index)
+    text = df.astype("string").fillna("<NA>")
+    h = pd.util.hash_pandas_object(text, index=False).to_numpy()
+    return pd.Series([f"{v:016x}"[:10] for v in h], index=df.index)
+
+
+def _varying(df: pd.DataFrame, cols: list[str]) -> list[str]:
+    return [c for c in cols if df[c].astype("string").nunique(dropna=False) > 1]
+
+
+def _short_names(cols: list[str]) -> dict[str, str]:
+    last = [c.rsplit(".", 1)[-1] for c in cols]
+    return {c: (s if last.count(s) == 1 else c) for c, s in zip(cols, last, strict=True)}
+
+
+def add_config_ids(trials: pd.DataFrame) -> pd.DataFrame:
+    """Add ``config_id`` (settings without seed), ``base_id`` (also without pruning.*),
+    ``label`` (the settings that vary in this experiment), ``arch`` and ``size``."""
+    df = trials.copy()
+    ident = identity_columns(df)
+    if len(ident) == 1:  # no config.json anywhere: every trial is its own configuration
+        df["config_id"] = df["trial_id"].astype(str)
+    else:
+        df["config_id"] = _hash_ids(df[ident])
+    base_cols = [c for c in ident if not c.startswith("pruning.")]
+    df["base_id"] = _hash_ids(df[base_cols])
+    vary = _varying(df, [c for c in ident if c != "experiment"] + ["experiment"])
+    names = _short_names(vary)
+    if vary:
+        parts = [names[c] + "=" + df[c].astype("string").fillna("-") for c in vary]
+        label = parts[0]
+        for p in parts[1:]:
+            label = label + " " + p
+        df["label"] = label.astype(str)
+    else:
+        df["label"] = "all trials"
+    df["arch"] = _col(df, "model.arch").fillna("?").astype(str)
+    df["size"] = _size(df)
+    return df
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    return (
+        df[name].astype("string")
+        if name in df
+        else pd.Series(pd.NA, index=df.index, dtype="string")
+    )
+
+
+def _size(df: pd.DataFrame) -> pd.Series:
+    """Preset name, explicit hidden sizes, or depth x width: what "model size" means per arch."""
+    depth_width = (
+        "d" + _col(df, "model.depth").fillna("?") + "×w" + _col(df, "model.width").fillna("?")
+    )
+    hidden = _col(df, "model.hidden").replace({"null": pd.NA, "None": pd.NA})
+    preset = _col(df, "model.preset").replace({"null": pd.NA, "None": pd.NA})
+    return preset.fillna("h" + hidden).fillna(depth_width).astype(str)
+
+
+def numeric_metrics(df: pd.DataFrame) -> list[str]:
+    """Record and summary metrics present in ``df`` as numbers (the aggregated columns)."""
+    return [
+        m
+        for m in (*RECORD_KEYS, *SUMMARY_KEYS)
+        if m in df and m != "epoch" and pd.api.types.is_numeric_dtype(df[m])
+    ]
+
+
+def t_quantile(n: np.ndarray) -> np.ndarray:
+    """Two-sided 95% Student-t quantile for ``n`` samples (NaN where n < 2)."""
+    from scipy.stats import (
+        t,  # scipy arrives with mnist1d; late import keeps `import analysis` fast
+    )
+
+    n = np.asarray(n, dtype=float)
+    out = np.full(n.shape, np.nan)
+    ok = n >= 2
+    out[ok] = t.ppf(0.975, n[ok] - 1)
+    return out
+
+
+def aggregate_seeds(trials: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
+    """One row per configuration of the *finished* trials: settings, ``n_seeds``, and for each
+    metric ``m``: ``m`` (seed mean), ``m_std``, ``m_ci95_lo``, ``m_ci95_hi`` (t-based)."""
+    if "config_id" not in trials:
+        trials = add_config_ids(trials)
+    fin = trials[trials["status"] == FINISHED]
+    metrics = metrics or numeric_metrics(trials)
+    keep = [*DERIVED[:1], *identity_columns(trials), *DERIVED[1:]]
+    if fin.empty:
+        cols = [*keep, "n_seeds"]
+        for m in metrics:
+            cols += [m, f"{m}_std", f"{m}_ci95_lo", f"{m}_ci95_hi"]
+        return pd.DataFrame(columns=cols)
+    g = fin.groupby("config_id", sort=False)
+    first = g[[c for c in keep if c != "config_id"]].first()
+    num = fin[metrics].apply(pd.to_numeric, errors="coerce")
+    num["config_id"] = fin["config_id"].to_numpy()
+    gn = num.groupby("config_id", sort=False)
+    mean, std, count = gn.mean(), gn.std(ddof=1), gn.count()
+    half = std * t_quantile(count.to_numpy()) / np.sqrt(count.to_numpy())
+    out = first.copy()
+    out.insert(0, "n_seeds", g.size())
+    cols = {}
+    for m in metrics:
+        cols[m] = mean[m]
+        cols[f"{m}_std"] = std[m]
+        cols[f"{m}_ci95_lo"] = mean[m] - half[m]
+        cols[f"{m}_ci95_hi"] = mean[m] + half[m]
+    out = pd.concat([out, pd.DataFrame(cols)], axis=1).reset_index()
+    return out
+
+
+def points_scale(acc: pd.Series | np.ndarray) -> float:
+    """100 when accuracies are fractions (so tolerances are in percentage points), else 1."""
+    a = np.asarray(acc, dtype=float)
+    return 100.0 if a.size and np.nanmax(np.abs(a)) <= 1.0 + 1e-9 else 1.0
+
+
+def seed_mean_history(history: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration and epoch: seed-mean of every record metric (for learning curves)."""
+    if history.empty:
+        return history.assign(config_id=pd.Series(dtype=str))
+    ids = trials[["trial_id", "config_id"]].drop_duplicates("trial_id")
+    h = history.merge(ids, on="trial_id", how="inner")
+    cols = [c for c in h.columns if c not in ("trial_id", "config_id", "epoch")]
+    cols = [c for c in cols if pd.api.types.is_numeric_dtype(h[c])]
+    return h.groupby(["config_id", "epoch"], sort=True)[cols].mean().reset_index()
