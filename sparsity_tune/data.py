@@ -11,8 +11,8 @@ Sources (``dataset.name``):
   4000 train / 1000 test), cached under ``<root>/mnist1d/<args-hash>.pt`` so later trials load it
   in milliseconds; regenerated when the file is absent. No internet needed.
 * ``mnist``, ``fashion_mnist``: ``torchvision.datasets.MNIST`` / ``FashionMNIST`` (raw IDX files
-  under ``<root>/MNIST/raw`` or ``<root>/FashionMNIST/raw``); their ``.data``/``.targets`` arrays
-  are used directly.
+  under ``<root>/MNIST/raw`` or ``<root>/FashionMNIST/raw``; ``*.gz`` files as published are
+  decompressed there first); their ``.data``/``.targets`` arrays are used directly.
 * ``cifar10``: torchvision downloads and md5-verifies ``cifar-10-batches-py`` when
   ``dataset.download`` is true; the pickle batches are then read by :func:`read_cifar10` (the same
   format and code path as ``torchvision.datasets.CIFAR10``, minus its per-file md5 check, so that
@@ -223,10 +223,14 @@ def _missing(
 
 def _load_idx(cfg: DatasetConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     from torchvision import datasets
+    from torchvision.datasets.utils import extract_archive
 
     cls = datasets.MNIST if cfg.name == "mnist" else datasets.FashionMNIST
     raw = Path(cfg.root) / _TORCHVISION_FOLDER[cfg.name] / "raw"
     files = ", ".join(f"{s}-{k}-idx{n}-ubyte" for s in ("train", "t10k") for k, n in IDX_KINDS)
+    for stem in files.split(", "):  # gzip'd files as published: decompress once, as torchvision
+        if not (raw / stem).is_file() and (raw / f"{stem}.gz").is_file():
+            extract_archive(str(raw / f"{stem}.gz"))
     try:
         train = cls(cfg.root, train=True, download=cfg.download)
         test = cls(cfg.root, train=False, download=cfg.download)
