@@ -1,0 +1,266 @@
+"""Run a sweep: ``python -m sparsity_tune.launch SPEC.yaml [--set K=V] [--dry-run] ...``.
+
+The spec (or a W&B sweep file) is validated before Ray is touched; bad input exits with status 2
+and one message. Ray Tune runs the trials (``tune.Tuner``; ``Tuner.restore`` for ``--resume``),
+each trial is :func:`sparsity_tune.trainable.train_trial`, and W&B runs are written by
+:class:`sparsity_tune.wandb_log.WandbTrialLogger`. At the end a summary table is printed with the
+command that analyses the experiment directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sparsity_tune import layout
+from sparsity_tune.config import ConfigError, parse_overrides
+from sparsity_tune.spec import Spec, load_spec
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+#: Columns of the live table and the summary (besides the searched parameters).
+LIVE_METRICS = ("epoch", "val_acc", "test_acc", "sparsity")
+SUMMARY_METRICS = ("best_val_acc", "test_acc_at_best_val", "final_sparsity", "total_time_s")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m sparsity_tune.launch",
+        description="Run a pruning sweep on Ray Tune (Optuna search, W&B logging).",
+    )
+    ap.add_argument("spec", help="search-space YAML (ours or a W&B sweep file)")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec key, e.g. --set search.num_samples=8 (repeatable)",
+    )
+    ap.add_argument("--name", help="experiment name (default: the spec's name)")
+    ap.add_argument(
+        "--storage",
+        default="results",
+        help="where experiments live: a directory, shared path or URI Ray supports (default results)",
+    )
+    ap.add_argument("--address", help="join a running Ray cluster: auto or HOST:PORT")
+    ap.add_argument(
+        "--resume", action="store_true", help="continue an interrupted experiment of this name"
+    )
+    ap.add_argument("--no-wandb", action="store_true", help="do not write W&B runs")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    return ap.parse_args(argv)
+
+
+def experiment_path(storage: str, name: str) -> str:
+    if "://" in storage:
+        return storage.rstrip("/") + "/" + name
+    return str(Path(storage).expanduser().resolve() / name)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Spec, str, str]:
+    """Validate everything that can be checked without Ray; raise ConfigError otherwise."""
+    spec = load_spec(args.spec, parse_overrides(args.overrides))
+    if args.name:
+        if not NAME_RE.match(args.name):
+            raise ConfigError(
+                f"--name {args.name!r}: use letters, digits and _.+- (it becomes a directory)"
+            )
+        spec = spec.model_copy(update={"name": args.name})
+    if not NAME_RE.match(spec.name):
+        raise ConfigError(f"name={spec.name!r}: use letters, digits and _.+- (a directory name)")
+    storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
+    exp = experiment_path(args.storage, spec.name)
+    root = Path(spec.dataset.root)
+    if not root.is_absolute():  # trials run in their own working directory
+        spec = spec.model_copy(
+            update={"dataset": spec.dataset.model_copy(update={"root": str(root.resolve())})}
+        )
+    return spec, storage, exp
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        spec, storage, exp = prepare(args)
+        if not args.dry_run:
+            check_experiment_state(exp, args.resume)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    from sparsity_tune.search import describe_plan
+
+    if args.dry_run:
+        print(describe_plan(spec, exp, args.address))
+        print(f"wandb       {'off' if args.no_wandb else spec.wandb.mode} → {exp}/wandb")
+        return 0
+    print(describe_plan(spec, exp, args.address), flush=True)
+    result = run(
+        spec,
+        storage,
+        exp,
+        address=args.address,
+        resume=args.resume,
+        use_wandb=not args.no_wandb and spec.wandb.mode != "disabled",
+    )
+    return result
+
+
+def check_experiment_state(exp: str, resume: bool) -> None:
+    from ray.tune import Tuner
+
+    exists = Tuner.can_restore(exp)
+    if resume and not exists:
+        raise ConfigError(f"--resume: no experiment to resume at {exp} (run without --resume)")
+    if exists and not resume:
+        raise ConfigError(
+            f"{exp} already holds this experiment; add --resume to continue it, or pick another "
+            f"--name (or delete the directory to start over)"
+        )
+
+
+def write_spec(spec: Spec, exp: str) -> None:
+    """The resolved spec at the experiment's top (layout.SPEC), for analysis and reruns."""
+    text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=False), sort_keys=False)
+    if "://" in exp:
+        import pyarrow.fs
+
+        fs, path = pyarrow.fs.FileSystem.from_uri(exp)
+        fs.create_dir(path, recursive=True)
+        with fs.open_output_stream(f"{path}/{layout.SPEC}") as f:
+            f.write(text.encode())
+        return
+    Path(exp).mkdir(parents=True, exist_ok=True)
+    tmp = Path(exp) / (layout.SPEC + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, Path(exp) / layout.SPEC)
+
+
+def init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+
+
+def _short(key: str) -> str:
+    return key.split(".")[-1]
+
+
+def reporter(spec: Spec) -> Any:
+    from ray.tune import CLIReporter
+
+    params = {
+        k: _short(k)
+        for k in spec.search.parameters
+        if spec.search.parameters[k].distribution != "constant"
+    }
+    params["train.seed"] = "seed"
+    cols = {m: m for m in LIVE_METRICS}
+    for m in spec.search.objectives:
+        cols.setdefault(m, m)
+    return CLIReporter(
+        metric_columns=cols,
+        parameter_columns=params,
+        max_progress_rows=30,
+        max_report_frequency=30,
+        print_intermediate_tables=True,
+        max_column_length=14,
+    )
+
+
+def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, use_wandb: bool) -> Any:
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    from sparsity_tune import search
+    from sparsity_tune.trainable import train_trial
+
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            train_trial,
+            base=spec.base_dict(),
+            experiment=spec.name,
+            seeds=list(spec.search.seeds),
+            cpus=spec.resources.cpu,
+            checkpoint_every=spec.search.checkpoint_every,
+        ),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+    callbacks: list[Any] = [JsonLoggerCallback()]
+    if use_wandb:
+        from sparsity_tune.wandb_log import WandbTrialLogger
+
+        callbacks.append(WandbTrialLogger(spec, Path(exp) if "://" not in exp else Path("wandb")))
+    run_config = tune.RunConfig(
+        name=spec.name,
+        storage_path=storage,
+        failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        progress_reporter=reporter(spec),
+        callbacks=callbacks,
+        verbose=1,
+    )
+    if resume:
+        return tune.Tuner.restore(
+            exp,
+            trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+            param_space=search.param_space(spec),
+        ), callbacks
+    return tune.Tuner(
+        trainable,
+        param_space=search.param_space(spec),
+        tune_config=search.tune_config(spec),
+        run_config=run_config,
+    ), callbacks
+
+
+def run(
+    spec: Spec,
+    storage: str,
+    exp: str,
+    *,
+    address: str | None = None,
+    resume: bool = False,
+    use_wandb: bool = True,
+) -> int:
+    """Run (or resume) the sweep; print the summary. 0 when every trial finished, else 1."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our CLIReporter table
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # only the JSON logger
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    write_spec(spec, exp)
+    init_ray(address)
+    tuner, callbacks = build_tuner(spec, storage, exp, resume, use_wandb)
+    try:
+        grid = tuner.fit()
+    finally:
+        for cb in callbacks:
+            if hasattr(cb, "close_all"):
+                cb.close_all()
+    from sparsity_tune.sweep_summary import print_summary
+
+    print_summary(spec, exp)
+    errors = len(grid.errors)
+    if errors:
+        print(
+            f"{errors} trial(s) failed; see error.txt in their directories, "
+            f"then rerun with --resume to retry them"
+        )
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

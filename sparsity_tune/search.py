@@ -1,0 +1,232 @@
+"""A validated :class:`~sparsity_tune.spec.Spec` → Ray Tune's param_space, searcher and scheduler.
+
+Ray Tune does the heavy lifting: ``tune.grid_search``/``choice``/``uniform``/... sample the space,
+``OptunaSearch`` (TPE, or NSGA-II / multi-objective TPE for several objectives) proposes configs,
+``ConcurrencyLimiter`` caps trials in flight, ``ASHAScheduler`` stops weak trials early.
+
+Seeds: every sampled configuration runs once per seed, as separate trials whose ``train.seed`` is a
+config column.
+
+* grid/random: ``train.seed`` is one more ``tune.grid_search`` axis, and
+  ``BasicVariantGenerator(constant_grid_search=True)`` samples the random axes once per sample
+  and keeps them fixed across the grid, so the seeds of one sample share its configuration.
+* optuna: a searcher must see each configuration once, so :class:`SeedRepeater` (Ray's
+  ``Repeater``) asks Optuna for one configuration and hands it out ``len(seeds)`` times with
+  ``__trial_index__`` = 0..n-1; the trainable maps that index to ``seeds[i]``. Optuna is told the
+  mean over the seeds of each objective, so it optimises what the seed aggregate says.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater, Searcher
+from ray.tune.search.repeater import TRIAL_INDEX
+
+from sparsity_tune.spec import ParameterSpec, Spec
+
+SEED_KEY = "train.seed"
+
+
+def domain(p: ParameterSpec, grid: bool) -> Any:
+    """One W&B-sweep parameter as a Ray Tune search-space entry."""
+    d = p.distribution
+    if d == "constant":
+        return p.value
+    if d == "categorical":
+        return tune.grid_search(list(p.values or [])) if grid else tune.choice(list(p.values or []))
+    lo, hi = p.min, p.max
+    if d == "uniform":
+        return tune.uniform(lo, hi)
+    if d == "log_uniform_values":
+        return tune.loguniform(lo, hi)
+    if d == "log_uniform":  # W&B: min/max are natural-log exponents
+        return tune.loguniform(math.exp(lo), math.exp(hi))
+    if d == "int_uniform":  # W&B includes max; Ray's randint excludes its upper bound
+        return tune.randint(int(lo), int(hi) + 1)
+    if d == "q_uniform":
+        return tune.quniform(lo, hi, p.q or 1.0)
+    if d == "q_log_uniform_values":
+        return tune.qloguniform(lo, hi, p.q or 1.0)
+    if d == "normal":
+        return tune.randn(p.mu, p.sigma)
+    raise AssertionError(f"unhandled distribution {d}")
+
+
+def param_space(spec: Spec) -> dict[str, Any]:
+    """Flat dotted keys → Ray domains; seeds as a grid axis except under optuna."""
+    s = spec.search
+    space = {k: domain(p, grid=s.algorithm == "grid") for k, p in s.parameters.items()}
+    if s.algorithm != "optuna":
+        space[SEED_KEY] = tune.grid_search(list(s.seeds))
+    return space
+
+
+def trial_seed(config: dict[str, Any], seeds: list[int]) -> int:
+    if SEED_KEY in config:
+        return int(config[SEED_KEY])
+    return int(seeds[int(config.get(TRIAL_INDEX, 0))])
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The searched keys of a trial's Ray config (no seed, no Ray bookkeeping)."""
+    return {k: v for k, v in config.items() if k != SEED_KEY and not k.startswith("__")}
+
+
+class SeedRepeater(Repeater):
+    """Ray's Repeater, extended to several objectives: each one is averaged over the seeds.
+
+    A seed whose trial failed or stopped without a value counts as NaN (ignored by the mean).
+    """
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, **kwargs: Any) -> None:
+        metric = self.searcher.metric
+        if not isinstance(metric, list):
+            super().on_trial_complete(trial_id, result, **kwargs)
+            return
+        group = self._trial_id_to_group.get(trial_id)
+        if group is None:
+            return
+        values = tuple(
+            float(result[m]) if result and result.get(m) is not None else np.nan for m in metric
+        )
+        group.report(trial_id, values)
+        if group.finished_reporting():
+            with np.errstate(all="ignore"):
+                arr = np.array(group.scores(), dtype=float)
+                mean = np.nanmean(arr, axis=0) if not np.isnan(arr).all() else arr[0]
+            self.searcher.on_trial_complete(
+                group.primary_trial_id,
+                result=dict(zip(metric, mean.tolist(), strict=True)),
+                **kwargs,
+            )
+
+
+def optuna_searcher(spec: Spec) -> Searcher:
+    """TPE for one objective; NSGA-II (default) or multi-objective TPE for several."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    s = spec.search
+    objectives = s.optuna_objectives()
+    names, modes = list(objectives), list(objectives.values())
+    seed = s.seeds[0]
+    sampler_name = s.sampler or ("tpe" if len(names) == 1 else "nsga2")
+    if sampler_name == "nsga2":
+        pop = max(2, min(50, s.num_samples // 2 or 2))
+        sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=pop)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    metric: str | list[str] = names[0] if len(names) == 1 else names
+    mode: str | list[str] = modes[0] if len(modes) == 1 else modes
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return OptunaSearch(metric=metric, mode=mode, sampler=sampler)
+
+
+def search_alg(spec: Spec) -> Searcher | BasicVariantGenerator:
+    s = spec.search
+    if s.algorithm == "optuna":
+        alg: Searcher = SeedRepeater(optuna_searcher(spec), repeat=len(s.seeds), set_index=True)
+        if s.max_concurrent:
+            alg = ConcurrencyLimiter(alg, max_concurrent=s.max_concurrent)
+        return alg
+    return BasicVariantGenerator(constant_grid_search=True, max_concurrent=s.max_concurrent or 0)
+
+
+def max_epochs(spec: Spec) -> int:
+    """The largest train.epochs any trial can have (ASHA's max_t)."""
+    p = spec.search.parameters.get("train.epochs")
+    if p is None:
+        return spec.train.epochs
+    vals = p.choices() if p.is_grid else p.bounds()
+    return int(max(vals))
+
+
+def scheduler(spec: Spec) -> TrialScheduler:
+    sm = spec.search.scheduler_metric()
+    if sm is None:
+        return FIFOScheduler()
+    metric, mode = sm
+    return ASHAScheduler(
+        time_attr="epoch",
+        metric=metric,
+        mode=mode,
+        max_t=max_epochs(spec),
+        grace_period=spec.search.grace_period,
+        reduction_factor=spec.search.reduction_factor,
+    )
+
+
+def num_samples(spec: Spec) -> int:
+    """TuneConfig.num_samples: per grid pass for grid/random; total trials for the repeater."""
+    s = spec.search
+    return s.num_samples * len(s.seeds) if s.algorithm == "optuna" else s.num_samples
+
+
+def tune_config(spec: Spec) -> tune.TuneConfig:
+    return tune.TuneConfig(
+        search_alg=search_alg(spec),
+        scheduler=scheduler(spec),
+        num_samples=num_samples(spec),
+        reuse_actors=True,  # one worker process runs trial after trial: no torch re-import
+        trial_dirname_creator=trial_dirname,
+    )
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short, stable trial directory names (Ray's default embeds every parameter value)."""
+    return f"trial_{trial.trial_id}"
+
+
+def describe_plan(spec: Spec, storage: str, address: str | None) -> str:
+    """The --dry-run text: trials, axes, algorithm, scheduler, resources, where results go."""
+    s = spec.search
+    lines = [
+        f"experiment  {spec.name}  →  {storage}",
+        f"algorithm   {s.algorithm}"
+        + (
+            f" ({s.sampler or ('tpe' if len(s.optuna_objectives()) == 1 else 'nsga2')})"
+            if s.algorithm == "optuna"
+            else ""
+        ),
+        f"trials      {s.trial_count()} = {s.configs_to_sample()} configuration(s)"
+        f" x {len(s.seeds)} seed(s) {s.seeds}",
+    ]
+    if s.parameters:
+        lines.append("parameters")
+        width = max(len(k) for k in s.parameters)
+        for k, p in s.parameters.items():
+            lines.append(f"  {k:<{width}}  {p.describe()}")
+    else:
+        lines.append("parameters  (none: the base config, once per seed)")
+    if s.objectives:
+        lines.append("objectives  " + ", ".join(f"{k} ({v})" for k, v in s.objectives.items()))
+    sm = s.scheduler_metric()
+    lines.append(
+        f"scheduler   {s.scheduler}"
+        + (
+            f" on {sm[0]} ({sm[1]}), grace {s.grace_period} epoch(s), "
+            f"reduction {s.reduction_factor:g}, max_t {max_epochs(spec)}"
+            if sm
+            else ""
+        )
+    )
+    cap = f", at most {s.max_concurrent} at once" if s.max_concurrent else ""
+    lines.append(
+        f"resources   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial{cap}"
+    )
+    base = spec.base()
+    lines.append(
+        f"base        {base.model.arch} {base.model.preset or f'depth {base.model.depth} width {base.model.width}'}"
+        f" on {base.dataset.name}, {base.train.epochs} epochs, pruning {base.pruning.method}"
+    )
+    lines.append(
+        f"failures    retried up to {s.max_failures}x from the last checkpoint "
+        f"(every {s.checkpoint_every} epoch(s))"
+    )
+    lines.append(f"cluster     {address or 'local (this machine)'}")
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""End-of-sweep summary: one row per trial from the experiment directory's files (pandas).
+
+Reads only :mod:`sparsity_tune.layout` files, so it shows the same numbers as the analysis will,
+for trials run in this session and in earlier ones alike. With several objectives it also lists
+the Pareto-optimal configurations (objectives averaged over seeds; non-dominated rows).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparsity_tune import layout
+from sparsity_tune.spec import Spec
+
+SUMMARY_METRICS = ("best_val_acc", "test_acc_at_best_val", "final_sparsity", "total_time_s")
+
+
+def trials_frame(exp: str | Path) -> pd.DataFrame:
+    """One row per trial directory: id, seed, params, status, epochs and final metrics."""
+    rows: list[dict[str, Any]] = []
+    for cfg_path in sorted(Path(exp).glob(f"*/{layout.CONFIG}")):
+        d = cfg_path.parent
+        try:
+            cfg = layout.read_json(cfg_path)
+        except (OSError, ValueError):
+            continue
+        records = layout.read_records(d)
+        summary = layout.read_json(d / layout.SUMMARY) if (d / layout.SUMMARY).exists() else {}
+        status = (
+            "finished"
+            if summary
+            else ("error" if (d / layout.ERROR).exists() else "stopped/running")
+        )
+        last = records[-1] if records else {}
+        row: dict[str, Any] = {"trial_id": cfg["trial_id"], "seed": cfg["seed"]}
+        row.update(cfg.get("params", {}))
+        row["status"] = status
+        row["epochs"] = len(records)
+        for k in ("val_acc", "test_acc", "sparsity", "nonzero_params", "sparse_bytes"):
+            row[k] = last.get(k)
+        for k in SUMMARY_METRICS:
+            row[k] = summary.get(k)
+        row["node"] = (cfg.get("node") or {}).get("node_id", "")[:8]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pareto_configs(df: pd.DataFrame, params: list[str], objectives: dict[str, str]) -> pd.DataFrame:
+    """Seed-mean objectives per configuration, keeping only the non-dominated ones."""
+    done = df[df["status"] == "finished"]
+    cols = [c for c in objectives if c in done.columns]
+    if done.empty or len(cols) != len(objectives):
+        return pd.DataFrame()
+    keys = [p for p in params if p in done.columns]
+    grouped = (
+        done.groupby([done[k].astype(str) for k in keys], sort=False)[cols].mean().reset_index()
+        if keys
+        else done[cols].mean().to_frame().T
+    )
+    signs = np.array([1.0 if objectives[c] == "min" else -1.0 for c in cols])
+    vals = grouped[cols].to_numpy(dtype=float) * signs
+    keep = []
+    for v in vals:
+        dominated = np.any(np.all(vals <= v, axis=1) & np.any(vals < v, axis=1))
+        keep.append(not dominated)
+    return grouped[keep].reset_index(drop=True)
+
+
+def print_summary(spec: Spec, exp: str) -> pd.DataFrame:
+    if "://" in exp:
+        print(f"results in {exp}; analyse with: python -m analysis {exp}")
+        return pd.DataFrame()
+    df = trials_frame(exp)
+    if df.empty:
+        print(f"no trial finished yet in {exp}")
+        return df
+    sort = next(iter(spec.search.objectives), "best_val_acc")
+    if sort not in df.columns:
+        sort = "best_val_acc"
+    ascending = spec.search.objectives.get(sort, "max") == "min"
+    df = df.sort_values(sort, ascending=ascending, na_position="last")
+    with pd.option_context("display.max_rows", 200, "display.width", 160, "display.precision", 4):
+        print(f"\n{len(df)} trial(s), {int((df['status'] == 'finished').sum())} finished:")
+        print(df.drop(columns=["trial_id"]).to_string(index=False))
+        if len(spec.search.objectives) > 1:
+            front = pareto_configs(df, list(spec.search.parameters), dict(spec.search.objectives))
+            if not front.empty:
+                print("\nPareto-optimal configurations (mean over seeds):")
+                print(front.to_string(index=False))
+    print(f"\nnext: python -m analysis {exp}")
+    return df
