@@ -30,10 +30,10 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from sparsity_tune import metrics
 from sparsity_tune.config import (
@@ -437,12 +437,18 @@ def check_search(spec: Spec) -> None:
                 f"{where}: {p.distribution} cannot be enumerated by algorithm grid; "
                 f"give values: [...] or use algorithm random or optuna"
             )
+        if s.algorithm == "optuna" and p.distribution == "categorical":
+            bad = [v for v in p.choices() if not isinstance(v, (str, int, float, bool, type(None)))]
+            if bad:
+                problems.append(
+                    f"{where}: optuna samples only scalar values (numbers, strings, bools), "
+                    f"got {bad[0]!r}; search a scalar key instead (e.g. model.width, model.depth)"
+                )
         probe = p.choices() if p.is_grid else p.bounds()
         for v in probe:
-            try:
-                trial_config(spec.base_dict(), {key: v})
-            except ConfigError as err:
-                problems.append(f"{where}: value {v!r} gives an invalid trial config: {err}")
+            err = _field_error(key, v)
+            if err:
+                problems.append(f"{where}: value {v!r} is not allowed: {err}")
                 break
 
     for name in s.objectives:
@@ -484,6 +490,30 @@ def check_search(spec: Spec) -> None:
         problems += _check_grid(spec)
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+_SECTION_MODELS = {
+    "dataset": DatasetConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "pruning": PruningConfig,
+}
+
+
+def _field_error(key: str, value: Any) -> str | None:
+    """Check one value against its field's type and range alone (pydantic TypeAdapter).
+
+    Cross-key rules (end_epoch vs epochs, ...) depend on the other sampled values, so they are
+    checked per grid point (grid) or when the trial starts (random/optuna).
+    """
+    section, _, field = key.partition(".")
+    info = _SECTION_MODELS[section].model_fields[field]
+    adapter = TypeAdapter(Annotated[info.annotation, info])
+    try:
+        adapter.validate_python(value)
+    except ValidationError as err:
+        return "; ".join(e["msg"] for e in err.errors())
+    return None
 
 
 def _check_grid(spec: Spec) -> list[str]:
