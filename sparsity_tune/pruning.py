@@ -32,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Literal
 
@@ -288,7 +289,7 @@ def mask_optimizer_state_(
 
 
 def _check_fraction(what: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+    if not (isinstance(value, numbers.Real) and 0.0 <= value <= 1.0):
         raise ValueError(f"{what}={value!r} must be a sparsity fraction in [0, 1]")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -331,6 +332,44 @@ def test_compute_masks_rejects_bad_inputs():
         compute_masks({"a": torch.tensor([1.0, float("nan"), 2.0, 3.0])}, m, 0.5, "global")
 
 
+def test_score_and_target_types():
+    ints = {"a": torch.tensor([[3, 1], [2, 0]])}
+    m = compute_masks(ints, dense_masks(ints), np.float32(0.5), "global")
+    assert m["a"].tolist() == [[True, False], [True, False]]
+    f64 = {"a": torch.tensor([1e-300, 2e-300, 1.0], dtype=torch.float64)}
+    assert compute_masks(f64, dense_masks(f64), 1 / 3, "layerwise")["a"].tolist() == [
+        False,
+        True,
+        True,
+    ]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_cpu_masks_and_keeps_pruned_weights_zero():
+    w = _weights({"a": (64, 32), "b": (100,)})
+    w["b"][:50] = 0.5  # ties
+    for scope in ("global", "layerwise"):
+        cpu = compute_masks(magnitude_scores(w), dense_masks(w), 0.7, scope)
+        wc = {n: t.cuda() for n, t in w.items()}
+        gpu = compute_masks(magnitude_scores(wc), dense_masks(wc), 0.7, scope)
+        assert all(gpu[n].is_cuda and torch.equal(gpu[n].cpu(), cpu[n]) for n in w)
+        r_cpu = compute_masks(random_scores(w, torch.Generator().manual_seed(5)), cpu, 0.8, scope)
+        r_gpu = compute_masks(random_scores(wc, torch.Generator().manual_seed(5)), gpu, 0.8, scope)
+        assert all(torch.equal(r_gpu[n].cpu(), r_cpu[n]) for n in w)
+    model = _model().cuda()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    params = _prunable(model)
+    masks = compute_masks(magnitude_scores(params), dense_masks(params), 0.8, "global")
+    x, y = (t.cuda() for t in _task())
+    for i in range(20):
+        _step(model, opt, x, y, i)
+        apply_masks_(params, masks)
+        mask_optimizer_state_(opt, params, masks)
+        for n, p in params.items():
+            assert torch.count_nonzero(p[~masks[n]]) == 0
+            assert torch.count_nonzero(opt.state[p]["exp_avg"][~masks[n]]) == 0
+
+
 def test_full_target_and_empty_mapping():
     s = {"a": torch.randn(5), "b": torch.randn(2, 2)}
     m = compute_masks(s, dense_masks(s), 1.0, "global")
@@ -373,7 +412,7 @@ def _problem(draw):
     return scores, prior, target
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_problem(), st.sampled_from(["global", "layerwise"]))
 def test_property_exact_count_monotone_and_lowest_scores_first(problem, scope):
     scores, prior, target = problem
@@ -393,7 +432,7 @@ def test_property_exact_count_monotone_and_lowest_scores_first(problem, scope):
     assert all(torch.equal(m[n], again[n]) for n in m)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.floats(0, 1),
     st.floats(0, 1),
