@@ -24,6 +24,10 @@ from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, SUMMARY_KE
 FINISHED, FAILED, RUNNING = "finished", "failed", "running"
 #: Columns that describe a trial rather than configure it (they lead trials.csv).
 ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_dir", "error")
+#: Record keys whose trial-level value is the max over epochs rather than the final record's:
+#: the memory a run needs is its peak, and on CPU the per-epoch value is RSS *growth*, which is
+#: near zero after the first epoch. The per-epoch values stay in history.csv.
+MAX_OVER_EPOCHS = ("peak_mem_bytes",)
 #: Sections of the nested trial config; their dotted keys are the config columns.
 CONFIG_SECTIONS = ("dataset", "model", "train", "pruning")
 
@@ -38,7 +42,8 @@ class Experiment:
 
     root: Path
     name: str
-    trials: pd.DataFrame  # one row per trial: ID_COLUMNS, config.*, final record, summary
+    trials: pd.DataFrame  # one row per trial: ID_COLUMNS, config.*, final record*, summary
+    # (*except MAX_OVER_EPOCHS, the max over the trial's records)
     history: pd.DataFrame  # one row per trial and epoch: trial_id + record keys
     spec: dict[str, Any] = field(default_factory=dict)  # spec.yaml as written (raw mapping)
     searched: list[str] = field(default_factory=list)  # dotted keys the sweep varied (params)
@@ -109,6 +114,9 @@ def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[s
     row["_params"] = list(cfg.get("params") or {})
     if records:
         row.update(records[-1])
+        for key in MAX_OVER_EPOCHS:
+            values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+            row[key] = max(values) if values else row.get(key)
     if summary:
         row.update(summary)
     return row, records

@@ -160,3 +160,50 @@ def write_experiment(
             layout.write_json(d / layout.SUMMARY, summary)
         dirs.append(d)
     return dirs
+
+
+def write_trial(
+    trial_dir: Path,
+    config: dict[str, Any],
+    records: list[dict[str, Any]],
+    summary: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> Path:
+    """Write one trial directory in the contract format (status follows from what is written)."""
+    trial_dir = Path(trial_dir)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    layout.write_json(trial_dir / layout.CONFIG, config)
+    layout.write_records(trial_dir, records)
+    if summary is not None:
+        layout.write_json(trial_dir / layout.SUMMARY, summary)
+    if error is not None:
+        (trial_dir / layout.ERROR).write_text(error)
+    return trial_dir
+
+
+def simple_trial(
+    root: Path,
+    *,
+    arch: str = "mlp",
+    width: int = 64,
+    sparsity: float = 0.0,
+    seed: int = 0,
+    acc: float = 0.9,
+    cost: float | None = None,
+    status: str = "finished",
+) -> Path:
+    """A two-epoch trial whose final ``test_acc`` is ``acc`` and ``nonzero_params`` is ``cost``
+    (default: width * 100 * (1 - sparsity)); for tests that need exact numbers."""
+    cfg, records, summary = trial_files(arch, 1, width, sparsity, seed, epochs=2)
+    total = width * 100
+    nz = cost if cost is not None else total * (1 - sparsity)
+    for r in records:
+        r.update(total_params=total, nonzero_params=nz, test_acc=acc, sparsity=sparsity)
+    summary.update(final_test_acc=acc, final_sparsity=sparsity)
+    tid = cfg["trial_id"]
+    d = Path(root) / tid
+    if status == "finished":
+        return write_trial(d, cfg, records, summary)
+    if status == "failed":
+        return write_trial(d, cfg, records[:1], error="Traceback\nValueError: boom\n")
+    return write_trial(d, cfg, records[:1])

@@ -1,0 +1,90 @@
+"""`python -m analysis`: every output file with its columns; bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from analysis.__main__ import main
+from analysis.load import ID_COLUMNS
+from analysis.synthetic import write_experiment
+from sparsity_tune.metrics import RECORD_KEYS, SUMMARY_KEYS
+
+X = ["nonzero_params", "epoch_time_s"]
+
+
+@pytest.fixture(scope="module")
+def running_experiment(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exp")
+    write_experiment(root, grid={"model.depth": [1]}, seeds=(0, 1), epochs=4, running=3, failed=1)
+    return root
+
+
+def test_cli_writes_every_file_on_a_running_experiment(running_experiment, capsys):
+    out = running_experiment / "out"
+    assert main([str(running_experiment), "--out", str(out), "--x", *X, "--quiet"]) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    assert list(trials.columns[: len(ID_COLUMNS)]) == list(ID_COLUMNS)
+    assert {*RECORD_KEYS, *SUMMARY_KEYS, "config_id", "model.width"} <= set(trials.columns)
+    assert trials["status"].value_counts().to_dict() == {"finished": 36, "running": 3, "failed": 1}
+    history = pd.read_csv(out / "history.csv")
+    assert {"trial_id", *RECORD_KEYS} <= set(history.columns)
+    assert len(history) == trials["epochs_done"].sum()
+    configs = pd.read_csv(out / "configs.csv")
+    assert {"n_seeds", "test_acc", "test_acc_std", "test_acc_ci95_lo", "test_acc_ci95_hi"} <= set(
+        configs.columns
+    )
+    unfinished = set(trials.loc[trials["status"] != "finished", "config_id"])
+    finished = set(trials.loc[trials["status"] == "finished", "config_id"])
+    for x in X:
+        front = pd.read_csv(out / f"pareto_{x}.csv")
+        assert {
+            x,
+            f"{x}_std",
+            "test_acc",
+            "test_acc_ci95_lo",
+            "n_seeds",
+            "hypervolume",
+            "hv_ref_x",
+            "hv_ref_y",
+        } <= set(front.columns)
+        assert len(front) >= 1 and set(front["config_id"]) <= finished
+        # configs whose every trial is unfinished never reach a front
+        assert not (set(front["config_id"]) & (unfinished - finished))
+    hv = pd.read_csv(out / "hypervolume.csv")
+    assert hv["x"].tolist() == X and (hv["reference"].str.contains("worst observed")).all()
+    pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert {
+        "front_nonzero_params.png",
+        "acc_vs_sparsity.png",
+        "learning_curves.png",
+        "sparsity_schedule.png",
+        "cost_vs_sparsity.png",
+    } <= set(pngs)
+    assert all((out / "plots" / p).stat().st_size > 5000 for p in pngs)
+    html = (out / "report.html").read_text()
+    assert "<script src=" not in html and "Plotly.newPlot" in html  # plotly.js inlined
+    for title in (
+        "1. Training dynamics",
+        "2. Highest sparsity",
+        "3. Robustness",
+        "4. Accuracy / time / memory",
+        "5. MLP vs CNN",
+        "Large-sparse vs small-dense",
+    ):
+        assert title in html
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["/nonexistent/dir"], ["{tmp}"], ["{tmp}", "--x", "accuracy"], ["{tmp}", "--tolerance", "-1"]],
+)
+def test_bad_input_exits_2_with_one_message(tmp_path, args):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    r = subprocess.run([sys.executable, "-m", "analysis", *args], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "error:" in r.stderr
+    assert r.stdout == ""
