@@ -311,6 +311,25 @@ def test_imp_rounds_through_compute_masks_prune_rate_of_what_remains():
         assert (2000 - count_pruned(m)) == pytest.approx(0.8 * before, abs=1)
 
 
+@pytest.mark.parametrize("kind", ["cubic", "linear", "exponential"])
+def test_a_gradual_run_prunes_monotonically_to_exactly_the_final_target(kind):
+    w = _weights({"a": (30, 20), "b": (50,), "c": (7, 7)})
+    total = 600 + 50 + 49
+    m = dense_masks(w)
+    counts = []
+    for epoch in range(12):  # prune at the start of every epoch, start 2, end 8
+        target = gradual_target(epoch, 2, 8, 0.05, 0.9, kind)
+        previous = {n: t.clone() for n, t in m.items()}
+        m = compute_masks(magnitude_scores(w), m, target, "global")
+        assert count_pruned(m) == round(target * total)
+        assert all(not (m[n] & ~previous[n]).any() for n in w)
+        counts.append(count_pruned(m))
+    assert counts[:2] == [0, 0]
+    assert counts[2] == round(0.05 * total)
+    assert counts[8:] == [round(0.9 * total)] * 4
+    assert counts == sorted(counts)
+
+
 # --------------------------------------------------------------------------------- bad inputs
 
 
