@@ -148,7 +148,7 @@ def init_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        ray.init(address=address)
     else:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
 
@@ -240,7 +240,7 @@ def run(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our CLIReporter table
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # only the JSON logger
     os.environ.setdefault("WANDB_SILENT", "true")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     write_spec(spec, exp)
     init_ray(address)
     tuner, callbacks = build_tuner(spec, storage, exp, resume, use_wandb)

@@ -14,6 +14,7 @@ straight into the trial's storage directory (local disk, shared filesystem or a 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -126,6 +127,8 @@ def train_trial(
     from sparsity_tune.data import load_dataset
     from sparsity_tune.trainer import Trainer, resolve_device
 
+    # one "Checkpoint successfully created" line per epoch would drown the progress table
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     params = trial_params(config)
     seed = trial_seed(config, seeds)
     cfg = trial_config(base, {**params, "train.seed": seed})

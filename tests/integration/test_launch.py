@@ -1,0 +1,197 @@
+"""Sweeps end to end on a real Ray runtime: files, W&B runs, retries, seeds, Optuna, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sweep_helpers import tiny_spec, trial_dirs, trial_files, wandb_runs
+
+from sparsity_tune import launch, layout, metrics
+from sparsity_tune.sweep_summary import pareto_configs, trials_frame
+from sparsity_tune.trainable import CRASH_FILE
+
+pytestmark = pytest.mark.slow
+
+
+def test_small_grid_sweep_end_to_end(ray_session, tmp_path: Path, data_root: Path, capsys) -> None:
+    spec = tiny_spec(
+        tmp_path / "grid.yaml",
+        data_root,
+        "grid",
+        {"parameters": {"pruning.final_sparsity": {"values": [0.5, 0.9]}}, "seeds": [0, 1]},
+    )
+    rc = launch.main([str(spec), "--storage", str(tmp_path / "res")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    exp = tmp_path / "res" / "grid"
+    assert (exp / layout.SPEC).exists()
+    assert f"python -m analysis {exp}" in out
+
+    dirs = trial_dirs(exp)
+    assert len(dirs) == 4
+    seen = set()
+    for d in dirs:
+        cfg, records, summary = trial_files(d)
+        target = cfg["params"]["pruning.final_sparsity"]
+        seen.add((target, cfg["seed"]))
+        assert cfg["config"]["train"]["seed"] == cfg["seed"]
+        assert [r["epoch"] for r in records] == [1, 2, 3]
+        assert all(tuple(k for k in r if "/" not in k) == metrics.RECORD_KEYS for r in records)
+        assert records[-1]["sparsity"] == pytest.approx(target, abs=0.01)
+        assert summary is not None and set(metrics.SUMMARY_KEYS) <= set(summary)
+    assert seen == {(0.5, 0), (0.5, 1), (0.9, 0), (0.9, 1)}  # every config once per seed
+
+    runs = wandb_runs(exp)
+    assert len(runs) == 4
+    by_trial = {frags[0]["run"]["config"]["update"]["trial_id"]: frags for frags in runs.values()}
+    for d in dirs:
+        cfg, records, summary = trial_files(d)
+        (frag,) = by_trial[cfg["trial_id"]]
+        wb_cfg = frag["run"]["config"]["update"]
+        assert frag["run"]["run_group"] == "grid" and frag["run"]["job_type"] == "gradual"
+        assert wb_cfg["pruning.final_sparsity"] == cfg["params"]["pruning.final_sparsity"]
+        assert wb_cfg["train.seed"] == cfg["seed"]
+        assert [h["_step"] for h in frag["history"]] == [1, 2, 3]
+        assert [h["val_acc"] for h in frag["history"]] == [r["val_acc"] for r in records]
+        assert frag["summary"]["best_val_acc"] == summary["best_val_acc"]
+        assert frag["exit_code"] == 0
+
+
+def test_killed_trial_is_retried_from_its_checkpoint(
+    ray_session, tmp_path: Path, data_root: Path
+) -> None:
+    spec = tiny_spec(tmp_path / "kill.yaml", data_root, "kill", {"seeds": [0, 1]})
+    exp = tmp_path / "res" / "kill"
+    exp.mkdir(parents=True)
+    (exp / CRASH_FILE).write_text("2")  # the first trial to finish epoch 2 dies (os._exit)
+    assert launch.main([str(spec), "--storage", str(tmp_path / "res")]) == 0
+    assert (exp / (CRASH_FILE + ".claimed")).exists()
+
+    restored = []
+    for d in trial_dirs(exp):
+        cfg, records, summary = trial_files(d)
+        assert [r["epoch"] for r in records] == [1, 2, 3]  # as many as an uninterrupted trial
+        assert summary is not None
+        if cfg["restored_from_epoch"] is not None:
+            restored.append((cfg, records))
+    assert len(restored) == 1
+    cfg, records = restored[0]
+    assert cfg["restored_from_epoch"] in (1, 2)
+
+    # the retried trial continues bit for bit: same numbers as one run without a crash
+    from sparsity_tune.config import trial_config
+    from sparsity_tune.trainer import Trainer
+
+    clean = Trainer(trial_config(cfg["config"]), cpus=1)
+    clean.run()
+    assert [r["val_acc"] for r in records] == [r["val_acc"] for r in clean.records]
+    assert [r["sparsity"] for r in records] == [r["sparsity"] for r in clean.records]
+
+    # its W&B run continued: one run, steps 1..3 once each, finished
+    runs = wandb_runs(exp)
+    frags = next(
+        f for f in runs.values() if f[0]["run"]["config"]["update"]["trial_id"] == cfg["trial_id"]
+    )
+    steps = [h["_step"] for f in frags for h in f["history"]]
+    assert steps == [1, 2, 3]
+    assert frags[-1]["exit_code"] == 0
+
+
+def test_multi_objective_optuna_returns_its_pareto_trials(
+    ray_session, tmp_path: Path, data_root: Path, capsys
+) -> None:
+    spec = tiny_spec(
+        tmp_path / "mo.yaml",
+        data_root,
+        "mo",
+        {
+            "algorithm": "optuna",
+            "objectives": {"val_acc": "max", "nonzero_params": "min"},
+            "parameters": {
+                "pruning.final_sparsity": {"distribution": "uniform", "min": 0.2, "max": 0.95},
+                "model.width": {"values": [16, 48]},
+            },
+            "num_samples": 3,
+            "seeds": [0, 1],
+        },
+        train={"epochs": 2, "batch_size": 100, "lr": 0.01},
+        pruning={"method": "gradual", "final_sparsity": 0.5, "end_epoch": 1},
+    )
+    assert launch.main([str(spec), "--storage", str(tmp_path / "res"), "--no-wandb"]) == 0
+    out = capsys.readouterr().out
+    exp = tmp_path / "res" / "mo"
+    df = trials_frame(exp)
+    assert len(df) == 6 and (df["status"] == "finished").all()
+    # Optuna sampled each configuration once; the repeater ran it once per seed
+    params = ["pruning.final_sparsity", "model.width"]
+    groups = df.groupby(params)["seed"].apply(sorted)
+    assert len(groups) == 3 and all(s == [0, 1] for s in groups)
+    assert not (exp / "wandb").exists()
+
+    objectives = {"val_acc": "max", "nonzero_params": "min"}
+    front = pareto_configs(df, params, objectives)
+    assert "Pareto-optimal configurations" in out and 1 <= len(front) <= 3
+    means = df.groupby(params)[list(objectives)].mean().reset_index()
+    for _, row in means.iterrows():
+        dominated = (
+            (means["val_acc"] >= row["val_acc"])
+            & (means["nonzero_params"] <= row["nonzero_params"])
+            & (
+                (means["val_acc"] > row["val_acc"])
+                | (means["nonzero_params"] < row["nonzero_params"])
+            )
+        ).any()
+        on_front = (front["val_acc"] == row["val_acc"]).any() and (
+            front["nonzero_params"] == row["nonzero_params"]
+        ).any()
+        assert on_front == (not dominated)
+
+
+BAD = {
+    "unknown key": ({"search": {"algoritm": "grid"}}, "search.algoritm"),
+    "missing path": ({"search": {"parameters": {"model.widht": {"values": [1]}}}}, "model.widht"),
+    "min > max": (
+        {"search": {"algorithm": "random", "parameters": {"train.lr": {"min": 0.1, "max": 0.01}}}},
+        "min=0.1 is above max=0.01",
+    ),
+    "objective": (
+        {"search": {"algorithm": "optuna", "objectives": {"acc": "max"}}},
+        "objectives.acc",
+    ),
+    "asha": (
+        {
+            "search": {
+                "algorithm": "optuna",
+                "scheduler": "asha",
+                "objectives": {"val_acc": "max", "sparse_bytes": "min"},
+            }
+        },
+        "search.metric",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exits_2_before_ray_starts(tmp_path: Path, case: str) -> None:
+    import yaml
+
+    top, expected = BAD[case]
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump({"name": "bad", "train": {"epochs": 2}, **top}))
+    code = (
+        "import sys; from sparsity_tune import launch; rc = launch.main(sys.argv[1:]); "
+        "assert 'ray' not in sys.modules or not sys.modules['ray'].is_initialized(); sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(spec), "--storage", str(tmp_path / "res")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error:") and expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "res").exists()
