@@ -94,7 +94,7 @@ def _read_optional_json(path: Path) -> dict[str, Any] | None:
 def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One trial's row (config flattened, final record, summary) and its records."""
     cfg = _read_optional_json(trial_dir / layout.CONFIG) or {}
-    records = layout.read_records(trial_dir)
+    records = _read_records(trial_dir)
     summary = _read_optional_json(trial_dir / layout.SUMMARY)
     error_path = trial_dir / layout.ERROR
     has_error = error_path.exists()
@@ -120,6 +120,21 @@ def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[s
     if summary:
         row.update(summary)
     return row, records
+
+
+def _read_records(trial_dir: Path) -> list[dict[str, Any]]:
+    """All records in one json.loads call (3x fewer decoder calls than one per line); a torn
+    or odd file falls back to layout.read_records, which skips the bad line."""
+    try:
+        text = (trial_dir / layout.RECORDS).read_text()
+    except FileNotFoundError:
+        return []
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    try:
+        records = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        return layout.read_records(trial_dir)
+    return [r for r in records if isinstance(r, dict)]
 
 
 def _last_line(path: Path) -> str:

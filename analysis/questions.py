@@ -426,29 +426,46 @@ def _arch(a: Analysis) -> Section:
 
 def matched_pairs(configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL) -> pd.DataFrame:
     """Each dense configuration beside the sparse configuration of a *larger* model of the same
-    architecture whose nonzero_params is closest to it (within ``rtol``)."""
+    architecture whose nonzero_params is closest to it (within ``rtol``).
+
+    Sparse candidates are sorted by nonzero_params per architecture, so each dense configuration
+    looks only at its window (numpy searchsorted), never at all pairs.
+    """
     c = configs.dropna(subset=["nonzero_params", "total_params", y])
     dense = c[c["sparsity"] <= DENSE_EPS]
     sparse = c[c["sparsity"] > DENSE_EPS]
-    cols = ["arch", "label", "nonzero_params", "total_params", "sparsity", y, "n_seeds"]
-    m = dense[cols].merge(sparse[cols], on="arch", suffixes=("_d", "_s"))
-    m = m[m["total_params_s"] > m["total_params_d"]]
-    rel = (m["nonzero_params_s"] - m["nonzero_params_d"]).abs() / m["nonzero_params_d"]
-    m = m.assign(rel=rel)[rel <= rtol]
-    if m.empty:
+    rows = []
+    for arch, d_arch in dense.groupby("arch", sort=True):
+        s_arch = sparse[sparse["arch"] == arch].sort_values("nonzero_params", kind="stable")
+        if s_arch.empty:
+            continue
+        nz = s_arch["nonzero_params"].to_numpy(float)
+        total = s_arch["total_params"].to_numpy(float)
+        for i, d in enumerate(d_arch.itertuples(index=False)):
+            d_nz, d_total = float(d.nonzero_params), float(d.total_params)
+            lo = np.searchsorted(nz, d_nz * (1 - rtol), side="left")
+            hi = np.searchsorted(nz, d_nz * (1 + rtol), side="right")
+            window = np.arange(lo, hi)
+            window = window[total[window] > d_total]
+            if window.size == 0:
+                continue
+            j = window[np.argmin(np.abs(nz[window] - d_nz))]
+            rows.append((arch, d_arch.index[i], s_arch.index[j]))
+    if not rows:
         return pd.DataFrame()
-    m = m.sort_values("rel", kind="stable").groupby("label_d", sort=False).head(1)
+    di = [r[1] for r in rows]
+    si = [r[2] for r in rows]
     out = pd.DataFrame(
         {
-            "arch": m["arch"],
-            "dense_label": m["label_d"],
-            "dense_nonzero_params": m["nonzero_params_d"],
-            f"dense_{y}": m[f"{y}_d"],
-            "sparse_label": m["label_s"],
-            "sparse_nonzero_params": m["nonzero_params_s"],
-            "sparse_total_params": m["total_params_s"],
-            "sparse_sparsity": m["sparsity_s"],
-            f"sparse_{y}": m[f"{y}_s"],
+            "arch": [r[0] for r in rows],
+            "dense_label": c.loc[di, "label"].to_numpy(),
+            "dense_nonzero_params": c.loc[di, "nonzero_params"].to_numpy(),
+            f"dense_{y}": c.loc[di, y].to_numpy(),
+            "sparse_label": c.loc[si, "label"].to_numpy(),
+            "sparse_nonzero_params": c.loc[si, "nonzero_params"].to_numpy(),
+            "sparse_total_params": c.loc[si, "total_params"].to_numpy(),
+            "sparse_sparsity": c.loc[si, "sparsity"].to_numpy(),
+            f"sparse_{y}": c.loc[si, y].to_numpy(),
         }
     )
     sign = 1.0 if direction(y) == "max" else -1.0

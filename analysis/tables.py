@@ -31,8 +31,10 @@ def identity_columns(trials: pd.DataFrame) -> list[str]:
 def _hash_ids(df: pd.DataFrame) -> pd.Series:
     if df.shape[1] == 0:
         return pd.Series("0" * 10, index=df.index)
-    text = df.astype("string").fillna("<NA>")
-    h = pd.util.hash_pandas_object(text, index=False).to_numpy()
+    try:  # pandas hashes each column vectorised (object columns through factorize)
+        h = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    except TypeError:  # unhashable cells: hash their text instead
+        h = pd.util.hash_pandas_object(df.astype("string").fillna("<NA>"), index=False).to_numpy()
     return pd.Series([f"{v:016x}"[:10] for v in h], index=df.index)
 
 
@@ -99,15 +101,18 @@ def numeric_metrics(df: pd.DataFrame) -> list[str]:
 
 
 def t_quantile(n: np.ndarray) -> np.ndarray:
-    """Two-sided 95% Student-t quantile for ``n`` samples (NaN where n < 2)."""
-    from scipy.stats import (
-        t,  # scipy arrives with mnist1d; late import keeps `import analysis` fast
-    )
+    """Two-sided 95% Student-t quantile for ``n`` samples (NaN where n < 2).
+
+    scipy.special.stdtrit (inverse Student-t CDF) is evaluated once per distinct ``n``.
+    """
+    from scipy.special import stdtrit  # scipy arrives with mnist1d; lighter than scipy.stats
 
     n = np.asarray(n, dtype=float)
     out = np.full(n.shape, np.nan)
     ok = n >= 2
-    out[ok] = t.ppf(0.975, n[ok] - 1)
+    if ok.any():
+        uniq, inv = np.unique(n[ok], return_inverse=True)
+        out[ok] = stdtrit(uniq - 1, 0.975)[inv]
     return out
 
 
