@@ -308,7 +308,10 @@ class Trainer:
             return {}
         final_sp = recs[-1]["sparsity"]
         final_mask_recs = [r for r in recs if abs(r["sparsity"] - final_sp) < 1e-9] or recs
-        best = max(final_mask_recs, key=lambda r: r["val_acc"])
+        if any(math.isnan(r["val_acc"]) for r in recs):  # no validation split: best = last
+            best = recs[-1]
+        else:
+            best = max(final_mask_recs, key=lambda r: r["val_acc"])  # ties: the earliest
         threshold = 0.99 * best["val_acc"]
         to99 = next((r["epoch"] for r in recs if r["val_acc"] >= threshold), None)
         infer = time_inference(self.model, self.masks, self.data.test_x)

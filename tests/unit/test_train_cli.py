@@ -59,25 +59,24 @@ def test_cli_writes_config_records_and_summary(tmp_path, data_root, capsys):
         (["--set", "dataset.name=mnist"], "download"),  # files missing: names the flag
     ],
 )
-def test_bad_input_exits_2_with_one_clear_message(tmp_path, data_root, args, fragment):
+def test_bad_input_exits_2_with_one_clear_message(tmp_path, data_root, args, fragment, capsys):
     spec = _spec(tmp_path, data_root)
+    assert main([str(spec), "--out", str(tmp_path / "o"), *args]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_bad_input_as_a_process_exits_2_without_traceback(tmp_path, data_root):
+    spec = _spec(tmp_path, data_root, "pruning: {final_sparsity: 1.5}\n")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sparsity_tune.train",
-            str(spec),
-            "--out",
-            str(tmp_path / "o"),
-            *args,
-        ],
+        [sys.executable, "-m", "sparsity_tune.train", str(spec)],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
-    assert fragment in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "pruning.final_sparsity=1.5" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_missing_spec_file_is_exit_2(tmp_path):

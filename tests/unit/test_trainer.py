@@ -247,3 +247,10 @@ def test_cnn_on_1d_signals_and_sparse_inference(small_config):
         dense = trainer.model.eval()(x)
         sparse = sparse_copy(trainer.model, trainer.masks)(x)
     torch.testing.assert_close(dense, sparse, rtol=1e-4, atol=1e-5)
+
+
+def test_no_validation_split_still_summarises(small_config):
+    _, records, summary = _run(small_config(**{"dataset.val_fraction": 0.0, "train.epochs": 2}))
+    assert all(math.isnan(r["val_acc"]) for r in records)
+    assert summary["best_epoch"] == 2 and summary["epochs_to_99pct"] is None
+    assert summary["test_acc_at_best_val"] == records[-1]["test_acc"]
