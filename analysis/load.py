@@ -28,6 +28,8 @@ ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_
 #: the memory a run needs is its peak, and on CPU the per-epoch value is RSS *growth*, which is
 #: near zero after the first epoch. The per-epoch values stay in history.csv.
 MAX_OVER_EPOCHS = ("peak_mem_bytes",)
+#: Directories never searched for trials: W&B's run folders (thousands of media files).
+SKIP_DIRS = frozenset({"wandb", ".git", "__pycache__"})
 #: Sections of the nested trial config; their dotted keys are the config columns.
 CONFIG_SECTIONS = ("dataset", "model", "train", "pruning")
 
@@ -61,7 +63,8 @@ def config_columns(df: pd.DataFrame) -> list[str]:
 def find_trial_dirs(root: Path) -> list[Path]:
     """Directories below ``root`` (itself included) holding records.jsonl or a trial config.json."""
     found = []
-    for dirpath, _dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
         names = set(filenames)
         if layout.RECORDS in names or (layout.CONFIG in names and _is_trial_config(dirpath)):
             found.append(Path(dirpath))
