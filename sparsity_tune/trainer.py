@@ -97,6 +97,11 @@ class Trainer:
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(tc.device)
+        if self.device.type == "cpu":
+            # Pruned nets drive activations and gradients into subnormal floats, which x86 CPUs
+            # compute many times slower (LeNet-5 at 90% sparsity: 1.6 s vs 0.6 s an epoch).
+            # Flushing them to zero changes nothing a float32 loss can see.
+            torch.set_flush_denormal(True)
         self.data = data if data is not None else load_dataset(config.dataset, self.device)
 
         torch.manual_seed(tc.seed)
