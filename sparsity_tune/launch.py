@@ -160,19 +160,17 @@ def _short(key: str) -> str:
 def reporter(spec: Spec) -> Any:
     from ray.tune import CLIReporter
 
-    params = {
-        k: _short(k)
-        for k in spec.search.parameters
-        if spec.search.parameters[k].distribution != "constant"
-    }
-    params["train.seed"] = "seed"
-    cols = {m: m for m in LIVE_METRICS}
+    keys = [k for k, p in spec.search.parameters.items() if p.distribution != "constant"]
+    shorts = [_short(k) for k in keys]
+    params = {k: (s if shorts.count(s) == 1 else k) for k, s in zip(keys, shorts, strict=True)}
+    cols = {"train.seed": "seed"}  # a reported value: optuna trials carry it only in results
+    cols.update({m: m for m in LIVE_METRICS})
     for m in spec.search.objectives:
         cols.setdefault(m, m)
     return CLIReporter(
         metric_columns=cols,
         parameter_columns=params,
-        max_progress_rows=30,
+        max_progress_rows=16,
         max_report_frequency=30,
         print_intermediate_tables=True,
         max_column_length=14,
@@ -241,7 +239,8 @@ def run(
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # only the JSON logger
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    write_spec(spec, exp)
+    if not resume:  # a resumed experiment keeps the spec it was started with
+        write_spec(spec, exp)
     init_ray(address)
     tuner, callbacks = build_tuner(spec, storage, exp, resume, use_wandb)
     try:

@@ -19,6 +19,7 @@ config column.
 from __future__ import annotations
 
 import math
+import pickle
 from typing import Any
 
 import numpy as np
@@ -84,13 +85,13 @@ class SeedRepeater(Repeater):
     """
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, **kwargs: Any) -> None:
+        if trial_id not in self._trial_id_to_group:
+            return  # not one of ours (e.g. suggested before a restore that lost it)
         metric = self.searcher.metric
         if not isinstance(metric, list):
             super().on_trial_complete(trial_id, result, **kwargs)
             return
-        group = self._trial_id_to_group.get(trial_id)
-        if group is None:
-            return
+        group = self._trial_id_to_group[trial_id]
         values = tuple(
             float(result[m]) if result and result.get(m) is not None else np.nan for m in metric
         )
@@ -104,6 +105,16 @@ class SeedRepeater(Repeater):
                 result=dict(zip(metric, mean.tolist(), strict=True)),
                 **kwargs,
             )
+
+    def save(self, checkpoint_path: str) -> None:
+        """Ray's Repeater saves only the inner searcher; keep the seed groups too, so a resumed
+        sweep still reports each configuration's seed mean to Optuna."""
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
 
 
 def optuna_searcher(spec: Spec) -> Searcher:

@@ -1,0 +1,154 @@
+"""Spec → Ray Tune translation: domains, seeds as a column, and the seed-averaging repeater."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from ray import tune
+from ray.tune.search import Searcher
+from ray.tune.search.sample import Categorical, Float, Integer
+from ray.tune.search.variant_generator import generate_variants
+
+from sparsity_tune import search
+from sparsity_tune.spec import ParameterSpec, validate_spec
+
+BASE = {
+    "name": "t",
+    "train": {"epochs": 4},
+    "pruning": {"method": "gradual", "final_sparsity": 0.5, "end_epoch": 3},
+}
+
+
+def test_int_uniform_includes_max_like_wandb() -> None:
+    d = search.domain(ParameterSpec(distribution="int_uniform", min=2, max=4), grid=False)
+    assert isinstance(d, Integer)
+    random.seed(0)
+    seen = {d.sample() for _ in range(300)}
+    assert seen == {2, 3, 4}
+
+
+def test_log_uniform_uses_exponents_log_uniform_values_uses_values() -> None:
+    a = search.domain(ParameterSpec(distribution="log_uniform", min=-3, max=0), grid=False)
+    b = search.domain(
+        ParameterSpec(distribution="log_uniform_values", min=0.001, max=1), grid=False
+    )
+    assert isinstance(a, Float) and isinstance(b, Float)
+    assert (a.lower, a.upper) == pytest.approx((math.exp(-3), 1.0))
+    assert (b.lower, b.upper) == (0.001, 1)
+
+
+def test_values_are_a_grid_for_grid_and_a_choice_otherwise() -> None:
+    p = ParameterSpec(values=[1, 2])
+    assert search.domain(p, grid=True) == {"grid_search": [1, 2]}
+    assert isinstance(search.domain(p, grid=False), Categorical)
+    assert search.domain(ParameterSpec(value=7), grid=False) == 7
+
+
+def test_random_search_keeps_a_sample_fixed_across_its_seeds() -> None:
+    spec = validate_spec(
+        {
+            **BASE,
+            "search": {
+                "algorithm": "random",
+                "parameters": {
+                    "train.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1}
+                },
+                "num_samples": 3,
+                "seeds": [0, 1, 2],
+            },
+        }
+    )
+    space = search.param_space(spec)
+    assert space["train.seed"] == tune.grid_search([0, 1, 2])
+    alg = search.search_alg(spec)
+    assert alg._constant_grid_search  # the generator Ray uses for this sweep keeps samples fixed
+    lrs: dict[float, list[int]] = {}
+    for _ in range(search.num_samples(spec)):  # what BasicVariantGenerator does per sample
+        for _, c in generate_variants(space, constant_grid_search=alg._constant_grid_search):
+            lrs.setdefault(c["train.lr"], []).append(c["train.seed"])
+    assert len(lrs) == 3 and all(sorted(s) == [0, 1, 2] for s in lrs.values())
+
+
+def test_grid_space_has_every_point_once_per_seed() -> None:
+    spec = validate_spec(
+        {**BASE, "search": {"parameters": {"model.width": {"values": [8, 16]}}, "seeds": [3, 4]}}
+    )
+    variants = [v for _, v in generate_variants(search.param_space(spec))]
+    assert sorted((v["model.width"], v["train.seed"]) for v in variants) == [
+        (8, 3),
+        (8, 4),
+        (16, 3),
+        (16, 4),
+    ]
+
+
+def test_trial_seed_maps_the_repeat_index_to_the_seed_list() -> None:
+    assert search.trial_seed({"__trial_index__": 1}, [7, 9]) == 9
+    assert search.trial_seed({"train.seed": 5}, [7, 9]) == 5
+    assert search.trial_params({"a.b": 1, "train.seed": 2, "__trial_index__": 0}) == {"a.b": 1}
+
+
+class Recorder(Searcher):
+    """A minimal real Searcher: proposes numbered configs, records what it is told."""
+
+    def __init__(self, metric, mode):
+        super().__init__(metric=metric, mode=mode)
+        self.n = 0
+        self.told: dict[str, dict] = {}
+
+    def suggest(self, trial_id):
+        self.n += 1
+        return {"x": self.n}
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        self.told[trial_id] = result
+
+
+def test_seed_repeater_averages_each_objective_over_the_seeds() -> None:
+    inner = Recorder(metric=["val_acc", "nonzero_params"], mode=["max", "min"])
+    rep = search.SeedRepeater(inner, repeat=2)
+    configs = {tid: rep.suggest(tid) for tid in ("a", "b", "c", "d")}
+    assert [c["x"] for c in configs.values()] == [1, 1, 2, 2]
+    assert [c["__trial_index__"] for c in configs.values()] == [0, 1, 0, 1]
+    rep.on_trial_complete("a", {"val_acc": 0.5, "nonzero_params": 100})
+    assert inner.told == {}  # waits for every seed of the configuration
+    rep.on_trial_complete("b", {"val_acc": 0.7, "nonzero_params": 300})
+    assert inner.told == {
+        "a": {"val_acc": pytest.approx(0.6), "nonzero_params": pytest.approx(200)}
+    }
+    rep.on_trial_complete("c", None)  # a failed seed is left out of the mean
+    rep.on_trial_complete("d", {"val_acc": 0.9, "nonzero_params": 50})
+    assert inner.told["c"] == {"val_acc": pytest.approx(0.9), "nonzero_params": pytest.approx(50)}
+
+
+def test_seed_repeater_state_survives_save_and_restore(tmp_path) -> None:
+    inner = Recorder(metric=["val_acc", "nonzero_params"], mode=["max", "min"])
+    rep = search.SeedRepeater(inner, repeat=2)
+    rep.suggest("a"), rep.suggest("b")
+    rep.on_trial_complete("a", {"val_acc": 0.5, "nonzero_params": 100})
+    rep.save(str(tmp_path / "s.pkl"))
+    again = search.SeedRepeater(
+        Recorder(metric=["val_acc", "nonzero_params"], mode=["max", "min"]), repeat=2
+    )
+    again.restore(str(tmp_path / "s.pkl"))
+    again.on_trial_complete("b", {"val_acc": 0.7, "nonzero_params": 300})
+    assert again.searcher.told["a"]["val_acc"] == pytest.approx(0.6)
+
+
+def test_asha_runs_on_epochs_up_to_the_largest_searched_epoch_count() -> None:
+    spec = validate_spec(
+        {
+            **BASE,
+            "search": {
+                "scheduler": "asha",
+                "metric": "val_acc",
+                "parameters": {"train.epochs": {"values": [4, 12]}},
+                "grace_period": 2,
+            },
+        }
+    )
+    sched = search.scheduler(spec)
+    assert sched._time_attr == "epoch" and sched._metric == "val_acc" and sched._mode == "max"
+    assert search.max_epochs(spec) == 12
