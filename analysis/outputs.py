@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.load import ID_COLUMNS
-from analysis.questions import Analysis
+from analysis.questions import REFERENCE_TEXT, Analysis
 
 #: What each file holds (also listed at the end of report.html).
 FILES = {
@@ -42,7 +42,7 @@ def hypervolume_table(a: Analysis) -> pd.DataFrame:
             "hv_normalized": f.hv_normalized,
             "hv_ref_x": f.ref[0],
             "hv_ref_y": f.ref[1],
-            "reference": "worst observed x and y among the configurations",
+            "reference": REFERENCE_TEXT,
         }
         for f in a.fronts.values()
     ]

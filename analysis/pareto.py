@@ -70,16 +70,21 @@ def reference_point(
     y: Sequence[float] | np.ndarray,
     x_dir: Direction = "min",
     y_dir: Direction = "max",
+    margin: float = 0.0,
 ) -> tuple[float, float]:
-    """The nadir of the observed points: the worst value seen on each axis.
+    """The nadir of the observed points (the worst value seen on each axis), pushed ``margin``
+    times the observed range further away from the best.
 
-    Used as the default hypervolume reference so the number needs no user input; it is stated
-    next to every hypervolume so fronts are only compared against the same reference.
+    A margin > 0 keeps the extreme front points (each the worst on one axis) contributing area;
+    with margin 0 a front of two such points has hypervolume 0. An axis whose values are all equal
+    is pushed by ``margin`` times its magnitude (or by ``margin`` when that is 0).
     """
-    a, b = np.asarray(x, float), np.asarray(y, float)
-    rx = np.nanmax(a) if x_dir == "min" else np.nanmin(a)
-    ry = np.nanmax(b) if y_dir == "min" else np.nanmin(b)
-    return float(rx), float(ry)
+    out = []
+    for v, d in ((np.asarray(x, float), x_dir), (np.asarray(y, float), y_dir)):
+        worst, best = (np.nanmax(v), np.nanmin(v)) if d == "min" else (np.nanmin(v), np.nanmax(v))
+        span = abs(worst - best) or abs(worst) or 1.0
+        out.append(float(worst + margin * span * (1 if d == "min" else -1)))
+    return out[0], out[1]
 
 
 def hypervolume_2d(

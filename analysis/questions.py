@@ -29,6 +29,8 @@ DEFAULT_X = ("nonzero_params", "sparse_bytes", "peak_mem_bytes", "train_time_s",
 DEFAULT_Y = "test_acc"
 DEFAULT_TOLERANCE = 1.0  # accuracy points (percentage points when accuracies are fractions)
 MATCH_RTOL = 0.2  # nonzero params of a "matched" pair differ by at most 20%
+REF_MARGIN = 0.1  # hypervolume reference: the worst observed values, 10% of the range beyond
+REFERENCE_TEXT = "worst observed value on each axis, pushed 10% of the observed range further"
 
 
 @dataclass
@@ -41,7 +43,7 @@ class Front:
     n_configs: int  # configurations with both values (the candidates)
     hypervolume: float
     hv_normalized: float  # hypervolume / area of the box from the ideal to the reference point
-    ref: tuple[float, float]  # (worst observed x, worst observed y) of the candidates
+    ref: tuple[float, float]  # REFERENCE_TEXT, over the candidates
 
 
 @dataclass
@@ -84,11 +86,10 @@ def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
         )
     xv, yv = cand[x].to_numpy(float), cand[y].to_numpy(float)
     mask = pareto_mask(xv, yv, x_dir, y_dir)
-    ref = reference_point(xv, yv, x_dir, y_dir)
+    ref = reference_point(xv, yv, x_dir, y_dir, margin=REF_MARGIN)
     hv = hypervolume_2d(xv[mask], yv[mask], ref, x_dir, y_dir)
-    ideal = reference_point(
-        xv, yv, "max" if x_dir == "min" else "min", "max" if y_dir == "min" else "min"
-    )
+    flip = {"min": "max", "max": "min"}
+    ideal = reference_point(xv, yv, flip[x_dir], flip[y_dir])  # the best observed values
     box = abs(ref[0] - ideal[0]) * abs(ref[1] - ideal[1])
     spread = [f"{m}{s}" for m in (x, y) for s in ("", "_std", "_ci95_lo", "_ci95_hi")]
     lead = ["config_id", "label", "arch", "size", "n_seeds", *dict.fromkeys(spread)]
@@ -101,6 +102,7 @@ def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
         hv_normalized=hv / box if box > 0 else np.nan,
         hv_ref_x=ref[0],
         hv_ref_y=ref[1],
+        hv_reference=REFERENCE_TEXT,
     )
     return Front(x, y, x_dir, y_dir, table, len(cand), hv, hv / box if box > 0 else np.nan, ref)
 
@@ -368,7 +370,7 @@ def _tradeoffs(a: Analysis) -> Section:
         s.sentences.append(
             f"{x}: {len(f.table)} of {f.n_configs} configurations are on the front; hypervolume "
             f"{_fmt(f.hypervolume)} (normalised {_fmt(f.hv_normalized)}) against the reference "
-            f"point ({x}={_fmt(f.ref[0])}, {y}={_fmt(f.ref[1])}), the worst observed values. The "
+            f"point ({x}={_fmt(f.ref[0])}, {y}={_fmt(f.ref[1])}: the {REFERENCE_TEXT}). The "
             f"most accurate ({best['label']}, {y} {_fmt(best[y])}) costs {_fmt(best[x])}; "
             + cheaper
         )

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.charts import Chart
-from analysis.questions import Analysis
+from analysis.questions import REFERENCE_TEXT, Analysis
 
 _DASH = {True: "dash", False: "solid"}
 
@@ -104,7 +104,7 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
         f"<h1>{html.escape(a.experiment.name)}: sparsity-tune analysis</h1>",
         f"<p class='note'>Source: {html.escape(str(a.experiment.root))}. Accuracy metric "
         f"<code>{a.y}</code> (seed mean per configuration), tolerance {a.tolerance:g} point(s). "
-        "Hypervolumes use the worst observed cost and accuracy as reference point.</p>",
+        f"Hypervolume reference point: the {REFERENCE_TEXT}.</p>",
     ]
     for s in a.sections:
         parts.append(f"<section id='{s.key}'><h2>{html.escape(s.title)}</h2>")

@@ -50,6 +50,7 @@ def test_cli_writes_every_file_on_a_running_experiment(running_experiment, capsy
             "hypervolume",
             "hv_ref_x",
             "hv_ref_y",
+            "hv_reference",
         } <= set(front.columns)
         assert len(front) >= 1 and set(front["config_id"]) <= finished
         # configs whose every trial is unfinished never reach a front

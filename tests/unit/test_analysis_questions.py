@@ -61,14 +61,16 @@ def test_front_hypervolume_and_reference_are_stated(tmp_path):
         simple_trial(tmp_path, sparsity=s, acc=acc, cost=cost)
     f = analyse(load_experiment(tmp_path), xs=["nonzero_params"]).fronts["nonzero_params"]
     assert f.table["nonzero_params"].tolist() == [200, 500, 1000]  # (300, .80) is dominated
-    assert f.ref == (1000.0, 0.80)  # worst observed cost and accuracy
-    # boxes from the reference: (500-200)*(.85-.80) + (1000-500)*(.89-.80) + 0
-    assert f.hypervolume == pytest.approx(300 * 0.05 + 500 * 0.09)
+    # worst observed cost and accuracy, pushed 10% of the observed range further
+    assert f.ref == pytest.approx((1000 + 0.1 * 800, 0.80 - 0.1 * 0.10))
+    # boxes to the reference: (500-200)*(.85-.79) + (1000-500)*(.89-.79) + (1080-1000)*(.90-.79)
+    assert f.hypervolume == pytest.approx(300 * 0.06 + 500 * 0.10 + 80 * 0.11)
     assert f.hypervolume == pytest.approx(
         hypervolume_2d(f.table["nonzero_params"], f.table["test_acc"], f.ref)
     )
-    assert f.hv_normalized == pytest.approx(f.hypervolume / ((1000 - 200) * (0.90 - 0.80)))
-    assert (f.table["hv_ref_x"] == 1000).all() and (f.table["hv_ref_y"] == 0.80).all()
+    # normalised by the box from the best observed values (200, .90) to the reference
+    assert f.hv_normalized == pytest.approx(f.hypervolume / ((1080 - 200) * (0.90 - 0.79)))
+    assert (f.table["hv_ref_x"] == f.ref[0]).all() and (f.table["hv_ref_y"] == f.ref[1]).all()
 
 
 def test_highest_sparsity_within_tolerance(tmp_path):

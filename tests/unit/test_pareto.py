@@ -99,6 +99,13 @@ def test_hypervolume_matches_optuna(pts, x_dir, y_dir):
     assert hypervolume_2d(x, y, ref, x_dir, y_dir) == pytest.approx(expected, abs=1e-9)
 
 
-def test_reference_point_is_the_observed_nadir():
+def test_reference_point_is_the_observed_nadir_plus_a_margin():
     assert reference_point([1.0, 5.0, np.nan], [0.2, 0.9, 0.5], "min", "max") == (5.0, 0.2)
     assert reference_point([1.0, 5.0], [0.2, 0.9], "max", "min") == (1.0, 0.9)
+    rx, ry = reference_point([1.0, 5.0], [0.2, 0.9], "min", "max", margin=0.1)
+    assert rx == pytest.approx(5.4) and ry == pytest.approx(0.13)
+    # a front of two points, each the worst on one axis, keeps area once the margin is there
+    assert hypervolume_2d([1.0, 5.0], [0.2, 0.9], (5.0, 0.2)) == 0.0
+    assert hypervolume_2d([1.0, 5.0], [0.2, 0.9], (rx, ry)) == pytest.approx(4 * 0.07 + 0.4 * 0.77)
+    # all-equal axis: pushed by margin x magnitude
+    assert reference_point([2.0, 2.0], [0.5, 0.5], margin=0.1) == pytest.approx((2.2, 0.45))
