@@ -22,12 +22,18 @@ SUMMARY_METRICS = ("best_val_acc", "test_acc_at_best_val", "final_sparsity", "to
 def trials_frame(exp: str | Path) -> pd.DataFrame:
     """One row per trial directory: id, seed, params, status, epochs and final metrics."""
     rows: list[dict[str, Any]] = []
-    for cfg_path in sorted(Path(exp).glob(f"*/{layout.CONFIG}")):
-        d = cfg_path.parent
+    dirs = {p.parent for p in Path(exp).glob(f"*/{layout.CONFIG}")}
+    dirs |= {p.parent for p in Path(exp).glob(f"*/{layout.ERROR}")}
+    for d in sorted(dirs):
         try:
-            cfg = layout.read_json(cfg_path)
-        except (OSError, ValueError):
-            continue
+            cfg = layout.read_json(d / layout.CONFIG)
+        except (OSError, ValueError):  # failed before it started: Ray's params.json only
+            params = layout.read_json(d / "params.json") if (d / "params.json").exists() else {}
+            cfg = {
+                "trial_id": d.name.removeprefix("trial_"),
+                "seed": params.get("train.seed"),
+                "params": {k: v for k, v in params.items() if not k.startswith(("_", "train.seed"))},
+            }
         records = layout.read_records(d)
         summary = layout.read_json(d / layout.SUMMARY) if (d / layout.SUMMARY).exists() else {}
         status = (

@@ -195,3 +195,28 @@ def test_bad_input_exits_2_before_ray_starts(tmp_path: Path, case: str) -> None:
     assert proc.stderr.startswith("error:") and expected in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "res").exists()
+
+
+def test_failed_trial_leaves_error_txt_and_exit_1(
+    ray_session, tmp_path: Path, data_root: Path, capsys
+) -> None:
+    # end_epoch 5 passes the field check but not the trainer's cross-key rule (epochs is 3);
+    # random search does not enumerate points up front, so the trial itself fails
+    spec = tiny_spec(
+        tmp_path / "fail.yaml",
+        data_root,
+        "fail",
+        {
+            "algorithm": "random",
+            "parameters": {"pruning.end_epoch": {"values": [5]}},
+            "max_failures": 0,
+        },
+    )
+    rc = launch.main([str(spec), "--storage", str(tmp_path / "res"), "--no-wandb"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "1 trial(s) failed" in out
+    (d,) = [p.parent for p in (tmp_path / "res" / "fail").glob(f"*/{layout.ERROR}")]
+    assert "pruning.end_epoch=5 is beyond train.epochs=3" in (d / layout.ERROR).read_text()
+    df = trials_frame(tmp_path / "res" / "fail")
+    assert list(df["status"]) == ["error"]
