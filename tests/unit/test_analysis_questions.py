@@ -86,6 +86,9 @@ def test_highest_sparsity_within_tolerance(tmp_path):
     assert "up to sparsity 0.9 " in three.sentences[0] and "drop 2 points" in three.sentences[0]
     table = three.tables[0][1]
     assert table["sparsity"].tolist() == [0.9] and table["drop_pts"].iloc[0] == pytest.approx(2.0)
+    tight = _section(analyse(exp, xs=["nonzero_params"], tolerance=0.2), "tolerance")
+    assert tight.sentences[0].startswith("mlp: no pruned configuration stays within 0.2 point(s)")
+    assert "smallest drop is 0.5 points at sparsity 0.5" in tight.sentences[0]
 
 
 def test_sections_without_data_say_so(tmp_path):
