@@ -280,7 +280,7 @@ def _reword(stderr: str, req: JobRequest) -> str:
     err = stderr.strip()
     low = err.lower()
     if "invalid partition" in low:
-        parts = _run(["sinfo", "-h", "-o", "%P"]).stdout.split()
+        parts = [p.rstrip("*") for p in _run(["sinfo", "-h", "-o", "%P"]).stdout.split()]
         return (
             f"no partition named {req.partition!r} on this cluster; "
             f"pick one of: {', '.join(parts) or '(none)'} (--partition or partition: in the site "
@@ -292,6 +292,12 @@ def _reword(stderr: str, req: JobRequest) -> str:
             f"{req.cpus_per_node or 'all'} CPUs and {req.gpus_per_node} GPUs each"
             f"{' in partition ' + req.partition if req.partition else ''}; "
             f"ask for fewer (`sinfo -N -l` lists nodes and their sizes)"
+        )
+    if "generic resource" in low or "gres" in low:
+        return (
+            f"--gpus-per-node {req.gpus_per_node}: no node here has GPUs SLURM can give "
+            "(`sinfo -o '%P %G'` lists each partition's GPUs); pick a GPU partition, or set "
+            "gpu_request: gres in the site config if the site wants --gres=gpu:N"
         )
     if "time limit" in low:
         return f"--time {req.time}: over the partition's limit (`sinfo -o '%P %l'` shows them)"
