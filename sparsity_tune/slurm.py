@@ -144,8 +144,12 @@ def _plain_path(what: str, path: str) -> str:
     return path
 
 
+def _expand(path: str) -> Path:
+    return Path(os.path.expandvars(path)).expanduser().resolve()
+
+
 def _resolve_storage(storage: str) -> str:
-    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+    return storage if "://" in storage else str(_expand(storage))
 
 
 def experiment_dir(storage: str, name: str) -> str:
@@ -165,7 +169,7 @@ def build_request(args: argparse.Namespace, site: SiteConfig) -> JobRequest:
         raise ConfigError(f"name {name!r}: use letters, digits and _.+- (it becomes a directory)")
     storage = _resolve_storage(args.storage or site.storage or "results")
     if site.log_dir:
-        log_dir = Path(site.log_dir).expanduser().resolve()
+        log_dir = _expand(site.log_dir)
     elif "://" in storage:
         raise ConfigError(
             f"--storage {storage}: a URI; set log_dir in the site config for job logs"

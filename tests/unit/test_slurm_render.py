@@ -141,6 +141,18 @@ def test_site_defaults_and_flags_win(tmp_path, monkeypatch):
     )
 
 
+def test_example_site_file_is_valid_and_expands_paths(tmp_path, monkeypatch):
+    site = slurm.load_site(REPO / "slurm" / "site.example.yaml")
+    assert site.modules == ["python/3.11", "cuda/12.4"]
+    monkeypatch.setenv("USER", "alice")
+    args = slurm.parse_args(["submit", str(SMOKE)])
+    req = slurm.build_request(args, site)
+    assert req.storage == "/scratch/alice/sparsity-tune"
+    assert req.log_dir == Path("/scratch/alice/sparsity-tune/slurm")
+    text = slurm.render(req, site)
+    assert "#SBATCH --gpus-per-node=1" in text and "#SBATCH --cpus-per-task=16" in text
+
+
 def test_default_site_file_is_optional(tmp_path, monkeypatch):
     monkeypatch.delenv(slurm.SITE_ENV, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "none"))
