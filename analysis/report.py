@@ -107,7 +107,7 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
         f"Hypervolume reference point: the {REFERENCE_TEXT}.</p>",
     ]
     for s in a.sections:
-        parts.append(f"<section id='{s.key}'><h2>{html.escape(s.title)}</h2>")
+        parts.append(f"<section id='sec-{s.key}'><h2>{html.escape(s.title)}</h2>")
         for sentence in s.sentences:
             cls = " class='missing'" if sentence.startswith("Not available") else ""
             parts.append(f"<p{cls}>{html.escape(sentence)}</p>")
@@ -120,7 +120,7 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
                 fig.to_html(
                     full_html=False,
                     include_plotlyjs=False,
-                    div_id=chart.key,
+                    div_id=f"fig-{chart.key}",
                     config={"responsive": True},
                 )
             )
@@ -131,7 +131,7 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
         items = "".join(
             f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in files.items()
         )
-        parts.append(f"<section id='files'><h2>Files</h2><ul>{items}</ul></section>")
+        parts.append(f"<section id='sec-files'><h2>Files</h2><ul>{items}</ul></section>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

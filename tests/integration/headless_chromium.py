@@ -25,7 +25,11 @@ COUNT_JS = """JSON.stringify((() => {
   const divs = Array.from(document.querySelectorAll('.js-plotly-plot'));
   const drawn = divs.filter(d => d.querySelector('svg.main-svg') &&
                                  d.querySelectorAll('.scatterlayer .trace').length > 0);
-  return {plots: divs.length, rendered: drawn.length, ids: drawn.map(d => d.id)};
+  const ids = Array.from(document.querySelectorAll('[id]')).filter(e => !e.closest('svg'))
+                   .map(e => e.id);  // ids of the page, not of plotly's own SVG symbols
+  const dups = ids.filter((id, i) => ids.indexOf(id) !== i);
+  return {plots: divs.length, rendered: drawn.length, ids: drawn.map(d => d.tagName + '#' + d.id),
+          dups: dups};
 })())"""
 
 
@@ -33,7 +37,8 @@ COUNT_JS = """JSON.stringify((() => {
 class PageCheck:
     plots: int
     rendered: int
-    rendered_ids: list[str]
+    rendered_ids: list[str]  # TAG#id of each rendered figure
+    duplicate_ids: list[str]  # element ids used twice (plotly would draw into the first one)
     errors: list[str] = field(default_factory=list)
 
 
@@ -161,7 +166,9 @@ def check_page(html: Path, timeout: float = 90.0, settle_s: float = 1.0) -> Page
         with_errors = _errors(pipe.events)
         with contextlib.suppress(OSError):
             pipe.send("Browser.close")
-        return PageCheck(counts["plots"], counts["rendered"], counts["ids"], with_errors)
+        return PageCheck(
+            counts["plots"], counts["rendered"], counts["ids"], counts["dups"], with_errors
+        )
     finally:
         try:
             proc.wait(timeout=15)

@@ -124,13 +124,14 @@ def test_real_sweep_analysed_and_report_renders(sweep: Path) -> None:
     assert "Not available: the finished trials cover one architecture" not in text
     html = (out / "report.html").read_text()
     for sid in ("dynamics", "tolerance", "robustness", "tradeoffs", "arch", "matched"):
-        assert f"<section id='{sid}'>" in html
+        assert f"<section id='sec-{sid}'>" in html
     if chromium_binary() is None:
         pytest.skip("chromium missing: run scripts/setup_system.sh (as root) to check rendering")
     page = check_page(out / "report.html")
     assert page.errors == []
     assert page.plots == page.rendered == len(PNGS)
-    assert set(page.rendered_ids) == PNGS
+    assert page.duplicate_ids == []
+    assert sorted(page.rendered_ids) == sorted(f"DIV#fig-{k}" for k in PNGS)
 
 
 @pytest.mark.slow
@@ -182,9 +183,9 @@ def test_page_check_catches_errors_and_unrendered_figures(tmp_path: Path) -> Non
     bad = tmp_path / "bad.html"
     bad.write_text(
         "<html><body><div class='js-plotly-plot' id='f'></div>"
-        "<script>console.error('boom'); notDefined();</script></body></html>"
+        "<p id='f'></p><script>console.error('boom'); notDefined();</script></body></html>"
     )
     page = check_page(bad)
-    assert page.plots == 1 and page.rendered == 0
+    assert page.plots == 1 and page.rendered == 0 and page.duplicate_ids == ["f"]
     assert any("boom" in e for e in page.errors)
     assert any("notDefined" in e for e in page.errors)
