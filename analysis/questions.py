@@ -367,6 +367,10 @@ def _tradeoffs(a: Analysis) -> Section:
     s = Section("tradeoffs", "4. Accuracy / time / memory trade-offs (Pareto fronts)")
     if a.configs.empty:
         return _no_data(s, "no finished trial yet")
+    s.sentences.append(
+        f"Fronts of the seed means; hypervolume reference point: the {REFERENCE_TEXT}; "
+        "normalised hypervolume divides by the box from the best observed values to it."
+    )
     for x, f in a.fronts.items():
         if f.n_configs == 0:
             s.sentences.append(f"{x}: not available (no configuration has both {x} and {y}).")
@@ -386,7 +390,7 @@ def _tradeoffs(a: Analysis) -> Section:
         s.sentences.append(
             f"{x}: {len(f.table)} of {f.n_configs} configurations are on the front; hypervolume "
             f"{_fmt(f.hypervolume)} (normalised {_fmt(f.hv_normalized)}) against the reference "
-            f"point ({x}={_fmt(f.ref[0])}, {y}={_fmt(f.ref[1])}: the {REFERENCE_TEXT}). The "
+            f"point ({x}={_fmt(f.ref[0])}, {y}={_fmt(f.ref[1])}). The "
             f"most accurate ({best['label']}, {y} {_fmt(best[y])}) costs {_fmt(best[x])}; "
             + cheaper
         )

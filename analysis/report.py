@@ -76,7 +76,7 @@ body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0
 h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 p.note{color:#666;font-size:.9em} table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right} th{background:#f4f4f4}
-.missing{color:#a33}
+.missing{color:#a33} .tbl{overflow-x:auto}
 """
 
 
@@ -88,7 +88,7 @@ def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
         else ""
     )
     body = shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0)
-    return f"<h3>{html.escape(caption)}{html.escape(more)}</h3>\n{body}"
+    return f"<h3>{html.escape(caption)}{html.escape(more)}</h3>\n<div class='tbl'>{body}</div>"
 
 
 def render(a: Analysis, files: dict[str, str] | None = None) -> str:
