@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -146,3 +147,21 @@ def test_two_architectures_are_compared(tmp_path):
         "robustness",
         "front_nonzero_params",
     } <= keys
+
+
+def test_minimised_y_metric_flips_the_front_and_the_tolerance(tmp_path):
+    # y = val_loss (minimised): lower cost and lower loss are both better
+    for s, loss, cost in [(0.0, 0.30, 1000), (0.5, 0.305, 500), (0.9, 0.40, 100), (0.8, 0.5, 300)]:
+        d = simple_trial(tmp_path, sparsity=s, cost=cost)
+        lines = (d / "records.jsonl").read_text().splitlines()
+        recs = [json.loads(ln) for ln in lines]
+        for r in recs:
+            r["val_loss"] = loss
+        (d / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    a = analyse(load_experiment(tmp_path), xs=["nonzero_params"], y="val_loss", tolerance=1.0)
+    f = a.fronts["nonzero_params"]
+    assert f.y_dir == "min" and f.table["nonzero_params"].tolist() == [100, 500, 1000]
+    assert f.ref == pytest.approx((1000 + 90, 0.5 + 0.02))  # worst = highest loss
+    tol = _section(a, "tolerance")
+    # the tolerance is in points of y (x100 when all values lie in [0, 1]): 0.305 vs 0.30 = 0.5
+    assert "up to sparsity 0.5 " in tol.sentences[0]
