@@ -28,6 +28,8 @@ ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_
 #: the memory a run needs is its peak, and on CPU the per-epoch value is RSS *growth*, which is
 #: near zero after the first epoch. The per-epoch values stay in history.csv.
 MAX_OVER_EPOCHS = ("peak_mem_bytes",)
+#: Trials per reader task, and the experiment size from which several processes read.
+CHUNK, PARALLEL_MIN = 500, 4000
 #: Directories never searched for trials: W&B's run folders (thousands of media files).
 SKIP_DIRS = frozenset({"wandb", ".git", "__pycache__"})
 #: Sections of the nested trial config; their dotted keys are the config columns.
@@ -148,10 +150,14 @@ def _last_line(path: Path) -> str:
     return lines[-1][:300] if lines else "error.txt is empty"
 
 
-def load_experiment(root: str | Path, progress: bool | None = None) -> Experiment:
+def load_experiment(
+    root: str | Path, progress: bool | None = None, jobs: int | None = None
+) -> Experiment:
     """Load every trial below ``root``; raises :class:`AnalysisError` when there is none.
 
     ``progress``: show a tqdm bar (None: only for more than 200 trials on a terminal).
+    ``jobs``: reader processes (None: one per CPU when there are more than
+    ``PARALLEL_MIN`` trials; reading and JSON parsing are CPU-bound in Python).
     """
     root = Path(root)
     if not root.is_dir():
@@ -167,25 +173,64 @@ def load_experiment(root: str | Path, progress: bool | None = None) -> Experimen
     from tqdm import tqdm  # optuna's dependency; imported late to keep `import analysis` light
 
     show = progress if progress is not None else (len(dirs) > 200 and sys.stderr.isatty())
-    rows = []
-    searched: set[str] = set()
-    hist_ids: list[str] = []
-    hist_records: list[dict[str, Any]] = []
-    for d in tqdm(dirs, desc="loading trials", unit="trial", disable=not show, file=sys.stderr):
-        row, records = load_trial(d, root)
-        searched.update(row.pop("_params", ()))
-        rows.append(row)
-        hist_ids.extend([row["trial_id"]] * len(records))
-        hist_records.extend(records)
+    workers = _workers(len(dirs), jobs)
+    chunks = [dirs[i : i + CHUNK] for i in range(0, len(dirs), CHUNK)]
+    bar = tqdm(
+        total=len(dirs), desc="loading trials", unit="trial", disable=not show, file=sys.stderr
+    )
+    parts: list[tuple[list[dict[str, Any]], pd.DataFrame]] = []
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            for part in pool.map(_load_chunk, chunks, [root] * len(chunks)):
+                parts.append(part)
+                bar.update(len(part[0]))
+    else:
+        for chunk in chunks:
+            parts.append(_load_chunk(chunk, root))
+            bar.update(len(chunk))
+    bar.close()
+    rows = [r for part, _ in parts for r in part]
+    searched = {k for r in rows for k in r.pop("_params", ())}
+    frames = [h for _, h in parts if not h.empty]
+    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     trials = _order_trials(pd.DataFrame(rows))
-    history = pd.DataFrame(hist_records)
-    if not history.empty:
-        history.insert(0, "trial_id", hist_ids)
     history = _order_history(history)
     name = str(spec.get("name") or _most_common(trials["experiment"]) or root.name)
     return Experiment(
         root=root, name=name, trials=trials, history=history, spec=spec, searched=sorted(searched)
     )
+
+
+def _workers(n_dirs: int, jobs: int | None) -> int:
+    if jobs is not None:
+        return max(1, jobs)
+    if n_dirs < PARALLEL_MIN:
+        return 1
+    return max(
+        1,
+        min(
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1,
+            8,
+        ),
+    )
+
+
+def _load_chunk(dirs: list[Path], root: Path) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """Rows and history of some trials; runs in a worker process for large experiments."""
+    rows, ids, records = [], [], []
+    for d in dirs:
+        row, recs = load_trial(d, root)
+        rows.append(row)
+        ids.extend([row["trial_id"]] * len(recs))
+        records.extend(recs)
+    history = pd.DataFrame(records)
+    if not history.empty:
+        history.insert(0, "trial_id", ids)
+    return rows, history
 
 
 def _most_common(s: pd.Series) -> Any:

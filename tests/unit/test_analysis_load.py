@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.load import AnalysisError, load_experiment
@@ -97,3 +98,17 @@ def test_bad_directories_raise_one_clear_error(tmp_path, kind):
     with pytest.raises(AnalysisError, match="directory") as err:
         load_experiment(root)
     assert str(root) in str(err.value)
+
+
+def test_parallel_load_equals_sequential(tmp_path, monkeypatch):
+    import analysis.load as load_mod
+
+    write_experiment(
+        tmp_path, grid={"model.depth": [1]}, seeds=(0, 1), epochs=3, running=2, failed=1
+    )
+    monkeypatch.setattr(load_mod, "CHUNK", 7)  # several chunks per worker
+    one = load_experiment(tmp_path, jobs=1)
+    two = load_experiment(tmp_path, jobs=2)
+    pd.testing.assert_frame_equal(one.trials, two.trials)
+    pd.testing.assert_frame_equal(one.history, two.history)
+    assert one.searched == two.searched and len(one.trials) == 40
