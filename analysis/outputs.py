@@ -68,9 +68,9 @@ def write_all(a: Analysis, out: Path, png: bool = True, html: bool = True) -> di
         csv(f"pareto_{x}.csv", f.table)
     csv("hypervolume.csv", hypervolume_table(a))
     if png:
-        for s in a.sections:
-            for chart in s.charts:
-                written[f"plots/{chart.key}.png"] = plots.save_png(chart, out / "plots")
+        charts = [c for s in a.sections for c in s.charts]
+        for chart, path in zip(charts, plots.save_pngs(charts, out / "plots"), strict=True):
+            written[f"plots/{chart.key}.png"] = path
     if html:
         written["report.html"] = report.write_report(a, out / "report.html", FILES)
     return written

@@ -67,3 +67,19 @@ def save_png(chart: Chart, out_dir: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def save_pngs(charts: list[Chart], out_dir: Path, jobs: int | None = None) -> list[Path]:
+    """Save many charts; matplotlib draws in one process per CPU (drawing is CPU-bound)."""
+    import os
+
+    jobs = jobs or min(
+        len(charts),
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+    )
+    if jobs <= 1 or len(charts) < 4:
+        return [save_png(c, out_dir) for c in charts]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs) as pool:
+        return list(pool.map(save_png, charts, [out_dir] * len(charts)))
