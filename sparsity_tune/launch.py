@@ -204,7 +204,7 @@ def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, use_wandb: boo
         name=spec.name,
         storage_path=storage,
         failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         progress_reporter=reporter(spec),
         callbacks=callbacks,
         verbose=1,
@@ -216,13 +216,13 @@ def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, use_wandb: boo
             resume_unfinished=True,
             resume_errored=True,
             param_space=search.param_space(spec),
-        ), callbacks
+        )
     return tune.Tuner(
         trainable,
         param_space=search.param_space(spec),
         tune_config=search.tune_config(spec),
         run_config=run_config,
-    ), callbacks
+    )
 
 
 def run(
@@ -242,13 +242,14 @@ def run(
     if not resume:  # a resumed experiment keeps the spec it was started with
         write_spec(spec, exp)
     init_ray(address)
-    tuner, callbacks = build_tuner(spec, storage, exp, resume, use_wandb)
+    tuner = build_tuner(spec, storage, exp, resume, use_wandb)
     try:
         grid = tuner.fit()
     finally:
-        for cb in callbacks:
-            if hasattr(cb, "close_all"):
-                cb.close_all()
+        if use_wandb:
+            from sparsity_tune.wandb_log import WandbTrialLogger
+
+            WandbTrialLogger.close_every_logger()
     from sparsity_tune.sweep_summary import print_summary
 
     print_summary(spec, exp)

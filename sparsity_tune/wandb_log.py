@@ -17,8 +17,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
+import threading
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ray.tune import Callback
 
@@ -50,91 +53,141 @@ def wandb_settings() -> Any:
 
 
 class WandbTrialLogger(Callback):
-    """Ray Tune callback: opens a run when a trial starts, logs records, finishes at the end."""
+    """Ray Tune callback: opens a run when a trial starts, logs records, finishes at the end.
+
+    All W&B calls happen on one background thread fed by a queue, so Tune's event loop never
+    waits for ``wandb.init`` (seconds for the first one: it starts wandb-core) or ``finish``:
+    trials are scheduled while W&B catches up.
+    """
+
+    _live: ClassVar[weakref.WeakSet] = weakref.WeakSet()  # loggers with a writer thread
 
     def __init__(self, spec: Spec, experiment_dir: str | Path) -> None:
         self.spec = spec
         self.dir = Path(experiment_dir)
-        self.runs: dict[str, Any] = {}
-        self.last_step: dict[str, int] = {}
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
 
-    def _open(self, trial: Any) -> Any:
-        run = self.runs.get(trial.trial_id)
-        if run is not None:
-            return run
-        import wandb
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks with the experiment
+        return {"spec": self.spec, "dir": self.dir, "_queue": None, "_thread": None}
 
-        os.environ.setdefault("WANDB_SILENT", "true")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        params = trial_params(trial.config)
-        seed = trial_seed(trial.config, self.spec.search.seeds)
-        cfg = self.spec.resolve(params, seed)
-        w = self.spec.wandb
-        run = wandb.init(
-            project=w.project,
-            entity=w.entity,
-            group=w.group or self.spec.name,
-            job_type=cfg.pruning.method,
-            tags=w.tags or None,
-            name=f"{self.spec.name}-{trial.trial_id}",
-            id=run_id(self.spec.name, trial.trial_id),
-            resume="allow",
-            dir=str(self.dir),
-            mode=w.mode,
-            reinit="create_new",
-            config={**cfg.flat(), "trial_id": trial.trial_id, "experiment": self.spec.name},
-            settings=wandb_settings(),
-        )
-        self.runs[trial.trial_id] = run
-        self.last_step.setdefault(trial.trial_id, 0)
-        return run
+    # ------------------------------------------------------------------ Tune's side (enqueue)
+    def _put(self, item: tuple) -> None:
+        if self._thread is None:
+            self._queue = queue.Queue()
+            self._thread = threading.Thread(
+                target=_Writer(self.spec, self.dir, self._queue).loop,
+                name="wandb-trial-logger",
+                daemon=True,
+            )
+            self._thread.start()
+            WandbTrialLogger._live.add(self)
+        assert self._queue is not None
+        self._queue.put(item)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._open(trial)
+        self._put(("open", trial.trial_id, dict(trial.config)))
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        run = self._open(trial)
-        step = int(result.get("epoch", 0))
-        if step <= self.last_step.get(trial.trial_id, 0):
-            return  # already logged by an earlier attempt of this trial
         row = {
             k: v
             for k, v in result.items()
             if k in metrics.RECORD_KEYS or k.startswith(metrics.LAYER_SPARSITY_PREFIX)
         }
-        run.log(row, step=step)
-        self.last_step[trial.trial_id] = step
-
-    def _close(self, trial: Any, exit_code: int) -> None:
-        run = self.runs.pop(trial.trial_id, None)
-        if run is None:
-            return
-        try:
-            run.finish(exit_code=exit_code)
-        except Exception as err:  # never let logging break the sweep
-            log.warning("W&B run of trial %s did not finish cleanly: %s", trial.trial_id, err)
+        self._put(("open", trial.trial_id, dict(trial.config)))
+        self._put(("log", trial.trial_id, row, int(result.get("epoch", 0))))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run = self.runs.get(trial.trial_id)
         last = trial.last_result or {}
-        if run is not None:
-            run.summary.update({k: last[k] for k in metrics.SUMMARY_KEYS if k in last})
-            run.summary["seed"] = trial_seed(trial.config, self.spec.search.seeds)
-        self._close(trial, 0)
+        summary = {k: last[k] for k in metrics.SUMMARY_KEYS if k in last}
+        summary["seed"] = trial_seed(trial.config, self.spec.search.seeds)
+        self._put(("finish", trial.trial_id, summary, 0))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._close(trial, 1)
+        self._put(("finish", trial.trial_id, None, 1))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.close_all()
 
-    def close_all(self) -> None:
-        """Finish every open run (interrupted sweep): bounded by finish_timeout, never hangs."""
-        for tid in list(self.runs):
-            run = self.runs.pop(tid)
+    @classmethod
+    def close_every_logger(cls) -> None:
+        """Flush every logger of this process (also those Tune unpickled for --resume)."""
+        for logger in list(cls._live):
+            logger.close_all()
+
+    def close_all(self, timeout: float = 120.0) -> None:
+        """Finish every open run and wait for the writer, at most ``timeout`` seconds."""
+        if self._thread is None:
+            return
+        self._put(("stop",))
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning(
+                "W&B writer still busy after %.0f s; leaving it (runs are offline files)", timeout
+            )
+        self._thread = self._queue = None
+
+
+class _Writer:
+    """The background thread's state: open runs and the last step logged to each."""
+
+    def __init__(self, spec: Spec, directory: Path, q: queue.Queue) -> None:
+        self.spec, self.dir, self.queue = spec, directory, q
+        self.runs: dict[str, Any] = {}
+        self.last_step: dict[str, int] = {}
+
+    def loop(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item[0] == "stop":
+                for tid in list(self.runs):
+                    self.finish(tid, None, 1)  # still open: the sweep was interrupted
+                return
             try:
-                run.finish(exit_code=1)
-            except Exception as err:
-                log.warning("W&B run of trial %s did not finish cleanly: %s", tid, err)
+                getattr(self, item[0])(*item[1:])
+            except Exception as err:  # never let logging break the sweep
+                log.warning("W&B %s for trial %s failed: %s", item[0], item[1], err)
+
+    def open(self, trial_id: str, config: dict[str, Any]) -> None:
+        if trial_id in self.runs:
+            return
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        seed = trial_seed(config, self.spec.search.seeds)
+        cfg = self.spec.resolve(trial_params(config), seed)
+        w = self.spec.wandb
+        self.runs[trial_id] = wandb.init(
+            project=w.project,
+            entity=w.entity,
+            group=w.group or self.spec.name,
+            job_type=cfg.pruning.method,
+            tags=w.tags or None,
+            name=f"{self.spec.name}-{trial_id}",
+            id=run_id(self.spec.name, trial_id),
+            resume="allow",
+            dir=str(self.dir),
+            mode=w.mode,
+            reinit="create_new",
+            config={**cfg.flat(), "trial_id": trial_id, "experiment": self.spec.name},
+            settings=wandb_settings(),
+        )
+        self.last_step.setdefault(trial_id, 0)
+
+    def log(self, trial_id: str, row: dict[str, Any], step: int) -> None:
+        run = self.runs.get(trial_id)
+        if run is None or step <= self.last_step.get(trial_id, 0):
+            return  # already logged by an earlier attempt of this trial
+        run.log(row, step=step)
+        self.last_step[trial_id] = step
+
+    def finish(self, trial_id: str, summary: dict[str, Any] | None, exit_code: int) -> None:
+        run = self.runs.pop(trial_id, None)
+        if run is None:
+            return
+        if summary:
+            run.summary.update(summary)
+        run.finish(exit_code=exit_code)
