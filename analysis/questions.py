@@ -424,20 +424,25 @@ def _arch(a: Analysis) -> Section:
         return _no_data(s, f"the finished trials cover one architecture only ({archs})")
     x = "nonzero_params"
     d = _tolerance_table(a)
-    best_tol = _best_within(d, tol, ["arch"]).set_index("arch") if len(d) else pd.DataFrame()
+    pruned = d[d["sparsity"] > DENSE_EPS]
+    best_tol = _best_within(pruned, tol, ["arch"]).set_index("arch") if len(d) else None
     fronts = {}
     budget = c.groupby("arch")[x].min().max()
+    maximise = direction(y) == "max"
     for arch, adf in c.groupby("arch"):
         fronts[arch] = front_table(adf, x, y).table
-        top = adf.loc[adf[y].idxmax()]
-        under = adf[adf[x] <= budget]
-        at_budget = under[y].max() if len(under) else np.nan
-        tol_txt = (
-            f"; highest sparsity within {_fmt(tol)} point(s) of dense: "
-            f"{_fmt(best_tol.loc[arch, 'sparsity'])}"
-            if arch in best_tol.index
-            else ""
-        )
+        top = adf.loc[adf[y].idxmax() if maximise else adf[y].idxmin()]
+        under = adf.loc[adf[x] <= budget, y]
+        at_budget = (under.max() if maximise else under.min()) if len(under) else np.nan
+        if best_tol is None or not (d["arch"] == arch).any():
+            tol_txt = ""
+        elif arch in best_tol.index:
+            tol_txt = (
+                f"; highest sparsity within {_fmt(tol)} point(s) of dense: "
+                f"{_fmt(best_tol.loc[arch, 'sparsity'])}"
+            )
+        else:
+            tol_txt = f"; no pruned configuration within {_fmt(tol)} point(s) of dense"
         s.sentences.append(
             f"{arch}: best {y} {_fmt(top[y])} ({top['label']}, {_fmt(top[x])} nonzero params); "
             f"best with at most {_fmt(budget)} nonzero params: {_fmt(at_budget)}{tol_txt}."

@@ -132,11 +132,20 @@ def test_matched_pairs_compare_large_sparse_with_small_dense():
 
 
 def test_two_architectures_are_compared(tmp_path):
-    write_experiment(tmp_path, seeds=(0, 1), epochs=3)
+    write_experiment(tmp_path, seeds=(0, 1), epochs=6)
     a = analyse(load_experiment(tmp_path))
     arch = _section(a, "arch")
     assert len(arch.sentences) == 2 and {s.split(":")[0] for s in arch.sentences} == {"cnn", "mlp"}
     assert [c.key for c in arch.charts] == ["arch_compare"]
+    # the per-architecture answer agrees with section 2's (same sparsity, or both say none)
+    for line in _section(a, "tolerance").sentences:
+        name = line.split(":")[0]
+        mine = next(t for t in arch.sentences if t.startswith(name + ":"))
+        if "up to sparsity" in line:
+            sparsity = line.split("up to sparsity ")[1].split(" ")[0]
+            assert f"highest sparsity within 1 point(s) of dense: {sparsity}." in mine
+        else:
+            assert "no pruned configuration within 1 point(s) of dense" in mine
     keys = {c.key for s in a.sections for c in s.charts}
     assert {
         "learning_curves",
