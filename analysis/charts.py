@@ -53,6 +53,7 @@ class Chart:
     title: str
     panels: list[Panel]
     note: str = ""  # how to read the colours, shown under the title
+    cols: int | None = None  # panels per row (default: up to 3)
 
 
 def sparsity_color(s: float) -> str:
@@ -68,10 +69,12 @@ def _cap(df: pd.DataFrame, n: int = MAX_POINTS) -> pd.DataFrame:
 
 
 def _err(df: pd.DataFrame, m: str) -> np.ndarray | None:
-    hi = f"{m}_ci95_hi"
-    if hi not in df or df[hi].isna().all():
+    """Error bars: one standard deviation over seeds. (The t-based 95% intervals are in the CSVs;
+    with 2 seeds they are 12.7 std wide, which hides every difference in a figure.)"""
+    sd = f"{m}_std"
+    if sd not in df or df[sd].isna().all():
         return None
-    return (df[hi] - df[m]).to_numpy(float)
+    return df[sd].to_numpy(float)
 
 
 def _log(values: pd.Series) -> bool:
@@ -111,7 +114,7 @@ def front_chart(configs: pd.DataFrame, front: pd.DataFrame, x: str, y: str) -> C
         f"front_{x}",
         f"Pareto front: {y} vs {x} (seed means)",
         [panel],
-        "grey: dominated configurations; red: non-dominated; bars: 95% interval over seeds",
+        "grey: dominated configurations; red: non-dominated; bars: ±1 std over seeds",
     )
 
 
@@ -167,7 +170,7 @@ def by_group_chart(
                         )
                     )
             panels.append(p)
-    return Chart(key, title, panels, note)
+    return Chart(key, title, panels, note, cols=len(ys) if len(ys) > 1 else None)
 
 
 def _pick_configs(configs: pd.DataFrame, n: int = MAX_LINES) -> pd.DataFrame:
@@ -187,47 +190,52 @@ def curves_chart(
     ys: list[str],
     dashed: dict[str, str] | None = None,
 ) -> Chart:
-    """Per-epoch seed-mean curves, one line per configuration coloured by final sparsity."""
-    chosen = _pick_configs(configs)
-    h = hist[hist["config_id"].isin(chosen["config_id"])]
-    panels = []
-    for y in ys:
-        p = Panel(y, "epoch", y)
-        for cid, cdf in h.groupby("config_id", sort=False):
-            row = chosen.loc[chosen["config_id"] == cid].iloc[0]
-            s = float(row["sparsity"])
-            dense = s <= DENSE_EPS
-            p.series.append(
-                Series(
-                    cdf["epoch"].to_numpy(float),
-                    cdf[y].to_numpy(float),
-                    f"{row['label']} (sparsity {s:.2f})",
-                    mode="lines",
-                    color="#000000" if dense else sparsity_color(s),
-                    width=2.5 if dense else 1.2,
-                    text=[row["label"]] * len(cdf),
-                    legend=False,
-                )
-            )
-            if dashed and y in dashed and dashed[y] in cdf:
+    """Per-epoch seed-mean curves, one panel per (architecture, y), one line per configuration
+    coloured by final sparsity (dense in black)."""
+    panels, shown = [], 0
+    archs = sorted(configs["arch"].unique())
+    for arch in archs:
+        chosen = _pick_configs(configs[configs["arch"] == arch]).set_index("config_id")
+        shown += len(chosen)
+        h = hist[hist["config_id"].isin(chosen.index)]
+        for y in ys:
+            p = Panel(y + (f" · {arch}" if len(archs) > 1 else ""), "epoch", y)
+            for cid, cdf in h.groupby("config_id", sort=False):
+                row = chosen.loc[cid]
+                sp = float(row["sparsity"])
+                dense = sp <= DENSE_EPS
+                ep = cdf["epoch"].to_numpy(float)
                 p.series.append(
                     Series(
-                        cdf["epoch"].to_numpy(float),
-                        cdf[dashed[y]].to_numpy(float),
-                        f"{dashed[y]} · {row['label']}",
+                        ep,
+                        cdf[y].to_numpy(float),
+                        f"{row['label']} (sparsity {sp:.2f})",
                         mode="lines",
-                        dash=True,
-                        color=sparsity_color(s),
-                        alpha=0.6,
+                        color="#000000" if dense else sparsity_color(sp),
+                        width=2.5 if dense else 1.2,
+                        text=[row["label"]] * len(cdf),
                         legend=False,
-                        width=1.0,
                     )
                 )
-        panels.append(p)
+                if dashed and y in dashed and dashed[y] in cdf:
+                    p.series.append(
+                        Series(
+                            ep,
+                            cdf[dashed[y]].to_numpy(float),
+                            f"{dashed[y]} · {row['label']}",
+                            mode="lines",
+                            dash=True,
+                            color=sparsity_color(sp),
+                            alpha=0.6,
+                            legend=False,
+                            width=1.0,
+                        )
+                    )
+            panels.append(p)
     note = "colour: final sparsity (viridis: dark = dense, yellow = sparsest; black = dense)"
-    if len(chosen) < len(configs):
-        note += f"; {len(chosen)} of {len(configs)} configurations shown, spread over sparsity"
-    return Chart(key, title, panels, note)
+    if shown < len(configs):
+        note += f"; {shown} of {len(configs)} configurations shown, spread over sparsity"
+    return Chart(key, title, panels, note, cols=len(ys) if len(ys) > 1 else None)
 
 
 def arch_compare_chart(

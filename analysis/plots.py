@@ -18,7 +18,7 @@ def draw(chart: Chart):
     import matplotlib.pyplot as plt
 
     n = len(chart.panels)
-    cols = min(3, n)
+    cols = min(chart.cols or 3, n)
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows + 0.6), squeeze=False)
     for ax, panel in zip(axes.flat, chart.panels, strict=False):

@@ -202,7 +202,7 @@ def _dynamics(a: Analysis) -> Section:
                 "sparsity",
                 ["epochs_to_99pct"],
                 "arch",
-                note="one line per model size; bars: 95% interval over seeds",
+                note="one line per model size; bars: ±1 std over seeds",
             )
         )
     else:
@@ -306,8 +306,7 @@ def _tolerance(a: Analysis) -> Section:
             [y],
             "arch",
             hlines={y: hl},
-            note=f"dashed: dense {y} minus {_fmt(tol)} point(s), per size; bars: "
-            "95% interval over seeds",
+            note=f"dashed: dense {y} minus {_fmt(tol)} point(s), per size; bars: ±1 std over seeds",
         )
     )
     return s
@@ -409,7 +408,7 @@ def _tradeoffs(a: Analysis) -> Section:
                 "sparsity",
                 costs,
                 "arch",
-                note="final epoch's record, seed mean; one line per model size",
+                note="final epoch's record (peak_mem_bytes: max over epochs), seed mean; one line per model size",
             )
         )
     return s

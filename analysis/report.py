@@ -22,7 +22,7 @@ def figure(chart: Chart):
     from plotly.subplots import make_subplots
 
     n = len(chart.panels)
-    cols = min(3, n)
+    cols = min(chart.cols or 3, n)
     rows = int(np.ceil(n / cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p.title for p in chart.panels])
     for i, panel in enumerate(chart.panels):
