@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
         description="Analyse an experiment directory: trials.csv, history.csv, configs.csv, "
         "pareto_<x>.csv, hypervolume.csv, plots/*.png and report.html.",
     )
-    p.add_argument("results_dir", type=Path, help="experiment directory (or one trial's --out dir)")
+    p.add_argument("results_dir", help="experiment directory (or one trial's --out dir)")
     p.add_argument("--out", type=Path, help="output directory (default: RESULTS_DIR/analysis)")
     p.add_argument(
         "--x",
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except AnalysisError as err:
         print(f"python -m analysis: error: {err}", file=sys.stderr)
         return 2
-    out = args.out or args.results_dir / "analysis"
+    out = args.out or Path(args.results_dir) / "analysis"
     from analysis.outputs import write_all
 
     a = analyse(exp, xs=tuple(dict.fromkeys(args.x)), y=args.y, tolerance=args.tolerance)

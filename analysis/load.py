@@ -159,10 +159,20 @@ def load_experiment(
     ``jobs``: reader processes (None: one per CPU when there are more than
     ``PARALLEL_MIN`` trials; reading and JSON parsing are CPU-bound in Python).
     """
+    if "://" in str(root):
+        raise AnalysisError(
+            f"{root}: analysis reads local files; copy the experiment first (e.g. "
+            f"`aws s3 sync {root} results/NAME` or `gsutil -m rsync -r ...`) and pass that directory"
+        )
     root = Path(root)
     if not root.is_dir():
         raise AnalysisError(f"{root}: not a directory; give an experiment directory (results/NAME)")
     dirs = find_trial_dirs(root)
+    if not dirs and (root / layout.SPEC).is_file():
+        raise AnalysisError(
+            f"{root}: has {layout.SPEC} but no trial has written its files yet; run the analysis "
+            "again once the first trial has started"
+        )
     if not dirs:
         raise AnalysisError(
             f"{root}: no trial directories found (looked for records.jsonl or a config.json with "

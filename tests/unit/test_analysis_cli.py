@@ -81,7 +81,13 @@ def test_cli_writes_every_file_on_a_running_experiment(running_experiment, capsy
 
 @pytest.mark.parametrize(
     "args",
-    [["/nonexistent/dir"], ["{tmp}"], ["{tmp}", "--x", "accuracy"], ["{tmp}", "--tolerance", "-1"]],
+    [
+        ["/nonexistent/dir"],
+        ["{tmp}"],
+        ["{tmp}", "--x", "accuracy"],
+        ["{tmp}", "--tolerance", "-1"],
+        ["s3://bucket/results/cnn"],
+    ],
 )
 def test_bad_input_exits_2_with_one_message(tmp_path, args):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]

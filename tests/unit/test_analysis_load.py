@@ -87,6 +87,14 @@ def test_trial_that_has_only_its_config_yet_is_running(tmp_path):
     assert exp.history.empty and "test_acc" in exp.history.columns
 
 
+def test_started_experiment_without_trials_and_remote_uris_are_explained(tmp_path):
+    (tmp_path / "spec.yaml").write_text("name: x\n")
+    with pytest.raises(AnalysisError, match="no trial has written its files yet"):
+        load_experiment(tmp_path)
+    with pytest.raises(AnalysisError, match="reads local files; copy the experiment first"):
+        load_experiment("s3://bucket/results/cnn")
+
+
 @pytest.mark.parametrize("kind", ["missing", "empty", "foreign"])
 def test_bad_directories_raise_one_clear_error(tmp_path, kind):
     root = tmp_path / "x"
