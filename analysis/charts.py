@@ -15,7 +15,8 @@ import pandas as pd
 
 from analysis.tables import DENSE_EPS
 
-MAX_POINTS = 4000  # per series; fronts are always kept whole
+MAX_POINTS = 2000  # per series; fronts are always kept whole
+MAX_GROUP_POINTS, BINS = 200, 25  # lines with more configurations are drawn binned
 MAX_LINES = 60  # learning curves drawn per panel
 GREY = "#9a9a9a"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -54,6 +55,17 @@ class Chart:
     panels: list[Panel]
     note: str = ""  # how to read the colours, shown under the title
     cols: int | None = None  # panels per row (default: up to 3)
+
+
+def _palette(n: int) -> list[str]:
+    """``n`` distinct colours: PALETTE, or matplotlib's tab20 when more are needed."""
+    if n <= len(PALETTE):
+        return list(PALETTE[:n])
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["tab20"]
+    return [to_hex(cmap(i % 20)) for i in range(n)]
 
 
 def sparsity_color(s: float) -> str:
@@ -129,32 +141,44 @@ def by_group_chart(
     note: str = "",
     hlines: dict[str, pd.DataFrame] | None = None,
 ) -> Chart:
-    """One panel per (facet value, y); one line per ``group`` value, sorted by x."""
-    panels = []
+    """One panel per (facet value, y); one line per ``group`` value, sorted by x.
+
+    A group with more than ``MAX_GROUP_POINTS`` configurations (a random search) is drawn as
+    ``BINS`` quantile bins of x: mean of y, bars = std across the bin's configurations.
+    """
+    panels, binned = [], False
     facets = sorted(configs[facet].unique()) if facet else [None]
     groups = sorted(configs[group].astype(str).unique())
-    colors = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
+    colors = dict(zip(groups, _palette(len(groups)), strict=True))
     for f in facets:
         sub = configs if f is None else configs[configs[facet] == f]
         for y in ys:
             p = Panel(f"{y}" + (f" · {f}" if f is not None else ""), x, y, xlog=_log(sub[x]))
             for g, gdf in sub.groupby(sub[group].astype(str), sort=True):
-                gdf = _cap(gdf.sort_values(x))
+                gdf = gdf.sort_values(x)
+                if len(gdf) > MAX_GROUP_POINTS:
+                    xs, ys_, err = _binned(gdf, x, y)
+                    text = None
+                    binned = True
+                else:
+                    xs, ys_, err = gdf[x].to_numpy(float), gdf[y].to_numpy(float), _err(gdf, y)
+                    text = gdf["label"].tolist()
                 p.series.append(
                     Series(
-                        gdf[x].to_numpy(float),
-                        gdf[y].to_numpy(float),
+                        xs,
+                        ys_,
                         str(g),
                         mode="lines+markers",
                         color=colors[g],
-                        yerr=_err(gdf, y),
-                        text=gdf["label"].tolist(),
+                        yerr=err,
+                        text=text,
                         legend=f == facets[0] and y == ys[0],
                     )
                 )
             lines = (hlines or {}).get(y)
             if lines is not None:
                 lines = lines if f is None else lines[lines["facet"] == f]
+                lines = lines.groupby("group", as_index=False)["value"].mean()
                 lo, hi = float(sub[x].min()), float(sub[x].max())
                 for g, v in zip(lines["group"].astype(str), lines["value"], strict=True):
                     p.series.append(
@@ -170,7 +194,18 @@ def by_group_chart(
                         )
                     )
             panels.append(p)
+    if binned:
+        note += (
+            f"; groups of more than {MAX_GROUP_POINTS} configurations are drawn as {BINS} "
+            "quantile bins of x (mean, bars: std across configurations)"
+        )
     return Chart(key, title, panels, note, cols=len(ys) if len(ys) > 1 else None)
+
+
+def _binned(df: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    bins = pd.qcut(df[x].rank(method="first"), BINS, labels=False)
+    g = df.groupby(bins)
+    return g[x].mean().to_numpy(float), g[y].mean().to_numpy(float), g[y].std().to_numpy(float)
 
 
 def _pick_configs(configs: pd.DataFrame, n: int = MAX_LINES) -> pd.DataFrame:
