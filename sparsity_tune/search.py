@@ -19,7 +19,6 @@ config column.
 from __future__ import annotations
 
 import math
-import pickle
 from typing import Any
 
 import numpy as np
@@ -105,16 +104,6 @@ class SeedRepeater(Repeater):
                 result=dict(zip(metric, mean.tolist(), strict=True)),
                 **kwargs,
             )
-
-    def save(self, checkpoint_path: str) -> None:
-        """Ray's Repeater saves only the inner searcher; keep the seed groups too, so a resumed
-        sweep still reports each configuration's seed mean to Optuna."""
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
 
 
 def optuna_searcher(spec: Spec) -> Searcher:

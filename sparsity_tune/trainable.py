@@ -9,6 +9,10 @@ straight into the trial's storage directory (local disk, shared filesystem or a 
 * ``records.jsonl``: one line per epoch; on a restore it is first rewritten from the checkpoint's
   records, so epochs trained after the last checkpoint of a crashed attempt never appear twice;
 * ``summary.json`` at the end. ``error.txt`` is written by Ray when a trial fails.
+
+A trial whose ``summary.json`` is already complete is not trained again (Ray may restart it when a
+sweep was interrupted between the trial's last report and Ray's next experiment snapshot): its
+stored result is reported as it is.
 """
 
 from __future__ import annotations
@@ -72,6 +76,21 @@ class TrialFiles:
             layout.append_record(Path(self.path), record)
         else:  # object stores cannot append: rewrite (records are small)
             self.write_records(self.records)
+
+    def finished(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(last record, summary) when this trial already ran to the end (summary.json is written
+        only after the last record), else None."""
+        if not self.local:
+            return None
+        path = Path(self.path)
+        try:
+            summary = layout.read_json(path / layout.SUMMARY)
+        except (OSError, ValueError):
+            return None
+        records = layout.read_records(path)
+        if not records or len(records) != summary.get("epochs"):
+            return None
+        return records[-1], summary
 
     def clear(self, name: str) -> None:
         if self.local:
@@ -140,6 +159,12 @@ def train_trial(
     )
     node = _node()
 
+    extra = {"node_id": node["node_id"], "train.seed": seed}
+    done = files.finished()
+    if done is not None:  # finished before an interruption Ray's state did not catch: keep it
+        tune.report({**done[0], **done[1], **extra})
+        return
+
     device = resolve_device(cfg.train.device)
     data_key = json.dumps([cfg.dataset.model_dump(mode="json"), str(device)], sort_keys=True)
     if data_key not in _DATA_CACHE:
@@ -169,7 +194,6 @@ def train_trial(
 
     last_epoch = cfg.train.epochs
     held: dict[str, Any] = {}
-    extra = {"node_id": node["node_id"], "train.seed": seed}
 
     def report(record: dict[str, Any]) -> None:
         files.append_record(record)

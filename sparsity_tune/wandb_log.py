@@ -8,7 +8,9 @@ trials run on other nodes.
 Each run: ``id`` = a stable hash of experiment + trial id, ``resume="allow"`` (a retried or resumed
 trial continues its own run: steps are epochs and only epochs beyond the last one logged are sent),
 ``group`` = the experiment, ``job_type`` = the pruning method, ``config`` = the flat dotted trial
-config, history = the trainer's records (``step=epoch``), summary = the final summary. W&B never
+config, history = the trainer's records (``step=epoch``), summary = the final summary. The last step logged to each run is kept in
+``<experiment>/wandb/<run id>.last_step`` so a run resumed by a later ``--resume`` (offline W&B
+cannot report it) skips the epochs it already holds. W&B never
 blocks an exit for long: stats/console capture are off and ``finish_timeout`` bounds the flush.
 """
 
@@ -175,7 +177,15 @@ class _Writer:
             config={**cfg.flat(), "trial_id": trial_id, "experiment": self.spec.name},
             settings=wandb_settings(),
         )
-        self.last_step.setdefault(trial_id, 0)
+        if trial_id not in self.last_step:  # an earlier session may have logged some steps
+            try:
+                self.last_step[trial_id] = int(self._step_file(trial_id).read_text())
+            except (OSError, ValueError):
+                self.last_step[trial_id] = 0
+
+    def _step_file(self, trial_id: str) -> Path:
+        """Offline W&B cannot tell a resumed run its last step, so we keep it next to the runs."""
+        return self.dir / "wandb" / f"{run_id(self.spec.name, trial_id)}.last_step"
 
     def log(self, trial_id: str, row: dict[str, Any], step: int) -> None:
         run = self.runs.get(trial_id)
@@ -183,6 +193,10 @@ class _Writer:
             return  # already logged by an earlier attempt of this trial
         run.log(row, step=step)
         self.last_step[trial_id] = step
+        path = self._step_file(trial_id)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(str(step))
+        os.replace(tmp, path)
 
     def finish(self, trial_id: str, summary: dict[str, Any] | None, exit_code: int) -> None:
         run = self.runs.pop(trial_id, None)

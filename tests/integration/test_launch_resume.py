@@ -1,8 +1,12 @@
-"""An interrupted sweep (Ctrl-C) resumes with --resume without rerunning finished trials."""
+"""An interrupted sweep (Ctrl-C) resumes with --resume without rerunning finished trials.
+
+It uses Optuna with seed repeats, the path with the most state to restore (the searcher's study
+and the seed groups of :class:`sparsity_tune.search.SeedRepeater`)."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -25,7 +29,12 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
         data_root,
         "resume",
         {
-            "parameters": {"pruning.final_sparsity": {"values": [0.5, 0.9]}},
+            "algorithm": "optuna",
+            "objectives": {"val_acc": "max"},
+            "parameters": {
+                "pruning.final_sparsity": {"distribution": "uniform", "min": 0.3, "max": 0.9}
+            },
+            "num_samples": 2,
             "seeds": [0, 1],
             "max_concurrent": 1,  # trials one after the other: a clean cut between them
         },
@@ -90,3 +99,20 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
             assert fragments_before[run_id] == 1
     finished_before = sum(1 for f in runs.values() if len(f) == 1 and f[0]["exit_code"] == 0)
     assert finished_before >= len(before)
+
+    # Optuna's study came back too: two configurations, each told the mean of its two seeds
+    state_files = sorted(exp.glob("searcher-state-*.pkl"))
+    assert state_files
+    with open(state_files[-1], "rb") as f:  # Ray saves the base searcher (OptunaSearch) here
+        study = pickle.load(f)["_ot_study"]
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 2
+    finals: dict[float, list[float]] = {}
+    for d in dirs:
+        cfg, records, _ = trial_files(d)
+        finals.setdefault(cfg["params"]["pruning.final_sparsity"], []).append(
+            records[-1]["val_acc"]
+        )
+    assert all(len(v) == 2 for v in finals.values())
+    for t in done:
+        assert t.value == pytest.approx(sum(finals[t.params["pruning.final_sparsity"]]) / 2)

@@ -123,20 +123,6 @@ def test_seed_repeater_averages_each_objective_over_the_seeds() -> None:
     assert inner.told["c"] == {"val_acc": pytest.approx(0.9), "nonzero_params": pytest.approx(50)}
 
 
-def test_seed_repeater_state_survives_save_and_restore(tmp_path) -> None:
-    inner = Recorder(metric=["val_acc", "nonzero_params"], mode=["max", "min"])
-    rep = search.SeedRepeater(inner, repeat=2)
-    rep.suggest("a"), rep.suggest("b")
-    rep.on_trial_complete("a", {"val_acc": 0.5, "nonzero_params": 100})
-    rep.save(str(tmp_path / "s.pkl"))
-    again = search.SeedRepeater(
-        Recorder(metric=["val_acc", "nonzero_params"], mode=["max", "min"]), repeat=2
-    )
-    again.restore(str(tmp_path / "s.pkl"))
-    again.on_trial_complete("b", {"val_acc": 0.7, "nonzero_params": 300})
-    assert again.searcher.told["a"]["val_acc"] == pytest.approx(0.6)
-
-
 def test_asha_runs_on_epochs_up_to_the_largest_searched_epoch_count() -> None:
     spec = validate_spec(
         {
