@@ -10,6 +10,7 @@ sparsity and learning rate, so almost every configuration is distinct). Timed st
 
 - **analyse**: seed aggregation, per-epoch seed means, the five Pareto fronts with hypervolume,
   every report section with its numbers and its chart data: the whole computation (the target);
+- **figures**: the PNGs (one process per CPU) and report.html (points capped, big groups binned);
 - **csv**: writing trials.csv, configs.csv, pareto_*.csv, hypervolume.csv (history.csv is skipped:
   at 10 epochs it is a million rows of plain I/O, timed separately with --history);
 - **load from disk**: ``--disk N`` trial directories written with the synthetic writer and read
@@ -166,6 +167,20 @@ def main() -> None:
             t0 = time.perf_counter()
             history.to_csv(out / "history.csv", index=False)
             print(f"csv history ({len(history):,} rows): {time.perf_counter() - t0:.2f} s")
+
+        from analysis import plots, report
+
+        charts = [c for s in a.sections for c in s.charts]
+        t0 = time.perf_counter()
+        plots.save_pngs(charts, out / "plots")
+        t_png = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        report.write_report(a, out / "report.html")
+        t_html = time.perf_counter() - t0
+        size = (out / "report.html").stat().st_size / 1e6
+        print(
+            f"figures: {len(charts)} PNGs {t_png:.2f} s, report.html {t_html:.2f} s ({size:.1f} MB)"
+        )
 
         if args.disk:
             from analysis.synthetic import write_experiment
