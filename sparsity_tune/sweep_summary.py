@@ -7,6 +7,7 @@ the Pareto-optimal configurations (objectives averaged over seeds; non-dominated
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ def trials_frame(exp: str | Path) -> pd.DataFrame:
             cfg = {
                 "trial_id": d.name.removeprefix("trial_"),
                 "seed": params.get("train.seed"),
-                "params": {k: v for k, v in params.items() if not k.startswith(("_", "train.seed"))},
+                "params": {
+                    k: v for k, v in params.items() if not k.startswith(("_", "train.seed"))
+                },
             }
         records = layout.read_records(d)
         summary = layout.read_json(d / layout.SUMMARY) if (d / layout.SUMMARY).exists() else {}
@@ -67,6 +70,9 @@ def pareto_configs(df: pd.DataFrame, params: list[str], objectives: dict[str, st
         if keys
         else done[cols].mean().to_frame().T
     )
+    for k in keys:  # grouped as text (exact), shown as numbers again where they are numbers
+        with contextlib.suppress(ValueError, TypeError):
+            grouped[k] = pd.to_numeric(grouped[k])
     signs = np.array([1.0 if objectives[c] == "min" else -1.0 for c in cols])
     vals = grouped[cols].to_numpy(dtype=float) * signs
     keep = []
@@ -96,6 +102,6 @@ def print_summary(spec: Spec, exp: str) -> pd.DataFrame:
             front = pareto_configs(df, list(spec.search.parameters), dict(spec.search.objectives))
             if not front.empty:
                 print("\nPareto-optimal configurations (mean over seeds):")
-                print(front.to_string(index=False))
+                print(front.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
     print(f"\nnext: python -m analysis {exp}")
     return df
