@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from analysis.parallel import cpu_count, process_pool
 from sparsity_tune import layout
 from sparsity_tune.config import flatten
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, SUMMARY_KEYS
@@ -185,14 +186,14 @@ def load_experiment(
     show = progress if progress is not None else (len(dirs) > 200 and sys.stderr.isatty())
     workers = _workers(len(dirs), jobs)
     chunks = [dirs[i : i + CHUNK] for i in range(0, len(dirs), CHUNK)]
+    tqdm.monitor_interval = 0  # no monitor thread: it would make forking reader processes unsafe
     bar = tqdm(
         total=len(dirs), desc="loading trials", unit="trial", disable=not show, file=sys.stderr
     )
     parts: list[tuple[list[dict[str, Any]], pd.DataFrame]] = []
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers) as pool:
+    pool = process_pool(workers)
+    if pool is not None:
+        with pool:
             for part in pool.map(_load_chunk, chunks, [root] * len(chunks)):
                 parts.append(part)
                 bar.update(len(part[0]))
@@ -216,17 +217,7 @@ def load_experiment(
 def _workers(n_dirs: int, jobs: int | None) -> int:
     if jobs is not None:
         return max(1, jobs)
-    if n_dirs < PARALLEL_MIN:
-        return 1
-    return max(
-        1,
-        min(
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else os.cpu_count() or 1,
-            8,
-        ),
-    )
+    return 1 if n_dirs < PARALLEL_MIN else min(cpu_count(), 8)
 
 
 def _load_chunk(dirs: list[Path], root: Path) -> tuple[list[dict[str, Any]], pd.DataFrame]:

@@ -71,15 +71,10 @@ def save_png(chart: Chart, out_dir: Path) -> Path:
 
 def save_pngs(charts: list[Chart], out_dir: Path, jobs: int | None = None) -> list[Path]:
     """Save many charts; matplotlib draws in one process per CPU (drawing is CPU-bound)."""
-    import os
+    from analysis.parallel import cpu_count, process_pool
 
-    jobs = jobs or min(
-        len(charts),
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-    )
-    if jobs <= 1 or len(charts) < 4:
+    pool = process_pool(min(len(charts), jobs or cpu_count())) if len(charts) >= 4 else None
+    if pool is None:
         return [save_png(c, out_dir) for c in charts]
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(jobs) as pool:
+    with pool:
         return list(pool.map(save_png, charts, [out_dir] * len(charts)))
