@@ -152,6 +152,10 @@ def test_two_smoke_sweeps_run_side_by_side(slurm_cluster, tmp_path, cleanup_jobs
         assert not (storage / "slurm" / f".job-{jid}").exists()  # the token went with the job
         assert ray_processes(jid) == []
     assert heads[0] != heads[1]
+    # Submitting the same experiment again is refused unless the user asks to resume it.
+    again = cli("submit", str(SMOKE), "--storage", str(storage), "--name", "smoke_a")
+    assert again.returncode == 2
+    assert "already holds experiment 'smoke_a'; add --resume" in again.stderr
     # They really overlapped in time (both held one of the node's two CPUs).
     assert done[1]["StartTime"] < done[0]["EndTime"]
 
