@@ -257,7 +257,7 @@ def _tolerance(a: Analysis) -> Section:
         return _no_data(
             s,
             "no dense baseline (a configuration with sparsity 0 and otherwise the "
-            "same settings) among the finished trials; add pruning.method=none to the sweep",
+            "same settings) among the finished trials; add a dense run (pruning.method=none, or final_sparsity 0) to the sweep",
         )
     pruned = d[d["sparsity"] > DENSE_EPS]
     best = _best_within(pruned, tol, ["arch"]).set_index("arch")

@@ -67,7 +67,7 @@ def add_config_ids(trials: pd.DataFrame) -> pd.DataFrame:
             label = label + " " + p
         df["label"] = label.astype(str)
     else:
-        df["label"] = "all trials"
+        df["label"] = df["experiment"].astype("string").fillna("config").astype(str)
     df["arch"] = _col(df, "model.arch").fillna("?").astype(str)
     df["size"] = _size(df)
     return df
