@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         spec, storage, exp = prepare(args)
         if not args.dry_run:
             check_experiment_state(exp, args.resume)
+            if not args.no_wandb and spec.wandb.mode == "online":
+                check_wandb_login()
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -123,6 +125,19 @@ def check_experiment_state(exp: str, resume: bool) -> None:
             f"{exp} already holds this experiment; add --resume to continue it, or pick another "
             f"--name (or delete the directory to start over)"
         )
+
+
+def check_wandb_login() -> None:
+    """Online W&B needs a key; say so before Ray starts rather than failing in every trial."""
+    import wandb
+
+    try:
+        wandb.Api(timeout=10)
+    except wandb.errors.UsageError:
+        raise ConfigError(
+            "wandb.mode=online but no W&B API key is configured: run `wandb login` (or set "
+            "WANDB_API_KEY), or use --set wandb.mode=offline and `wandb sync` later, or --no-wandb"
+        ) from None
 
 
 def write_spec(spec: Spec, exp: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -171,6 +172,7 @@ BAD = {
         },
         "search.metric",
     ),
+    "online W&B without a key": ({"wandb": {"mode": "online"}}, "no W&B API key"),
 }
 
 
@@ -190,6 +192,8 @@ def test_bad_input_exits_2_before_ray_starts(tmp_path: Path, case: str) -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        # no W&B credentials in this environment (HOME holds ~/.netrc)
+        env={k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"} | {"HOME": str(tmp_path)},
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error:") and expected in proc.stderr
