@@ -31,6 +31,10 @@ ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_
 MAX_OVER_EPOCHS = ("peak_mem_bytes",)
 #: Trials per reader task, and the experiment size from which several processes read.
 CHUNK, PARALLEL_MIN = 500, 4000
+#: Record and summary keys that hold numbers (all but the two text fields of the summary).
+NUMERIC_METRICS = tuple(
+    k for k in (*RECORD_KEYS, *SUMMARY_KEYS) if k not in ("peak_mem_kind", "device")
+)
 #: Directories never searched for trials: W&B's run folders (thousands of media files).
 SKIP_DIRS = frozenset({"wandb", ".git", "__pycache__"})
 #: Sections of the nested trial config; their dotted keys are the config columns.
@@ -255,6 +259,8 @@ def _order_trials(df: pd.DataFrame) -> pd.DataFrame:
     for col in (*ID_COLUMNS, *RECORD_KEYS, *SUMMARY_KEYS):
         if col not in df.columns:
             df[col] = pd.NA if col in ID_COLUMNS else float("nan")
+    for col in NUMERIC_METRICS:  # JSON null (e.g. no validation split) -> NaN, not object
+        df[col] = pd.to_numeric(df[col], errors="coerce")
     cfg = sorted(config_columns(df), key=lambda c: (CONFIG_SECTIONS.index(c.split(".")[0]), c))
     layers = sorted(c for c in df.columns if c.startswith(LAYER_SPARSITY_PREFIX))
     known = [*ID_COLUMNS, *cfg, *RECORD_KEYS, *layers, *SUMMARY_KEYS]
@@ -269,8 +275,7 @@ def _order_history(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=["trial_id", *RECORD_KEYS])
     for col in RECORD_KEYS:
-        if col not in df.columns:
-            df[col] = float("nan")
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else float("nan")
     layers = sorted(c for c in df.columns if c.startswith(LAYER_SPARSITY_PREFIX))
     known = ["trial_id", *RECORD_KEYS, *layers]
     extra = [c for c in df.columns if c not in set(known)]

@@ -174,3 +174,22 @@ def test_minimised_y_metric_flips_the_front_and_the_tolerance(tmp_path):
     tol = _section(a, "tolerance")
     # the tolerance is in points of y (x100 when all values lie in [0, 1]): 0.305 vs 0.30 = 0.5
     assert "up to sparsity 0.5 " in tol.sentences[0]
+
+
+def test_no_validation_split_nulls_do_not_break_the_analysis(tmp_path):
+    """The trainer writes val_acc NaN and epochs_to_99pct null when there is no validation split."""
+    for s in (0.0, 0.5):
+        d = simple_trial(tmp_path, sparsity=s)
+        recs = [json.loads(ln) for ln in (d / "records.jsonl").read_text().splitlines()]
+        for r in recs:
+            r["val_acc"] = r["val_loss"] = float("nan")
+        (d / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        summary = json.loads((d / "summary.json").read_text())
+        summary.update(epochs_to_99pct=None, best_val_acc=float("nan"))
+        (d / "summary.json").write_text(json.dumps(summary))
+    exp = load_experiment(tmp_path)
+    assert exp.trials["epochs_to_99pct"].dtype.kind == "f"
+    a = analyse(exp, xs=["nonzero_params"])
+    dyn = " ".join(_section(a, "dynamics").sentences)
+    assert "Not available: epochs_to_99pct" in dyn
+    assert "up to sparsity 0.5" in _section(a, "tolerance").sentences[0]
