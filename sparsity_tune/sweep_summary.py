@@ -42,7 +42,7 @@ def trials_frame(exp: str | Path) -> pd.DataFrame:
         status = (
             "finished"
             if summary
-            else ("error" if (d / layout.ERROR).exists() else "stopped/running")
+            else ("error" if (d / layout.ERROR).exists() else "stopped")
         )
         last = records[-1] if records else {}
         row: dict[str, Any] = {"trial_id": cfg["trial_id"], "seed": cfg["seed"]}

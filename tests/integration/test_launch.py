@@ -224,3 +224,30 @@ def test_failed_trial_leaves_error_txt_and_exit_1(
     assert "pruning.end_epoch=5 is beyond train.epochs=3" in (d / layout.ERROR).read_text()
     df = trials_frame(tmp_path / "res" / "fail")
     assert list(df["status"]) == ["error"]
+
+
+def test_asha_stops_weak_trials_early(ray_session, tmp_path: Path, data_root: Path) -> None:
+    spec = tiny_spec(
+        tmp_path / "asha.yaml",
+        data_root,
+        "asha",
+        {
+            "parameters": {
+                "pruning.final_sparsity": {"values": [0.3, 0.6, 0.9, 0.97, 0.99]},
+                "train.lr": {"values": [0.0001, 0.01]},  # 1e-4 barely learns in 6 epochs
+            },
+            "scheduler": "asha",
+            "metric": "val_acc",
+            "grace_period": 1,
+            "reduction_factor": 2,
+        },
+        train={"epochs": 6, "batch_size": 100, "lr": 0.01},
+    )
+    assert launch.main([str(spec), "--storage", str(tmp_path / "res"), "--no-wandb"]) == 0
+    df = trials_frame(tmp_path / "res" / "asha")
+    assert len(df) == 10
+    stopped = df[df["status"] == "stopped"]
+    finished = df[df["status"] == "finished"]
+    assert len(stopped) >= 1 and len(finished) >= 1
+    assert (finished["epochs"] == 6).all()
+    assert ((stopped["epochs"] >= 1) & (stopped["epochs"] < 6)).all()
