@@ -23,9 +23,8 @@ from sparsity_tune.config import ConfigError, parse_overrides
 from sparsity_tune.spec import Spec, load_spec
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-#: Columns of the live table and the summary (besides the searched parameters).
+#: Columns of the live table (besides the searched parameters and the seed).
 LIVE_METRICS = ("epoch", "val_acc", "test_acc", "sparsity")
-SUMMARY_METRICS = ("best_val_acc", "test_acc_at_best_val", "final_sparsity", "total_time_s")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wandb       {'off' if args.no_wandb else spec.wandb.mode} → {exp}/wandb")
         return 0
     print(describe_plan(spec, exp, args.address), flush=True)
-    result = run(
+    return run(
         spec,
         storage,
         exp,
@@ -111,7 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         resume=args.resume,
         use_wandb=not args.no_wandb and spec.wandb.mode != "disabled",
     )
-    return result
 
 
 def check_experiment_state(exp: str, resume: bool) -> None:
@@ -268,13 +266,19 @@ def run(
     from sparsity_tune.sweep_summary import print_summary
 
     print_summary(spec, exp)
+    unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    if unfinished > 0:
+        print(
+            f"{unfinished} trial(s) did not finish (interrupted?); continue with: "
+            f"python -m sparsity_tune.launch SPEC.yaml --name {spec.name} --resume"
+        )
     errors = len(grid.errors)
     if errors:
         print(
             f"{errors} trial(s) failed; see error.txt in their directories, "
             f"then rerun with --resume to retry them"
         )
-    return 1 if errors else 0
+    return 1 if errors or unfinished > 0 else 0
 
 
 if __name__ == "__main__":
