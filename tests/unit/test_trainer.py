@@ -254,3 +254,10 @@ def test_no_validation_split_still_summarises(small_config):
     assert all(math.isnan(r["val_acc"]) for r in records)
     assert summary["best_epoch"] == 2 and summary["epochs_to_99pct"] is None
     assert summary["test_acc_at_best_val"] == records[-1]["test_acc"]
+
+
+def test_flush_denormal_is_scoped_to_the_run(small_config):
+    subnormal = torch.tensor([1e-40])
+    assert subnormal.mul(1.0).item() != 0.0  # the process starts with IEEE subnormals
+    _run(small_config(**{"train.epochs": 1}))
+    assert subnormal.mul(1.0).item() != 0.0  # and the trainer gave them back
