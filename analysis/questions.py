@@ -66,6 +66,8 @@ class Analysis:
     y: str
     tolerance: float
     scale: float  # multiply y differences by this to get points
+    usable: pd.DataFrame = field(default_factory=pd.DataFrame)  # configs with y and sparsity
+    why_unusable: str = ""  # what the sections say when ``usable`` is empty
 
 
 def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
@@ -136,9 +138,15 @@ def analyse(
     configs = aggregate_seeds(trials)
     hist = seed_mean_history(exp.history, trials)
     hist = hist[hist["config_id"].isin(configs["config_id"])]
-    scale = points_scale(configs[y]) if not configs.empty else 1.0
+    usable = configs[configs[y].notna() & configs["sparsity"].notna()] if len(configs) else configs
+    scale = points_scale(configs[y].dropna()) if len(configs) and configs[y].notna().any() else 1.0
     fronts = {x: front_table(configs, x, y) for x in xs}
-    a = Analysis(exp, trials, configs, hist, fronts, [], y, tolerance, scale)
+    why = (
+        "no finished trial yet"
+        if configs.empty
+        else f"no finished configuration has both {y} and sparsity values"
+    )
+    a = Analysis(exp, trials, configs, hist, fronts, [], y, tolerance, scale, usable, why)
     a.sections = [
         _overview(a),
         _dynamics(a),
@@ -175,9 +183,9 @@ def _no_data(s: Section, why: str) -> Section:
 
 def _dynamics(a: Analysis) -> Section:
     s = Section("dynamics", "1. Training dynamics and convergence")
-    c = a.configs
+    c = a.usable
     if c.empty:
-        return _no_data(s, "no finished trial yet")
+        return _no_data(s, a.why_unusable)
     for arch, adf in c.groupby("arch"):
         dense = adf[adf["sparsity"] <= DENSE_EPS]
         top = adf["sparsity"].round(2).max()
@@ -233,7 +241,7 @@ def _dynamics(a: Analysis) -> Section:
 
 
 def _tolerance_table(a: Analysis) -> pd.DataFrame:
-    d = dense_baselines(a.configs, a.y, a.scale)
+    d = dense_baselines(a.usable, a.y, a.scale)
     return d[d[f"dense_{a.y}"].notna()]
 
 
@@ -250,8 +258,8 @@ def _tolerance(a: Analysis) -> Section:
     s = Section(
         "tolerance", f"2. Highest sparsity within {_fmt(tol)} point(s) of the dense baseline"
     )
-    if a.configs.empty:
-        return _no_data(s, "no finished trial yet")
+    if a.usable.empty:
+        return _no_data(s, a.why_unusable)
     d = _tolerance_table(a)
     if d.empty:
         return _no_data(
@@ -299,7 +307,7 @@ def _tolerance(a: Analysis) -> Section:
     )
     s.charts.append(
         charts.by_group_chart(
-            a.configs,
+            a.usable,
             "acc_vs_sparsity",
             f"{y} vs sparsity per architecture and size",
             "sparsity",
@@ -315,9 +323,9 @@ def _tolerance(a: Analysis) -> Section:
 def _robustness(a: Analysis) -> Section:
     y, tol = a.y, a.tolerance
     s = Section("robustness", "3. Robustness across depth, width and seeds")
-    if a.configs.empty:
-        return _no_data(s, "no finished trial yet")
-    d = dense_baselines(a.configs, y, a.scale)
+    if a.usable.empty:
+        return _no_data(s, a.why_unusable)
+    d = dense_baselines(a.usable, y, a.scale)
     per_size = _best_within(d[d[f"dense_{y}"].notna()], tol, ["arch", "size"])
     for arch, g in per_size.groupby("arch"):
         if g["size"].nunique() < 2:
@@ -332,7 +340,7 @@ def _robustness(a: Analysis) -> Section:
         s.sentences.append(
             "Not available: depth/width comparison (one model size per architecture)."
         )
-    multi = d[d["n_seeds"] >= 2]
+    multi = d[(d["n_seeds"] >= 2) & d[f"{y}_std"].notna()]
     if multi.empty:
         s.sentences.append("Not available: seed spread (every configuration ran with one seed).")
     else:
@@ -397,18 +405,19 @@ def _tradeoffs(a: Analysis) -> Section:
     costs = [
         c
         for c in ("epoch_time_s", "train_time_s", "peak_mem_bytes", "sparse_bytes")
-        if c in a.configs and a.configs[c].notna().any()
+        if c in a.usable and a.usable[c].notna().any()
     ]
     if costs:
         s.charts.append(
             charts.by_group_chart(
-                a.configs,
+                a.usable,
                 "cost_vs_sparsity",
                 "Time per epoch and memory vs sparsity",
                 "sparsity",
                 costs,
                 "arch",
-                note="final epoch's record (peak_mem_bytes: max over epochs), seed mean; one line per model size",
+                note="final epoch's record (peak_mem_bytes: max over epochs), seed mean; "
+                "one line per model size",
             )
         )
     return s
@@ -417,7 +426,7 @@ def _tradeoffs(a: Analysis) -> Section:
 def _arch(a: Analysis) -> Section:
     y, tol = a.y, a.tolerance
     s = Section("arch", "5. MLP vs CNN")
-    c = a.configs
+    c = a.usable
     if c.empty or c["arch"].nunique() < 2:
         archs = ", ".join(sorted(c["arch"].unique())) if len(c) else "none"
         return _no_data(s, f"the finished trials cover one architecture only ({archs})")
@@ -501,9 +510,9 @@ def matched_pairs(configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL) -> pd
 def _matched(a: Analysis) -> Section:
     y = a.y
     s = Section("matched", "Large-sparse vs small-dense at matched nonzero parameters")
-    if a.configs.empty:
-        return _no_data(s, "no finished trial yet")
-    pairs = matched_pairs(a.configs, y)
+    if a.usable.empty:
+        return _no_data(s, a.why_unusable)
+    pairs = matched_pairs(a.usable, y)
     if pairs.empty:
         return _no_data(
             s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -95,3 +96,21 @@ def test_bad_input_exits_2_with_one_message(tmp_path, args):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "error:" in r.stderr
     assert r.stdout == ""
+
+
+def test_cli_when_the_accuracy_metric_is_missing_everywhere(tmp_path):
+    write_experiment(tmp_path, grid={"model.depth": [1], "model.width": [32]}, seeds=(0,), epochs=2)
+    for rec_file in tmp_path.glob("trials/*/records.jsonl"):
+        recs = [json.loads(ln) for ln in rec_file.read_text().splitlines()]
+        for r in recs:
+            r["test_acc"] = None
+        rec_file.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "out"
+    assert main([str(tmp_path), "--out", str(out), "--x", "nonzero_params", "--quiet"]) == 0
+    html = (out / "report.html").read_text()
+    assert "Not available: no finished configuration has both test_acc and sparsity values" in html
+    assert (
+        "nonzero_params: not available (no configuration has both nonzero_params and test_acc)"
+        in html
+    )
+    assert pd.read_csv(out / "pareto_nonzero_params.csv").empty

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analysis import hypervolume_2d
 from analysis.load import load_experiment
@@ -193,3 +196,57 @@ def test_no_validation_split_nulls_do_not_break_the_analysis(tmp_path):
     dyn = " ".join(_section(a, "dynamics").sentences)
     assert "Not available: epochs_to_99pct" in dyn
     assert "up to sparsity 0.5" in _section(a, "tolerance").sentences[0]
+
+
+_BLANKABLE = [
+    "test_acc",
+    "sparsity",
+    "nonzero_params",
+    "total_params",
+    "epochs_to_99pct",
+    "val_loss",
+    "train_time_s",
+    "peak_mem_bytes",
+    "model.arch",
+    "model.width",
+]
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    write_experiment(
+        root,
+        grid={"model.depth": [1], "pruning.final_sparsity": [0.0, 0.5, 0.9]},
+        seeds=(0, 1),
+        epochs=3,
+    )
+    return load_experiment(root)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    blank=st.lists(
+        st.tuples(st.sampled_from(_BLANKABLE), st.sampled_from(["all", "half"])), max_size=4
+    )
+)
+def test_missing_values_never_crash_a_section(small_sweep, blank):
+    trials = small_sweep.trials.copy()
+    for col, how in blank:
+        rows = trials.index if how == "all" else trials.index[::2]
+        trials.loc[rows, col] = np.nan if trials[col].dtype.kind == "f" else None
+    exp = dataclasses.replace(small_sweep, trials=trials)
+    a = analyse(exp, xs=["nonzero_params", "train_time_s"])
+    assert [s.key for s in a.sections] == [
+        "overview",
+        "dynamics",
+        "tolerance",
+        "robustness",
+        "tradeoffs",
+        "arch",
+        "matched",
+    ]
+    for s in a.sections:
+        assert s.sentences, s.key  # every section says something: an answer or why not
