@@ -52,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
         type=_metric,
         default=list(DEFAULT_X),
         metavar="METRIC",
-        help=f"cost axes, minimised (default: {' '.join(DEFAULT_X)})",
+        help=f"x axes of the fronts; direction from sparsity_tune.metrics, costs minimised (default: {' '.join(DEFAULT_X)})",
     )
     p.add_argument(
         "--y",
