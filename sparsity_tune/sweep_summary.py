@@ -39,11 +39,7 @@ def trials_frame(exp: str | Path) -> pd.DataFrame:
             }
         records = layout.read_records(d)
         summary = layout.read_json(d / layout.SUMMARY) if (d / layout.SUMMARY).exists() else {}
-        status = (
-            "finished"
-            if summary
-            else ("error" if (d / layout.ERROR).exists() else "stopped")
-        )
+        status = "finished" if summary else ("error" if (d / layout.ERROR).exists() else "stopped")
         last = records[-1] if records else {}
         row: dict[str, Any] = {"trial_id": cfg["trial_id"], "seed": cfg["seed"]}
         row.update(cfg.get("params", {}))
