@@ -316,7 +316,8 @@ def from_wandb_sweep(data: dict[str, Any], where: str = "sweep") -> dict[str, An
     metric {name, goal} → search.objectives {name: max|min}; parameters → search.parameters, except
     ``value:`` entries, which set the base config, and ``train.seed`` values, which become
     search.seeds; early_terminate {type: hyperband, min_iter, eta} → search.scheduler asha with
-    grace_period=min_iter and reduction_factor=eta; run_cap → num_samples; name, project, entity
+    grace_period=min_iter and reduction_factor=eta; run_cap (runs) → num_samples = run_cap / seeds
+    (rounded up); name, project, entity
     → name, wandb.project, wandb.entity. ``program``/``command`` are ignored: the trial is always
     the shared trainer.
     """
@@ -371,8 +372,9 @@ def from_wandb_sweep(data: dict[str, Any], where: str = "sweep") -> dict[str, An
         search["grace_period"] = et.get("min_iter", 1)
         if "eta" in et:
             search["reduction_factor"] = et["eta"]
-    if "run_cap" in data:
-        search["num_samples"] = data["run_cap"]
+    if "run_cap" in data:  # W&B counts runs; we count configurations, each run once per seed
+        cap, n_seeds = data["run_cap"], len(search.get("seeds") or [0])
+        search["num_samples"] = -(-cap // n_seeds) if isinstance(cap, int) and cap > 0 else cap
     spec["search"] = search
     return spec
 

@@ -248,7 +248,9 @@ def test_wandb_sweep_file_maps_onto_a_spec(tmp_path: Path) -> None:
     assert set(s.parameters) == {"train.lr", "pruning.final_sparsity"}
     assert spec.pruning.method == "gradual" and spec.train.epochs == 3  # value: → base config
     assert s.seeds == [0, 1]
-    assert (s.scheduler, s.grace_period, s.reduction_factor, s.num_samples) == ("asha", 2, 2.0, 6)
+    # run_cap counts W&B runs (one per seed here): 6 runs = 3 configurations x 2 seeds
+    assert (s.scheduler, s.grace_period, s.reduction_factor, s.num_samples) == ("asha", 2, 2.0, 3)
+    assert s.trial_count() == 6
 
 
 def test_wandb_sweep_unknown_key_and_method() -> None:
