@@ -175,7 +175,10 @@ def train_trial(
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            state = torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False)
+            # on CPU first: a retry may land on another GPU (or node); the trainer moves it back
+            state = torch.load(
+                os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=False
+            )
         trainer.load_state_dict(state)
     files.write_json(
         layout.CONFIG,
