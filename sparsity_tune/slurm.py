@@ -358,10 +358,14 @@ def submit(req: JobRequest, site: SiteConfig, resume: bool) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     script = req.log_dir / f"st-{req.name}-{stamp}.sbatch"
     script.write_text(text)
-    preflight(script, req)
-    out = _run(["sbatch", "--parsable", str(script)])
-    if out.returncode != 0:
-        raise SlurmError(_reword(out.stderr, req))
+    try:
+        preflight(script, req)
+        out = _run(["sbatch", "--parsable", str(script)])
+        if out.returncode != 0:
+            raise SlurmError(_reword(out.stderr, req))
+    except SlurmError:
+        script.unlink()  # nothing was queued: leave no script behind
+        raise
     job_id = out.stdout.strip().split(";")[0]
     log = req.log_dir / f"st-{req.name}-{job_id}.out"
     print(f"submitted job {job_id}")

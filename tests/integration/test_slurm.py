@@ -232,3 +232,4 @@ def test_impossible_request_is_refused_not_queued(slurm_cluster, tmp_path, argv,
     assert "Traceback" not in out.stderr
     after = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
     assert after == queued
+    assert list((tmp_path / "slurm").glob("*.sbatch")) == []
