@@ -163,7 +163,7 @@ def init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address)
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+        ray.init(include_dashboard=False)  # Ray counts this machine's CPUs/GPUs (cgroup-aware)
 
 
 def _short(key: str) -> str:
