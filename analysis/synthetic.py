@@ -100,7 +100,7 @@ def trial_files(
         "total_time_s": sum(r["epoch_time_s"] for r in records),
         "total_train_time_s": sum(r["train_time_s"] for r in records),
         "peak_mem_bytes_max": max(r["peak_mem_bytes"] for r in records),
-        "peak_mem_kind": "cpu_rss_growth",
+        "peak_mem_kind": "cpu_rss",
         "device": "cpu",
         "epochs": len(records),
     }

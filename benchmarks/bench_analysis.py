@@ -99,7 +99,7 @@ def synthetic_tables(n: int, seeds: int, epochs: int, rng: np.random.Generator):
         final_test_acc=acc,
         final_sparsity=s,
         epochs=np.full(n, epochs),
-        peak_mem_kind="cpu_rss_growth",
+        peak_mem_kind="cpu_rss",
         device="cpu",
     )
     trials = pd.concat([trials, pd.DataFrame(rec), pd.DataFrame(summ)], axis=1)

@@ -28,7 +28,7 @@ RECORD_KEYS: Final[tuple[str, ...]] = (
     "epoch_time_s",  # wall seconds of the whole epoch: train + prune + eval
     "eval_time_s",  # wall seconds of this epoch's val + test evaluation
     "train_time_s",  # wall seconds of this epoch's training steps (incl. mask upkeep)
-    "peak_mem_bytes",  # measured peak: CUDA allocator peak (GPU) or process peak-RSS growth (CPU)
+    "peak_mem_bytes",  # measured peak of the epoch above the pre-model baseline: CUDA allocator or RSS
     "samples_per_s",  # training samples / train_time_s
     "lr",  # learning rate at the end of the epoch
 )
@@ -48,7 +48,7 @@ SUMMARY_KEYS: Final[tuple[str, ...]] = (
     "total_time_s",  # wall seconds of the whole run
     "total_train_time_s",  # sum of train_time_s
     "peak_mem_bytes_max",  # max of peak_mem_bytes over epochs
-    "peak_mem_kind",  # "cuda_allocator" or "cpu_rss_growth": how peak_mem_bytes was measured
+    "peak_mem_kind",  # "cuda_allocator" or "cpu_rss": how peak_mem_bytes was measured
     "device",
     "epochs",  # records written
 )

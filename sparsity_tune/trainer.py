@@ -67,14 +67,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 class PeakMemory:
-    """Peak memory of a stretch of work, measured: the CUDA allocator's peak on GPU; on CPU the
-    growth of the process's peak RSS over its RSS at the start (Linux ``VmHWM``, reset through
-    ``/proc/self/clear_refs``; ``ru_maxrss`` where that reset is not allowed)."""
+    """Measured peak memory of training, above a baseline taken before the model is built.
+
+    So the figure holds the model, gradients, optimizer state, masks and activations, not the
+    dataset or the interpreter: on GPU the CUDA allocator's peak; on CPU the process's peak RSS
+    (Linux ``VmHWM``, reset at each epoch's start through ``/proc/self/clear_refs``; the
+    lifetime ``ru_maxrss`` where that reset is not allowed). RSS counts memory the C allocator
+    keeps for reuse, so trials that share a process after a larger one can read lower.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
-        self.kind = "cuda_allocator" if self.cuda else "cpu_rss_growth"
-        self._base = 0
+        self.kind = "cuda_allocator" if self.cuda else "cpu_rss"
+        self._base = torch.cuda.memory_allocated(device) if self.cuda else self._status("VmRSS")
 
     @staticmethod
     def _status(field: str) -> int:
@@ -88,20 +93,19 @@ class PeakMemory:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def start(self) -> None:
+        """Begin a new measuring window (one epoch)."""
         if self.cuda:
             torch.cuda.reset_peak_memory_stats()
-            self._base = torch.cuda.memory_allocated()
             return
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # resets VmHWM to the current RSS
         except OSError:
             pass
-        self._base = self._status("VmRSS")
 
     def peak(self) -> int:
         if self.cuda:
-            return int(torch.cuda.max_memory_allocated())
+            return max(0, int(torch.cuda.max_memory_allocated()) - self._base)
         return max(0, self._status("VmHWM") - self._base)
 
 
@@ -119,6 +123,7 @@ class Trainer:
         self.device = resolve_device(tc.device)
         self.data = data if data is not None else load_dataset(config.dataset, self.device)
 
+        self.memory = PeakMemory(self.device)  # baseline: data loaded, no model yet
         torch.manual_seed(tc.seed)
         self.model: nn.Module = build_model(
             config.model, self.data.input_shape, self.data.num_classes
@@ -144,7 +149,6 @@ class Trainer:
         self._rewind_state: dict[str, torch.Tensor] | None = None
         if self.plan.rewinds and self.cfg.pruning.rewind in ("init", 0):
             self._rewind_state = self._weights_copy()
-        self.memory = PeakMemory(self.device)
         self._maybe_prune(self.plan.after_epoch(0))  # pruning at initialisation
 
     # ----------------------------------------------------------------- set-up helpers

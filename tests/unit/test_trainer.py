@@ -261,3 +261,12 @@ def test_flush_denormal_is_scoped_to_the_run(small_config):
     assert subnormal.mul(1.0).item() != 0.0  # the process starts with IEEE subnormals
     _run(small_config(**{"train.epochs": 1}))
     assert subnormal.mul(1.0).item() != 0.0  # and the trainer gave them back
+
+
+def test_peak_memory_counts_the_model_and_its_optimizer_state(small_config):
+    """A 1024-wide MLP holds ~4 MB per 1024x1024 weight, x4 with grads and Adam's two moments."""
+    small = _run(small_config(**{"model.width": 16, "train.epochs": 2}))[1]
+    big = _run(small_config(**{"model.width": 1024, "train.epochs": 2}))[1]
+    for records in (small, big):
+        assert all(r["peak_mem_bytes"] > 0 for r in records)
+    assert min(r["peak_mem_bytes"] for r in big) > max(r["peak_mem_bytes"] for r in small) + 8e6
