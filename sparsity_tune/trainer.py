@@ -79,6 +79,11 @@ class PeakMemory:
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
         self.kind = "cuda_allocator" if self.cuda else "cpu_rss"
+        # torch.optim imports torch._dynamo at its first step (~150 MB of Python modules on
+        # CPU): take that step on a throwaway parameter so the import is not counted as training.
+        warm = nn.Parameter(torch.zeros(1))
+        warm.grad = torch.zeros(1)
+        torch.optim.SGD([warm], lr=0.0).step()
         self._base = torch.cuda.memory_allocated(device) if self.cuda else self._status("VmRSS")
 
     @staticmethod
