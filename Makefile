@@ -29,6 +29,8 @@ lint: .installed
 
 bench: .installed
 	$(PYTHON) benchmarks/bench_trainer.py
+	$(PYTHON) benchmarks/bench_sweep_efficiency.py
+	$(PYTHON) benchmarks/bench_analysis.py
 
 clean:
 	rm -rf .installed results .pytest_cache
