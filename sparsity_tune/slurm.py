@@ -70,6 +70,11 @@ class SiteConfig(BaseModel):
     signal_seconds: int = Field(300, ge=10, description="USR1 this long before the time limit")
     port_base: int = Field(20000, ge=1024, le=65000)
     port_slots: int = Field(60, ge=1)
+    worker_ports: Literal["block", "random"] = Field(
+        "block",
+        description="worker nodes use the job's port block, or ports Ray picks (several Ray "
+        "nodes on one host)",
+    )
     ray_tmp_root: str = Field("/tmp", description="node-local root of Ray's per-job temp dir")
     ray_start_timeout: int = Field(300, ge=10, description="seconds to wait for all Ray nodes")
     template: str | None = Field(None, description="your own copy of ray_sweep.sbatch.tmpl")
@@ -255,6 +260,7 @@ def render(req: JobRequest, site: SiteConfig) -> str:
         "port_base": str(site.port_base),
         "port_slots": str(site.port_slots),
         "ray_start_timeout": str(site.ray_start_timeout),
+        "worker_ports": site.worker_ports,
     }
     path = Path(site.template).expanduser() if site.template else TEMPLATE
     if not path.is_file():

@@ -4,6 +4,9 @@
 #   bash tests/slurm_cluster.sh          # start (idempotent): munged, slurmctld, slurmd; wait for idle
 #   bash tests/slurm_cluster.sh status   # print sinfo; exit 0 when the node is usable
 #   bash tests/slurm_cluster.sh stop     # stop slurmd, slurmctld and the munged we started
+#   bash tests/slurm_cluster.sh two-nodes       # a second, separate SLURM whose 2 nodes (n1, n2,
+#   bash tests/slurm_cluster.sh stop-two-nodes  #   1 CPU each) are 2 slurmd on this host; use it
+#                                        #   with SLURM_CONF=/tmp/st-slurm2/slurm.conf
 #
 # Needs root and the Debian packages slurmctld slurmd slurm-client munge (scripts/setup_system.sh).
 # The config is free of cgroups and systemd (containers have neither): proctrack/linuxproc,
@@ -156,9 +159,72 @@ stop() {
   echo "slurm_cluster: stopped"
 }
 
+# ---- two nodes on one host: several slurmd (slurmd -N NAME), each with its own port -----------
+TWO=/tmp/st-slurm2
+
+start_two() {
+  need_tools
+  start_munge
+  mkdir -p "$TWO/state" "$TWO/log"
+  chmod 700 "$TWO/state"
+  cat >"$TWO/slurm.conf" <<EOF
+$MARK (two-nodes)
+ClusterName=twonodes
+SlurmctldHost=$NODE
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation=$TWO/state
+SlurmdSpoolDir=$TWO/spool-%n
+SlurmctldPidFile=$TWO/slurmctld.pid
+SlurmdPidFile=$TWO/slurmd-%n.pid
+SlurmctldLogFile=$TWO/log/slurmctld.log
+SlurmdLogFile=$TWO/log/slurmd-%n.log
+SlurmctldPort=6917
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+JobRequeue=1
+KillWait=10
+MinJobAge=600
+NodeName=n1 NodeHostname=$NODE NodeAddr=127.0.0.1 Port=6931 CPUs=1 RealMemory=2000 State=UNKNOWN
+NodeName=n2 NodeHostname=$NODE NodeAddr=127.0.0.1 Port=6932 CPUs=1 RealMemory=2000 State=UNKNOWN
+PartitionName=two Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
+EOF
+  export SLURM_CONF="$TWO/slurm.conf"
+  pid_alive "$TWO/slurmctld.pid" || slurmctld
+  for n in n1 n2; do pid_alive "$TWO/slurmd-$n.pid" || slurmd -N "$n"; done
+  local states=""
+  for _ in $(seq "$TIMEOUT"); do
+    states=$(sinfo -h -N -o %T 2>/dev/null | sort -u | tr '\n' ' ')
+    if [ "$states" = "idle " ]; then
+      echo "slurm_cluster: two nodes idle; use SLURM_CONF=$SLURM_CONF"
+      sinfo -N
+      return 0
+    fi
+    sleep 1
+  done
+  die "two-nodes cluster not idle after ${TIMEOUT}s (states: ${states:-none}); see $TWO/log"
+}
+
+stop_two() {
+  for f in "$TWO"/slurmd-n1.pid "$TWO"/slurmd-n2.pid "$TWO"/slurmctld.pid; do
+    if pid_alive "$f"; then kill "$(cat "$f")"; fi
+  done
+  echo "slurm_cluster: two-nodes cluster stopped"
+}
+
 case "${1:-start}" in
   start) start ;;
   stop) stop ;;
   status) sinfo && node_usable ;;
-  *) die "usage: $0 [start|stop|status]" ;;
+  two-nodes) start_two ;;
+  stop-two-nodes) stop_two ;;
+  *) die "usage: $0 [start|stop|status|two-nodes|stop-two-nodes]" ;;
 esac

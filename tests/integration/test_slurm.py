@@ -7,6 +7,7 @@ stops them afterwards if it was the one that started them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -51,7 +52,25 @@ def slurm_cluster() -> Iterator[None]:
         _cluster("stop")
 
 
-def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+TWO_NODES_CONF = "/tmp/st-slurm2/slurm.conf"
+
+
+@pytest.fixture(scope="session")
+def slurm_two_nodes(slurm_cluster) -> Iterator[dict[str, str]]:
+    """A second SLURM whose two nodes are two slurmd on this host; yields its environment."""
+    env = {**os.environ, "SLURM_CONF": TWO_NODES_CONF}
+    was_up = (
+        subprocess.run(["sinfo", "-h"], env=env, capture_output=True, check=False).returncode == 0
+    )
+    started = _cluster("two-nodes")
+    if started.returncode != 0:
+        pytest.fail(f"tests/slurm_cluster.sh two-nodes failed:\n{started.stderr}")
+    yield env
+    if not was_up:
+        _cluster("stop-two-nodes")
+
+
+def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sparsity_tune.slurm", *argv],
         capture_output=True,
@@ -59,22 +78,23 @@ def cli(*argv: str) -> subprocess.CompletedProcess[str]:
         cwd=REPO,
         timeout=120,
         check=False,
+        env=env,
     )
 
 
-def submit(*argv: str) -> tuple[str, str]:
+def submit(*argv: str, env: dict[str, str] | None = None) -> tuple[str, str]:
     """Submit; return (job id, the CLI's output)."""
-    out = cli("submit", *argv)
+    out = cli("submit", *argv, env=env)
     assert out.returncode == 0, out.stderr
     m = re.search(r"submitted job (\d+)", out.stdout)
     assert m, out.stdout
     return m.group(1), out.stdout
 
 
-def job(job_id: str) -> dict[str, str]:
+def job(job_id: str, env: dict[str, str] | None = None) -> dict[str, str]:
     """`scontrol show job` as a dict (SLURM keeps finished jobs for MinJobAge seconds)."""
     text = subprocess.run(
-        ["scontrol", "show", "job", job_id], capture_output=True, text=True, check=False
+        ["scontrol", "show", "job", job_id], capture_output=True, text=True, check=False, env=env
     ).stdout
     return dict(re.findall(r"(\w+)=(\S*)", text))
 
@@ -89,11 +109,13 @@ def wait_for(pred, timeout: float, what: str, interval: float = 1.0):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def wait_state(job_id: str, states: set[str], timeout: float) -> dict[str, str]:
+def wait_state(
+    job_id: str, states: set[str], timeout: float, env: dict[str, str] | None = None
+) -> dict[str, str]:
     return wait_for(
-        lambda: (j := job(job_id)).get("JobState") in states and j,
+        lambda: (j := job(job_id, env)).get("JobState") in states and j,
         timeout,
-        f"job {job_id} to reach {states} (now {job(job_id).get('JobState')})",
+        f"job {job_id} to reach {states} (now {job(job_id, env).get('JobState')})",
     )
 
 
@@ -122,7 +144,7 @@ def cleanup_jobs() -> Iterator[list[str]]:
 def ray_processes(job_id: str) -> list[str]:
     """Command lines of live processes that belong to this job's Ray cluster."""
     out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if f"ray-st-{job_id}" in line]
+    return [line for line in out.splitlines() if re.search(rf"ray-st-{job_id}\b", line)]
 
 
 @pytest.mark.timeout(400)
@@ -233,3 +255,39 @@ def test_impossible_request_is_refused_not_queued(slurm_cluster, tmp_path, argv,
     after = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
     assert after == queued
     assert list((tmp_path / "slurm").glob("*.sbatch")) == []
+
+
+@pytest.mark.timeout(300)
+def test_two_node_job_spreads_trials_over_both_ray_nodes(slurm_two_nodes, tmp_path):
+    """Head on n1, a worker started by srun on n2; both are slurmd on this host, so worker nodes
+    let Ray pick their ports (site worker_ports: random) instead of reusing the head's block."""
+    env = slurm_two_nodes
+    site = tmp_path / "site.yaml"
+    site.write_text("worker_ports: random\n")
+    storage = tmp_path / "results"
+    jid, _ = submit(
+        str(SMOKE),
+        "--storage",
+        str(storage),
+        "--site",
+        str(site),
+        "--nodes",
+        "2",
+        "--cpus-per-node",
+        "1",
+        env=env,
+    )
+    try:
+        info = wait_state(jid, {"COMPLETED", "FAILED", "CANCELLED"}, 240, env)
+    finally:
+        subprocess.run(["scancel", jid], env=env, check=False)
+    log = log_of(storage, "smoke", jid)
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", log[-3000:]
+    assert info["NodeList"] == "n[1-2]"
+    assert "Ray cluster up: 2/2 nodes" in log
+    trials = trial_dirs(storage / "smoke")
+    assert len(trials) == 4 and all((t / "summary.json").exists() for t in trials)
+    nodes = {json.loads((t / "config.json").read_text())["node"]["node_id"] for t in trials}
+    assert len(nodes) == 2, nodes  # trials ran on both Ray nodes
+    assert not Path(f"/tmp/ray-st-{jid}").exists()
+    assert ray_processes(jid) == []
