@@ -109,7 +109,11 @@ def load_dataset(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data
     mean, std = channel_stats(train_x)
 
     def norm(x: Tensor) -> Tensor:
-        return ((x - mean) / std).to(device=device, dtype=torch.float32).contiguous()
+        x = ((x - mean) / std).to(device=device, dtype=torch.float32)
+        # Images channels-last: oneDNN/cuDNN convolutions run faster on NHWC (LeNet-5 on this
+        # CPU: 16% an epoch), and index-gathered batches keep the layout, so no copy per batch.
+        fmt = torch.channels_last if x.dim() == 4 else torch.contiguous_format
+        return x.contiguous(memory_format=fmt)
 
     return DataSplits(
         train_x=norm(train_x),

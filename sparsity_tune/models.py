@@ -131,9 +131,11 @@ def _convnet(
     channels = input_shape[0]
     for i, (out_ch, kernel, padding, pooled) in enumerate(convs, start=1):
         layers[f"conv{i}"] = conv_cls(channels, out_ch, kernel, stride=stride, padding=padding)
-        layers[f"relu{i}"] = nn.ReLU()
+        # Max-pool before ReLU: the same function (ReLU is monotone, so they commute), with the
+        # ReLU (and its backward) on a quarter (2-D) or half (1-D) of the elements.
         if pooled and pool == "max":
             layers[f"pool{i}"] = pool_cls(2, ceil_mode=True)
+        layers[f"relu{i}"] = nn.ReLU()
         channels = out_ch
     layers["flatten"] = nn.Flatten()
     width = _features(nn.Sequential(layers), input_shape)

@@ -14,12 +14,14 @@ before its prune/rewind, so each round's record shows the network trained with t
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
+import gc
 import math
 import resource
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -41,7 +43,7 @@ BYTES_PER_VALUE = 4  # float32 values
 BYTES_PER_INDEX = 4  # int32 CSR indices
 
 
-@contextmanager
+@contextlib.contextmanager
 def flush_denormal(enabled: bool) -> Iterator[None]:
     """Flush subnormal floats to zero for the duration, then restore the previous CPU state.
 
@@ -66,14 +68,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _release_free_memory() -> None:
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: reused pages may read low
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 class PeakMemory:
     """Measured peak memory of training, above a baseline taken before the model is built.
 
     So the figure holds the model, gradients, optimizer state, masks and activations, not the
     dataset or the interpreter: on GPU the CUDA allocator's peak; on CPU the process's peak RSS
     (Linux ``VmHWM``, reset at each epoch's start through ``/proc/self/clear_refs``; the
-    lifetime ``ru_maxrss`` where that reset is not allowed). RSS counts memory the C allocator
-    keeps for reuse, so trials that share a process after a larger one can read lower.
+    lifetime ``ru_maxrss`` where that reset is not allowed). Before the baseline, freed memory is
+    handed back to the OS (``gc.collect`` + glibc ``malloc_trim``): otherwise a trial that shares
+    a process with an earlier, larger one (Ray reuses workers) reuses its pages and reads low.
     """
 
     def __init__(self, device: torch.device) -> None:
@@ -84,6 +93,8 @@ class PeakMemory:
         warm = nn.Parameter(torch.zeros(1))
         warm.grad = torch.zeros(1)
         torch.optim.SGD([warm], lr=0.0).step()
+        if not self.cuda:
+            _release_free_memory()
         self._base = torch.cuda.memory_allocated(device) if self.cuda else self._status("VmRSS")
 
     @staticmethod
@@ -133,6 +144,8 @@ class Trainer:
         self.model: nn.Module = build_model(
             config.model, self.data.input_shape, self.data.num_classes
         ).to(self.device)
+        if len(self.data.input_shape) == 3:  # images: NHWC convolutions (see data.load_dataset)
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.params = prunable_parameters(self.model, config.pruning.prune_output)
         self.masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in self.params.items()}
         self.macs = count_macs(self.model, self.data.input_shape)
