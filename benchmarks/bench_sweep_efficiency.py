@@ -24,6 +24,30 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def process_cpu() -> dict[int, tuple[str, float]]:
+    """user+system CPU seconds of this process and all its descendants (Ray, wandb-core)."""
+    import psutil
+
+    me = psutil.Process()
+    out: dict[int, tuple[str, float]] = {}
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            name = "launcher (Tune loop)" if p.pid == me.pid else _label(p)
+            out[p.pid] = (name, t.user + t.system)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _label(p) -> str:
+    name = p.name()
+    cmd = " ".join(p.cmdline()[:3])
+    if name.startswith("ray::") or "default_worker" in cmd:
+        return "ray worker " + name.removeprefix("ray::")[:16]
+    return name[:28]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trials", type=int, default=16)
@@ -66,8 +90,10 @@ def main() -> int:
     t0 = time.perf_counter()
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     t1 = time.perf_counter()
+    cpu_before = process_cpu()
     rc = launch.run(spec, str(storage), exp, use_wandb=not args.no_wandb)
     t2 = time.perf_counter()
+    cpu_after = process_cpu()
     ray.shutdown()
 
     df = trials_frame(exp)
@@ -92,6 +118,13 @@ def main() -> int:
         f"overhead per trial (CPU-slot seconds not spent in the trainer) "
         f"{(wall * args.cpus - work) / n:.2f} s"
     )
+    print("CPU seconds used during the sweep, by process (psutil; trial workers do the training):")
+    groups: dict[str, float] = {}
+    for pid, (name, cpu) in cpu_after.items():
+        groups[name] = groups.get(name, 0.0) + cpu - cpu_before.get(pid, (name, 0.0))[1]
+    for name, cpu in sorted(groups.items(), key=lambda kv: -kv[1]):
+        if cpu >= 0.5:
+            print(f"  {name:<28} {cpu:8.1f} s")
     if not args.keep:
         shutil.rmtree(storage, ignore_errors=True)
     else:

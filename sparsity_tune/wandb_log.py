@@ -30,6 +30,7 @@ from ray.tune import Callback
 from sparsity_tune import metrics
 from sparsity_tune.search import trial_params, trial_seed
 from sparsity_tune.spec import Spec
+from sparsity_tune.trainable import RECORDS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +94,14 @@ class WandbTrialLogger(Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        row = {
-            k: v
-            for k, v in result.items()
-            if k in metrics.RECORD_KEYS or k.startswith(metrics.LAYER_SPARSITY_PREFIX)
-        }
         self._put(("open", trial.trial_id, dict(trial.config)))
-        self._put(("log", trial.trial_id, row, int(result.get("epoch", 0))))
+        for record in result.get(RECORDS_KEY) or [result]:  # every epoch since the last result
+            row = {
+                k: v
+                for k, v in record.items()
+                if k in metrics.RECORD_KEYS or k.startswith(metrics.LAYER_SPARSITY_PREFIX)
+            }
+            self._put(("log", trial.trial_id, row, int(record.get("epoch", 0))))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = trial.last_result or {}

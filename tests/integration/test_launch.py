@@ -22,7 +22,13 @@ def test_small_grid_sweep_end_to_end(ray_session, tmp_path: Path, data_root: Pat
         tmp_path / "grid.yaml",
         data_root,
         "grid",
-        {"parameters": {"pruning.final_sparsity": {"values": [0.5, 0.9]}}, "seeds": [0, 1]},
+        {
+            "parameters": {"pruning.final_sparsity": {"values": [0.5, 0.9]}},
+            "seeds": [0, 1],
+            # one checkpoint, at the end: epochs 1-2 (a fraction of a second each) reach Tune
+            # batched with the last result and must still appear one by one in W&B
+            "checkpoint_every": 3,
+        },
     )
     rc = launch.main([str(spec), "--storage", str(tmp_path / "res")])
     out = capsys.readouterr().out
