@@ -78,7 +78,37 @@ def pareto_configs(df: pd.DataFrame, params: list[str], objectives: dict[str, st
     return grouped[keep].reset_index(drop=True)
 
 
+def _num(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
+
+
+def config_table(df: pd.DataFrame, params: list[str], sort: str, ascending: bool) -> pd.DataFrame:
+    """One row per configuration: seeds run, and the mean (± std over seeds) of the key metrics."""
+    keys = [p for p in params if p in df.columns]
+    done = df[df["status"] == "finished"]
+    if done.empty:
+        return pd.DataFrame()
+    cols = [
+        c
+        for c in (sort, "test_acc", "best_val_acc", "sparsity", "nonzero_params", "total_time_s")
+        if c in done.columns
+    ]
+    cols = list(dict.fromkeys(cols))
+    by = [done[k].astype(str) for k in keys] if keys else [pd.Series("all", index=done.index)]
+    g = done.groupby(by, sort=False)
+    table = g[cols].mean()
+    table.insert(0, "seeds", g.size())
+    if g.size().max() > 1:
+        table.insert(cols.index(sort) + 2, f"{sort}_std", g[sort].std())
+    table = table.reset_index()
+    for k in keys:
+        with contextlib.suppress(ValueError, TypeError):
+            table[k] = pd.to_numeric(table[k])
+    return table.sort_values(sort, ascending=ascending, na_position="last")
+
+
 def print_summary(spec: Spec, exp: str) -> pd.DataFrame:
+    """The end-of-sweep report: counts, one row per configuration, the Pareto set, next step."""
     if "://" in exp:
         print(f"results in {exp}; analyse with: python -m analysis {exp}")
         return pd.DataFrame()
@@ -86,18 +116,37 @@ def print_summary(spec: Spec, exp: str) -> pd.DataFrame:
     if df.empty:
         print(f"no trial finished yet in {exp}")
         return df
-    sort = next(iter(spec.search.objectives), "best_val_acc")
-    if sort not in df.columns:
-        sort = "best_val_acc"
-    ascending = spec.search.objectives.get(sort, "max") == "min"
-    df = df.sort_values(sort, ascending=ascending, na_position="last")
-    with pd.option_context("display.max_rows", 200, "display.width", 160, "display.precision", 4):
-        print(f"\n{len(df)} trial(s), {int((df['status'] == 'finished').sum())} finished:")
-        print(df.drop(columns=["trial_id"]).to_string(index=False))
-        if len(spec.search.objectives) > 1:
-            front = pareto_configs(df, list(spec.search.parameters), dict(spec.search.objectives))
+    objectives = dict(spec.search.objectives)
+    sort = next(iter(objectives), "test_acc")
+    ascending = objectives.get(sort, "max") == "min"
+    counts = df["status"].value_counts()
+    print(
+        f"\n{len(df)} trial(s): "
+        + ", ".join(
+            f"{int(counts.get(s, 0))} {label}"
+            for s, label in (
+                ("finished", "finished"),
+                ("stopped", "stopped early"),
+                ("error", "failed"),
+            )
+        )
+    )
+    params = list(spec.search.parameters)
+    table = config_table(df, params, sort, ascending)
+    fmt = {"float_format": _num, "index": False}
+    with pd.option_context("display.max_rows", 500, "display.width", 200):
+        if not table.empty:
+            print(f"\nfinished configurations, best {sort} first (mean over seeds):")
+            print(table.to_string(**fmt))
+        failed = df[df["status"] == "error"]
+        if not failed.empty:
+            print("\nfailed trials: " + ", ".join(failed["trial_id"].astype(str)))
+        if len(objectives) > 1:
+            front = pareto_configs(df, params, objectives)
             if not front.empty:
+                front = front.sort_values(sort, ascending=ascending)
                 print("\nPareto-optimal configurations (mean over seeds):")
-                print(front.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
-    print(f"\nnext: python -m analysis {exp}")
+                print(front.to_string(**fmt))
+    print(f"\nper-trial files: {exp}/trial_*/ (config.json, records.jsonl, summary.json)")
+    print(f"next: python -m analysis {exp}")
     return df
