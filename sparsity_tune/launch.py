@@ -176,7 +176,11 @@ def reporter(spec: Spec) -> Any:
     keys = [k for k, p in spec.search.parameters.items() if p.distribution != "constant"]
     shorts = [_short(k) for k in keys]
     params = {k: (s if shorts.count(s) == 1 else k) for k, s in zip(keys, shorts, strict=True)}
-    cols = {"train.seed": "seed"}  # a reported value: optuna trials carry it only in results
+    cols: dict[str, str] = {}
+    if spec.search.algorithm == "optuna":  # the seed is in the config only under grid/random
+        cols["train.seed"] = "seed"
+    else:
+        params["train.seed"] = "seed"
     cols.update({m: m for m in LIVE_METRICS})
     for m in spec.search.objectives:
         cols.setdefault(m, m)

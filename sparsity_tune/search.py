@@ -174,6 +174,7 @@ def tune_config(spec: Spec) -> tune.TuneConfig:
         num_samples=num_samples(spec),
         reuse_actors=True,  # one worker process runs trial after trial: no torch re-import
         trial_dirname_creator=trial_dirname,
+        trial_name_creator=trial_dirname,  # the live table's first column
     )
 
 
