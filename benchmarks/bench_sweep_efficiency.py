@@ -51,7 +51,9 @@ def _label(p) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trials", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=120, help="epochs per trial (~0.17 s each, quiet)")
+    ap.add_argument(
+        "--epochs", type=int, default=120, help="epochs per trial (~0.17 s each, quiet)"
+    )
     ap.add_argument("--checkpoint-every", type=int, default=5)
     ap.add_argument("--cpus", type=int, default=os.cpu_count())
     ap.add_argument("--no-wandb", action="store_true")
