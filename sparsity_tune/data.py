@@ -109,11 +109,7 @@ def load_dataset(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data
     mean, std = channel_stats(train_x)
 
     def norm(x: Tensor) -> Tensor:
-        x = ((x - mean) / std).to(device=device, dtype=torch.float32)
-        # Images channels-last: oneDNN/cuDNN convolutions run faster on NHWC (LeNet-5 on this
-        # CPU: 16% an epoch), and index-gathered batches keep the layout, so no copy per batch.
-        fmt = torch.channels_last if x.dim() == 4 else torch.contiguous_format
-        return x.contiguous(memory_format=fmt)
+        return ((x - mean) / std).to(device=device, dtype=torch.float32).contiguous()
 
     return DataSplits(
         train_x=norm(train_x),
@@ -159,7 +155,9 @@ def iterate_batches(
     for start in range(0, stop, batch_size):
         if shuffle:
             idx = perm[start : start + batch_size]
-            yield x[idx], y[idx]
+            # index_select, not x[idx]: the same gather at a third of the cost on CPU
+            # (19 vs 64 us for 128 MNIST images), paid once per training step.
+            yield x.index_select(0, idx), y.index_select(0, idx)
         else:
             yield x[start : start + batch_size], y[start : start + batch_size]
 

@@ -270,3 +270,32 @@ def test_peak_memory_counts_the_model_and_its_optimizer_state(small_config):
     for records in (small, big):
         assert all(r["peak_mem_bytes"] > 0 for r in records)
     assert min(r["peak_mem_bytes"] for r in big) > max(r["peak_mem_bytes"] for r in small) + 8e6
+
+
+def test_images_train_channels_last(small_config):
+    """3-channel images: NHWC model and batches, same sizes and counts as any other run."""
+    from sparsity_tune.data import DataSplits
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 3, 16, 16, generator=g)
+    y = torch.randint(0, 10, (96,), generator=g)
+    data = DataSplits(
+        x[:64], y[:64], x[64:80], y[64:80], x[80:], y[80:], 10, (3, 16, 16), "cifar10"
+    )
+    cfg = small_config(
+        **{
+            "model.arch": "cnn",
+            "model.depth": 2,
+            "model.width": 8,
+            "train.epochs": 2,
+            "pruning.method": "one_shot",
+            "pruning.final_sparsity": 0.5,
+        }
+    )
+    trainer = Trainer(cfg, data=data)
+    records: list[dict] = []
+    trainer.run(records.append)
+    conv = trainer.model.get_submodule("conv1").weight
+    assert conv.dim() == 4 and conv.is_contiguous(memory_format=torch.channels_last)
+    assert len(records) == 2 and records[-1]["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    assert all(torch.all(p[~trainer.masks[n]] == 0) for n, p in trainer.params.items())
