@@ -2,6 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 SPEC ?= search_spaces/cnn.yaml
+NAME ?= $(basename $(notdir $(SPEC)))
 
 .PHONY: install system-deps demo test lint bench clean
 
@@ -16,8 +17,10 @@ install: .installed
 system-deps:
 	bash scripts/setup_system.sh
 
+# The main job: the sweep, then its analysis. A second run resumes (finished trials are kept).
 demo: .installed
-	$(PYTHON) -m sparsity_tune.launch $(SPEC)
+	$(PYTHON) -m sparsity_tune.launch $(SPEC) $(if $(wildcard results/$(NAME)/spec.yaml),--resume)
+	$(PYTHON) -m analysis results/$(NAME)
 
 test: .installed system-deps
 	$(PYTHON) -m ruff check .
