@@ -2,7 +2,8 @@
 
 Reads only the files of the trial-directory contract (:mod:`sparsity_tune.layout`), so it runs on a
 laptop over results copied from a cluster, with no Ray or torch import. A trial's status comes from
-which files exist: ``summary.json`` -> finished, else ``error.txt`` -> failed, else running.
+which files exist: ``summary.json`` -> finished, else ``error.txt`` -> failed, else
+``stopped.txt`` -> stopped (early, by ASHA), else running.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sparsity_tune import layout
 from sparsity_tune.config import flatten
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, SUMMARY_KEYS
 
-FINISHED, FAILED, RUNNING = "finished", "failed", "running"
+FINISHED, FAILED, STOPPED, RUNNING = "finished", "failed", "stopped", "running"
 #: Columns that describe a trial rather than configure it (they lead trials.csv).
 ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_dir", "error")
 #: Record keys whose trial-level value is the max over epochs rather than the final record's:
@@ -108,7 +109,14 @@ def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[s
     summary = _read_optional_json(trial_dir / layout.SUMMARY)
     error_path = trial_dir / layout.ERROR
     has_error = error_path.exists()
-    status = FINISHED if summary is not None else FAILED if has_error else RUNNING
+    if summary is not None:
+        status = FINISHED
+    elif has_error:
+        status = FAILED
+    elif (trial_dir / layout.STOPPED).exists():  # stopped early by the scheduler (ASHA)
+        status = STOPPED
+    else:
+        status = RUNNING
     rel = trial_dir.relative_to(root).as_posix()
     nested = cfg.get("config") or {}
     row: dict[str, Any] = {

@@ -164,7 +164,7 @@ def _overview(a: Analysis) -> Section:
     counts = a.trials["status"].value_counts()
     s.sentences.append(
         f"{len(a.trials)} trials: {counts.get(FINISHED, 0)} finished, {counts.get('running', 0)} "
-        f"running, {counts.get('failed', 0)} failed; {len(a.configs)} configurations from the "
+        f"running, {counts.get('stopped', 0)} stopped early, {counts.get('failed', 0)} failed; {len(a.configs)} configurations from the "
         f"finished trials, {_fmt(a.configs['n_seeds'].mean() if len(a.configs) else np.nan)} seeds "
         f"each on average. Unfinished trials are listed in trials.csv and left out of every figure."
     )

@@ -206,4 +206,7 @@ def simple_trial(
         return write_trial(d, cfg, records, summary)
     if status == "failed":
         return write_trial(d, cfg, records[:1], error="Traceback\nValueError: boom\n")
-    return write_trial(d, cfg, records[:1])
+    d = write_trial(d, cfg, records[:1])
+    if status == "stopped":
+        (d / layout.STOPPED).write_text("stopped early by the scheduler after epoch 1\n")
+    return d

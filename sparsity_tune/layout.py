@@ -6,6 +6,7 @@ A trial directory holds::
     records.jsonl   one trainer record per line (keys: metrics.RECORD_KEYS + layer_sparsity/*)
     summary.json    the final summary (metrics.SUMMARY_KEYS); present only when the trial finished
     error.txt       present when the trial failed (Ray writes it; so does the CLI)
+    stopped.txt     present when the scheduler (ASHA) stopped the trial early (the launcher writes it)
 
 An experiment directory holds trial directories anywhere below it (``**/records.jsonl``), plus
 ``spec.yaml`` (the resolved spec) at its top. Analysis reads only these files.
@@ -22,6 +23,7 @@ CONFIG = "config.json"
 RECORDS = "records.jsonl"
 SUMMARY = "summary.json"
 ERROR = "error.txt"
+STOPPED = "stopped.txt"
 SPEC = "spec.yaml"
 
 

@@ -257,3 +257,9 @@ def test_asha_stops_weak_trials_early(ray_session, tmp_path: Path, data_root: Pa
     assert len(stopped) >= 1 and len(finished) >= 1
     assert (finished["epochs"] == 6).all()
     assert ((stopped["epochs"] >= 1) & (stopped["epochs"] < 6)).all()
+    # the launcher marks them, so analysis reads "stopped", not "running"
+    from analysis.load import load_experiment
+
+    status = load_experiment(tmp_path / "res" / "asha").trials["status"]
+    assert (status == "stopped").sum() == len(stopped)
+    assert (status == "finished").sum() == len(finished)

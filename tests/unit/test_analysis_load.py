@@ -18,15 +18,16 @@ def test_statuses_follow_the_files(tmp_path):
     simple_trial(tmp_path, seed=0, status="finished")
     simple_trial(tmp_path, seed=1, status="failed")
     simple_trial(tmp_path, seed=2, status="running")
+    simple_trial(tmp_path, seed=3, status="stopped")
     exp = load_experiment(tmp_path)
     st = exp.trials.set_index("seed")["status"].to_dict()
-    assert st == {0: "finished", 1: "failed", 2: "running"}
+    assert st == {0: "finished", 1: "failed", 2: "running", 3: "stopped"}
     t = exp.trials.set_index("seed")
     assert t.loc[1, "error"] == "ValueError: boom"
     assert t.loc[0, "epochs_done"] == 2 and t.loc[2, "epochs_done"] == 1
     # summary metrics exist as columns for every trial, NaN when there is no summary.json
     assert np.isnan(t.loc[2, "best_val_acc"]) and not np.isnan(t.loc[0, "best_val_acc"])
-    assert len(exp.history) == 2 + 1 + 1
+    assert len(exp.history) == 2 + 1 + 1 + 1
 
 
 def test_every_metric_is_a_column_and_config_is_dotted(tmp_path):
