@@ -10,6 +10,7 @@ allowed (:class:`ConfigError`), so CLIs can print them and exit with status 2.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from typing import Any, Literal
@@ -189,6 +190,13 @@ def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
             raise ConfigError(f"{key}: '{p}' is a value, not a section")
         d = nxt
     d[parts[-1]] = value
+
+
+def add_set_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` of every CLI, read by :func:`parse_overrides`."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from sparsity_tune import layout
-from sparsity_tune.config import ConfigError, parse_overrides
+from sparsity_tune.config import ConfigError, add_set_option, parse_overrides
 from sparsity_tune.spec import Spec, load_spec
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -33,14 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run a pruning sweep on Ray Tune (Optuna search, W&B logging).",
     )
     ap.add_argument("spec", help="search-space YAML (ours or a W&B sweep file)")
-    ap.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec key, e.g. --set search.num_samples=8 (repeatable)",
-    )
+    add_set_option(ap, "override a spec key, e.g. --set search.num_samples=8 (repeatable)")
     ap.add_argument("--name", help="experiment name (default: the spec's name)")
     ap.add_argument(
         "--storage",
@@ -81,6 +74,22 @@ def prepare(args: argparse.Namespace) -> tuple[Spec, str, str]:
             update={"dataset": spec.dataset.model_copy(update={"root": str(root.resolve())})}
         )
     return spec, storage, exp
+
+
+def mark_stopped(grid: Any) -> None:
+    """Trials that ended without error or summary in a completed sweep were stopped early by
+    the scheduler (ASHA): say so in their directory, so analysis does not take them as running."""
+    for result in grid:
+        trial_dir = Path(result.path)
+        if (
+            result.error is None
+            and trial_dir.is_dir()
+            and not (trial_dir / layout.SUMMARY).exists()
+        ):
+            epochs = len(layout.read_records(trial_dir))
+            (trial_dir / layout.STOPPED).write_text(
+                f"stopped early by the scheduler after epoch {epochs}\n"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,10 +276,12 @@ def run(
             from sparsity_tune.wandb_log import WandbTrialLogger
 
             WandbTrialLogger.close_every_logger()
+    unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    if unfinished == 0:
+        mark_stopped(grid)
     from sparsity_tune.sweep_summary import print_summary
 
     print_summary(spec, exp)
-    unfinished = len(grid) - grid.num_terminated - grid.num_errors
     if unfinished > 0:
         print(
             f"{unfinished} trial(s) did not finish (interrupted?); continue with: "

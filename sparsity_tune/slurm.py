@@ -32,7 +32,12 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sparsity_tune.config import ConfigError, format_validation_error, parse_overrides
+from sparsity_tune.config import (
+    ConfigError,
+    add_set_option,
+    format_validation_error,
+    parse_overrides,
+)
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "slurm" / "ray_sweep.sbatch.tmpl"
 SITE_ENV = "SPARSITY_TUNE_SLURM_SITE"
@@ -425,14 +430,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s.add_argument("--storage", help="shared results directory (default: site, else ./results)")
     s.add_argument("--site", help=f"site config YAML (default: ${SITE_ENV} or ~/.config/...)")
     s.add_argument("--name", help="experiment name (default: the spec's name)")
-    s.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec key, passed on to launch (repeatable)",
-    )
+    add_set_option(s, "override a spec key, passed on to launch (repeatable)")
     s.add_argument("--no-wandb", action="store_true", help="do not write W&B runs")
     s.add_argument("--resume", action="store_true", help="continue an existing experiment")
     s.add_argument("--dry-run", action="store_true", help="print the batch script; submit nothing")

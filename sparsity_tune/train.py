@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from sparsity_tune import layout
-from sparsity_tune.config import ConfigError, parse_overrides
+from sparsity_tune.config import ConfigError, add_set_option, parse_overrides
 from sparsity_tune.spec import load_spec
 
 
@@ -37,14 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "spec", help="a search-space YAML; its base config (dataset/model/train/pruning) is run"
     )
-    ap.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key, e.g. --set pruning.final_sparsity=0.9 (repeatable)",
-    )
+    add_set_option(ap, "override a key, e.g. --set pruning.final_sparsity=0.9 (repeatable)")
     ap.add_argument(
         "--out", type=Path, default=None, help="output directory (default runs/<spec name>)"
     )
