@@ -37,12 +37,12 @@ LAYER_SPARSITY_PREFIX: Final = "layer_sparsity/"
 
 #: Keys of the final summary (``summary.json``), added once at the end of a run.
 SUMMARY_KEYS: Final[tuple[str, ...]] = (
-    "best_val_acc",
+    "best_val_acc",  # over the epochs trained with the final mask
     "best_epoch",  # epoch of best_val_acc
     "test_acc_at_best_val",
     "final_test_acc",
     "final_sparsity",
-    "epochs_to_99pct",  # first epoch whose val_acc >= 0.99 * best_val_acc
+    "epochs_to_99pct",  # first epoch of the final mask whose val_acc >= 0.99 * best_val_acc
     "infer_ms_dense",  # ms for one forward of a fixed batch, dense weights
     "infer_ms_sparse",  # same batch, pruned linear layers through torch.sparse (CSR) kernels
     "total_time_s",  # wall seconds of the whole run

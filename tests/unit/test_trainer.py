@@ -57,6 +57,7 @@ def test_gradual_pruning_reaches_target_exactly_and_still_learns(small_config):
     assert zeros == round(0.8 * prunable)  # masks are exact and applied to the weights
     assert records[-1]["nonzero_params"] == records[-1]["total_params"] - round(0.8 * prunable)
     assert records[-1]["sparse_bytes"] < records[0]["sparse_bytes"]
+    assert summary["epochs_to_99pct"] >= 4  # the final network exists from end_epoch on
     assert records[-1]["flops_sparse"] < records[-1]["flops_dense"]
     assert summary["final_test_acc"] > 0.25
 
@@ -118,6 +119,7 @@ def test_imp_rounds_follow_the_compound_rate(small_config):
     assert got == [0.0, 0.0, 0.5, 0.5, 0.75, 0.75]
     assert summary["final_sparsity"] == pytest.approx(0.75, abs=1e-3)
     assert summary["best_epoch"] in (5, 6)  # best is taken over the final mask's epochs
+    assert summary["epochs_to_99pct"] in (5, 6)  # and so is convergence
 
 
 def test_imp_rewinds_survivors_to_init(small_config):
