@@ -212,7 +212,8 @@ class Trainer:
         pruning.mask_optimizer_state_(self.optimizer, self.params, self.masks)
 
     def _rewind(self) -> None:
-        """IMP: survivors back to their rewind point; optimizer and LR schedule start over."""
+        """IMP: survivors back to their rewind point (none with ``rewind: none``: weights stay);
+        optimizer and LR schedule start over either way."""
         if self._rewind_state is not None:
             self.model.load_state_dict(self._rewind_state)
         pruning.apply_masks_(self.params, self.masks)
@@ -319,10 +320,7 @@ class Trainer:
         target = self.plan.after_epoch(self.epoch)
         if target is not None:
             self._maybe_prune(target)
-            if rewind != "none":
-                self._rewind()
-            else:
-                self.optimizer, self.scheduler = self._make_optimizer(self._segment_epochs)
+            self._rewind()
 
     # ----------------------------------------------------------------- metrics
     def size_metrics(self) -> dict[str, Any]:
