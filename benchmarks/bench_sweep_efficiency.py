@@ -60,7 +60,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the experiment directory")
     args = ap.parse_args()
 
-    from sparsity_tune.spec import validate_spec
+    from sparsity_tune.sweep.spec import validate_spec
 
     spec = validate_spec(
         {
@@ -78,14 +78,15 @@ def main() -> int:
             "wandb": {"project": "bench", "mode": "offline"},
         }
     )
-    from sparsity_tune.data import load_dataset
+    from sparsity_tune.trial.data import load_dataset
 
     load_dataset(spec.base().dataset)  # MNIST-1D generated/cached before the clock starts
 
     import ray
 
-    from sparsity_tune import launch, layout
-    from sparsity_tune.sweep_summary import trials_frame
+    from sparsity_tune import layout
+    from sparsity_tune.sweep import launch
+    from sparsity_tune.sweep.summary import trials_frame
 
     storage = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     exp = str(storage / spec.name)

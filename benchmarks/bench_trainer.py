@@ -5,7 +5,7 @@ Run: ``python benchmarks/bench_trainer.py [--samples 20000] [--epochs 3] [--spar
 Side by side in one process, same model, batch size, optimizer and sparsity, MNIST-shaped data
 (random 28x28 uint8 images: timing does not depend on pixel values; no download needed):
 
-- **ours**: :class:`sparsity_tune.trainer.Trainer` (tensors in memory, index batching, masks
+- **ours**: :class:`sparsity_tune.trial.trainer.Trainer` (tensors in memory, index batching, masks
   re-applied after every step, optimizer state masked), its ``train_time_s``;
 - **naive**: a torchvision-style Dataset (PIL image + ToTensor + Normalize per sample) with a
   DataLoader, pruned by ``torch.nn.utils.prune.global_unstructured`` (L1, forward hooks);
@@ -34,10 +34,10 @@ from torch.nn.utils import prune
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from sparsity_tune.config import trial_config
-from sparsity_tune.data import DataSplits
-from sparsity_tune.models import build_model, prunable_parameters
-from sparsity_tune.trainer import Trainer
+from sparsity_tune.trial.config import trial_config
+from sparsity_tune.trial.data import DataSplits
+from sparsity_tune.trial.models import build_model, prunable_parameters
+from sparsity_tune.trial.trainer import Trainer
 
 MEAN, STD = 0.1307, 0.3081
 

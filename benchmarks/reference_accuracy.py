@@ -14,8 +14,8 @@ import statistics
 
 import torch
 
-from sparsity_tune.config import trial_config
-from sparsity_tune.trainer import Trainer
+from sparsity_tune.trial.config import trial_config
+from sparsity_tune.trial.trainer import Trainer
 
 MODELS = {
     "mlp (default: 2 x 100)": ({"model.arch": "mlp"}, 0.68),

@@ -13,8 +13,8 @@ import traceback
 from pathlib import Path
 
 from sparsity_tune import layout
-from sparsity_tune.config import ConfigError, add_set_option, parse_overrides
-from sparsity_tune.spec import load_spec
+from sparsity_tune.sweep.spec import load_spec
+from sparsity_tune.trial.config import ConfigError, add_set_option, parse_overrides
 
 
 def _progress(epochs: int):
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from sparsity_tune.trainer import Trainer  # torch import only once the spec is valid
+    from sparsity_tune.trial.trainer import Trainer  # torch import only once the spec is valid
 
     out = args.out or Path("runs") / spec.name
     out.mkdir(parents=True, exist_ok=True)

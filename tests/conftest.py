@@ -24,7 +24,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def small_config(data_root: Path):
     """Build a TrialConfig for a quick MNIST-1D run: 800 train / 400 test samples."""
-    from sparsity_tune.config import trial_config
+    from sparsity_tune.trial.config import trial_config
 
     def make(**dotted: Any):
         base = {

@@ -14,8 +14,9 @@ from headless_chromium import check_page, chromium_binary
 from sweep_helpers import tiny_spec
 
 from analysis.load import ID_COLUMNS
-from sparsity_tune import launch, layout
+from sparsity_tune import layout
 from sparsity_tune.metrics import RECORD_KEYS, SUMMARY_KEYS
+from sparsity_tune.sweep import launch
 
 REPO = Path(__file__).resolve().parents[2]
 X = ("nonzero_params", "sparse_bytes", "peak_mem_bytes", "train_time_s", "epoch_time_s")

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from sweep_helpers import tiny_spec, trial_dirs, trial_files, wandb_runs
 
-from sparsity_tune import launch, layout, metrics
-from sparsity_tune.sweep_summary import pareto_configs, trials_frame
-from sparsity_tune.trainable import CRASH_FILE
+from sparsity_tune import layout, metrics
+from sparsity_tune.sweep import launch
+from sparsity_tune.sweep.summary import pareto_configs, trials_frame
+from sparsity_tune.sweep.trainable import CRASH_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -89,8 +90,8 @@ def test_killed_trial_is_retried_from_its_checkpoint(
     assert cfg["restored_from_epoch"] in (1, 2)
 
     # the retried trial continues bit for bit: same numbers as one run without a crash
-    from sparsity_tune.config import trial_config
-    from sparsity_tune.trainer import Trainer
+    from sparsity_tune.trial.config import trial_config
+    from sparsity_tune.trial.trainer import Trainer
 
     clean = Trainer(trial_config(cfg["config"]), cpus=1)
     clean.run()

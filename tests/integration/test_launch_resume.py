@@ -1,7 +1,7 @@
 """An interrupted sweep (Ctrl-C) resumes with --resume without rerunning finished trials.
 
 It uses Optuna with seed repeats, the path with the most state to restore (the searcher's study
-and the seed groups of :class:`sparsity_tune.search.SeedRepeater`)."""
+and the seed groups of :class:`sparsity_tune.sweep.search.SeedRepeater`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from sweep_helpers import tiny_spec, trial_dirs, trial_files, wandb_runs
 
-from sparsity_tune import launch, layout
+from sparsity_tune import layout
+from sparsity_tune.sweep import launch
 
 pytestmark = pytest.mark.slow
 

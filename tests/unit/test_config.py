@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sparsity_tune.config import ConfigError, config_hash, parse_overrides, trial_config
+from sparsity_tune.trial.config import ConfigError, config_hash, parse_overrides, trial_config
 
 
 def test_defaults_are_valid_and_flatten_to_dotted_keys():

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from sparsity_tune.config import ConfigError, DatasetConfig
-from sparsity_tune.data import (
+from sparsity_tune.trial.config import ConfigError, DatasetConfig
+from sparsity_tune.trial.data import (
     CIFAR10_FOLDER,
     DatasetError,
     iterate_batches,

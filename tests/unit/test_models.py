@@ -8,10 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from sparsity_tune.config import ConfigError, ModelConfig, trial_config
-from sparsity_tune.models import (
+from sparsity_tune.trial.config import ConfigError, ModelConfig, check_preset, trial_config
+from sparsity_tune.trial.models import (
     build_model,
-    check_preset,
     count_macs,
     output_layer_name,
     prunable_parameters,

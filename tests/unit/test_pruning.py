@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from sparsity_tune.pruning import (
+from sparsity_tune.trial.pruning import (
     apply_masks_,
     compute_masks,
     count_pruned,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sparsity_tune.config import trial_config
-from sparsity_tune.schedule import PruningPlan
+from sparsity_tune.trial.config import trial_config
+from sparsity_tune.trial.schedule import PruningPlan
 
 
 def plan(steps_per_epoch: int = 10, **dotted) -> PruningPlan:

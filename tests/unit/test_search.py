@@ -11,8 +11,8 @@ from ray.tune.search import Searcher
 from ray.tune.search.sample import Categorical, Float, Integer
 from ray.tune.search.variant_generator import generate_variants
 
-from sparsity_tune import search
-from sparsity_tune.spec import ParameterSpec, validate_spec
+from sparsity_tune.sweep import search
+from sparsity_tune.sweep.spec import ParameterSpec, validate_spec
 
 BASE = {
     "name": "t",

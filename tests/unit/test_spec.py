@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sparsity_tune.config import ConfigError
-from sparsity_tune.spec import from_wandb_sweep, load_spec, validate_spec
+from sparsity_tune.sweep.spec import from_wandb_sweep, load_spec, validate_spec
+from sparsity_tune.trial.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sparsity_tune import metrics
-from sparsity_tune.trainer import Trainer, check_record
+from sparsity_tune.trial.trainer import Trainer, check_record
 
 
 def _run(cfg):
@@ -242,7 +242,7 @@ def test_cnn_on_1d_signals_and_sparse_inference(small_config):
     assert any(k.startswith("layer_sparsity/conv") for k in records[-1])
     assert summary["infer_ms_sparse"] > 0
     # The CSR copy computes the same function as the masked dense model.
-    from sparsity_tune.sparse_infer import sparse_copy
+    from sparsity_tune.trial.sparse_infer import sparse_copy
 
     x = trainer.data.test_x[:32]
     with torch.no_grad():
@@ -276,7 +276,7 @@ def test_peak_memory_counts_the_model_and_its_optimizer_state(small_config):
 
 def test_images_train_channels_last(small_config):
     """3-channel images: NHWC model and batches, same sizes and counts as any other run."""
-    from sparsity_tune.data import DataSplits
+    from sparsity_tune.trial.data import DataSplits
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(96, 3, 16, 16, generator=g)

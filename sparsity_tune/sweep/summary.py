@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sparsity_tune import layout
-from sparsity_tune.spec import Spec
+from sparsity_tune.sweep.spec import Spec
 
 SUMMARY_METRICS = ("best_val_acc", "test_acc_at_best_val", "final_sparsity", "total_time_s")
 

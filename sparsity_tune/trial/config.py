@@ -20,6 +20,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 Preset = Literal["lenet300_100", "lenet5", "conv2", "conv4", "conv6", "mnist1d_cnn"]
 DATASETS = ("mnist1d", "mnist", "fashion_mnist", "cifar10")
+IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+IMAGE_PRESETS = ("lenet5", "conv2", "conv4", "conv6")
+
+
+def check_preset(preset: str, dataset_name: str) -> None:
+    """Raise ``ValueError`` with a full message when ``preset`` does not fit the dataset."""
+    if preset in IMAGE_PRESETS and dataset_name not in IMAGE_DATASETS:
+        raise ValueError(
+            f"model.preset={preset!r} needs image data ({', '.join(IMAGE_DATASETS)}); "
+            f"dataset.name={dataset_name!r} gives 1-D signals: use preset mnist1d_cnn or arch cnn"
+        )
+    if preset == "mnist1d_cnn" and dataset_name != "mnist1d":
+        raise ValueError(
+            f"model.preset='mnist1d_cnn' needs 1-D signals of length 40 (dataset.name='mnist1d'); "
+            f"dataset.name={dataset_name!r} gives images: use preset lenet5, conv2/conv4/conv6 "
+            f"or arch cnn"
+        )
 
 
 class ConfigError(ValueError):
@@ -155,8 +172,6 @@ class TrialConfig(_Strict):
                     f"pruning.rewind={p.rewind} must be an epoch inside the first round (< {per})"
                 )
         if self.model.preset is not None:
-            from sparsity_tune.models import check_preset  # late import: models needs torch
-
             check_preset(self.model.preset, self.dataset.name)
         return self
 

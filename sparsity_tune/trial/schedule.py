@@ -10,7 +10,7 @@ Methods (vocabulary of SparseML's GMPruningModifier and Zhu & Gupta 2017):
 - ``none``: never.
 - ``one_shot``: once at ``t = start_epoch``, straight to ``final_sparsity``; then fine-tune.
 - ``gradual``: at ``t = start, start+f, ...`` and at ``end``; target from
-  :func:`sparsity_tune.pruning.gradual_target` (cubic/linear/exponential).
+  :func:`sparsity_tune.trial.pruning.gradual_target` (cubic/linear/exponential).
 - ``imp``: after each round of ``P`` epochs (``t = P, 2P, ..., rounds·P``) the target becomes
   ``1-(1-rate)^k``; the trainer then rewinds. The last mask is trained for one more round.
 """
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sparsity_tune.config import TrialConfig
-from sparsity_tune.pruning import gradual_target, imp_target
+from sparsity_tune.trial.config import TrialConfig
+from sparsity_tune.trial.pruning import gradual_target, imp_target
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A validated :class:`~sparsity_tune.spec.Spec` → Ray Tune's param_space, searcher and scheduler.
+"""A validated :class:`~sparsity_tune.sweep.spec.Spec` → Ray Tune's param_space, searcher and scheduler.
 
 Ray Tune does the heavy lifting: ``tune.grid_search``/``choice``/``uniform``/... sample the space,
 ``OptunaSearch`` (TPE, or NSGA-II / multi-objective TPE for several objectives) proposes configs,
@@ -27,7 +27,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater, Searcher
 from ray.tune.search.repeater import TRIAL_INDEX
 
-from sparsity_tune.spec import ParameterSpec, Spec
+from sparsity_tune.sweep.spec import ParameterSpec, Spec
 
 SEED_KEY = "train.seed"
 

@@ -22,7 +22,7 @@ accepted too and mapped onto the same :class:`Spec` by :func:`from_wandb_sweep`.
 
 pydantic validates the shapes; :func:`check_search` adds the checks that need the base config
 (parameter paths exist, every value and range end is a valid trial config, objectives are metric
-names). Problems raise :class:`~sparsity_tune.config.ConfigError` naming the key.
+names). Problems raise :class:`~sparsity_tune.trial.config.ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from sparsity_tune import metrics
-from sparsity_tune.config import (
+from sparsity_tune.trial.config import (
     ConfigError,
     DatasetConfig,
     ModelConfig,

@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparsity_tune import pruning
-from sparsity_tune.config import TrialConfig
-from sparsity_tune.data import DataSplits, iterate_batches, load_dataset
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS
-from sparsity_tune.models import build_model, count_macs, prunable_parameters
-from sparsity_tune.schedule import PruningPlan
-from sparsity_tune.sparse_infer import time_inference
+from sparsity_tune.trial import pruning
+from sparsity_tune.trial.config import TrialConfig
+from sparsity_tune.trial.data import DataSplits, iterate_batches, load_dataset
+from sparsity_tune.trial.models import build_model, count_macs, prunable_parameters
+from sparsity_tune.trial.schedule import PruningPlan
+from sparsity_tune.trial.sparse_infer import time_inference
 
 Record = dict[str, Any]
 Report = Callable[[Record], None]

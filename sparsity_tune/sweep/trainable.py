@@ -31,8 +31,8 @@ from typing import Any
 from ray import tune
 
 from sparsity_tune import layout
-from sparsity_tune.config import trial_config
-from sparsity_tune.search import trial_params, trial_seed
+from sparsity_tune.sweep.search import trial_params, trial_seed
+from sparsity_tune.trial.config import trial_config
 
 CHECKPOINT_FILE = "trainer.pt"
 #: Fault injection for tests: a file of this name in the experiment directory holding an epoch
@@ -152,8 +152,8 @@ def train_trial(
 
     import torch
 
-    from sparsity_tune.data import load_dataset
-    from sparsity_tune.trainer import Trainer, resolve_device
+    from sparsity_tune.trial.data import load_dataset
+    from sparsity_tune.trial.trainer import Trainer, resolve_device
 
     # one "Checkpoint successfully created" line per epoch would drown the progress table
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)

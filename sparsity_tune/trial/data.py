@@ -37,9 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sparsity_tune.config import ConfigError, DatasetConfig
+from sparsity_tune.trial.config import IMAGE_DATASETS, ConfigError, DatasetConfig
 
-IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 _TORCHVISION_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 NUM_CLASSES = {"mnist1d": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10}
 IDX_KINDS = (("images", 3), ("labels", 1))

@@ -34,27 +34,10 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from sparsity_tune.config import ModelConfig
+from sparsity_tune.trial.config import IMAGE_DATASETS, ModelConfig
 
-IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
-IMAGE_PRESETS = ("lenet5", "conv2", "conv4", "conv6")
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 OUTPUT = "out"
-
-
-def check_preset(preset: str, dataset_name: str) -> None:
-    """Raise ``ValueError`` with a full message when ``preset`` does not fit the dataset."""
-    if preset in IMAGE_PRESETS and dataset_name not in IMAGE_DATASETS:
-        raise ValueError(
-            f"model.preset={preset!r} needs image data ({', '.join(IMAGE_DATASETS)}); "
-            f"dataset.name={dataset_name!r} gives 1-D signals: use preset mnist1d_cnn or arch cnn"
-        )
-    if preset == "mnist1d_cnn" and dataset_name != "mnist1d":
-        raise ValueError(
-            f"model.preset='mnist1d_cnn' needs 1-D signals of length 40 (dataset.name='mnist1d'); "
-            f"dataset.name={dataset_name!r} gives images: use preset lenet5, conv2/conv4/conv6 "
-            f"or arch cnn"
-        )
 
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:

@@ -28,9 +28,9 @@ from typing import Any, ClassVar
 from ray.tune import Callback
 
 from sparsity_tune import metrics
-from sparsity_tune.search import trial_params, trial_seed
-from sparsity_tune.spec import Spec
-from sparsity_tune.trainable import RECORDS_KEY
+from sparsity_tune.sweep.search import trial_params, trial_seed
+from sparsity_tune.sweep.spec import Spec
+from sparsity_tune.sweep.trainable import RECORDS_KEY
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,466 @@
+"""Submit a sweep to SLURM: ``python -m sparsity_tune.slurm submit SPEC.yaml [--nodes N] ...``.
+
+One SLURM job = one Ray cluster = one sweep. The batch script is rendered from
+``slurm/ray_sweep.sbatch.tmpl``: Ray head on the first node, one Ray worker per other node
+(``srun``), ports from the job id, per-job temp dir and token, then
+``python -m sparsity_tune.launch SPEC --address HEAD:PORT --storage DIR``. SLURM's ``--signal``
+warning makes the job save the sweep and requeue itself; the next run resumes.
+
+A site's defaults (partition, account, modules, environment activation, extra ``#SBATCH`` lines)
+live in a YAML file the user keeps (``--site FILE``, ``$SPARSITY_TUNE_SLURM_SITE`` or
+``~/.config/sparsity-tune/slurm.yaml``), validated here with pydantic; command-line flags win.
+``sbatch --test-only`` checks a request against the cluster before it is queued, so an impossible
+one (no such partition, more nodes than exist) fails at once with exit status 2.
+
+Other subcommands: ``status [JOBID]`` (``squeue``) and ``cancel JOBID`` (``scancel``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sparsity_tune.trial.config import (
+    ConfigError,
+    add_set_option,
+    format_validation_error,
+    parse_overrides,
+)
+
+TEMPLATE = Path(__file__).resolve().parent / "ray_sweep.sbatch.tmpl"  # package data
+SITE_ENV = "SPARSITY_TUNE_SLURM_SITE"
+_FIELD = re.compile(r"\{\{([a-z_]+)\}\}")
+# Paths that go into #SBATCH lines, which sbatch does not unquote: keep them plain.
+_PLAIN_PATH = re.compile(r"^[A-Za-z0-9_./~+@%:=,-]+$")
+_TIME = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$|^\d+-\d+$")
+
+
+class SiteConfig(BaseModel):
+    """A site's defaults; every field is optional. See slurm/site.example.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str | None = Field(None, description="default --time, e.g. 04:00:00 or 1-00:00:00")
+    cpus_per_node: int | None = Field(None, ge=1, description="default: whole nodes (--exclusive)")
+    gpus_per_node: int = Field(0, ge=0)
+    gpu_request: Literal["gpus-per-node", "gres"] = Field(
+        "gpus-per-node", description="how to ask for GPUs: --gpus-per-node=G or --gres=gpu:G"
+    )
+    mem: str | None = Field(None, description="--mem per node, e.g. 64G (default: site default)")
+    modules: list[str] = Field(default_factory=list, description="`module load` these, in order")
+    setup: list[str] = Field(
+        default_factory=list, description="shell lines run before Ray starts (e.g. activate a venv)"
+    )
+    sbatch: list[str] = Field(
+        default_factory=list, description="extra sbatch options, e.g. --constraint=a100"
+    )
+    python: str | None = Field(None, description="interpreter on the nodes (default: this one)")
+    storage: str | None = Field(None, description="shared results directory (default ./results)")
+    log_dir: str | None = Field(None, description="job logs (default STORAGE/slurm)")
+    signal_seconds: int = Field(300, ge=10, description="USR1 this long before the time limit")
+    port_base: int = Field(20000, ge=1024, le=65000)
+    port_slots: int = Field(60, ge=1)
+    worker_ports: Literal["block", "random"] = Field(
+        "block",
+        description="worker nodes use the job's port block, or ports Ray picks (several Ray "
+        "nodes on one host)",
+    )
+    ray_tmp_root: str = Field("/tmp", description="node-local root of Ray's per-job temp dir")
+    ray_start_timeout: int = Field(300, ge=10, description="seconds to wait for all Ray nodes")
+    template: str | None = Field(None, description="your own copy of ray_sweep.sbatch.tmpl")
+
+    @field_validator("sbatch")
+    @classmethod
+    def _options(cls, v: list[str]) -> list[str]:
+        for opt in v:
+            if not opt.startswith("-"):
+                raise ValueError(f"{opt!r} is not an sbatch option; write e.g. --constraint=a100")
+        return v
+
+    @field_validator("ray_tmp_root")
+    @classmethod
+    def _short_tmp(cls, v: str) -> str:
+        if len(v) > 40:
+            raise ValueError(
+                f"{v!r} is {len(v)} characters; Ray's unix sockets under it must fit in 107 bytes,"
+                " so keep it under 40 (e.g. /tmp)"
+            )
+        return v
+
+
+class JobRequest(BaseModel):
+    """A resolved submission: everything the template needs."""
+
+    spec: Path
+    name: str
+    nodes: int = Field(1, ge=1)
+    cpus_per_node: int | None = Field(None, ge=1)
+    gpus_per_node: int = Field(0, ge=0)
+    partition: str | None = None
+    account: str | None = None
+    time: str | None = None
+    storage: str
+    log_dir: Path
+    workdir: Path
+    launch_args: list[str] = Field(default_factory=list)
+
+
+def default_site_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "sparsity-tune" / "slurm.yaml"
+
+
+def load_site(path: str | Path | None = None) -> SiteConfig:
+    """The site config from PATH, else $SPARSITY_TUNE_SLURM_SITE, else the user file (optional)."""
+    explicit = path or os.environ.get(SITE_ENV)
+    p = Path(explicit).expanduser() if explicit else default_site_path()
+    if not p.is_file():
+        if explicit:
+            raise ConfigError(f"site config {p}: no such file (copy slurm/site.example.yaml)")
+        return SiteConfig()
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"site config {p}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"site config {p}: the top level must be a mapping of settings")
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"site config {p}:\n" + format_validation_error(err)) from None
+
+
+def _plain_path(what: str, path: str) -> str:
+    if not _PLAIN_PATH.match(path):
+        raise ConfigError(
+            f"{what} {path!r}: use a path without spaces or shell characters "
+            "(it goes into #SBATCH lines, which sbatch does not unquote)"
+        )
+    return path
+
+
+def _expand(path: str) -> Path:
+    return Path(os.path.expandvars(path)).expanduser().resolve()
+
+
+def _resolve_storage(storage: str) -> str:
+    return storage if "://" in storage else str(_expand(storage))
+
+
+def experiment_dir(storage: str, name: str) -> str:
+    """Where launch puts the experiment (same rule as sparsity_tune.sweep.launch.experiment_path)."""
+    return storage.rstrip("/") + "/" + name if "://" in storage else str(Path(storage) / name)
+
+
+def build_request(args: argparse.Namespace, site: SiteConfig) -> JobRequest:
+    """Merge flags over site defaults and validate the spec now, not in the queue."""
+    from sparsity_tune.sweep.launch import NAME_RE
+    from sparsity_tune.sweep.spec import load_spec
+
+    spec_path = Path(args.spec).expanduser().resolve()
+    spec = load_spec(spec_path, parse_overrides(args.overrides))
+    name = args.name or spec.name
+    if not NAME_RE.match(name):
+        raise ConfigError(f"name {name!r}: use letters, digits and _.+- (it becomes a directory)")
+    storage = _resolve_storage(args.storage or site.storage or "results")
+    if site.log_dir:
+        log_dir = _expand(site.log_dir)
+    elif "://" in storage:
+        raise ConfigError(
+            f"--storage {storage}: a URI; set log_dir in the site config for job logs"
+        )
+    else:
+        log_dir = Path(storage) / "slurm"
+    _plain_path("log directory", str(log_dir))
+    workdir = Path.cwd()
+    _plain_path("working directory", str(workdir))
+    time_limit = args.time or site.time
+    if time_limit is not None and not _TIME.match(time_limit):
+        raise ConfigError(
+            f"--time {time_limit!r}: use minutes, HH:MM:SS or D-HH:MM:SS (e.g. 04:00:00)"
+        )
+    launch_args = [a for kv in args.overrides for a in ("--set", kv)]
+    if args.name:
+        launch_args += ["--name", args.name]
+    if args.no_wandb:
+        launch_args.append("--no-wandb")
+    try:
+        return JobRequest(
+            spec=spec_path,
+            name=name,
+            nodes=args.nodes,
+            cpus_per_node=args.cpus_per_node or site.cpus_per_node,
+            gpus_per_node=(
+                args.gpus_per_node if args.gpus_per_node is not None else site.gpus_per_node
+            ),
+            partition=args.partition or site.partition,
+            account=args.account or site.account,
+            time=time_limit,
+            storage=storage,
+            log_dir=log_dir,
+            workdir=workdir,
+            launch_args=launch_args,
+        )
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def render(req: JobRequest, site: SiteConfig) -> str:
+    """The batch script for REQ: the template with every double-brace field filled."""
+    q = shlex.quote
+    res = []
+    if req.cpus_per_node:
+        res.append(f"#SBATCH --cpus-per-task={req.cpus_per_node}")
+    else:
+        res.append("#SBATCH --exclusive")
+    if req.gpus_per_node:
+        if site.gpu_request == "gres":
+            res.append(f"#SBATCH --gres=gpu:{req.gpus_per_node}")
+        else:
+            res.append(f"#SBATCH --gpus-per-node={req.gpus_per_node}")
+    if site.mem:
+        res.append(f"#SBATCH --mem={site.mem}")
+    lines = []
+    for opt, value in (
+        ("partition", req.partition),
+        ("account", req.account),
+        ("qos", site.qos),
+        ("time", req.time),
+    ):
+        if value:
+            lines.append(f"#SBATCH --{opt}={value}")
+    lines += [f"#SBATCH {opt}" for opt in site.sbatch]
+    setup = [f"module load {q(m)}" for m in site.modules] + list(site.setup)
+    fields = {
+        "job_name": f"st-{req.name}",
+        "nodes": str(req.nodes),
+        "resource_lines": "\n".join(res),
+        "site_lines": "\n".join(lines),
+        "setup_lines": "\n".join(setup) if setup else ":  # (none)",
+        "log_dir": str(req.log_dir),
+        "log_dir_q": q(str(req.log_dir)),
+        "workdir": str(req.workdir),
+        "signal_seconds": str(site.signal_seconds),
+        "python": q(site.python or sys.executable),
+        "spec": q(str(req.spec)),
+        "storage": q(req.storage),
+        "experiment_dir": q(experiment_dir(req.storage, req.name)),
+        "launch_args": " ".join(q(a) for a in req.launch_args),
+        "ray_tmp_root": q(site.ray_tmp_root),
+        "port_base": str(site.port_base),
+        "port_slots": str(site.port_slots),
+        "ray_start_timeout": str(site.ray_start_timeout),
+        "worker_ports": site.worker_ports,
+    }
+    path = Path(site.template).expanduser() if site.template else TEMPLATE
+    if not path.is_file():
+        raise ConfigError(f"template {path}: no such file (set template: in the site config)")
+    text = path.read_text()
+    missing = sorted({m for m in _FIELD.findall(text) if m not in fields})
+    if missing:
+        raise ConfigError(f"template {path}: unknown fields {missing}; known: {sorted(fields)}")
+    return _FIELD.sub(lambda m: fields[m.group(1)], text)
+
+
+# ---- talking to SLURM ---------------------------------------------------------------------------
+
+
+class SlurmError(Exception):
+    """SLURM refused or is unreachable; the message says what to do."""
+
+
+def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    if shutil.which(cmd[0]) is None:
+        raise SlurmError(f"{cmd[0]}: not found; run this on a SLURM login node")
+    return subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+
+
+def _reword(stderr: str, req: JobRequest) -> str:
+    """sbatch's error in words that say which request to change."""
+    err = stderr.strip()
+    low = err.lower()
+    if "invalid partition" in low:
+        parts = [p.rstrip("*") for p in _run(["sinfo", "-h", "-o", "%P"]).stdout.split()]
+        return (
+            f"no partition named {req.partition!r} on this cluster; "
+            f"pick one of: {', '.join(parts) or '(none)'} (--partition or partition: in the site "
+            f"config)"
+        )
+    if "node count specification invalid" in low or "requested node configuration" in low:
+        return (
+            f"the cluster cannot give {req.nodes} node(s) with "
+            f"{req.cpus_per_node or 'all'} CPUs and {req.gpus_per_node} GPUs each"
+            f"{' in partition ' + req.partition if req.partition else ''}; "
+            f"ask for fewer (`sinfo -N -l` lists nodes and their sizes)"
+        )
+    if "generic resource" in low or "gres" in low:
+        return (
+            f"--gpus-per-node {req.gpus_per_node}: no node here has GPUs SLURM can give "
+            "(`sinfo -o '%P %G'` lists each partition's GPUs); pick a GPU partition, or set "
+            "gpu_request: gres in the site config if the site wants --gres=gpu:N"
+        )
+    if "time limit" in low:
+        return f"--time {req.time}: over the partition's limit (`sinfo -o '%P %l'` shows them)"
+    if "invalid account" in low:
+        return f"account {req.account!r} is not yours here (`sacctmgr show assoc user=$USER`)"
+    return err or "sbatch failed without a message"
+
+
+def _partition_nodes(partition: str | None) -> tuple[str, int] | None:
+    """(partition, node count) as sinfo sees it; the default partition when none is given."""
+    out = _run(["sinfo", "-h", "-o", "%P %D"]).stdout.split("\n")
+    total: dict[str, int] = {}
+    default = None
+    for line in out:
+        if not line.strip():
+            continue
+        part, count = line.split()
+        if part.endswith("*"):
+            part = part[:-1]
+            default = part
+        total[part] = total.get(part, 0) + int(count)
+    name = partition or default
+    if name is None or name not in total:
+        return None
+    return name, total[name]
+
+
+def preflight(script: Path, req: JobRequest) -> None:
+    """Refuse a request the cluster can never run, instead of leaving it pending forever."""
+    found = _partition_nodes(req.partition)
+    if req.partition and found is None:
+        raise SlurmError(_reword("invalid partition", req))
+    if found is not None and req.nodes > found[1]:
+        raise SlurmError(
+            f"--nodes {req.nodes}: partition {found[0]!r} has only {found[1]} node(s); "
+            "ask for fewer"
+        )
+    test = _run(["sbatch", "--test-only", str(script)])
+    if test.returncode != 0:
+        raise SlurmError(_reword(test.stderr, req))
+
+
+def submit(req: JobRequest, site: SiteConfig, resume: bool) -> int:
+    from ray.tune import Tuner
+
+    exp = experiment_dir(req.storage, req.name)
+    if Tuner.can_restore(exp) and not resume:
+        raise ConfigError(
+            f"{exp} already holds experiment {req.name!r}; add --resume to continue it, or pick "
+            "another --name (or delete the directory to start over)"
+        )
+    text = render(req, site)
+    req.log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    script = req.log_dir / f"st-{req.name}-{stamp}.sbatch"
+    script.write_text(text)
+    try:
+        preflight(script, req)
+        out = _run(["sbatch", "--parsable", str(script)])
+        if out.returncode != 0:
+            raise SlurmError(_reword(out.stderr, req))
+    except SlurmError:
+        script.unlink()  # nothing was queued: leave no script behind
+        raise
+    job_id = out.stdout.strip().split(";")[0]
+    log = req.log_dir / f"st-{req.name}-{job_id}.out"
+    print(f"submitted job {job_id}")
+    print(f"  script      {script}")
+    print(f"  log         {log}")
+    print(f"  experiment  {exp}")
+    print(f"  follow      tail -f {log}")
+    print(f"  status      python -m sparsity_tune.slurm status {job_id}")
+    print(f"  cancel      python -m sparsity_tune.slurm cancel {job_id}")
+    print(f"  analyse     python -m analysis {exp}")
+    return 0
+
+
+def status(job_ids: list[str]) -> int:
+    fmt = "%.12i %.24j %.10T %.10M %.10l %.6D %R"
+    cmd = ["squeue", "-o", fmt] + (["-j", ",".join(job_ids)] if job_ids else ["--me"])
+    out = _run(cmd)
+    if out.returncode != 0:
+        # squeue forgets finished jobs; scontrol remembers them for MinJobAge seconds.
+        for jid in job_ids:
+            show = _run(["scontrol", "show", "job", jid])
+            state = re.search(r"JobState=(\S+)", show.stdout)
+            print(f"{jid}: {state.group(1) if state else 'unknown (finished long ago?)'}")
+        return 0 if job_ids else 1
+    print(out.stdout, end="")
+    return 0
+
+
+def cancel(job_ids: list[str]) -> int:
+    out = _run(["scancel", *job_ids])
+    if out.returncode != 0:
+        raise SlurmError(out.stderr.strip() or f"scancel {' '.join(job_ids)} failed")
+    print(f"cancelled {' '.join(job_ids)}")
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m sparsity_tune.slurm",
+        description="Run a sweep as a SLURM job with its own Ray cluster (see slurm/README.md).",
+    )
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("submit", help="render the batch script and sbatch it")
+    s.add_argument("spec", help="search-space YAML, e.g. search_spaces/cnn.yaml")
+    s.add_argument("--nodes", type=int, default=1, help="nodes; one Ray node each (default 1)")
+    s.add_argument("--gpus-per-node", type=int, help="GPUs per node (default: site, else 0)")
+    s.add_argument("--cpus-per-node", type=int, help="CPUs per node (default: site, else whole)")
+    s.add_argument("--partition", help="SLURM partition (default: site, else SLURM's default)")
+    s.add_argument("--time", help="time limit, e.g. 04:00:00 (default: site, else partition's)")
+    s.add_argument("--account", help="account to charge (default: site)")
+    s.add_argument("--storage", help="shared results directory (default: site, else ./results)")
+    s.add_argument("--site", help=f"site config YAML (default: ${SITE_ENV} or ~/.config/...)")
+    s.add_argument("--name", help="experiment name (default: the spec's name)")
+    add_set_option(s, "override a spec key, passed on to launch (repeatable)")
+    s.add_argument("--no-wandb", action="store_true", help="do not write W&B runs")
+    s.add_argument("--resume", action="store_true", help="continue an existing experiment")
+    s.add_argument("--dry-run", action="store_true", help="print the batch script; submit nothing")
+    st = sub.add_parser("status", help="squeue for these jobs (default: yours)")
+    st.add_argument("job_ids", nargs="*")
+    c = sub.add_parser("cancel", help="scancel these jobs")
+    c.add_argument("job_ids", nargs="+")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.cmd == "status":
+            return status(args.job_ids)
+        if args.cmd == "cancel":
+            return cancel(args.job_ids)
+        site = load_site(args.site)
+        req = build_request(args, site)
+        if args.dry_run:
+            print(render(req, site), end="")
+            return 0
+        return submit(req, site, args.resume)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except SlurmError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
