@@ -13,11 +13,11 @@ from pathlib import Path
 
 from analysis.load import AnalysisError, load_experiment
 from analysis.questions import DEFAULT_TOLERANCE, DEFAULT_X, DEFAULT_Y, analyse
-from sparsity_tune.metrics import RECORD_KEYS, SUMMARY_KEYS
+from sparsity_tune.metrics import NUMERIC as NUMERIC_METRICS
+from sparsity_tune.metrics import M
 
-NUMERIC = [
-    k for k in (*RECORD_KEYS, *SUMMARY_KEYS) if k not in ("peak_mem_kind", "device", "epoch")
-]
+#: the --x/--y choices: every numeric metric of the registry but the epoch counter
+NUMERIC = [m for m in NUMERIC_METRICS if m != M.epoch]
 
 
 def _metric(name: str) -> str:

@@ -20,8 +20,8 @@ import yaml
 
 from analysis.parallel import cpu_count, process_pool
 from sparsity_tune import layout
-from sparsity_tune.config import flatten
-from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, SUMMARY_KEYS
+from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS
+from sparsity_tune.trial.config import flatten
 
 FINISHED, FAILED, STOPPED, RUNNING = "finished", "failed", "stopped", "running"
 #: Columns that describe a trial rather than configure it (they lead trials.csv).
@@ -32,10 +32,8 @@ ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_
 MAX_OVER_EPOCHS = ("peak_mem_bytes",)
 #: Trials per reader task, and the experiment size from which several processes read.
 CHUNK, PARALLEL_MIN = 500, 4000
-#: Record and summary keys that hold numbers (all but the two text fields of the summary).
-NUMERIC_METRICS = tuple(
-    k for k in (*RECORD_KEYS, *SUMMARY_KEYS) if k not in ("peak_mem_kind", "device")
-)
+#: Record and summary keys that hold numbers (from the metric registry).
+NUMERIC_METRICS = NUMERIC
 #: Directories never searched for trials: W&B's run folders (thousands of media files).
 SKIP_DIRS = frozenset({"wandb", ".git", "__pycache__"})
 #: Sections of the nested trial config; their dotted keys are the config columns.

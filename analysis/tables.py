@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import FINISHED, config_columns
-from sparsity_tune.metrics import RECORD_KEYS, SUMMARY_KEYS
+from sparsity_tune.metrics import NUMERIC, M
 
 #: Config keys that do not make a different configuration (seeds, paths, thread counts).
 NOT_IDENTITY = frozenset(
@@ -93,11 +93,7 @@ def _size(df: pd.DataFrame) -> pd.Series:
 
 def numeric_metrics(df: pd.DataFrame) -> list[str]:
     """Record and summary metrics present in ``df`` as numbers (the aggregated columns)."""
-    return [
-        m
-        for m in (*RECORD_KEYS, *SUMMARY_KEYS)
-        if m in df and m != "epoch" and pd.api.types.is_numeric_dtype(df[m])
-    ]
+    return [m for m in NUMERIC if m in df and m != M.epoch and pd.api.types.is_numeric_dtype(df[m])]
 
 
 def t_quantile(n: np.ndarray) -> np.ndarray:

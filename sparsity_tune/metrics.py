@@ -1,78 +1,203 @@
-"""The one list of metric names: trainer records, W&B columns, Ray results and analysis tables.
+"""The metric registry: one typed entry per metric, used by the trainer, W&B, Ray and analysis.
 
-Every consumer imports these names instead of spelling strings, so a metric has one name
-everywhere (see DESIGN.md).
+A metric is a :class:`Metric`: its name (what records, ``summary.json``, W&B columns, Ray results
+and analysis tables call it), its scope (a per-epoch record key or a once-per-run summary key),
+its direction (:class:`Direction`: more is better, less is better, or neither), its unit and a
+one-line description. Code refers to metrics through the constants of :class:`M`
+(``record[M.test_acc]``), never by spelling the string: a typo is then an ``AttributeError``, not
+a silent "not available". :class:`Metric` is a ``str``, so a constant is also the plain key::
+
+    >>> M.test_acc == "test_acc", M.test_acc.direction is Direction.MAX
+    (True, True)
+    >>> direction("peak_mem_bytes")
+    <Direction.MIN: 'min'>
+
+The README's metric tables, the analysis's numeric columns and the ``--x``/``--y`` choices come
+from :data:`REGISTRY` (tests check the README against it).
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Final
 
+
+class Scope(enum.Enum):
+    RECORD = "record"  #: one value per epoch (records.jsonl, W&B history)
+    SUMMARY = "summary"  #: one value per run (summary.json, W&B summary)
+
+
+class Direction(str, enum.Enum):
+    """Which way is better; a ``str`` so ``Direction.MAX == "max"`` (Optuna/Ray mode strings)."""
+
+    MAX = "max"
+    MIN = "min"
+
+
+class Metric(str):
+    """A metric name with its registry entry; equal to (and hashed as) the plain name."""
+
+    scope: Scope
+    direction: Direction | None
+    unit: str
+    doc: str
+    numeric: bool
+
+    def __new__(
+        cls,
+        name: str,
+        scope: Scope,
+        direction: Direction | None,
+        unit: str,
+        doc: str,
+        *,
+        numeric: bool = True,
+    ) -> Metric:
+        obj = super().__new__(cls, name)
+        obj.scope, obj.direction, obj.unit, obj.doc, obj.numeric = (
+            scope,
+            direction,
+            unit,
+            doc,
+            numeric,
+        )
+        return obj
+
+    @property
+    def name(self) -> str:
+        return str.__str__(self)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        """Pickled (Ray results, deep copies) as the plain name: a record key stays a string."""
+        return (str, (self.name,))
+
+
+_R, _S = Scope.RECORD, Scope.SUMMARY
+_MAX, _MIN = Direction.MAX, Direction.MIN
+
+
+class M:
+    """Every metric, in record order, then summary order (the order of records' keys)."""
+
+    # ------------------------------------------------------------------ per-epoch records
+    epoch = Metric("epoch", _R, None, "epochs", "epochs completed (1-based)")
+    train_loss = Metric(
+        "train_loss", _R, _MIN, "nats", "mean cross-entropy over this epoch's training batches"
+    )
+    train_acc = Metric(
+        "train_acc", _R, _MAX, "fraction", "accuracy over this epoch's training batches"
+    )
+    val_loss = Metric("val_loss", _R, _MIN, "nats", "validation loss after the epoch")
+    val_acc = Metric("val_acc", _R, _MAX, "fraction", "validation accuracy after the epoch")
+    test_loss = Metric("test_loss", _R, _MIN, "nats", "test loss after the epoch")
+    test_acc = Metric("test_acc", _R, _MAX, "fraction", "test accuracy after the epoch")
+    sparsity = Metric(
+        "sparsity", _R, _MAX, "fraction", "achieved: pruned / prunable weights, from the masks"
+    )
+    target_sparsity = Metric(
+        "target_sparsity", _R, None, "fraction", "what the schedule asked for after this epoch"
+    )
+    total_params = Metric(
+        "total_params", _R, _MIN, "count", "all parameters, weights and biases, of the dense model"
+    )
+    nonzero_params = Metric(
+        "nonzero_params", _R, _MIN, "count", "total_params minus pruned weights"
+    )
+    dense_bytes = Metric(
+        "dense_bytes", _R, _MIN, "bytes", "all parameters stored dense (float32: 4 per parameter)"
+    )
+    sparse_bytes = Metric(
+        "sparse_bytes",
+        _R,
+        _MIN,
+        "bytes",
+        "prunable weights in CSR (values + int32 column indices + int32 row pointers), rest dense",
+    )
+    flops_dense = Metric(
+        "flops_dense", _R, _MIN, "FLOPs", "2 x multiply-accumulates of one forward of one sample"
+    )
+    flops_sparse = Metric(
+        "flops_sparse", _R, _MIN, "FLOPs", "the same, counting only unpruned weights"
+    )
+    epoch_time_s = Metric(
+        "epoch_time_s", _R, _MIN, "s", "wall seconds of the epoch: train + prune + eval"
+    )
+    eval_time_s = Metric(
+        "eval_time_s", _R, _MIN, "s", "wall seconds of this epoch's val + test evaluation"
+    )
+    train_time_s = Metric(
+        "train_time_s",
+        _R,
+        _MIN,
+        "s",
+        "wall seconds of this epoch's training steps (mask upkeep too)",
+    )
+    peak_mem_bytes = Metric(
+        "peak_mem_bytes", _R, _MIN, "bytes", "measured peak memory of training in this epoch"
+    )
+    samples_per_s = Metric(
+        "samples_per_s", _R, _MAX, "samples/s", "training samples / train_time_s"
+    )
+    lr = Metric("lr", _R, None, "", "learning rate used in this epoch")
+
+    # ------------------------------------------------------------------ once per run
+    best_val_acc = Metric(
+        "best_val_acc", _S, _MAX, "fraction", "best val_acc over the epochs of the final mask"
+    )
+    best_epoch = Metric("best_epoch", _S, None, "epochs", "epoch of best_val_acc")
+    test_acc_at_best_val = Metric(
+        "test_acc_at_best_val", _S, _MAX, "fraction", "test_acc at best_epoch"
+    )
+    final_test_acc = Metric("final_test_acc", _S, _MAX, "fraction", "test_acc of the last record")
+    final_sparsity = Metric("final_sparsity", _S, _MAX, "fraction", "sparsity of the last record")
+    epochs_to_99pct = Metric(
+        "epochs_to_99pct",
+        _S,
+        _MIN,
+        "epochs",
+        "first epoch of the final mask whose val_acc >= 0.99 x best_val_acc",
+    )
+    infer_ms_dense = Metric(
+        "infer_ms_dense", _S, _MIN, "ms", "one forward of 256 test samples, dense weights"
+    )
+    infer_ms_sparse = Metric(
+        "infer_ms_sparse", _S, _MIN, "ms", "the same with pruned Linear layers in CSR"
+    )
+    total_time_s = Metric("total_time_s", _S, _MIN, "s", "wall seconds of the whole run")
+    total_train_time_s = Metric("total_train_time_s", _S, _MIN, "s", "sum of train_time_s")
+    peak_mem_bytes_max = Metric(
+        "peak_mem_bytes_max", _S, _MIN, "bytes", "largest peak_mem_bytes over the epochs"
+    )
+    peak_mem_kind = Metric(
+        "peak_mem_kind", _S, None, "", "how peak_mem_bytes was measured", numeric=False
+    )
+    device = Metric("device", _S, None, "", "where the run trained", numeric=False)
+    epochs = Metric("epochs", _S, None, "epochs", "records written")
+
+
+#: Every metric by name, in the order of :class:`M`.
+REGISTRY: Final[dict[str, Metric]] = {v.name: v for v in vars(M).values() if isinstance(v, Metric)}
+
 #: Keys of one per-epoch record, in this order. ``layer_sparsity/<name>`` keys come after them.
-RECORD_KEYS: Final[tuple[str, ...]] = (
-    "epoch",  # 1-based count of epochs completed
-    "train_loss",  # mean cross-entropy over this epoch's training batches
-    "train_acc",  # accuracy over this epoch's training batches (as trained, masks applied)
-    "val_loss",
-    "val_acc",
-    "test_loss",
-    "test_acc",
-    "sparsity",  # achieved: zeros in the masks / all prunable weights (computed from masks)
-    "target_sparsity",  # what the schedule asked for after this epoch
-    "total_params",  # all parameters, weights and biases, prunable or not
-    "nonzero_params",  # total_params minus pruned weights
-    "dense_bytes",  # bytes of all parameters stored dense (float32: 4 per parameter)
-    "sparse_bytes",  # bytes with prunable weights in CSR (values + int32 col idx + int32 row ptr)
-    "flops_dense",  # multiply-accumulates of one forward pass of one sample, dense
-    "flops_sparse",  # the same counting only unpruned weights
-    "epoch_time_s",  # wall seconds of the whole epoch: train + prune + eval
-    "eval_time_s",  # wall seconds of this epoch's val + test evaluation
-    "train_time_s",  # wall seconds of this epoch's training steps (incl. mask upkeep)
-    "peak_mem_bytes",  # measured peak of the epoch above the pre-model baseline: CUDA allocator or RSS
-    "samples_per_s",  # training samples / train_time_s
-    "lr",  # learning rate at the end of the epoch
+RECORD_KEYS: Final[tuple[Metric, ...]] = tuple(
+    m for m in REGISTRY.values() if m.scope is Scope.RECORD
 )
+#: Keys of the final summary (``summary.json``), added once at the end of a run.
+SUMMARY_KEYS: Final[tuple[Metric, ...]] = tuple(
+    m for m in REGISTRY.values() if m.scope is Scope.SUMMARY
+)
+#: Metrics with a number for a value (the analysis's numeric columns).
+NUMERIC: Final[tuple[Metric, ...]] = tuple(m for m in REGISTRY.values() if m.numeric)
 
 LAYER_SPARSITY_PREFIX: Final = "layer_sparsity/"
 
-#: Keys of the final summary (``summary.json``), added once at the end of a run.
-SUMMARY_KEYS: Final[tuple[str, ...]] = (
-    "best_val_acc",  # over the epochs trained with the final mask
-    "best_epoch",  # epoch of best_val_acc
-    "test_acc_at_best_val",
-    "final_test_acc",
-    "final_sparsity",
-    "epochs_to_99pct",  # first epoch of the final mask whose val_acc >= 0.99 * best_val_acc
-    "infer_ms_dense",  # ms for one forward of a fixed batch, dense weights
-    "infer_ms_sparse",  # same batch, pruned linear layers through torch.sparse (CSR) kernels
-    "total_time_s",  # wall seconds of the whole run
-    "total_train_time_s",  # sum of train_time_s
-    "peak_mem_bytes_max",  # max of peak_mem_bytes over epochs
-    "peak_mem_kind",  # "cuda_allocator" or "cpu_rss": how peak_mem_bytes was measured
-    "device",
-    "epochs",  # records written
-)
 
-#: Metrics where more is better (used for default objective directions).
-MAXIMIZE: Final = frozenset(
-    {
-        "train_acc",
-        "val_acc",
-        "test_acc",
-        "best_val_acc",
-        "test_acc_at_best_val",
-        "final_test_acc",
-        "samples_per_s",
-        "sparsity",
-        "final_sparsity",
-    }
-)
-
-
-def direction(metric: str) -> str:
-    """``"max"`` for accuracies and throughput, ``"min"`` for losses, costs and times."""
-    return "max" if metric in MAXIMIZE else "min"
+def direction(metric: str) -> Direction:
+    """Which way is better for ``metric``: from the registry; ``min`` for metrics that have none
+    (an objective on ``epoch`` or ``lr`` is taken as a cost) and for per-layer sparsities."""
+    m = REGISTRY.get(metric)
+    return m.direction if m is not None and m.direction is not None else Direction.MIN
 
 
 def is_metric(name: str) -> bool:
-    return name in RECORD_KEYS or name in SUMMARY_KEYS or name.startswith(LAYER_SPARSITY_PREFIX)
+    return name in REGISTRY or name.startswith(LAYER_SPARSITY_PREFIX)
