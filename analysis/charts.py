@@ -15,6 +15,7 @@ import pandas as pd
 
 from analysis.points import DENSE_VARIANT, P
 from analysis.tables import DENSE_EPS
+from sparsity_tune.metrics import M
 
 MAX_POINTS = 2000  # per series; fronts are always kept whole
 MAX_GROUP_POINTS, BINS = 200, 25  # lines with more configurations are drawn binned
@@ -236,7 +237,7 @@ def _binned(df: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.ndarray, n
 
 def _pick_configs(configs: pd.DataFrame, n: int = MAX_LINES) -> pd.DataFrame:
     """At most ``n`` configurations spread evenly over sparsity (dense ones first)."""
-    c = configs.sort_values("sparsity", kind="stable")
+    c = configs.sort_values(M.sparsity, kind="stable")
     if len(c) <= n:
         return c
     idx = np.unique(np.linspace(0, len(c) - 1, n).round().astype(int))
@@ -261,16 +262,16 @@ def curves_chart(
         shown += len(chosen)
         h = hist[hist["config_id"].isin(chosen.index)]
         for y in ys:
-            p = Panel(y + (f" · {arch}" if len(archs) > 1 else ""), "epoch", y)
+            p = Panel(y + (f" · {arch}" if len(archs) > 1 else ""), M.epoch, y)
             for cid, cdf in h.groupby("config_id", sort=False):
                 row = chosen.loc[cid]
-                sp = float(row["sparsity"])
+                sp = float(row[M.sparsity])
                 dense = sp <= DENSE_EPS
-                ep = cdf["epoch"].to_numpy(float)
+                ep = cdf[M.epoch].to_numpy(float)
                 for part, seg_sp in _segments(cdf, row):
                     p.series.append(
                         Series(
-                            part["epoch"].to_numpy(float),
+                            part[M.epoch].to_numpy(float),
                             part[y].to_numpy(float),
                             f"dense · {row['size']}"
                             if dense
@@ -305,18 +306,18 @@ def curves_chart(
     if shown < len(configs):
         note += f"; {shown} of {len(configs)} configurations shown, spread over sparsity"
     return Chart(
-        key, title, panels, note, cols=len(ys) if len(ys) > 1 else None, colorbar="sparsity"
+        key, title, panels, note, cols=len(ys) if len(ys) > 1 else None, colorbar=M.sparsity
     )
 
 
 def _segments(cdf: pd.DataFrame, row: pd.Series) -> list[tuple[pd.DataFrame, float]]:
     """A curve in one piece coloured by its final sparsity, or, for IMP, one piece per round
     coloured by that round's sparsity (each round trains a different mask)."""
-    if row.get("pruning.method") != "imp" or "target_sparsity" not in cdf:
-        return [(cdf, float(row["sparsity"]))]
-    ts = cdf["target_sparsity"].fillna(-1.0)
+    if row.get("pruning.method") != "imp" or M.target_sparsity not in cdf:
+        return [(cdf, float(row[M.sparsity]))]
+    ts = cdf[M.target_sparsity].fillna(-1.0)
     rid = ts.ne(ts.shift()).cumsum()
-    return [(g, float(g["sparsity"].iloc[-1])) for _, g in cdf.groupby(rid, sort=True)]
+    return [(g, float(g[M.sparsity].iloc[-1])) for _, g in cdf.groupby(rid, sort=True)]
 
 
 MAX_IMP_PANELS = 12  # (architecture, size) panels of the IMP rounds figure
@@ -407,7 +408,7 @@ def arch_compare_chart(
 
 def pairs_chart(pairs: pd.DataFrame, y: str) -> Chart:
     """Small-dense (squares) joined to the large-sparse model it is matched with (circles)."""
-    p = Panel(f"{y} at matched nonzero parameters", "nonzero_params", y, xlog=True)
+    p = Panel(f"{y} at matched nonzero parameters", M.nonzero_params, y, xlog=True)
     xs, ys = [], []
     for _, r in pairs.iterrows():
         xs += [r["dense_nonzero_params"], r["sparse_nonzero_params"], np.nan]

@@ -20,6 +20,7 @@ import pandas as pd
 from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import UNRESOLVED, seeds_needed, verdict, welch
 from analysis.tables import DENSE_EPS
+from sparsity_tune.metrics import M
 
 #: Points of one base whose sparsities differ by at most this are "at equal sparsity" (structured
 #: pruning reaches a target only as closely as whole units allow).
@@ -70,7 +71,7 @@ def versus_dense(
     """Per pruned operating point (index ``point_id``): ``n``, the dense baseline's mean and
     ``dense_n`` (seeds of the baseline, each counted once), and the difference point - dense
     with its interval, verdict against ``-tolerance`` and seeds needed (:data:`DIFF_COLS`)."""
-    pruned = samples[(samples["sparsity"] > DENSE_EPS) & samples[metric].notna()]
+    pruned = samples[(samples[M.sparsity] > DENSE_EPS) & samples[metric].notna()]
     cols = ["n", f"dense_{metric}", "dense_n", *DIFF_COLS]
     if pruned.empty:
         return pd.DataFrame(columns=cols, index=pd.Index([], name=P.point_id))
@@ -89,8 +90,8 @@ def versus_dense(
 def sparsity_cells(points: pd.DataFrame, tol: float = SPARSITY_MATCH) -> pd.Series:
     """A cell id per pruned point: its ``base_id`` and the cluster of sparsities (sorted, a new
     cluster where the gap to the previous exceeds ``tol``) it falls in. Dense points: NaN."""
-    pruned = points[points["sparsity"] > DENSE_EPS].sort_values(["base_id", "sparsity"])
-    gap = pruned["sparsity"].diff().gt(tol) | pruned["base_id"].ne(pruned["base_id"].shift())
+    pruned = points[points[M.sparsity] > DENSE_EPS].sort_values(["base_id", M.sparsity])
+    gap = pruned[M.sparsity].diff().gt(tol) | pruned["base_id"].ne(pruned["base_id"].shift())
     cell = pruned["base_id"].astype(str) + "#" + gap.cumsum().astype(str)
     return cell.reindex(points.index)
 
@@ -111,7 +112,7 @@ def at_equal_sparsity(
         "arch",
         "size",
         "base_label",
-        "sparsity",
+        M.sparsity,
         "variant_a",
         "variant_b",
         f"{metric}_a",
@@ -135,7 +136,7 @@ def at_equal_sparsity(
         arch=("arch", "first"),
         size=("size", "first"),
         base_label=("base_label", "first"),
-        sparsity=("sparsity", "mean"),
+        **{M.sparsity: (M.sparsity, "mean")},
     )
     rows = []
     for cell, g in st.groupby("_cell", sort=False):
@@ -162,7 +163,7 @@ def at_equal_sparsity(
     out = pd.concat([out, judged.reset_index(drop=True)], axis=1)
     out["_ra"] = out["variant_a"].map(rank)
     out["_rb"] = out["variant_b"].map(rank)
-    out = out.sort_values(["_ra", "_rb", "arch", "base_label", "sparsity"], kind="stable")
+    out = out.sort_values(["_ra", "_rb", "arch", "base_label", M.sparsity], kind="stable")
     return out[cols].reset_index(drop=True)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from sparsity_tune import layout
-from sparsity_tune.metrics import RECORD_KEYS
+from sparsity_tune.metrics import RECORD_KEYS, SUMMARY_KEYS, M
 
 GRID: dict[str, list[Any]] = {
     "model.arch": ["mlp", "cnn"],
@@ -132,28 +132,30 @@ def trial_files(
                 samples_per_s=4500 / train_t,
                 lr=1e-3,
             )
+            assert list(rec) == list(RECORD_KEYS), "a record key that is not in the registry"
             for name, w in layers:
                 rec[f"layer_sparsity/{name}"] = round(s_e * w) / w
             records.append(rec)
-    last = [r for r in records if r["sparsity"] == records[-1]["sparsity"]]
-    val = [r["val_acc"] for r in last]
+    last = [r for r in records if r[M.sparsity] == records[-1][M.sparsity]]
+    val = [r[M.val_acc] for r in last]
     best = int(np.argmax(val))
     summary = {
-        "best_val_acc": val[best],
-        "best_epoch": last[best]["epoch"],
-        "test_acc_at_best_val": last[best]["test_acc"],
-        "final_test_acc": records[-1]["test_acc"],
-        "final_sparsity": records[-1]["sparsity"],
-        "epochs_to_99pct": next(r["epoch"] for r in last if r["val_acc"] >= 0.99 * val[best]),
-        "infer_ms_dense": dense_time * 10,
-        "infer_ms_sparse": dense_time * 10 * (0.3 + 0.7 * (1 - final_s)),
-        "total_time_s": sum(r["epoch_time_s"] for r in records),
-        "total_train_time_s": sum(r["train_time_s"] for r in records),
-        "peak_mem_bytes_max": max(r["peak_mem_bytes"] for r in records),
-        "peak_mem_kind": "cpu_rss",
-        "device": "cpu",
-        "epochs": len(records),
+        M.best_val_acc: val[best],
+        M.best_epoch: last[best][M.epoch],
+        M.test_acc_at_best_val: last[best][M.test_acc],
+        M.final_test_acc: records[-1][M.test_acc],
+        M.final_sparsity: records[-1][M.sparsity],
+        M.epochs_to_99pct: next(r[M.epoch] for r in last if r[M.val_acc] >= 0.99 * val[best]),
+        M.infer_ms_dense: dense_time * 10,
+        M.infer_ms_sparse: dense_time * 10 * (0.3 + 0.7 * (1 - final_s)),
+        M.total_time_s: sum(r[M.epoch_time_s] for r in records),
+        M.total_train_time_s: sum(r[M.train_time_s] for r in records),
+        M.peak_mem_bytes_max: max(r[M.peak_mem_bytes] for r in records),
+        M.peak_mem_kind: "cpu_rss",
+        M.device: "cpu",
+        M.epochs: len(records),
     }
+    assert set(summary) <= set(SUMMARY_KEYS)
     pruning = {"method": method, "final_sparsity": sparsity, "scope": "global"}
     pruning.update(score=score, rewind=rewind, granularity=granularity)
     if imp:
@@ -280,8 +282,10 @@ def simple_trial(
     total = width * 100
     nz = cost if cost is not None else total * (1 - sparsity)
     for r in records:
-        r.update(total_params=total, nonzero_params=nz, test_acc=acc, sparsity=sparsity)
-    summary.update(final_test_acc=acc, final_sparsity=sparsity)
+        r.update(
+            {M.total_params: total, M.nonzero_params: nz, M.test_acc: acc, M.sparsity: sparsity}
+        )
+    summary.update({M.final_test_acc: acc, M.final_sparsity: sparsity})
     tid = cfg["trial_id"]
     d = Path(root) / tid
     if status == "finished":

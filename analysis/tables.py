@@ -199,6 +199,6 @@ def seed_mean_history(history: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFra
         return history.assign(config_id=pd.Series(dtype=str))
     ids = trials[["trial_id", "config_id"]].drop_duplicates("trial_id")
     h = history.merge(ids, on="trial_id", how="inner")
-    cols = [c for c in h.columns if c not in ("trial_id", "config_id", "epoch")]
+    cols = [c for c in h.columns if c not in ("trial_id", "config_id", M.epoch)]
     cols = [c for c in cols if pd.api.types.is_numeric_dtype(h[c])]
-    return h.groupby(["config_id", "epoch"], sort=True)[cols].mean().reset_index()
+    return h.groupby(["config_id", M.epoch], sort=True)[cols].mean().reset_index()
