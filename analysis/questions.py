@@ -133,6 +133,11 @@ def _fmt(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{digits}f}".rstrip("0").rstrip(".")
 
 
+def _sp(v: float) -> str:
+    """A sparsity (or a percentage of weights) with the digits IMP needs: 0.9375, 6.25."""
+    return "n/a" if not np.isfinite(v) else f"{v:.4g}"
+
+
 def _signed(v: float) -> str:
     return "n/a" if not np.isfinite(v) else f"{v + 0.0:+.2f}".replace("-0.00", "+0.00")
 
@@ -298,7 +303,7 @@ def _dynamics(a: Analysis) -> Section:
         levels = np.unique(adf[M.sparsity].round(3))
         if len(levels) < 2:
             s.sentences.append(
-                f"{arch}: every operating point has sparsity {_fmt(levels[0])}, so convergence "
+                f"{arch}: every operating point has sparsity {_sp(levels[0])}, so convergence "
                 "cannot be compared across sparsity (the figures show each configuration)."
             )
             continue
@@ -382,7 +387,7 @@ def _convergence(a: Analysis, arch: str, adf: pd.DataFrame) -> list[str]:
             f"whole run; an IMP round: over the round): "
         )
         text += f"dense {_fmt(dense[P.to99_own].mean())}, " if len(dense) else ""
-        text += f"at the highest sparsity {_fmt(top)} {_fmt(sparse[P.to99_own].mean())}"
+        text += f"at the highest sparsity {_sp(top)} {_fmt(sparse[P.to99_own].mean())}"
         if len(vd):
             top_vd = vd[vd.index.isin(sparse[P.point_id])]
             text += (
@@ -392,19 +397,19 @@ def _convergence(a: Analysis, arch: str, adf: pd.DataFrame) -> list[str]:
             if len(top_vd) == 1:
                 r = top_vd.iloc[0]
                 text += (
-                    f"; at {_fmt(top)}: {_signed(-r['diff_pts'])} epochs "
+                    f"; at {_sp(top)}: {_signed(-r['diff_pts'])} epochs "
                     f"({_interval(-r['diff_ci95_hi'], -r['diff_ci95_lo'])})"
                 )
             elif len(top_vd) > 1:
                 d = -top_vd["diff_pts"]
-                text += f"; at {_fmt(top)}: {_signed(d.min())} to {_signed(d.max())} epochs"
+                text += f"; at {_sp(top)}: {_signed(d.min())} to {_signed(d.max())} epochs"
         out.append(text + ".")
     if adf[P.reached_dense].notna().any():
         s = a.samples[a.samples[P.point_id].isin(adf[P.point_id])]
         sd = s[s[M.sparsity] <= DENSE_EPS]
         ss = s[s[P.point_id].isin(sparse[P.point_id])]
         parts = []
-        for name, g in (("dense runs", sd), (f"at sparsity {_fmt(top)}", ss)):
+        for name, g in (("dense runs", sd), (f"at sparsity {_sp(top)}", ss)):
             k, n = int(g[P.reached_dense].sum()), int(g[P.reached_dense].notna().sum())
             if n:
                 when = f"after {_fmt(g[P.to99_dense].mean())} epochs, " if k else ""
@@ -432,7 +437,7 @@ def _early_stop(a: Analysis, arch: str, imp: pd.DataFrame) -> str:
     for v, g in imp[imp[P.variant] != DENSE_VARIANT].groupby(P.variant, sort=True):
         last = g[g[P.remaining] == g[P.remaining].min()]
         text += (
-            f"; {names.get(v, v)} at {_fmt(100 * last[P.remaining].mean())}% of weights "
+            f"; {names.get(v, v)} at {_sp(100 * last[P.remaining].mean())}% of weights "
             f"remaining: {_fmt(last[P.early_stop_epoch].mean())} epochs, {acc} "
             f"{_fmt(last[acc].mean())}"
         )
@@ -507,7 +512,7 @@ def _tolerance(a: Analysis) -> Section:
         if len(good):
             r = good.iloc[0]
             text += (
-                f"up to sparsity {_fmt(r[M.sparsity])} ({r['label']}) is within {_fmt(tol)} "
+                f"up to sparsity {_sp(r[M.sparsity])} ({r['label']}) is within {_fmt(tol)} "
                 f"point(s) of dense: {y} {_fmt(r[y])} vs {_fmt(r[f'dense_{y}'])}, difference "
                 f"{_diff(r)} ({int(r['n_seeds'])} vs {int(r['dense_n'])} seeds, {WELCH})."
             )
@@ -523,7 +528,7 @@ def _tolerance(a: Analysis) -> Section:
             near = beyond[beyond["diff_pts"] >= -tol]
             r = (near if len(near) else beyond).sort_values(M.sparsity).iloc[-1]
             text += (
-                f" Not resolved with {int(r['n_seeds'])} seed(s): sparsity {_fmt(r[M.sparsity])} "
+                f" Not resolved with {int(r['n_seeds'])} seed(s): sparsity {_sp(r[M.sparsity])} "
                 f"({r['label']}): {_diff(r)}; the observed noise would need "
                 f"{_seeds(r['seeds_needed'])}."
             )
@@ -618,7 +623,7 @@ def _methods(a: Analysis) -> Section:
             f"{_counts(g['verdict'], words)} (size × sparsity) cells"
         )
         lo, hi = at.iloc[0], at.iloc[-1]
-        text += f"; at {_fmt(top)}: {_diff(lo)} ({_where(lo)})"
+        text += f"; at {_sp(top)}: {_diff(lo)} ({_where(lo)})"
         if len(at) > 1:
             text += f" to {_diff(hi)} ({_where(hi)})"
         unresolved = g[g["verdict"] == UNRESOLVED]
@@ -682,13 +687,13 @@ def _robustness(a: Analysis) -> Section:
         if vals[lo] == vals[hi]:
             s.sentences.append(
                 f"{arch}: across {len(sizes)} sizes the highest sparsity resolved within "
-                f"{_fmt(tol)} point(s) of dense is {_fmt(vals[hi])} for every size."
+                f"{_fmt(tol)} point(s) of dense is {_sp(vals[hi])} for every size."
             )
         else:
             s.sentences.append(
                 f"{arch}: across {len(sizes)} sizes the highest sparsity resolved within "
-                f"{_fmt(tol)} point(s) of dense ranges from {_fmt(vals[lo])} ({lo}) to "
-                f"{_fmt(vals[hi])} ({hi}) (0: none resolved within)."
+                f"{_fmt(tol)} point(s) of dense ranges from {_sp(vals[lo])} ({lo}) to "
+                f"{_sp(vals[hi])} ({hi}) (0: none resolved within)."
             )
     if a.usable.groupby("arch")["size"].nunique().max() < 2:
         s.sentences.append(
@@ -840,7 +845,7 @@ def _arch(a: Analysis) -> Section:
         elif arch in best_tol.index:
             tol_txt = (
                 f"; highest sparsity resolved within {_fmt(tol)} point(s) of dense: "
-                f"{_fmt(best_tol.loc[arch, M.sparsity])}"
+                f"{_sp(best_tol.loc[arch, M.sparsity])}"
             )
         else:
             tol_txt = f"; no pruned point resolved within {_fmt(tol)} point(s) of dense"
