@@ -17,7 +17,13 @@ Command line: ``python -m analysis RESULTS_DIR [RESULTS_DIR ...]`` (see ``--help
 from __future__ import annotations
 
 from analysis.load import AnalysisError, Experiment, load_experiment, load_experiments
-from analysis.pareto import hypervolume_2d, pareto_front, pareto_mask, reference_point
+from analysis.pareto import (
+    hypervolume_2d,
+    non_dominated,
+    pareto_front,
+    pareto_mask,
+    reference_point,
+)
 from analysis.questions import Analysis, analyse, front_table
 from analysis.tables import add_config_ids, aggregate_seeds
 
@@ -33,6 +39,7 @@ __all__ = [
     "hypervolume_2d",
     "load_experiment",
     "load_experiments",
+    "non_dominated",
     "pareto_front",
     "pareto_mask",
     "plot",
