@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.points import DENSE_VARIANT, P, dense_samples
-from analysis.stats import UNRESOLVED, seeds_needed, verdict, welch
+from analysis.stats import UNRESOLVED, seeds_needed_many, verdict, welch
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M
 
@@ -51,8 +51,8 @@ def _judge(
     v = verdict(d["lo"], d["hi"], tolerance)
     sa, sb = abs(k) * a["std"].to_numpy(float), abs(k) * b["std"].to_numpy(float)
     need = np.full(len(v), np.nan)
-    for i in np.flatnonzero(v == UNRESOLVED):  # the line the verdict reads: -tolerance
-        need[i] = seeds_needed(sa[i], sb[i], d["diff"][i] + tolerance)
+    todo = np.flatnonzero(v == UNRESOLVED)  # the gap to the line the verdict reads: -tolerance
+    need[todo] = seeds_needed_many(sa[todo], sb[todo], d["diff"][todo] + tolerance)
     return pd.DataFrame(
         {
             "diff_pts": d["diff"],

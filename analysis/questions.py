@@ -276,21 +276,18 @@ def _no_data(s: Section, why: str) -> Section:
 
 
 def _lines(points: pd.DataFrame) -> pd.DataFrame:
-    """Points with a ``line`` column for the by-size figures: the model size, the variant when
-    several are swept (each variant's line starts at its dense baseline's points), and the
-    other settings (base_label) where one size has several bases."""
+    """Points with a ``line`` column for the by-size figures: the model size, and the variant
+    when several are swept (each variant's line starts at its dense baseline's points). Other
+    settings share a line (a random search's learning rates: the figure bins large groups)."""
     pruned = points[points[P.variant] != DENSE_VARIANT]
     if pruned[P.variant].nunique() <= 1:
-        out = points.assign(line=points["size"].astype(str))
-    else:
-        parts = [pruned.assign(line=pruned["size"].astype(str) + " · " + pruned[P.variant])]
-        dense = points[points[P.variant] == DENSE_VARIANT]
-        for v, g in pruned.groupby(P.variant, sort=True):
-            d = dense[dense[P.baseline_key].isin(g[P.baseline_key])]
-            parts.append(d.assign(line=d["size"].astype(str) + " · " + str(v)))
-        out = pd.concat(parts, ignore_index=True)
-    bases = out.groupby(["arch", "line"])["base_id"].transform("nunique")
-    return out.assign(line=out["line"].where(bases <= 1, out["line"] + " · " + out["base_label"]))
+        return points.assign(line=points["size"].astype(str))
+    parts = [pruned.assign(line=pruned["size"].astype(str) + " · " + pruned[P.variant])]
+    dense = points[points[P.variant] == DENSE_VARIANT]
+    for v, g in pruned.groupby(P.variant, sort=True):
+        d = dense[dense[P.baseline_key].isin(g[P.baseline_key])]
+        parts.append(d.assign(line=d["size"].astype(str) + " · " + str(v)))
+    return pd.concat(parts, ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------- 1

@@ -91,3 +91,16 @@ def test_seeds_needed_by_hand() -> None:
     assert math.isnan(seeds_needed(float("nan"), 1.0, 1.0))  # one seed: spread unknown
     assert seeds_needed(1.0, 1.0, 0.0) == math.inf  # the mean sits on the line
     assert seeds_needed(1.0, 1.0, 0.05) == math.inf  # beyond MAX_SEEDS
+
+
+def test_seeds_needed_many_equals_one_at_a_time() -> None:
+    rng = np.random.default_rng(11)
+    sa, sb = rng.uniform(0.1, 3, 300), rng.uniform(0.1, 3, 300)
+    gap = rng.uniform(-2, 2, 300)
+    sa[:3], sb[3], gap[4] = np.nan, 0.0, 0.0  # unknown spread; one side exact; on the line
+    sa[5] = sb[5] = 0.0
+    gap[6] = 0.01  # beyond MAX_SEEDS
+    many = stats.seeds_needed_many(sa, sb, gap)
+    one = [seeds_needed(float(a), float(b), float(g)) for a, b, g in zip(sa, sb, gap, strict=True)]
+    assert np.array_equal(many, np.array(one), equal_nan=True)
+    assert many[6] == math.inf and many[5] == 2.0 and np.isnan(many[0])
