@@ -84,10 +84,13 @@ def segment_history(history: pd.DataFrame, imp_ids: set[str]) -> pd.DataFrame:
     the segment's start, 1-based). A new round starts where ``target_sparsity`` changes."""
     h = history.sort_values(["trial_id", M.epoch], kind="stable")
     tid = h["trial_id"]
-    ts = h[M.target_sparsity].fillna(-1.0)
-    new = ts.ne(ts.groupby(tid).shift())
-    seg = (new.astype(int).groupby(tid).cumsum() - 1).where(tid.isin(imp_ids), 0)
-    h = h.assign(_seg=seg.to_numpy())
+    if imp_ids:
+        ts = h[M.target_sparsity].fillna(-1.0)
+        new = ts.ne(ts.groupby(tid).shift())
+        seg = (new.astype(int).groupby(tid).cumsum() - 1).where(tid.isin(imp_ids), 0)
+        h = h.assign(_seg=seg.to_numpy())
+    else:
+        h = h.assign(_seg=0)
     return h.assign(_rel=h.groupby(_KEY, sort=False).cumcount().to_numpy() + 1)
 
 
@@ -127,8 +130,9 @@ def operating_points(trials: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
     fin = trials[trials["status"] == FINISHED]
     method = fin["pruning.method"] if "pruning.method" in fin else pd.Series("", index=fin.index)
     imp = method.astype("string").fillna("").eq("imp").to_numpy()
-    ids = set(fin["trial_id"])
-    hist = history[history["trial_id"].isin(ids)] if len(history) else history
+    hist = history
+    if len(fin) < len(trials) and len(history):  # unfinished trials' records are not points
+        hist = history[history["trial_id"].isin(set(fin["trial_id"]))]
     if hist.empty:
         hist = pd.DataFrame(columns=["trial_id", *RECORD_KEYS])
     h = segment_history(hist, set(fin.loc[imp, "trial_id"]))

@@ -83,7 +83,8 @@ def _label(df: pd.DataFrame, cols: list[str], names: dict[str, str], fallback: p
     label = parts[0]
     for p in parts[1:]:
         label = label + " " + p
-    label = label.str.replace(r"\s+", " ", regex=True).str.strip()
+    if any((p == "").any() for p in parts):  # a key some rows lack: squeeze its gap
+        label = label.str.replace(r"\s+", " ", regex=True).str.strip()
     return label.where(label != "", fallback).astype(str)
 
 
