@@ -522,8 +522,12 @@ def _tolerance(a: Analysis) -> Section:
             floor = -1.0
         beyond = g[(g["verdict"] == UNRESOLVED) & (g[M.sparsity] > floor)]
         if len(beyond):
+            # the sparsest unresolved point whose mean is within (else any), and of those at
+            # that sparsity the one the fewest extra seeds would settle
             near = beyond[beyond["diff_pts"] >= -tol]
-            r = (near if len(near) else beyond).sort_values(M.sparsity).iloc[-1]
+            near = near if len(near) else beyond
+            top = near[np.isclose(near[M.sparsity], near[M.sparsity].max(), atol=5e-4)]
+            r = top.sort_values("seeds_needed", na_position="last").iloc[0]
             text += (
                 f" Not resolved with {int(r['n_seeds'])} seed(s): sparsity {_sp(r[M.sparsity])} "
                 f"({r['label']}): {_diff(r)}; the observed noise would need "
