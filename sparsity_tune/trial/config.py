@@ -136,7 +136,9 @@ class PruningConfig(_Strict):
     )
     rounds: int = Field(3, ge=1, description="imp: pruning rounds; the last mask is then trained")
     epochs_per_round: int | None = Field(None, ge=1, description="imp: default epochs/(rounds+1)")
-    rewind: Literal["init", "none"] | int = Field("init", description="imp: init, none or epoch K")
+    rewind: Literal["init", "none", "reinit"] | int = Field(
+        "init", description="imp: init, reinit (fresh random weights, same mask), none or epoch K"
+    )
     prune_output: bool = Field(False, description="also prune the output layer")
     n: int = Field(2, ge=1, description="nm: weights kept in every group of m")
     m: int = Field(4, ge=2, description="nm: group size")
@@ -153,13 +155,13 @@ class PruningConfig(_Strict):
     @field_validator("rewind", mode="before")
     @classmethod
     def _rewind(cls, value: Any) -> Any:
-        if value in ("init", "none"):
+        if value in ("init", "none", "reinit"):
             return value
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
         raise ValueError(
-            f"{value!r} is not allowed; use init (back to the initial weights), none (keep the "
-            f"trained weights) or an epoch K >= 0"
+            f"{value!r} is not allowed; use init (back to the initial weights), reinit (fresh "
+            f"random weights, same mask), none (keep the trained weights) or an epoch K >= 0"
         )
 
 

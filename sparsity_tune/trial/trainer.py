@@ -45,6 +45,8 @@ Report = Callable[[Record], None]
 
 BYTES_PER_VALUE = 4  # float32 values
 BYTES_PER_INDEX = 4  # int32 CSR indices
+#: ``rewind: reinit`` draws its fresh weights from a seed stream apart from ``train.seed``'s.
+REINIT_SEED_OFFSET = 2_000_003
 
 
 @contextlib.contextmanager
@@ -220,12 +222,27 @@ class Trainer:
         pruning.mask_optimizer_state_(self.optimizer, self.params, self.masks)
 
     def _rewind(self) -> None:
-        """IMP: survivors back to their rewind point (none with ``rewind: none``: weights stay);
-        optimizer and LR schedule start over either way."""
-        if self._rewind_state is not None:
+        """IMP: survivors back to their rewind point, or freshly drawn (``reinit``), or left as
+        they are (``none``); optimizer and LR schedule start over either way."""
+        if self.cfg.pruning.rewind == "reinit":
+            self.model.load_state_dict(self.fresh_init(self.epoch // self._segment_epochs))
+        elif self._rewind_state is not None:
             self.model.load_state_dict(self._rewind_state)
         pruning.apply_masks_(self.params, self.masks)
         self.optimizer, self.scheduler = self._make_optimizer(self._segment_epochs)
+
+    def fresh_init(self, k: int) -> dict[str, torch.Tensor]:
+        """Frankle & Carbin's random re-initialisation control, for the ``k``-th rewind (1-based):
+        the state of a newly built model (the model's own init distribution, biases included)
+        under the ``k``-th seed drawn from a generator seeded with ``train.seed +
+        REINIT_SEED_OFFSET``. Built on the CPU with the global RNG forked, so the batch order and
+        every other stream are untouched, and the same seed gives the same weights anywhere."""
+        stream = torch.Generator(device="cpu").manual_seed(self.cfg.train.seed + REINIT_SEED_OFFSET)
+        seed = int(torch.randint(0, 2**62, (k,), generator=stream)[-1])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = build_model(self.cfg.model, self.data.input_shape, self.data.num_classes)
+        return fresh.state_dict()
 
     # ----------------------------------------------------------------- the loop
     def _train_epoch(self) -> tuple[float, float, int]:

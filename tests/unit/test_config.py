@@ -62,7 +62,7 @@ def test_defaults_are_valid_and_flatten_to_dotted_keys():
             {"pruning.granularity": "structured", "pruning.prune_output": True},
             ["pruning.prune_output=True", "granularity='structured'", "never removed"],
         ),
-        ({"pruning.rewind": "random"}, ["pruning.rewind", "'random'", "epoch K"]),
+        ({"pruning.rewind": "random"}, ["pruning.rewind", "'random'", "reinit", "epoch K"]),
         ({"pruning.rewind": -1}, ["pruning.rewind", "-1", "epoch K >= 0"]),
     ],
 )
@@ -105,3 +105,10 @@ def test_strategy_keys_of_other_strategies_are_ignored_so_a_base_sweeps_over_met
             assert cfg.pruning.granularity == granularity
     nm = trial_config({}, {**base, "pruning.method": "one_shot", "pruning.granularity": "nm"})
     assert (nm.pruning.n, nm.pruning.m) == (1, 8)
+
+
+def test_reinit_is_part_of_the_config_identity():
+    imp = {"pruning.method": "imp", "train.epochs": 4, "pruning.rounds": 1}
+    a = trial_config({}, {**imp, "pruning.rewind": "init"})
+    b = trial_config({}, {**imp, "pruning.rewind": "reinit"})
+    assert b.flat()["pruning.rewind"] == "reinit" and config_hash(a) != config_hash(b)

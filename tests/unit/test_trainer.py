@@ -144,6 +144,54 @@ def test_imp_rewinds_survivors_to_init(small_config):
         assert torch.all(p[~mask] == 0)
 
 
+def test_imp_reinit_keeps_the_mask_and_draws_fresh_survivors(small_config):
+    """Frankle & Carbin's control: after the round-1 prune, rewind: reinit has the same mask as
+    rewind: init (round 1 trained the same) but freshly drawn survivors from the model's own
+    init distribution; the same seed draws the same values, another seed others."""
+
+    def rewound(rewind: str, seed: int = 0) -> Trainer:
+        cfg = small_config(
+            **{
+                "train.epochs": 2,
+                "train.seed": seed,
+                "model.width": 128,
+                "pruning.method": "imp",
+                "pruning.rate": 0.5,
+                "pruning.rounds": 1,
+                "pruning.rewind": rewind,
+            }
+        )
+        t = Trainer(cfg)
+        t._train_epoch()  # round 1, then its prune + rewind
+        t.epoch = 1
+        t.records.append({"sparsity": 0.0, "val_acc": 0.0, "test_acc": 0.0, "epoch": 1})
+        t._imp_round_end()
+        return t
+
+    w0 = {
+        n: p.detach().clone()
+        for n, p in Trainer(small_config(**{"model.width": 128})).params.items()
+    }
+    init, reinit, again, other = (
+        rewound("init"),
+        rewound("reinit"),
+        rewound("reinit"),
+        rewound("reinit", seed=1),
+    )
+    for name, p in reinit.params.items():
+        mask, fresh = reinit.masks[name], p.detach()[reinit.masks[name]]
+        assert torch.equal(mask, init.masks[name])  # same mask
+        assert torch.equal(init.params[name][mask], w0[name][mask])  # init: back to w0
+        assert torch.all(p[~mask] == 0)
+        assert (fresh != w0[name][mask]).float().mean() > 0.99  # new values
+        assert 0.8 < float(fresh.std() / w0[name].std()) < 1.25  # from the same distribution
+        assert torch.equal(fresh, again.params[name].detach()[mask])  # deterministic per seed
+        assert torch.equal(fresh, reinit.fresh_init(1)[name][mask])  # the documented draw
+        assert not torch.equal(reinit.fresh_init(1)[name], other.fresh_init(1)[name])
+        assert not torch.equal(reinit.fresh_init(1)[name], reinit.fresh_init(2)[name])
+    assert init.cfg.flat()["pruning.rewind"] == "init" != reinit.cfg.flat()["pruning.rewind"]
+
+
 def test_random_scores_are_a_different_mask_from_magnitude(small_config):
     base = {"pruning.method": "one_shot", "pruning.final_sparsity": 0.5, "train.epochs": 1}
     mag = Trainer(small_config(**base, **{"pruning.score": "magnitude"}))
