@@ -305,3 +305,32 @@ def test_a_big_unit_that_would_overshoot_is_skipped_for_a_smaller_one():
     masks = structured_masks(dense, groups, scores, 6 / total, "global")
     alive = alive_units(masks, groups)
     assert alive[0].all() and int((~alive[1]).sum()) == 2 and count_pruned(masks) == 6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_cpu_masks_for_nm_and_structured():
+    from sparsity_tune.trial.pruning import nm_masks
+
+    model = build_model(ModelConfig(arch="cnn", depth=2, width=8), (1, 40), 10)
+    groups = unit_groups(model)
+    params = {n: p.detach() for n, p in unit_parameters(model, groups).items()}
+    on_gpu = {n: p.cuda() for n, p in params.items()}
+    for scope in ("global", "layerwise"):
+        cpu = structured_masks(
+            dense_masks(params),
+            groups,
+            mean_unit_scores(magnitude_scores(params), dense_masks(params), groups),
+            0.6,
+            scope,
+        )
+        gpu = structured_masks(
+            dense_masks(on_gpu),
+            groups,
+            mean_unit_scores(magnitude_scores(on_gpu), dense_masks(on_gpu), groups),
+            0.6,
+            scope,
+        )
+        assert all(gpu[n].is_cuda and torch.equal(gpu[n].cpu(), cpu[n]) for n in cpu)
+    cpu = nm_masks(magnitude_scores(params), dense_masks(params), 2, 4)
+    gpu = nm_masks(magnitude_scores(on_gpu), dense_masks(on_gpu), 2, 4)
+    assert all(gpu[n].is_cuda and torch.equal(gpu[n].cpu(), cpu[n]) for n in cpu)
