@@ -16,7 +16,17 @@ import json
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
 
 Preset = Literal["lenet300_100", "lenet5", "conv2", "conv4", "conv6", "mnist1d_cnn"]
 DATASETS = ("mnist1d", "mnist", "fashion_mnist", "cifar10")
@@ -100,11 +110,18 @@ class TrainConfig(_Strict):
 
 
 class PruningConfig(_Strict):
-    """How and when weights are removed. Targets are fractions of all prunable weights."""
+    """How and when weights are removed. Targets are fractions of all prunable weights.
 
-    method: Literal["none", "one_shot", "gradual", "imp"] = "none"
+    ``method``, ``score`` and ``granularity`` name registered strategies
+    (:mod:`sparsity_tune.trial.registry`); each checks the keys it reads (``Schedule.check``,
+    ``Score.check``, ``Granularity.check``, called from :class:`TrialConfig`) and ignores the
+    others, so one base config can be swept over methods.
+    """
+
+    method: str = Field("none", description="when: " + ", ".join(SCHEDULES))
     scope: Literal["global", "layerwise"] = "global"
-    score: Literal["magnitude", "random"] = "magnitude"
+    score: str = Field("magnitude", description="what goes first: " + ", ".join(SCORES))
+    granularity: str = Field("unstructured", description="what: " + ", ".join(GRANULARITIES))
     final_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     start_epoch: int = Field(
@@ -119,19 +136,33 @@ class PruningConfig(_Strict):
     )
     rounds: int = Field(3, ge=1, description="imp: pruning rounds; the last mask is then trained")
     epochs_per_round: int | None = Field(None, ge=1, description="imp: default epochs/(rounds+1)")
-    rewind: Literal["init", "none"] | int = Field("init", description="imp: init, none or epoch K")
+    rewind: Literal["init", "none", "reinit"] | int = Field(
+        "init", description="imp: init, reinit (fresh random weights, same mask), none or epoch K"
+    )
     prune_output: bool = Field(False, description="also prune the output layer")
+    n: int = Field(2, ge=1, description="nm: weights kept in every group of m")
+    m: int = Field(4, ge=2, description="nm: group size")
 
-    @model_validator(mode="after")
-    def _check(self) -> PruningConfig:
-        if self.method == "gradual" and self.initial_sparsity > self.final_sparsity:
-            raise ValueError(
-                f"pruning.initial_sparsity={self.initial_sparsity} is above "
-                f"pruning.final_sparsity={self.final_sparsity}; gradual pruning only adds zeros"
-            )
-        if isinstance(self.rewind, int) and self.rewind < 0:
-            raise ValueError(f"pruning.rewind={self.rewind} must be init, none or an epoch >= 0")
-        return self
+    @field_validator("method", "score", "granularity")
+    @classmethod
+    def _registered(cls, value: str, info: ValidationInfo) -> str:
+        names = {"method": SCHEDULES, "score": SCORES, "granularity": GRANULARITIES}
+        allowed = names[info.field_name]
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not allowed; use one of " + ", ".join(allowed))
+        return value
+
+    @field_validator("rewind", mode="before")
+    @classmethod
+    def _rewind(cls, value: Any) -> Any:
+        if value in ("init", "none", "reinit"):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise ValueError(
+            f"{value!r} is not allowed; use init (back to the initial weights), reinit (fresh "
+            f"random weights, same mask), none (keep the trained weights) or an epoch K >= 0"
+        )
 
 
 class TrialConfig(_Strict):
@@ -144,33 +175,20 @@ class TrialConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross(self) -> TrialConfig:
-        p, epochs = self.pruning, self.train.epochs
-        if p.method == "gradual":
-            end = p.end_epoch if p.end_epoch is not None else epochs
-            if end > epochs:
-                raise ValueError(
-                    f"pruning.end_epoch={end} is beyond train.epochs={epochs}; "
-                    f"allowed: start_epoch <= end_epoch <= {epochs}"
-                )
-            if p.start_epoch > end:
-                raise ValueError(f"pruning.start_epoch={p.start_epoch} is after end_epoch={end}")
-        if p.method == "one_shot" and p.start_epoch >= epochs:
-            raise ValueError(
-                f"pruning.start_epoch={p.start_epoch} leaves no epoch to fine-tune; "
-                f"allowed: 0 <= start_epoch < train.epochs={epochs}"
-            )
-        if p.method == "imp":
-            per = self.imp_epochs_per_round
-            if per * (p.rounds + 1) != epochs:
-                raise ValueError(
-                    f"pruning.rounds={p.rounds} with epochs_per_round={p.epochs_per_round} does not "
-                    f"fit train.epochs={epochs}: imp trains rounds+1 segments, so set "
-                    f"train.epochs={per * (p.rounds + 1) if p.epochs_per_round else 'a multiple of rounds+1'}"
-                )
-            if isinstance(p.rewind, int) and p.rewind >= per:
-                raise ValueError(
-                    f"pruning.rewind={p.rewind} must be an epoch inside the first round (< {per})"
-                )
+        p = self.pruning
+        schedule = SCHEDULES[p.method]
+        problems = []  # every strategy's complaint at once, the combination first
+        for check in (
+            lambda: GRANULARITIES[p.granularity].check(self, schedule),
+            lambda: schedule.check(self),
+            lambda: SCORES[p.score].check(self),
+        ):
+            try:
+                check()
+            except ValueError as err:
+                problems.append(str(err))
+        if problems:
+            raise ValueError("\n".join(problems))
         if self.model.preset is not None:
             check_preset(self.model.preset, self.dataset.name)
         return self
