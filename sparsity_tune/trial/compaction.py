@@ -109,6 +109,13 @@ def removed_units(model: nn.Module, masks: Mapping[str, Tensor]) -> Units:
     return units
 
 
+def _remove_units_fn(module: nn.Module):
+    """Torch-Pruning's function that removes output units of ``module``."""
+    if isinstance(module, nn.Linear):
+        return tp.prune_linear_out_channels
+    return tp.prune_conv_out_channels
+
+
 def _unit_slices(
     model: nn.Module, example: Tensor, units: Units
 ) -> tuple[dict[str, dict[int, list[int]]], tp.DependencyGraph]:
@@ -118,9 +125,7 @@ def _unit_slices(
     removed: dict[str, dict[int, set[int]]] = {}
     for name, idxs in units.items():
         module = model.get_submodule(name)
-        fn = tp.prune_linear_out_channels if isinstance(module, nn.Linear) else None
-        fn = fn or tp.prune_conv_out_channels
-        for dep, group_idxs in dg.get_pruning_group(module, fn, idxs):
+        for dep, group_idxs in dg.get_pruning_group(module, _remove_units_fn(module), idxs):
             target = dep.target.module
             if not isinstance(target, PRUNABLE_TYPES):
                 continue  # ReLU, pooling, Flatten: no parameters
@@ -233,8 +238,7 @@ def compact_(
         dense = {n: p.detach().clone() for n, p in model.named_parameters()}  # folded biases
     for name, idxs in units.items():
         module = model.get_submodule(name)
-        fn = tp.prune_linear_out_channels if isinstance(module, nn.Linear) else None
-        group = dg.get_pruning_group(module, fn or tp.prune_conv_out_channels, idxs)
+        group = dg.get_pruning_group(module, _remove_units_fn(module), idxs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             group.prune()
