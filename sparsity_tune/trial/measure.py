@@ -11,8 +11,9 @@ tensor storages instead: during one full training step per epoch a ``TorchDispat
 does the heavy lifting) sees every tensor an operator allocates, a weak reference tells when its
 storage is freed, and the tensors the step starts with (weights, gradients, optimizer state,
 masks) are counted from their owners. A step's allocations repeat from step to step, so one
-step's peak is the epoch's; watching every step would cost 30-300% of the epoch (measured on the
-MNIST-1D MLP and CNN), one step costs about a millisecond.
+step's peak is the epoch's. Watching every step would cost 40-240% of the epoch (measured on
+MNIST-1D: width-64 CNN, default MLP); the one watched step costs about 3 ms (some 100 operators
+at ~25 us each in Python): 5% of the default MLP's 50 ms epoch, 1% of a ``cnn.yaml`` epoch.
 """
 
 from __future__ import annotations
