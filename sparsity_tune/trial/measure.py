@@ -14,7 +14,7 @@ masks) are counted from their owners. A step's allocations repeat from step to s
 step's peak is the epoch's. Watching every step would cost 40-240% of the epoch (measured on
 MNIST-1D: width-64 CNN, default MLP); the one watched step costs about 3 ms (some 100 operators
 at ~25 us each in Python): 5% of the default MLP's 50 ms epoch, 1% of a ``cnn.yaml`` epoch.
-(``torch.profiler`` with ``profile_memory`` sees allocations too, but on CPU costs 20-170% of an
+(``torch.profiler`` with ``profile_memory`` sees allocations too, but on CPU costs 20-210% of an
 epoch while on, and its allocator total is kept only while profiling: tensors from before the
 window are freed "of unknown size", with a warning each time.) Torch has no CPU allocator
 counters of its own (``torch.cuda.max_memory_allocated`` has no CPU twin in 2.14).
