@@ -12,7 +12,7 @@ does the heavy lifting) sees every tensor an operator allocates, a weak referenc
 storage is freed, and the tensors the step starts with (weights, gradients, optimizer state,
 masks) are counted from their owners. A step's allocations repeat from step to step, so one
 step's peak is the epoch's. Watching every step would cost 40-240% of the epoch (measured on
-MNIST-1D: width-64 CNN, default MLP); the one watched step costs about 3 ms (some 100 operators
+MNIST-1D: depth-3 width-64 CNN and MLP); the one watched step costs about 3 ms (some 100 operators
 at ~25 us each in Python): 5% of the default MLP's 50 ms epoch, 1% of a ``cnn.yaml`` epoch.
 (``torch.profiler`` with ``profile_memory`` sees allocations too, but on CPU costs 20-210% of an
 epoch while on, and its allocator total is kept only while profiling: tensors from before the
