@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"done: test_acc {summary['final_test_acc']:.4f} at sparsity {summary['final_sparsity']:.3f}; "
         f"best val {summary['best_val_acc']:.4f} (test {summary['test_acc_at_best_val']:.4f}); "
-        f"{summary['total_time_s']:.1f}s; inference {summary['infer_ms_dense']:.2f} ms dense, "
-        f"{summary['infer_ms_sparse']:.2f} ms sparse -> {out}/summary.json"
+        f"{summary['total_time_s']:.1f}s; inference at batch 256 {summary['infer_ms_dense_b256']:.2f} ms "
+        f"dense, {summary['infer_ms_b256']:.2f} ms {summary['deploy_format']} -> {out}/summary.json"
     )
     return 0
 

@@ -61,8 +61,8 @@ def test_every_combination_runs_or_is_refused_by_name(small_config, method, scor
     if method == "none":
         assert final["sparsity"] == 0.0
     else:  # pruned, to what the granularity allows for the target, and applied to the weights
-        lo, hi = trainer.granularity.allowed_pruned(trainer.masks, final["target_sparsity"])
-        assert lo <= count_pruned(trainer.masks) <= hi
+        lo, hi = trainer.granularity.allowed_pruned(trainer.dense_masks(), final["target_sparsity"])
+        assert lo <= count_pruned(trainer.dense_masks()) <= hi
         # imp: one round at the default rate 0.2; nm: 1 - n/m = 0.5 whatever final_sparsity says
         assert final["target_sparsity"] == pytest.approx(0.2 if method == "imp" else 0.5)
         assert final["sparsity"] > 0.1

@@ -32,7 +32,8 @@ def test_dense_run_learns_and_records_every_key(small_config):
     assert records[-1]["train_loss"] < 0.8 * records[0]["train_loss"]
     assert records[-1]["test_acc"] > 0.25  # 10 classes: chance is 0.10 (sd 0.015 on 400)
     assert set(metrics.SUMMARY_KEYS) == set(summary)
-    assert summary["epochs"] == 6 and summary["infer_ms_dense"] > 0
+    assert summary["epochs"] == 6 and summary["infer_ms_dense_b256"] > 0
+    assert summary["deploy_format"] == "dense" and summary["infer_speedup_b256"] == 1.0
     assert 1 <= summary["epochs_to_99pct"] <= 6
 
 
@@ -305,15 +306,16 @@ def test_cnn_on_1d_signals_and_sparse_inference(small_config):
     )
     trainer, records, summary = _run(cfg)
     assert any(k.startswith("layer_sparsity/conv") for k in records[-1])
-    assert summary["infer_ms_sparse"] > 0
-    # The CSR copy computes the same function as the masked dense model.
-    from sparsity_tune.trial.sparse_infer import sparse_copy
+    assert summary["deploy_format"] in ("csr", "dense") and summary["infer_ms_b256"] > 0
+    # The CSR copy (every pruned layer forced to CSR) computes the masked model's function.
+    from sparsity_tune.trial.deploy import csr_model
 
     x = trainer.data.test_x[:32]
+    sparse, chosen = csr_model(trainer.model, trainer.masks, x, margin=float("inf"))
+    assert sorted(chosen) == ["conv1", "conv2", "conv3", "out"]
     with torch.no_grad():
         dense = trainer.model.eval()(x)
-        sparse = sparse_copy(trainer.model, trainer.masks)(x)
-    torch.testing.assert_close(dense, sparse, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(sparse(x), dense, rtol=1e-4, atol=1e-5)
 
 
 def test_no_validation_split_still_summarises(small_config):
@@ -402,7 +404,7 @@ def test_each_granularity_records_the_sparsity_asked(small_config, case):
     )
     trainer, records, summary = _run(cfg)
     p = cfg.pruning
-    masks = trainer.masks
+    masks = trainer.dense_masks()  # structured runs are compacted: masks in dense coordinates
     total = sum(m.numel() for m in masks.values())
     pruned = round(records[-1]["sparsity"] * total)
     if p.granularity == "nm":
@@ -427,6 +429,6 @@ def test_each_granularity_records_the_sparsity_asked(small_config, case):
         assert all(a.any() for a in alive)
         assert records[-1]["flops_sparse"] < 0.7 * records[-1]["flops_dense"]
     for name, w in trainer.params.items():
-        assert torch.all(w[~masks[name]] == 0), name
+        assert torch.all(w[~trainer.masks[name]] == 0), name
     assert records[-1]["nonzero_params"] == records[-1]["total_params"] - pruned
     assert summary["final_sparsity"] == records[-1]["sparsity"]
