@@ -326,16 +326,17 @@ def _experiment_name(
 ) -> str:
     """spec.yaml's name, else the trials' most common experiment, else the directory's name;
     only a valid experiment name is used (it reaches titles, file names and W&B)."""
-    for candidate in (spec.get("name"), _most_common(trials["experiment"])):
+    for where, candidate in (
+        (layout.SPEC, spec.get("name")),
+        ("the trials' config.json", _most_common(trials["experiment"])),
+    ):
         if candidate is None:
             continue
         if isinstance(candidate, str) and NAME_RE.fullmatch(candidate):
             return candidate
         warnings.append(
-            f"experiment name {safe_yaml.brief(candidate)} is not a valid name; using "
-            f"{safe_yaml.brief(root.resolve().name)}"
+            f"experiment name {safe_yaml.brief(candidate)} in {where} is not a valid name; not used"
         )
-        break
     return root.resolve().name
 
 

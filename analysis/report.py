@@ -115,7 +115,7 @@ def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
     )
     shown = shown.rename(columns=esc)
     for col in shown.columns:  # cells from trial files: escape here, to_html(escape=False) below
-        if shown[col].dtype == object or str(shown[col].dtype) == "string":
+        if not pd.api.types.is_numeric_dtype(shown[col]):  # object, str (pandas 3), category
             shown[col] = shown[col].map(_cell)
     body = shown.to_html(
         index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0, escape=False

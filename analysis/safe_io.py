@@ -64,10 +64,11 @@ def read_bytes(path: Path, limit: int, tail: bool = False) -> bytes:
         if os.path.islink(path):
             raise Refused(f"{path}: a symbolic link; not followed, not read") from None
         raise Refused(f"{path}: cannot be read ({err.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # a directory, FIFO, socket or device
+        os.close(fd)
+        raise Refused(f"{path}: not a regular file; not read")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise Refused(f"{path}: not a regular file; not read")
         if st.st_size > limit:
             if not tail:
                 raise Refused(f"{path}: {st.st_size:,} bytes; at most {limit:,} are read")

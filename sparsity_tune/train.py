@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     try:
-        spec = load_spec(args.spec, parse_overrides(args.overrides))
+        spec = load_spec(args.spec, parse_overrides(args.overrides), sweep=False)
         cfg = spec.base()
         out = output_dir(args.out, spec.name)
         budget.check_fits(cfg)  # the device exists and the model fits, before any allocation

@@ -431,9 +431,12 @@ def from_wandb_sweep(data: dict[str, Any], where: str = "sweep") -> dict[str, An
     return spec
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
+def load_spec(
+    path: str | Path, overrides: dict[str, Any] | None = None, sweep: bool = True
+) -> Spec:
     """Read (our format or a W&B sweep file), apply ``--set`` overrides, validate fully.
 
+    ``sweep=False`` (the one-trial CLI) skips the checks that only concern Ray (resources).
     Raises ConfigError naming each bad key; nothing about Ray is touched here.
     """
     data = read_yaml(path)
@@ -449,10 +452,10 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec
         data["name"] = stem
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
-    return validate_spec(data, str(path))
+    return validate_spec(data, str(path), sweep)
 
 
-def validate_spec(data: dict[str, Any], where: str = "spec") -> Spec:
+def validate_spec(data: dict[str, Any], where: str = "spec", sweep: bool = True) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
@@ -460,7 +463,8 @@ def validate_spec(data: dict[str, Any], where: str = "spec") -> Spec:
     try:
         spec.base()  # cross-section checks of the trial config (end_epoch vs epochs, presets...)
         check_search(spec)
-        check_resources(spec)
+        if sweep:
+            check_resources(spec)
     except ConfigError as err:
         raise ConfigError(f"{where}:\n{err}") from None
     return spec

@@ -291,7 +291,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        key = key.strip()
+        key = key.strip(" ")  # not \n or \t: a key holding them is refused below
         shown = safe_yaml.brief(pair)
         if not sep or not key:
             raise ConfigError(f"--set {shown}: expected KEY=VALUE, e.g. --set train.lr=0.01")
@@ -312,29 +312,44 @@ def show_key(key: str) -> str:
     return key if KEY_RE.fullmatch(key) and len(key) <= 200 else safe_yaml.brief(key)
 
 
+#: Location parts pydantic adds for union members and validators (not keys of the config).
+_TYPE_TAG = re.compile(r"int|float|str|bool|none|.*[\[(].*")
+
+
+def _allowed(e: Any) -> str:
+    """What is allowed, in words, for one pydantic error."""
+    msg = e["msg"].removeprefix("Value error, ")
+    kind = e["type"]
+    if kind in ("int_type", "int_from_float", "int_parsing"):
+        return "a whole number (not a bool, float or string)"
+    if kind in ("float_type", "float_parsing"):
+        return "a number (not a bool or string)"
+    if kind == "finite_number":
+        return "a finite number (not .inf or .nan)"
+    return msg.removeprefix("Input should be ")
+
+
 def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line per problem: dotted key, the value given (bounded, see ``brief``), what is allowed."""
-    lines = []
+    """One line per bad key: the dotted key, the value given (bounded, see ``brief``) and what is
+    allowed; the members of a union (``int | float``) are joined with "or" on one line."""
+    by_key: dict[str, list[str]] = {}
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith("function-after"))
+        loc = ".".join(str(x) for x in e["loc"] if not _TYPE_TAG.fullmatch(str(x)))
         key = show_key(f"{prefix}{loc}".strip("."))
-        msg = e["msg"].removeprefix("Value error, ")
         value = safe_yaml.brief(e.get("input"))
         if e["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key (check the spelling; see README 'Config keys')")
-        elif e["type"] == "literal_error":
-            lines.append(f"{key}={value} is not allowed; {msg.lower()}")
-        elif e["type"] in ("int_type", "int_from_float", "int_parsing"):
-            lines.append(f"{key}={value}: allowed: a whole number (not a bool, float or string)")
-        elif e["type"] in ("float_type", "float_parsing"):
-            lines.append(f"{key}={value}: allowed: a number (not a bool or string)")
-        elif e["type"] == "finite_number":
-            lines.append(f"{key}={value}: allowed: a finite number (not .inf or .nan)")
-        elif "input" in e and e["type"] not in ("value_error", "assertion_error"):
-            lines.append(f"{key}={value}: {msg}")
+            line = f"{key}: unknown key (check the spelling; see README 'Config keys')"
+        elif e["type"] in ("value_error", "assertion_error") or "input" not in e:
+            line = f"{key}: {_allowed(e)}" if key else _allowed(e)
         else:
-            lines.append(f"{key}: {msg}" if key else msg)
-    return cap_lines(list(dict.fromkeys(lines)))  # dict.fromkeys: union members repeat a line
+            head = f"{key}={value}: allowed: "
+            if by_key.get(key) and by_key[key][-1].startswith(head):  # another union member
+                by_key[key][-1] += f"; or {_allowed(e)}"
+                continue
+            line = head + _allowed(e)
+        by_key.setdefault(key, []).append(line)
+    lines = [line for group in by_key.values() for line in dict.fromkeys(group)]
+    return cap_lines(lines)
 
 
 def cap_lines(lines: list[str], most: int = 20) -> str:

@@ -339,10 +339,11 @@ class _ArrayUnpickler(pickle.Unpickler):
 def _read_regular(path: Path, limit: int) -> bytes:
     """A regular file's bytes (never a FIFO or device: no hang), at most ``limit``."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+        os.close(fd)
+        raise DatasetError(f"{path}: not a regular file of at most {limit:,} bytes")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            raise DatasetError(f"{path}: not a regular file of at most {limit:,} bytes")
         return f.read(limit + 1)
 
 

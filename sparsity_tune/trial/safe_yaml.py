@@ -12,6 +12,10 @@ them while *composing*, before any Python value exists:
 * a mapping may not repeat a key (merge keys ``<<`` still override, as YAML says);
 * input is strict UTF-8 of at most :data:`MAX_BYTES`; PyYAML's reader refuses control characters.
 
+One reading differs from ``safe_load``: numbers in exponent notation without a dot or an
+exponent sign (``1e-3``, ``1e9``, ``1.0e9``) are floats, as in YAML 1.2 and JSON. PyYAML follows
+YAML 1.1 and reads them as *strings*, which the strict config types would then refuse.
+
 Errors are :class:`YamlInputError` with a message of at most :data:`MAX_MESSAGE` characters that
 never formats the offending value; :func:`brief` is the bounded ``repr`` for messages elsewhere.
 """
@@ -19,6 +23,7 @@ never formats the offending value; :func:`brief` is the bounded ``repr`` for mes
 from __future__ import annotations
 
 import os
+import re
 import reprlib
 import stat
 from pathlib import Path
@@ -95,6 +100,13 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+\Z"),
+    list("-+0123456789."),
+)
+
+
 def loads(text: str, where: str) -> Any:
     """Parse one YAML document from ``text``; ``where`` names the source in messages."""
     loader = None
@@ -140,10 +152,11 @@ def read_file(path: str | Path, max_bytes: int = MAX_BYTES) -> Any:
         raise YamlInputError(f"{where}: no such file") from None
     except OSError as err:
         raise YamlInputError(f"{where}: cannot be read ({err.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # a directory, FIFO or device: never read (no hang)
+        os.close(fd)
+        raise YamlInputError(f"{where}: not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise YamlInputError(f"{where}: not a regular file")
         if st.st_size > max_bytes:
             raise YamlInputError(f"{where}: {st.st_size:,} bytes; at most {max_bytes:,} are read")
         data = f.read(max_bytes + 1)
