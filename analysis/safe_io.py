@@ -68,12 +68,14 @@ def read_bytes(path: Path, limit: int, tail: bool = False) -> bytes:
     if not stat.S_ISREG(st.st_mode):  # a directory, FIFO, socket or device
         os.close(fd)
         raise Refused(f"{path}: not a regular file; not read")
-    with os.fdopen(fd, "rb") as f:
+    with os.fdopen(fd, "rb", buffering=0) as f:
         if st.st_size > limit:
             if not tail:
                 raise Refused(f"{path}: {st.st_size:,} bytes; at most {limit:,} are read")
             f.seek(st.st_size - limit)
-        return f.read(limit + 1)[-limit:] if tail else f.read(limit + 1)
+        # what fstat reported (+1 shows growth): never a limit-sized buffer per small file
+        data = f.read(min(st.st_size, limit) + 1)
+        return data[-limit:] if tail else data
 
 
 def read_text(path: Path, limit: int) -> str:

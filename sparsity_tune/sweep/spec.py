@@ -85,6 +85,15 @@ RANGE_DISTRIBUTIONS = (
     "q_uniform",
     "q_log_uniform_values",
 )
+#: Distributions whose samples are floats (Ray's quniform too: it casts to float).
+FLOAT_DISTRIBUTIONS = (
+    "uniform",
+    "log_uniform_values",
+    "log_uniform",
+    "q_uniform",
+    "q_log_uniform_values",
+    "normal",
+)
 MAX_GRID_CHECK = 20_000  # grid combinations validated one by one before Ray starts
 MAX_MEMORY_CHECK = 1_000  # combinations of memory-relevant values estimated before Ray starts
 
@@ -510,17 +519,19 @@ def check_search(spec: Spec) -> None:
                     f"{where}: optuna samples only scalar values (numbers, strings, bools), "
                     f"got {brief(bad[0])}; search a scalar key instead (e.g. model.width)"
                 )
+        if p.distribution in FLOAT_DISTRIBUTIONS and "whole number" in (
+            _field_error(key, 1.5) or ""
+        ):
+            problems.append(
+                f"{where}: distribution {p.distribution} samples fractional numbers and {key} "
+                "takes whole numbers; allowed: int_uniform, or values: [...]"
+            )
+            continue
         probe = p.choices() if p.is_grid else p.bounds()
         for v in probe:
             err = _field_error(key, v)
             if err:
-                hint = (
-                    "; integer keys take int_uniform or values: [...]"
-                    if p.distribution in ("q_uniform", "q_log_uniform_values", "uniform")
-                    and "whole number" in err
-                    else ""
-                )
-                problems.append(f"{where}: {err}{hint}")
+                problems.append(f"{where}: {err}")
                 break
 
     for name in s.objectives:

@@ -344,7 +344,7 @@ def _read_regular(path: Path, limit: int) -> bytes:
         os.close(fd)
         raise DatasetError(f"{path}: not a regular file of at most {limit:,} bytes")
     with os.fdopen(fd, "rb") as f:
-        return f.read(limit + 1)
+        return f.read(st.st_size + 1)
 
 
 def read_cifar10(folder: Path, names: tuple[str, ...]) -> tuple[Tensor, Tensor]:

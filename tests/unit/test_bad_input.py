@@ -148,6 +148,13 @@ SPEC_CASES: list[tuple[str, str | bytes, list[str], list[str]]] = [
         [],
         ["model.width=2000000000", "needs about", "Allowed: a model that fits"],
     ),
+    (
+        "q-uniform-on-an-int-key",
+        "BASE" + "search: {algorithm: random, parameters: "
+        "{train.epochs: {distribution: q_uniform, min: 1, max: 4, q: 1}}}\n",
+        [],
+        ["search.parameters.train.epochs", "q_uniform", "int_uniform"],
+    ),
     ("seeds-negative", "BASE" + "search: {seeds: [-1]}\n", [], ["search.seeds.0=-1", "0"]),
     ("seeds-bool", "BASE" + "search: {seeds: [true]}\n", [], ["search.seeds.0=True"]),
     (
