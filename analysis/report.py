@@ -1,5 +1,10 @@
 """One self-contained interactive ``report.html``: plotly figures with plotly.js inlined (works
 offline), one section per research question, each with its sentences of numbers, figures and tables.
+
+Names and values in the report come from trial files anyone with write access to the storage
+could have made, so every text is escaped with :func:`esc` (``html.escape`` plus newlines as
+``&#10;``: a name with a newline never becomes a line of its own) and table cells and headers too;
+plotly escapes ``<`` in its figure JSON. The file is written atomically (:mod:`analysis.safe_io`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,20 @@ from analysis.charts import Chart
 from analysis.questions import REFERENCE_TEXT, Analysis
 
 _DASH = {True: "dash", False: "solid"}
+
+
+def esc(text: object) -> str:
+    """HTML-escape ``text`` (quotes too) and encode line breaks as character references."""
+    return (
+        html.escape(str(text), quote=True)
+        .replace("\r", "&#13;")
+        .replace("\n", "&#10;")
+        .replace("\x0b", "&#11;")
+        .replace("\x0c", "&#12;")
+        .replace("\x85", "&#133;")
+        .replace("\u2028", "&#8232;")
+        .replace("\u2029", "&#8233;")
+    )
 
 
 def figure(chart: Chart):
@@ -80,6 +99,13 @@ td,th{border:1px solid #ddd;padding:2px 6px;text-align:right} th{background:#f4f
 """
 
 
+def _cell(v: object) -> object:
+    """Numbers and missing values stay for pandas to format; anything else is escaped text."""
+    if v is None or v is pd.NA or isinstance(v, (int, float, np.number)):
+        return v
+    return esc(v)
+
+
 def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
     shown = df.head(max_rows)
     more = (
@@ -87,8 +113,14 @@ def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
         if len(df) > max_rows
         else ""
     )
-    body = shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0)
-    return f"<h3>{html.escape(caption)}{html.escape(more)}</h3>\n<div class='tbl'>{body}</div>"
+    shown = shown.rename(columns=esc)
+    for col in shown.columns:  # cells from trial files: escape here, to_html(escape=False) below
+        if not pd.api.types.is_numeric_dtype(shown[col]):  # object, str (pandas 3), category
+            shown[col] = shown[col].map(_cell)
+    body = shown.to_html(
+        index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0, escape=False
+    )
+    return f"<h3>{esc(caption)}{esc(more)}</h3>\n<div class='tbl'>{body}</div>"
 
 
 def render(a: Analysis, files: dict[str, str] | None = None) -> str:
@@ -97,23 +129,23 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
 
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(a.experiment.name)}: sparsity-tune analysis</title>",
+        f"<title>{esc(a.experiment.name)}: sparsity-tune analysis</title>",
         f"<style>{_CSS}</style>",
         f"<script type='text/javascript'>{get_plotlyjs()}</script>",
         "</head><body>",
-        f"<h1>{html.escape(a.experiment.name)}: sparsity-tune analysis</h1>",
-        f"<p class='note'>Source: {html.escape(str(a.experiment.root))}. Accuracy metric "
-        f"<code>{a.y}</code> (seed mean per configuration), tolerance {a.tolerance:g} point(s). "
+        f"<h1>{esc(a.experiment.name)}: sparsity-tune analysis</h1>",
+        f"<p class='note'>Source: {esc(str(a.experiment.root))}. Accuracy metric "
+        f"<code>{esc(a.y)}</code> (seed mean per configuration), tolerance {a.tolerance:g} point(s). "
         f"Hypervolume reference point: the {REFERENCE_TEXT}.</p>",
     ]
     for s in a.sections:
-        parts.append(f"<section id='sec-{s.key}'><h2>{html.escape(s.title)}</h2>")
+        parts.append(f"<section id='sec-{s.key}'><h2>{esc(s.title)}</h2>")
         for sentence in s.sentences:
             cls = " class='missing'" if sentence.startswith("Not available") else ""
-            parts.append(f"<p{cls}>{html.escape(sentence)}</p>")
+            parts.append(f"<p{cls}>{esc(sentence)}</p>")
         for chart in s.charts:
             if chart.note:
-                parts.append(f"<p class='note'>{html.escape(chart.note)}</p>")
+                parts.append(f"<p class='note'>{esc(chart.note)}</p>")
             fig = figure(chart)
             fig.update_layout(title_text=chart.title)
             parts.append(
@@ -128,14 +160,14 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
             parts.append(_table_html(caption, df))
         parts.append("</section>")
     if files:
-        items = "".join(
-            f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in files.items()
-        )
+        items = "".join(f"<li><code>{esc(k)}</code>: {esc(v)}</li>" for k, v in files.items())
         parts.append(f"<section id='sec-files'><h2>Files</h2><ul>{items}</ul></section>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def write_report(a: Analysis, path: Path, files: dict[str, str] | None = None) -> Path:
-    path.write_text(render(a, files), encoding="utf-8")
-    return path
+    """Render and write ``path`` atomically into its (already checked) directory."""
+    from analysis import safe_io
+
+    return safe_io.write_text(path.parent, path.name, render(a, files))
