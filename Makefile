@@ -34,6 +34,7 @@ bench: .installed
 	$(PYTHON) benchmarks/bench_trainer.py
 	$(PYTHON) benchmarks/bench_sweep_efficiency.py
 	$(PYTHON) benchmarks/bench_analysis.py
+	$(PYTHON) benchmarks/bench_deploy.py
 
 clean:
 	rm -rf .installed results .pytest_cache

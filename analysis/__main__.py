@@ -2,18 +2,23 @@
 report.html of a sweep, or of several analysed together.
 
 Exit status 2 with one clear message for bad input (missing, empty or foreign directory, unknown
-metric); no traceback.
+metric, a tolerance that is not a finite number >= 0, an output directory that is a symlink or
+another user's); no traceback. Damaged trial files are one warning each on stderr (the trial is
+counted as ``damaged``), never an exit. W&B is used only with ``--wandb``, with the mode,
+project, entity and group given on this command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
 from analysis.load import AnalysisError, Experiment, load_experiments
 from analysis.questions import DEFAULT_TOLERANCE, DEFAULT_X, DEFAULT_Y, analyse
+from analysis.safe_io import Refused
 from sparsity_tune.metrics import NUMERIC as NUMERIC_METRICS
 from sparsity_tune.metrics import M
 
@@ -34,9 +39,22 @@ def _tolerance(raw: str) -> float:
         v = float(raw)
     except ValueError:
         v = -1.0
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"--tolerance {raw!r}: give accuracy points >= 0, e.g. 1")
+    if not math.isfinite(v) or v < 0 or v > 100:
+        raise argparse.ArgumentTypeError(
+            f"--tolerance {raw!r}: allowed: accuracy points, a finite number from 0 to 100, e.g. 1"
+        )
     return v
+
+
+def _wandb_name(raw: str) -> str:
+    from sparsity_tune.trial.config import NAME_RE, NAME_RULE
+
+    if not NAME_RE.fullmatch(raw):
+        raise argparse.ArgumentTypeError(f"{raw!r}: allowed: {NAME_RULE}")
+    return raw
+
+
+MAX_WARNINGS = 20  # damaged-trial warnings printed one by one; the rest are counted
 
 
 def parser() -> argparse.ArgumentParser:
@@ -83,8 +101,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--wandb",
         action="store_true",
-        help="log tables and plots to a W&B run (job_type analysis; spec.yaml's wandb "
-        "project/group; offline unless spec.yaml says online)",
+        help="log tables and plots to a W&B run (job_type analysis), offline unless "
+        "--wandb-mode online; spec.yaml's wandb settings are never used",
+    )
+    p.add_argument(
+        "--wandb-mode",
+        choices=("offline", "online"),
+        default="offline",
+        help="with --wandb: online uploads now (needs `wandb login`); default offline",
+    )
+    p.add_argument("--wandb-project", type=_wandb_name, default="sparsity-tune", help="W&B project")
+    p.add_argument("--wandb-entity", type=_wandb_name, help="W&B entity (default: your own)")
+    p.add_argument(
+        "--wandb-group", type=_wandb_name, help="W&B group (default: the experiment name)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or file list")
     return p
@@ -98,7 +127,10 @@ def default_out(exp: Experiment) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if not args.wandb and (args.wandb_mode != "offline" or args.wandb_entity or args.wandb_group):
+        p.error("--wandb-mode/--wandb-entity/--wandb-group need --wandb")
     t0 = time.perf_counter()
     try:
         exp = load_experiments(args.results_dirs, progress=None if not args.quiet else False)
@@ -106,14 +138,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m analysis: error: {err}", file=sys.stderr)
         return 2
     out = args.out or default_out(exp)
+    for w in exp.warnings[:MAX_WARNINGS]:
+        print(f"python -m analysis: warning: {w}", file=sys.stderr)
+    if len(exp.warnings) > MAX_WARNINGS:
+        print(
+            f"python -m analysis: warning: ... and {len(exp.warnings) - MAX_WARNINGS} more "
+            "(see the error column of trials.csv)",
+            file=sys.stderr,
+        )
     from analysis.outputs import write_all
 
     a = analyse(exp, xs=tuple(dict.fromkeys(args.x)), y=args.y, tolerance=args.tolerance)
-    written = write_all(a, out, png=not args.no_plots)
-    if args.wandb:
-        from analysis.wandb_log import log_analysis
+    try:
+        written = write_all(a, out, png=not args.no_plots)
+        if args.wandb:
+            from analysis.wandb_log import WandbTarget, log_analysis
 
-        log_analysis(a, written)
+            target = WandbTarget(
+                mode=args.wandb_mode,
+                project=args.wandb_project,
+                entity=args.wandb_entity,
+                group=args.wandb_group,
+            )
+            log_analysis(a, written, out_dir=out, where=target)
+    except Refused as err:
+        print(f"python -m analysis: error: {err}", file=sys.stderr)
+        return 2
     if not args.quiet:
         counts = a.trials["status"].value_counts().to_dict()
         print(

@@ -4,6 +4,14 @@ Reads only the files of the trial-directory contract (:mod:`sparsity_tune.layout
 laptop over results copied from a cluster, with no Ray or torch import. A trial's status comes from
 which files exist: ``summary.json`` -> finished, else ``error.txt`` -> failed, else
 ``stopped.txt`` -> stopped (early, by ASHA), else running.
+
+The directory may come from someone else, so files are read through :mod:`analysis.safe_io`
+(no symlink followed, no FIFO, size and JSON depth capped before parsing, strict UTF-8). A trial
+with a file that cannot be read or does not have the contract's shape (non-UTF-8, a torn line
+that is not the last, ``config`` that is not an object, ...) gets status ``damaged``, one warning
+naming the file (:attr:`Experiment.warnings`) and its reason in the ``error`` column; it never
+stops the analysis. A torn *last* line of records.jsonl is normal (a trial killed mid-write) and
+is skipped silently.
 """
 
 from __future__ import annotations
@@ -16,14 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from analysis import safe_io
 from analysis.parallel import cpu_count, process_pool
 from sparsity_tune import layout
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS
-from sparsity_tune.trial.config import flatten
+from sparsity_tune.trial import safe_yaml
+from sparsity_tune.trial.config import NAME_RE, flatten
 
 FINISHED, FAILED, STOPPED, RUNNING = "finished", "failed", "stopped", "running"
+DAMAGED = "damaged"  # a file of the trial could not be read safely or has the wrong shape
+ERROR_TAIL = 64 << 10  # bytes of error.txt read (its last line is what is shown)
 #: Columns that describe a trial rather than configure it (they lead trials.csv).
 ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_dir", "error")
 #: Record keys whose trial-level value is the max over epochs rather than the final record's:
@@ -55,6 +66,7 @@ class Experiment:
     history: pd.DataFrame  # one row per trial and epoch: trial_id + record keys
     spec: dict[str, Any] = field(default_factory=dict)  # spec.yaml as written (raw mapping)
     searched: list[str] = field(default_factory=list)  # dotted keys the sweep varied (params)
+    warnings: list[str] = field(default_factory=list)  # one per damaged trial or refused file
     #: experiment name -> directory, when several experiments are analysed together
     sources: dict[str, Path] = field(default_factory=dict)
 
@@ -81,10 +93,57 @@ def find_trial_dirs(root: Path) -> list[Path]:
 
 def _is_trial_config(dirpath: str) -> bool:
     try:
-        data = layout.read_json(Path(dirpath) / layout.CONFIG)
+        data = safe_io.read_json(Path(dirpath) / layout.CONFIG)
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and "trial_id" in data and "config" in data
+
+
+# ---------------------------------------------------------------------- one file at a time
+# Each reader returns what it could read and appends "FILE: why" to ``problems`` otherwise.
+
+
+def _config_problem(cfg: Any) -> str | None:
+    """Why a parsed config.json does not have the contract's shape (None when it does)."""
+    if not isinstance(cfg, dict):
+        return f"holds a JSON {type(cfg).__name__}, not an object"
+    checks = {
+        "trial_id": (str, int),
+        "experiment": (str,),
+        "seed": (int,),
+        "params": (dict,),
+        "config": (dict,),
+    }
+    for key, types in checks.items():
+        v = cfg.get(key)
+        if v is not None and (not isinstance(v, types) or isinstance(v, bool)):
+            return f"{key} is a JSON {type(v).__name__}; expected {' or '.join(t.__name__ for t in types)}"
+    sections = cfg.get("config") or {}
+    bad = [k for k, v in sections.items() if not isinstance(v, dict)]
+    if bad:
+        return f"config.{safe_yaml.brief(bad[0])} is not an object of keys"
+    return None
+
+
+def _read_object(path: Path, problems: list[str], check: Any = None) -> dict[str, Any] | None:
+    """A JSON object file, None when absent; a refused or malformed file becomes a problem."""
+    try:
+        data = safe_io.read_json(path)
+    except FileNotFoundError:
+        return None
+    except safe_io.Refused as err:
+        problems.append(str(err))
+        return None
+    why = check(data) if check else (None if isinstance(data, dict) else "not a JSON object")
+    if why:
+        problems.append(f"{path}: {why}")
+        return None
+    return data
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    """Drop keys a data file must not set (the id columns: a record claiming ``status``)."""
+    return {k: v for k, v in d.items() if k not in ID_COLUMNS}
 
 
 def _scalar(v: Any) -> Any:
@@ -92,74 +151,102 @@ def _scalar(v: Any) -> Any:
     return json.dumps(v) if isinstance(v, (list, dict)) else v
 
 
-def _read_optional_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = layout.read_json(path)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return None  # torn or unreadable file: treat as absent (the trial is still being written)
-    return data if isinstance(data, dict) else None
-
-
 def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One trial's row (config flattened, final record, summary) and its records."""
-    cfg = _read_optional_json(trial_dir / layout.CONFIG) or {}
-    records = _read_records(trial_dir)
-    summary = _read_optional_json(trial_dir / layout.SUMMARY)
+    """One trial's row (config flattened, final record, summary) and its records.
+
+    ``row["_problems"]`` lists what could not be read (the caller turns them into warnings).
+    """
+    problems: list[str] = []
+    cfg = _read_object(trial_dir / layout.CONFIG, problems, _config_problem) or {}
+    records = _read_records(trial_dir, problems)
+    summary = _read_object(trial_dir / layout.SUMMARY, problems)
     error_path = trial_dir / layout.ERROR
-    has_error = error_path.exists()
-    if summary is not None:
+    has_error = safe_io.entry_exists(error_path)
+    error = _last_line(error_path, problems) if has_error and summary is None else None
+    if problems:
+        status = DAMAGED
+    elif summary is not None:
         status = FINISHED
     elif has_error:
         status = FAILED
-    elif (trial_dir / layout.STOPPED).exists():  # stopped early by the scheduler (ASHA)
+    elif safe_io.entry_exists(trial_dir / layout.STOPPED):  # stopped early by the scheduler
         status = STOPPED
     else:
         status = RUNNING
     rel = trial_dir.relative_to(root).as_posix()
     nested = cfg.get("config") or {}
+    seed = cfg.get("seed", (nested.get("train") or {}).get("seed"))
     row: dict[str, Any] = {
         "trial_id": str(cfg.get("trial_id") or (trial_dir.name if rel != "." else root.name)),
         "experiment": cfg.get("experiment"),
-        "seed": cfg.get("seed", (nested.get("train") or {}).get("seed")),
+        "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
         "status": status,
         "epochs_done": len(records),
         "trial_dir": rel,
-        "error": _last_line(error_path) if has_error and summary is None else None,
+        "error": ("damaged: " + "; ".join(problems))[:300] if problems else error,
     }
     row.update({k: _scalar(v) for k, v in flatten(nested).items()})
-    row["_params"] = list(cfg.get("params") or {})
+    row["_params"] = [str(k) for k in cfg.get("params") or {}]
+    row["_problems"] = problems
     if records:
-        row.update(records[-1])
+        row.update(_clean(records[-1]))
         for key in MAX_OVER_EPOCHS:
             values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
             row[key] = max(values) if values else row.get(key)
     if summary:
-        row.update(summary)
+        row.update(_clean(summary))
     return row, records
 
 
-def _read_records(trial_dir: Path) -> list[dict[str, Any]]:
-    """All records in one json.loads call (3x fewer decoder calls than one per line); a torn
-    or odd file falls back to layout.read_records, which skips the bad line."""
+def _read_records(trial_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
+    """All records in one json.loads call (3x fewer decoder calls than one per line); when that
+    fails, line by line: a torn *last* line is skipped silently, any other bad line or a
+    non-object record is a problem (the records read so far are kept)."""
+    path = trial_dir / layout.RECORDS
     try:
-        text = (trial_dir / layout.RECORDS).read_text()
+        text = safe_io.read_text(path, safe_io.MAX_RECORDS_BYTES)
     except FileNotFoundError:
         return []
+    except safe_io.Refused as err:
+        problems.append(str(err))
+        return []
     lines = [ln for ln in text.splitlines() if ln.strip()]
+    deep = next((i for i, ln in enumerate(lines) if _too_deep(ln)), None)
+    if deep is not None:
+        problems.append(f"{path}: line {deep + 1} nested more than {safe_io.MAX_JSON_DEPTH} levels")
+        lines = lines[:deep]
     try:
         records = json.loads("[" + ",".join(lines) + "]")
     except ValueError:
-        return layout.read_records(trial_dir)
-    return [r for r in records if isinstance(r, dict)]
+        records = []
+        for i, line in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                if i < len(lines) - 1:  # only the last line may be torn (killed mid-write)
+                    problems.append(f"{path}: line {i + 1} is not valid JSON")
+                    break
+    objects = [r for r in records if isinstance(r, dict)]
+    if len(objects) < len(records):
+        problems.append(f"{path}: {len(records) - len(objects)} record(s) are not JSON objects")
+    return objects
 
 
-def _last_line(path: Path) -> str:
+def _too_deep(line: str) -> bool:
+    opens = line.count("[") + line.count("{")  # fast path: an upper bound of the depth
+    return opens > safe_io.MAX_JSON_DEPTH and safe_io.json_depth(line) > safe_io.MAX_JSON_DEPTH
+
+
+def _last_line(path: Path, problems: list[str]) -> str:
+    """The last non-empty line of error.txt (only its tail is read; never through a link)."""
     try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return "unreadable error.txt"
+        text = safe_io.read_bytes(path, ERROR_TAIL, tail=True).decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return "error.txt vanished"
+    except safe_io.Refused as err:
+        problems.append(str(err))
+        return "error.txt not read"
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-1][:300] if lines else "error.txt is empty"
 
 
@@ -181,7 +268,7 @@ def load_experiment(
     if not root.is_dir():
         raise AnalysisError(f"{root}: not a directory; give an experiment directory (results/NAME)")
     dirs = find_trial_dirs(root)
-    if not dirs and (root / layout.SPEC).is_file():
+    if not dirs and safe_io.entry_exists(root / layout.SPEC):
         raise AnalysisError(
             f"{root}: has {layout.SPEC} but no trial has written its files yet; run the analysis "
             "again once the first trial has started"
@@ -192,7 +279,8 @@ def load_experiment(
             "a trial_id below it). Give a directory written by `python -m sparsity_tune.launch` "
             "or `python -m sparsity_tune.train --out DIR`."
         )
-    spec = _read_spec(root)
+    warnings: list[str] = []
+    spec = _read_spec(root, warnings)
     from tqdm import tqdm  # optuna's dependency; imported late to keep `import analysis` light
 
     show = progress if progress is not None else (len(dirs) > 200 and sys.stderr.isatty())
@@ -216,14 +304,42 @@ def load_experiment(
     bar.close()
     rows = [r for part, _ in parts for r in part]
     searched = {k for r in rows for k in r.pop("_params", ())}
+    for r in rows:
+        problems = r.pop("_problems", ())
+        if problems:
+            warnings.append(f"trial {r['trial_dir']} counted as damaged: " + "; ".join(problems))
     frames = [h for _, h in parts if not h.empty]
     history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     trials = _order_trials(pd.DataFrame(rows))
     history = _order_history(history)
-    name = str(spec.get("name") or _most_common(trials["experiment"]) or root.name)
     return Experiment(
-        root=root, name=name, trials=trials, history=history, spec=spec, searched=sorted(searched)
+        root=root,
+        name=_experiment_name(spec, trials, root, warnings),
+        trials=trials,
+        history=history,
+        spec=spec,
+        searched=sorted(searched),
+        warnings=warnings,
     )
+
+
+def _experiment_name(
+    spec: dict[str, Any], trials: pd.DataFrame, root: Path, warnings: list[str]
+) -> str:
+    """spec.yaml's name, else the trials' most common experiment, else the directory's name;
+    only a valid experiment name is used (it reaches titles, file names and W&B)."""
+    for where, candidate in (
+        (layout.SPEC, spec.get("name")),
+        ("the trials' config.json", _most_common(trials["experiment"])),
+    ):
+        if candidate is None:
+            continue
+        if isinstance(candidate, str) and NAME_RE.fullmatch(candidate):
+            return candidate
+        warnings.append(
+            f"experiment name {safe_yaml.brief(candidate)} in {where} is not a valid name; not used"
+        )
+    return root.resolve().name
 
 
 def _workers(n_dirs: int, jobs: int | None) -> int:
@@ -251,14 +367,17 @@ def _most_common(s: pd.Series) -> Any:
     return s.mode().iloc[0] if not s.empty else None
 
 
-def _read_spec(root: Path) -> dict[str, Any]:
+def _read_spec(root: Path, warnings: list[str]) -> dict[str, Any]:
+    """spec.yaml as a raw mapping, or {} with a warning: the analysis works from trial files,
+    and the spec only contributes the experiment's name (never W&B settings: see wandb_log)."""
     path = root / layout.SPEC
-    if not path.is_file():
-        return {}
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise AnalysisError(f"{path}: not valid YAML ({err}); fix or remove it") from None
+        data = safe_yaml.load_bytes(safe_io.read_bytes(path, safe_yaml.MAX_BYTES), str(path))
+    except FileNotFoundError:
+        return {}
+    except (safe_io.Refused, safe_yaml.YamlInputError) as err:
+        warnings.append(f"{err}; spec.yaml ignored")
+        return {}
     return data if isinstance(data, dict) else {}
 
 
@@ -334,6 +453,7 @@ def load_experiments(
         history=history,
         spec=parts[0].spec,
         searched=searched,
+        warnings=[f"{n}: {w}" for n, e in zip(names, parts, strict=True) for w in e.warnings],
         sources=dict(zip(names, paths, strict=True)),
     )
 

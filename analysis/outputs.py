@@ -1,11 +1,22 @@
-"""Write an :class:`~analysis.questions.Analysis` to disk: CSV tables, PNG plots, report.html."""
+"""Write an :class:`~analysis.questions.Analysis` to disk: CSV tables, PNG plots, report.html.
+
+The output directory is often inside an experiment directory someone else wrote, so every write
+goes through :mod:`analysis.safe_io`: the directory (and ``plots/``) must be a real directory the
+user owns or one created here, and each file is written to a temporary file and renamed over its
+name, so a planted symlink (``report.html -> ~/.bashrc``) is replaced, never followed. PNGs are
+drawn into a fresh private temporary directory first, then renamed into ``plots/``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from analysis import safe_io
 from analysis.load import ID_COLUMNS
 from analysis.questions import REFERENCE_TEXT, Analysis
 
@@ -55,16 +66,18 @@ def hypervolume_table(a: Analysis) -> pd.DataFrame:
 
 
 def write_all(a: Analysis, out: Path, png: bool = True, html: bool = True) -> dict[str, Path]:
-    """Write every output file into ``out``; returns {name: path}."""
+    """Write every output file into ``out``; returns {name: path}.
+
+    Raises :class:`analysis.safe_io.Refused` when ``out`` or ``out/plots`` is a symlink, not a
+    directory, or another user's directory.
+    """
     from analysis import plots, report
 
-    out.mkdir(parents=True, exist_ok=True)
+    out = safe_io.output_dir(Path(out))
     written: dict[str, Path] = {}
 
     def csv(name: str, df: pd.DataFrame) -> None:
-        path = out / name
-        df.to_csv(path, index=False)
-        written[name] = path
+        written[name] = safe_io.write_text(out, name, df.to_csv(index=False))
 
     csv("trials.csv", trials_table(a))
     csv("history.csv", a.experiment.history)
@@ -76,8 +89,16 @@ def write_all(a: Analysis, out: Path, png: bool = True, html: bool = True) -> di
     csv("hypervolume.csv", hypervolume_table(a))
     if png:
         charts = [c for s in a.sections for c in s.charts]
-        for chart, path in zip(charts, plots.save_pngs(charts, out / "plots"), strict=True):
-            written[f"plots/{chart.key}.png"] = path
+        plot_dir = safe_io.output_dir(out / "plots")
+        scratch = Path(tempfile.mkdtemp(dir=out, prefix=".plots-"))  # private (0700), ours
+        try:
+            for chart, path in zip(charts, plots.save_pngs(charts, scratch), strict=True):
+                written[f"plots/{chart.key}.png"] = safe_io.move_into(
+                    path, plot_dir, f"{chart.key}.png"
+                )
+        finally:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(scratch)
     if html:
         written["report.html"] = report.write_report(a, out / "report.html", FILES)
     return written

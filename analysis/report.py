@@ -1,5 +1,10 @@
 """One self-contained interactive ``report.html``: plotly figures with plotly.js inlined (works
 offline), one section per research question, each with its sentences of numbers, figures and tables.
+
+Names and values in the report come from trial files anyone with write access to the storage
+could have made, so every text is escaped with :func:`esc` (``html.escape`` plus newlines as
+``&#10;``: a name with a newline never becomes a line of its own) and table cells and headers too;
+plotly escapes ``<`` in its figure JSON. The file is written atomically (:mod:`analysis.safe_io`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,20 @@ from analysis.charts import Chart, sparsity_colorscale
 from analysis.questions import REFERENCE_TEXT, Analysis
 
 _DASH = {True: "dash", False: "solid"}
+
+
+def esc(text: object) -> str:
+    """HTML-escape ``text`` (quotes too) and encode line breaks as character references."""
+    return (
+        html.escape(str(text), quote=True)
+        .replace("\r", "&#13;")
+        .replace("\n", "&#10;")
+        .replace("\x0b", "&#11;")
+        .replace("\x0c", "&#12;")
+        .replace("\x85", "&#133;")
+        .replace("\u2028", "&#8232;")
+        .replace("\u2029", "&#8233;")
+    )
 
 
 def figure(chart: Chart):
@@ -124,6 +143,13 @@ td,th{border:1px solid #ddd;padding:2px 6px;text-align:right} th{background:#f4f
 """
 
 
+def _cell(v: object) -> object:
+    """Numbers and missing values stay for pandas to format; anything else is escaped text."""
+    if v is None or v is pd.NA or isinstance(v, (int, float, np.number)):
+        return v
+    return esc(v)
+
+
 def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
     shown = df.head(max_rows)
     more = (
@@ -131,20 +157,23 @@ def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
         if len(df) > max_rows
         else ""
     )
-    body = shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0)
-    return f"<h3>{html.escape(caption)}{html.escape(more)}</h3>\n<div class='tbl'>{body}</div>"
+    shown = shown.rename(columns=esc)
+    for col in shown.columns:  # cells from trial files: escape here, to_html(escape=False) below
+        if not pd.api.types.is_numeric_dtype(shown[col]):  # object, str (pandas 3), category
+            shown[col] = shown[col].map(_cell)
+    body = shown.to_html(
+        index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0, escape=False
+    )
+    return f"<h3>{esc(caption)}{esc(more)}</h3>\n<div class='tbl'>{body}</div>"
 
 
 def _sources(a: Analysis) -> str:
     """Which experiments the report covers (escaped HTML)."""
     sources = a.experiment.sources
     if not sources:
-        return f"Source: {html.escape(str(a.experiment.root))}"
+        return f"Source: {esc(str(a.experiment.root))}"
     per = a.trials["experiment"].value_counts()
-    items = [
-        f"{html.escape(n)} ({int(per.get(n, 0))} trials, {html.escape(str(p))})"
-        for n, p in sources.items()
-    ]
+    items = [f"{esc(n)} ({int(per.get(n, 0))} trials, {esc(str(p))})" for n, p in sources.items()]
     return f"{len(items)} experiments analysed together: " + "; ".join(items)
 
 
@@ -154,24 +183,24 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
 
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(a.experiment.name)}: sparsity-tune analysis</title>",
+        f"<title>{esc(a.experiment.name)}: sparsity-tune analysis</title>",
         f"<style>{_CSS}</style>",
         f"<script type='text/javascript'>{get_plotlyjs()}</script>",
         "</head><body>",
-        f"<h1>{html.escape(a.experiment.name)}: sparsity-tune analysis</h1>",
-        f"<p class='note'>{_sources(a)}. Accuracy metric <code>{a.y}</code> (seed mean per "
+        f"<h1>{esc(a.experiment.name)}: sparsity-tune analysis</h1>",
+        f"<p class='note'>{_sources(a)}. Accuracy metric <code>{esc(a.y)}</code> (seed mean per "
         f"operating point), tolerance {a.tolerance:g} point(s), every claim read from the "
         f"Welch 95% interval of a difference over seeds. Hypervolume reference point: the "
         f"{REFERENCE_TEXT}.</p>",
     ]
     for s in a.sections:
-        parts.append(f"<section id='sec-{s.key}'><h2>{html.escape(s.title)}</h2>")
+        parts.append(f"<section id='sec-{s.key}'><h2>{esc(s.title)}</h2>")
         for sentence in s.sentences:
             cls = " class='missing'" if sentence.startswith("Not available") else ""
-            parts.append(f"<p{cls}>{html.escape(sentence)}</p>")
+            parts.append(f"<p{cls}>{esc(sentence)}</p>")
         for chart in s.charts:
             if chart.note:
-                parts.append(f"<p class='note'>{html.escape(chart.note)}</p>")
+                parts.append(f"<p class='note'>{esc(chart.note)}</p>")
             fig = figure(chart)
             fig.update_layout(title_text=chart.title)
             parts.append(
@@ -186,14 +215,14 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
             parts.append(_table_html(caption, df))
         parts.append("</section>")
     if files:
-        items = "".join(
-            f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in files.items()
-        )
+        items = "".join(f"<li><code>{esc(k)}</code>: {esc(v)}</li>" for k, v in files.items())
         parts.append(f"<section id='sec-files'><h2>Files</h2><ul>{items}</ul></section>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def write_report(a: Analysis, path: Path, files: dict[str, str] | None = None) -> Path:
-    path.write_text(render(a, files), encoding="utf-8")
-    return path
+    """Render and write ``path`` atomically into its (already checked) directory."""
+    from analysis import safe_io
+
+    return safe_io.write_text(path.parent, path.name, render(a, files))

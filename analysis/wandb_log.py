@@ -1,9 +1,11 @@
 """``--wandb``: the analysis as one W&B run (job_type "analysis") beside the sweep's trial runs.
 
-Project, entity, group and mode come from the experiment's spec.yaml ``wandb`` section, like the
-sweep's own runs (group defaults to the experiment name; mode defaults to offline, and "disabled"
-becomes offline because --wandb asked for a run). Offline runs are written under the output
-directory; ``wandb sync`` uploads them later.
+Mode, project, entity and group come from the command line only (:class:`WandbTarget`):
+offline by default, project ``sparsity-tune``, group the experiment's name. Never from the
+experiment directory's spec.yaml: that file may have been written by someone else, and its
+``mode: online`` with their entity would upload this user's analysis (error lines included) to
+their W&B account. Offline runs are written under the output directory; ``wandb sync`` uploads
+them later.
 
 Logged: the tables (configurations, each front, hypervolumes; trials when at most
 ``MAX_TABLE_ROWS``), every PNG as an image, each front as a native W&B scatter, report.html as
@@ -16,26 +18,38 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
+from analysis import safe_io
 from analysis.questions import Analysis
 
 MAX_TABLE_ROWS = 50_000
+DEFAULT_PROJECT = "sparsity-tune"
 
 
-def wandb_target(a: Analysis) -> dict[str, Any]:
-    """wandb.init arguments from spec.yaml's wandb section (raw mapping, no validation needed)."""
-    w = a.experiment.spec.get("wandb") or {}
-    mode = w.get("mode") or "offline"
+@dataclass(frozen=True)
+class WandbTarget:
+    """Where the analysis run goes: set by the user's command-line flags, nothing else."""
+
+    mode: Literal["offline", "online"] = "offline"
+    project: str = DEFAULT_PROJECT
+    entity: str | None = None
+    group: str | None = None  # None: the experiment's (validated) name
+
+
+def wandb_target(a: Analysis, target: WandbTarget | None = None) -> dict[str, Any]:
+    """wandb.init arguments from ``target`` (the CLI flags); spec.yaml is never consulted."""
+    t = target or WandbTarget()
     return {
-        "project": w.get("project") or "sparsity-tune",
-        "entity": w.get("entity"),
-        "group": w.get("group") or a.experiment.name,
-        "mode": "offline" if mode == "disabled" else mode,
-        "tags": list(w.get("tags") or []) or None,
+        "project": t.project,
+        "entity": t.entity,
+        "group": t.group or a.experiment.name,
+        "mode": t.mode,
+        "tags": None,
     }
 
 
@@ -49,13 +63,23 @@ def _table(df: pd.DataFrame):
     return wandb.Table(dataframe=df)
 
 
-def log_analysis(a: Analysis, written: dict[str, Path], out_dir: Path | None = None) -> Any:
-    """Log to a new W&B run and finish it; returns the finished run."""
+def log_analysis(
+    a: Analysis,
+    written: dict[str, Path],
+    out_dir: Path | None = None,
+    where: WandbTarget | None = None,
+) -> Any:
+    """Log to a new W&B run and finish it; returns the finished run.
+
+    W&B writes under ``out_dir/wandb``, which must be a real directory of this user (checked
+    like the output directory: a planted link there is refused).
+    """
     import wandb
 
-    target = wandb_target(a)
+    target = wandb_target(a, where)
     os.environ.setdefault("WANDB_SILENT", "true")
     out_dir = out_dir or next(iter(written.values())).parent
+    safe_io.output_dir(out_dir / "wandb")
     run = wandb.init(
         **target,
         job_type="analysis",

@@ -99,7 +99,8 @@ def synthetic_tables(n: int, seeds: int, epochs: int, rng: np.random.Generator):
         final_test_acc=acc,
         final_sparsity=s,
         epochs=np.full(n, epochs),
-        peak_mem_kind="cpu_rss",
+        deploy_format="dense",
+        peak_mem_kind="cpu_live_tensors",
         device="cpu",
     )
     trials = pd.concat([trials, pd.DataFrame(rec), pd.DataFrame(summ)], axis=1)

@@ -157,11 +157,41 @@ class M:
         "epochs",
         "first epoch of the final mask whose val_acc >= 0.99 x best_val_acc",
     )
-    infer_ms_dense = Metric(
-        "infer_ms_dense", _S, _MIN, "ms", "one forward of 256 test samples, dense weights"
+    deploy_format = Metric(
+        "deploy_format",
+        _S,
+        None,
+        "",
+        "the model a user would ship: compact, csr, semi_structured or dense",
+        numeric=False,
     )
-    infer_ms_sparse = Metric(
-        "infer_ms_sparse", _S, _MIN, "ms", "the same with pruned Linear layers in CSR"
+    deploy_bytes = Metric(
+        "deploy_bytes", _S, _MIN, "bytes", "torch.save of the deployable model's state"
+    )
+    infer_ms_b1 = Metric(
+        "infer_ms_b1", _S, _MIN, "ms", "measured forward of 1 test sample, deployable model"
+    )
+    infer_ms_b256 = Metric(
+        "infer_ms_b256", _S, _MIN, "ms", "measured forward of 256 test samples, deployable model"
+    )
+    infer_ms_dense_b1 = Metric(
+        "infer_ms_dense_b1", _S, _MIN, "ms", "the same for the dense model, interleaved with it"
+    )
+    infer_ms_dense_b256 = Metric(
+        "infer_ms_dense_b256", _S, _MIN, "ms", "the same for the dense model, interleaved with it"
+    )
+    infer_speedup_b1 = Metric(
+        "infer_speedup_b1", _S, _MAX, "x", "infer_ms_dense_b1 / infer_ms_b1 (1.0 when dense)"
+    )
+    infer_speedup_b256 = Metric(
+        "infer_speedup_b256", _S, _MAX, "x", "infer_ms_dense_b256 / infer_ms_b256 (1.0 when dense)"
+    )
+    train_time_speedup = Metric(
+        "train_time_speedup",
+        _S,
+        _MAX,
+        "x",
+        "training step time without compaction / with it, measured at compaction (else 1.0)",
     )
     total_time_s = Metric("total_time_s", _S, _MIN, "s", "wall seconds of the whole run")
     total_train_time_s = Metric("total_train_time_s", _S, _MIN, "s", "sum of train_time_s")

@@ -3,6 +3,11 @@
 Writes the trial-directory files of :mod:`sparsity_tune.layout` into ``--out`` (records appended
 as each epoch ends, so a crash loses nothing already trained) and prints one line per epoch.
 Bad specs exit with status 2 and one message naming the key, the value and what is allowed.
+
+Nothing is written (no directory made, no old file removed) until the spec is valid, the device
+exists, the estimated memory fits (:mod:`sparsity_tune.trial.budget`) and the data and model are
+built. The default output directory is ``runs/<name>`` with the spec's validated name (one safe
+path component), so a spec can never point the CLI outside ``runs/``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,12 @@ from pathlib import Path
 
 from sparsity_tune import layout
 from sparsity_tune.sweep.spec import load_spec
+from sparsity_tune.trial import budget
 from sparsity_tune.trial.config import ConfigError, add_set_option, parse_overrides
+from sparsity_tune.trial.safe_yaml import brief
+
+#: Files of an earlier run in the same directory that this run replaces.
+STALE = (layout.RECORDS, layout.ERROR, layout.SUMMARY)
 
 
 def _progress(epochs: int):
@@ -30,6 +40,17 @@ def _progress(epochs: int):
     return report
 
 
+def output_dir(out: Path | None, name: str) -> Path:
+    """``--out`` or ``runs/<name>``; refused when it names something that is not a directory."""
+    path = out if out is not None else Path("runs") / name
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"--out {brief(str(path))}: exists and is not a directory; allowed: a new or "
+            "existing directory"
+        )
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m sparsity_tune.train", description=__doc__.split("\n")[0]
@@ -43,36 +64,40 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     try:
-        spec = load_spec(args.spec, parse_overrides(args.overrides))
+        spec = load_spec(args.spec, parse_overrides(args.overrides), sweep=False)
         cfg = spec.base()
+        out = output_dir(args.out, spec.name)
+        budget.check_fits(cfg)  # the device exists and the model fits, before any allocation
+        from sparsity_tune.trial.trainer import Trainer  # torch only once the spec is valid
+
+        trainer = Trainer(cfg)  # data loaded, model built: only now is anything written
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from sparsity_tune.trial.trainer import Trainer  # torch import only once the spec is valid
-
-    out = args.out or Path("runs") / spec.name
-    out.mkdir(parents=True, exist_ok=True)
-    (out / layout.RECORDS).unlink(missing_ok=True)
-    (out / layout.ERROR).unlink(missing_ok=True)
-    (out / layout.SUMMARY).unlink(missing_ok=True)
-    layout.write_json(
-        out / layout.CONFIG,
-        {
-            "trial_id": out.name,
-            "experiment": spec.name,
-            "seed": cfg.train.seed,
-            "params": {},
-            "config": cfg.model_dump(mode="json"),
-        },
-    )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in STALE:
+            (out / stale).unlink(missing_ok=True)
+        layout.write_json(
+            out / layout.CONFIG,
+            {
+                "trial_id": out.name,
+                "experiment": spec.name,
+                "seed": cfg.train.seed,
+                "params": {},
+                "config": cfg.model_dump(mode="json"),
+            },
+        )
+    except OSError as err:
+        print(f"error: --out {brief(str(out))}: cannot be written ({err})", file=sys.stderr)
+        return 2
     print(
         f"{spec.name}: {cfg.model.arch} ({cfg.model.preset or f'depth {cfg.model.depth}, width {cfg.model.width}'}) "
         f"on {cfg.dataset.name}, pruning {cfg.pruning.method}; writing {out}/",
         flush=True,
     )
     try:
-        trainer = Trainer(cfg)
         show = _progress(cfg.train.epochs)
 
         def report(record: dict) -> None:
@@ -90,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"done: test_acc {summary['final_test_acc']:.4f} at sparsity {summary['final_sparsity']:.3f}; "
         f"best val {summary['best_val_acc']:.4f} (test {summary['test_acc_at_best_val']:.4f}); "
-        f"{summary['total_time_s']:.1f}s; inference {summary['infer_ms_dense']:.2f} ms dense, "
-        f"{summary['infer_ms_sparse']:.2f} ms sparse -> {out}/summary.json"
+        f"{summary['total_time_s']:.1f}s; inference at batch 256 {summary['infer_ms_dense_b256']:.2f} ms "
+        f"dense, {summary['infer_ms_b256']:.2f} ms {summary['deploy_format']} -> {out}/summary.json"
     )
     return 0
 

@@ -22,31 +22,46 @@ accepted too and mapped onto the same :class:`Spec` by :func:`from_wandb_sweep`.
 
 pydantic validates the shapes; :func:`check_search` adds the checks that need the base config
 (parameter paths exist, every value and range end is a valid trial config, objectives are metric
-names). Problems raise :class:`~sparsity_tune.trial.config.ConfigError` naming the key.
+names, every configuration the search can reach fits a machine like this one, a ``cuda`` device
+has a GPU in ``resources``). Problems raise :class:`~sparsity_tune.trial.config.ConfigError`
+naming the key.
+
+Files are read by :mod:`sparsity_tune.trial.safe_yaml` (UTF-8, no duplicate keys, no alias
+bombs). An empty file is refused: a spec must say at least its ``name`` or one section, so that a
+truncated or mistyped file never runs 30 epochs of defaults.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, model_validator
 
 from sparsity_tune import metrics
+from sparsity_tune.trial import budget, safe_yaml
 from sparsity_tune.trial.config import (
+    MAX_EPOCHS,
+    NAME_RE,
+    NAME_RULE,
     ConfigError,
     DatasetConfig,
     ModelConfig,
     PruningConfig,
+    Seed,
+    Strict,
     TrainConfig,
     TrialConfig,
+    cap_lines,
     format_validation_error,
     set_dotted,
+    show_key,
     trial_config,
 )
+from sparsity_tune.trial.safe_yaml import brief
 
 TRIAL_SECTIONS = ("dataset", "model", "train", "pruning")
 
@@ -70,18 +85,41 @@ RANGE_DISTRIBUTIONS = (
     "q_uniform",
     "q_log_uniform_values",
 )
+#: Distributions whose samples are floats (Ray's quniform too: it casts to float).
+FLOAT_DISTRIBUTIONS = (
+    "uniform",
+    "log_uniform_values",
+    "log_uniform",
+    "q_uniform",
+    "q_log_uniform_values",
+    "normal",
+)
 MAX_GRID_CHECK = 20_000  # grid combinations validated one by one before Ray starts
+MAX_MEMORY_CHECK = 1_000  # combinations of memory-relevant values estimated before Ray starts
+
+TAG_RE = re.compile(r"[A-Za-z0-9_.:+/ -]{1,64}")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _name(value: str) -> str:
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(f"{brief(value)} is not allowed; use {NAME_RULE}")
+    return value
 
 
-class ParameterSpec(_Strict):
+def _tag(value: str) -> str:
+    if not TAG_RE.fullmatch(value):
+        raise ValueError(f"{brief(value)} is not allowed; use 1-64 letters, digits, spaces, _.:+/-")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+
+
+class ParameterSpec(Strict):
     """One searched key, in W&B-sweep syntax: ``value``, ``values`` or ``distribution``+range."""
 
     value: Any = None
-    values: list[Any] | None = None
+    values: list[Any] | None = Field(None, max_length=10_000)
     distribution: Distribution | None = None
     min: int | float | None = None
     max: int | float | None = None
@@ -155,9 +193,9 @@ class ParameterSpec(_Strict):
     def describe(self) -> str:
         d = self.distribution
         if d == "constant":
-            return f"= {self.value!r}"
+            return f"= {brief(self.value)}"
         if d == "categorical":
-            return f"in {self.values!r}"
+            return f"in {brief(self.values)}"
         if d == "normal":
             return f"~ normal(mu={self.mu}, sigma={self.sigma})"
         q = f", q={self.q}" if self.q else ""
@@ -168,28 +206,30 @@ def _num(x: float | None) -> str:
     return str(int(x)) if x is not None and float(x).is_integer() else f"{x:g}"
 
 
-class SearchConfig(_Strict):
+class SearchConfig(Strict):
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
     algorithm: Literal["grid", "random", "optuna"] = "grid"
     objectives: dict[str, Literal["max", "min"]] = Field(default_factory=dict)
     sampler: Literal["tpe", "nsga2"] | None = Field(
         None, description="optuna sampler; default tpe (one objective) or nsga2 (several)"
     )
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=1000)
     scheduler: Literal["fifo", "asha"] = "fifo"
-    metric: str | None = None
+    metric: str | None = Field(None, max_length=200)
     mode: Literal["max", "min"] | None = None
-    grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(3.0, gt=1)
-    num_samples: int = Field(1, ge=1)
-    max_concurrent: int | None = Field(None, ge=1)
-    max_failures: int = Field(2, ge=0)
-    checkpoint_every: int = Field(1, ge=1)
+    grace_period: int = Field(1, ge=1, le=MAX_EPOCHS)
+    reduction_factor: float = Field(3.0, gt=1, le=1000)
+    num_samples: int = Field(1, ge=1, le=1_000_000)
+    max_concurrent: int | None = Field(None, ge=1, le=100_000)
+    max_failures: int = Field(2, ge=0, le=1000)
+    checkpoint_every: int = Field(1, ge=1, le=MAX_EPOCHS)
 
     @model_validator(mode="after")
     def _check(self) -> SearchConfig:
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"search.seeds={self.seeds} repeats a seed; list each seed once")
+            raise ValueError(
+                f"search.seeds={brief(self.seeds)} repeats a seed; list each seed once"
+            )
         if self.sampler is not None and self.algorithm != "optuna":
             raise ValueError(
                 f"search.sampler={self.sampler!r} applies to algorithm optuna only "
@@ -224,21 +264,21 @@ class SearchConfig(_Strict):
         return self.configs_to_sample() * len(self.seeds)
 
 
-class ResourcesConfig(_Strict):
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
+class ResourcesConfig(Strict):
+    cpu: float = Field(1.0, gt=0, le=4096)
+    gpu: float = Field(0.0, ge=0, le=64)
 
 
-class WandbConfig(_Strict):
-    project: str = "sparsity-tune"
-    entity: str | None = None
-    group: str | None = None
-    tags: list[str] = Field(default_factory=list)
+class WandbConfig(Strict):
+    project: Name = "sparsity-tune"
+    entity: Name | None = None
+    group: Name | None = None
+    tags: list[Annotated[str, AfterValidator(_tag)]] = Field(default_factory=list, max_length=64)
     mode: Literal["offline", "online", "disabled"] = "offline"
 
 
-class Spec(_Strict):
-    name: str
+class Spec(Strict):
+    name: Name
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -262,18 +302,31 @@ class Spec(_Strict):
 # ---------------------------------------------------------------------- reading files
 
 
+TOP_KEYS = ("name", *TRIAL_SECTIONS, "search", "resources", "wandb")
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A spec file as a mapping; refuses missing, empty, non-UTF-8 and unsafe YAML files."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such spec file (give a path like search_spaces/cnn.yaml)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        data = safe_yaml.read_file(path)
+    except safe_yaml.YamlInputError as err:
+        raise ConfigError(str(err)) from None
+    if data is None or data == {}:
+        raise ConfigError(
+            f"{path}: the spec is empty; allowed: a mapping with at least a name or one of the "
+            f"sections {', '.join(TOP_KEYS[1:])} (an empty file would run every default)"
+        )
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{path}: the top level must be a mapping of sections, got {type(data).__name__}"
+            f"{path}: the top level must be a mapping of sections ({', '.join(TOP_KEYS)}), "
+            f"got {type(data).__name__}"
         )
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"{path}: top-level key {brief(bad[0])} is not allowed; use {TOP_KEYS}")
     return data
 
 
@@ -302,7 +355,11 @@ def _flatten_sweep_parameters(params: dict[str, Any], prefix: str = "") -> dict[
     """W&B nests sections as ``model: {parameters: {width: {...}}}``; we use dotted keys."""
     out: dict[str, Any] = {}
     for key, val in params.items():
-        if isinstance(val, dict) and set(val) == {"parameters"}:
+        if (
+            isinstance(val, dict)
+            and set(val) == {"parameters"}
+            and isinstance(val["parameters"], dict)
+        ):
             out.update(_flatten_sweep_parameters(val["parameters"], f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = val
@@ -324,13 +381,13 @@ def from_wandb_sweep(data: dict[str, Any], where: str = "sweep") -> dict[str, An
     unknown = sorted(set(data) - set(WANDB_SWEEP_KEYS))
     if unknown:
         raise ConfigError(
-            f"{where}: W&B sweep file with unknown top-level key(s) {unknown}; "
+            f"{where}: W&B sweep file with unknown top-level key(s) {brief(unknown)}; "
             f"allowed: {', '.join(WANDB_SWEEP_KEYS)}"
         )
     method = data["method"]
-    if method not in WANDB_METHODS:
+    if not isinstance(method, str) or method not in WANDB_METHODS:
         raise ConfigError(
-            f"{where}: method={method!r} is not supported; allowed: {', '.join(WANDB_METHODS)}"
+            f"{where}: method={brief(method)} is not supported; allowed: {', '.join(WANDB_METHODS)}"
         )
     spec: dict[str, Any] = {}
     search: dict[str, Any] = {"algorithm": WANDB_METHODS[method]}
@@ -341,15 +398,18 @@ def from_wandb_sweep(data: dict[str, Any], where: str = "sweep") -> dict[str, An
         spec["wandb"] = wandb
     metric = data.get("metric")
     if metric is not None:
-        if not isinstance(metric, dict) or "name" not in metric:
+        if not isinstance(metric, dict) or not isinstance(metric.get("name"), str):
             raise ConfigError(f"{where}: metric must be {{name: val_acc, goal: maximize}}")
         goal = metric.get("goal", "minimize")
         if goal not in ("maximize", "minimize"):
             raise ConfigError(
-                f"{where}: metric.goal={goal!r} is not allowed; use maximize or minimize"
+                f"{where}: metric.goal={brief(goal)} is not allowed; use maximize or minimize"
             )
         search["objectives"] = {metric["name"]: "max" if goal == "maximize" else "min"}
-    params = _flatten_sweep_parameters(data.get("parameters") or {})
+    raw_params = data.get("parameters") or {}
+    if not isinstance(raw_params, dict):
+        raise ConfigError(f"{where}: parameters must be a mapping of key: {{values: [...]}}")
+    params = _flatten_sweep_parameters(raw_params)
     search_params: dict[str, Any] = {}
     for key, p in params.items():
         if key == "train.seed" and isinstance(p, dict) and "values" in p:
@@ -365,9 +425,9 @@ def from_wandb_sweep(data: dict[str, Any], where: str = "sweep") -> dict[str, An
             raise ConfigError(
                 f"{where}: early_terminate must be {{type: hyperband, min_iter: N, eta: 3}}"
             )
-        extra = sorted(set(et) - {"type", "min_iter", "eta", "max_iter", "s", "strict"})
+        extra = sorted(map(str, set(et) - {"type", "min_iter", "eta", "max_iter", "s", "strict"}))
         if extra:
-            raise ConfigError(f"{where}: early_terminate.{extra[0]}: unknown key")
+            raise ConfigError(f"{where}: early_terminate.{brief(extra[0])}: unknown key")
         search["scheduler"] = "asha"
         search["grace_period"] = et.get("min_iter", 1)
         if "eta" in et:
@@ -379,21 +439,31 @@ def from_wandb_sweep(data: dict[str, Any], where: str = "sweep") -> dict[str, An
     return spec
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
+def load_spec(
+    path: str | Path, overrides: dict[str, Any] | None = None, sweep: bool = True
+) -> Spec:
     """Read (our format or a W&B sweep file), apply ``--set`` overrides, validate fully.
 
+    ``sweep=False`` (the one-trial CLI) skips the checks that only concern Ray (resources).
     Raises ConfigError naming each bad key; nothing about Ray is touched here.
     """
     data = read_yaml(path)
     if is_wandb_sweep(data):
         data = from_wandb_sweep(data, str(path))
-    data.setdefault("name", Path(path).stem)
+    if "name" not in data:
+        stem = Path(path).stem
+        if not NAME_RE.fullmatch(stem):
+            raise ConfigError(
+                f"{path}: no name: in the spec and the file name {brief(stem)} is not a valid "
+                f"experiment name; add name: NAME ({NAME_RULE})"
+            )
+        data["name"] = stem
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
-    return validate_spec(data, str(path))
+    return validate_spec(data, str(path), sweep)
 
 
-def validate_spec(data: dict[str, Any], where: str = "spec") -> Spec:
+def validate_spec(data: dict[str, Any], where: str = "spec", sweep: bool = True) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
@@ -401,6 +471,8 @@ def validate_spec(data: dict[str, Any], where: str = "spec") -> Spec:
     try:
         spec.base()  # cross-section checks of the trial config (end_epoch vs epochs, presets...)
         check_search(spec)
+        if sweep:
+            check_resources(spec)
     except ConfigError as err:
         raise ConfigError(f"{where}:\n{err}") from None
     return spec
@@ -417,7 +489,7 @@ def check_search(spec: Spec) -> None:
     sections = {k.split(".")[0] for k in base_flat}
 
     for key, p in s.parameters.items():
-        where = f"search.parameters.{key}"
+        where = show_key(f"search.parameters.{key}")
         if key == "train.seed":
             problems.append(f"{where}: seeds are set by search.seeds (e.g. seeds: [0, 1, 2])")
             continue
@@ -426,7 +498,7 @@ def check_search(spec: Spec) -> None:
             if head in sections:
                 keys = sorted(k.split(".", 1)[1] for k in base_flat if k.startswith(head + "."))
                 problems.append(
-                    f"{where}: no such key in the trial config; keys of {head!r}: {', '.join(keys)}"
+                    f"{where}: no such key in the trial config; keys of {brief(head)}: {', '.join(keys)}"
                 )
             else:
                 problems.append(
@@ -444,25 +516,34 @@ def check_search(spec: Spec) -> None:
             if bad:
                 problems.append(
                     f"{where}: optuna samples only scalar values (numbers, strings, bools), "
-                    f"got {bad[0]!r}; search a scalar key instead (e.g. model.width, model.depth)"
+                    f"got {brief(bad[0])}; search a scalar key instead (e.g. model.width)"
                 )
+        if p.distribution in FLOAT_DISTRIBUTIONS and "whole number" in (
+            _field_error(key, 1.5) or ""
+        ):
+            problems.append(
+                f"{where}: distribution {p.distribution} samples fractional numbers and {key} "
+                "takes whole numbers; allowed: int_uniform, or values: [...]"
+            )
+            continue
         probe = p.choices() if p.is_grid else p.bounds()
         for v in probe:
             err = _field_error(key, v)
             if err:
-                problems.append(f"{where}: value {v!r} is not allowed: {err}")
+                problems.append(f"{where}: {err}")
                 break
 
     for name in s.objectives:
         if not metrics.is_metric(name):
             problems.append(
-                f"search.objectives.{name}: not a metric name; use a record key "
+                show_key(f"search.objectives.{name}") + ": not a metric name; use a record key "
                 f"({', '.join(metrics.RECORD_KEYS[1:8])}, ...) or a summary key "
                 f"({', '.join(metrics.SUMMARY_KEYS[:5])}, ...)"
             )
     if s.metric is not None and not metrics.is_metric(s.metric):
         problems.append(
-            f"search.metric={s.metric!r}: not a metric name; see metrics.RECORD_KEYS/SUMMARY_KEYS"
+            f"search.metric={brief(s.metric)}: not a metric name; see metrics.RECORD_KEYS/"
+            "SUMMARY_KEYS"
         )
     if s.algorithm == "optuna" and not s.objectives and s.metric is None:
         problems.append(
@@ -483,15 +564,17 @@ def check_search(spec: Spec) -> None:
             m = s.metric or next(iter(s.objectives))
             if m not in metrics.RECORD_KEYS and not m.startswith(metrics.LAYER_SPARSITY_PREFIX):
                 problems.append(
-                    f"search.metric={m!r}: asha compares trials epoch by epoch, so its metric "
+                    f"search.metric={brief(m)}: asha compares trials epoch by epoch, so its metric "
                     f"must be a per-epoch record key (val_acc, val_loss, test_acc, ...)"
                 )
     if s.mode is not None and s.metric is None:
         problems.append("search.mode: set search.metric too (mode is the metric's direction)")
     if s.algorithm == "grid" and not problems:
         problems += _check_grid(spec)
+    if not problems:
+        problems += _check_memory(spec)
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(cap_lines(problems))
 
 
 _SECTION_MODELS = {
@@ -509,12 +592,13 @@ def _field_error(key: str, value: Any) -> str | None:
     checked per grid point (grid) or when the trial starts (random/optuna).
     """
     section, _, field = key.partition(".")
-    info = _SECTION_MODELS[section].model_fields[field]
-    adapter = TypeAdapter(Annotated[info.annotation, info])
+    model = _SECTION_MODELS[section]
+    info = model.model_fields[field]
+    adapter = TypeAdapter(Annotated[info.annotation, info], config=model.model_config)
     try:
         adapter.validate_python(value)
     except ValidationError as err:
-        return "; ".join(e["msg"] for e in err.errors())
+        return format_validation_error(err, key).replace("\n", "; ")
     return None
 
 
@@ -531,6 +615,51 @@ def _check_grid(spec: Spec) -> list[str]:
         try:
             trial_config(base, point)
         except ConfigError as err:
-            shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
+            shown = ", ".join(f"{k}={brief(v)}" for k, v in point.items())
             return [f"search.parameters: grid point {shown} is not a valid trial config: {err}"]
     return []
+
+
+def _check_memory(spec: Spec) -> list[str]:
+    """Every configuration the search can reach must fit a machine like this one.
+
+    Only keys the estimate depends on are combined (model, dataset, batch sizes, optimizer...):
+    each searched value for grids and categorical choices, both ends of a range, so the largest
+    corner is always among them. Combinations that are invalid for other reasons are skipped
+    (other checks, or the trial itself, refuse them). The trial re-checks against the memory
+    free on its node when it starts.
+    """
+    candidates = {
+        k: (p.choices() if p.is_grid else p.bounds())
+        for k, p in spec.search.parameters.items()
+        if budget.affects(k)
+    }
+    base = spec.base_dict()
+    combos = itertools.product(*candidates.values())
+    for combo in itertools.islice(combos, MAX_MEMORY_CHECK):
+        point = dict(zip(candidates, combo, strict=True))
+        try:
+            cfg = trial_config(base, point)
+        except ConfigError:
+            continue
+        try:
+            budget.check_could_fit(cfg)
+        except ConfigError as err:
+            at = ", ".join(f"{k}={brief(v)}" for k, v in point.items())
+            return [f"search.parameters: {at}: {err}" if at else str(err)]
+    return []
+
+
+def check_resources(spec: Spec) -> None:
+    """A trial told to use CUDA must be given a GPU: Ray hides GPUs from trials with gpu: 0."""
+    devices = {spec.train.device}
+    p = spec.search.parameters.get("train.device")
+    if p is not None and p.is_grid:
+        devices |= {v for v in p.choices() if isinstance(v, str)}
+    cuda = sorted(d for d in devices if d.startswith("cuda"))
+    if cuda and spec.resources.gpu == 0:
+        raise ConfigError(
+            f"train.device={cuda[0]!r} with resources.gpu=0: Ray gives such a trial no GPU, so it "
+            "would see no CUDA device; allowed: resources.gpu > 0 (e.g. 1, or 0.5 to share one) "
+            "or train.device: auto"
+        )

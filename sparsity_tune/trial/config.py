@@ -6,6 +6,11 @@ OpenLTH's hparams; :func:`config_hash` is the run's stable identity.
 
 Errors are turned into one line per problem that names the dotted key, the bad value and what is
 allowed (:class:`ConfigError`), so CLIs can print them and exit with status 2.
+
+Every section is *strict* (:class:`Strict`): integers are integers (``width: true`` or ``2.0`` is
+refused, not read as 1 or 2), floats are finite (``lr: .inf``/``.nan`` refused), strings are
+strings, and every number has a range. Values reach here from YAML read by
+:mod:`sparsity_tune.trial.safe_yaml`, which already refused duplicate keys and alias bombs.
 """
 
 from __future__ import annotations
@@ -13,10 +18,22 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sparsity_tune.trial import safe_yaml
+from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
 
 Preset = Literal["lenet300_100", "lenet5", "conv2", "conv4", "conv6", "mnist1d_cnn"]
 DATASETS = ("mnist1d", "mnist", "fashion_mnist", "cifar10")
@@ -43,98 +60,171 @@ class ConfigError(ValueError):
     """A configuration problem a user can fix; the message says what and how."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class Strict(BaseModel):
+    """Base of every config section: unknown keys, bools-as-ints, ``2.0``-as-int, strings-as-
+    numbers and non-finite floats are all refused (pydantic strict mode, ``allow_inf_nan=False``).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
+    )
 
 
-class DatasetConfig(_Strict):
+#: Seeds: numpy's legacy seeding (``np.random.seed``, what most third-party code calls) takes
+#: 0..2**32-1; ``torch.manual_seed`` takes up to 2**64-1. The trainer seeds a second torch
+#: generator with ``seed + 1_000_003``, so the numpy range is the one that fits everything.
+MAX_SEED = 2**32 - 1
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+#: Sizes and counts: 2**31-1 keeps every product in int64 arithmetic far from overflow; the
+#: memory check (:mod:`sparsity_tune.trial.budget`) refuses what does not fit long before.
+MAX_COUNT = 2**31 - 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _plain_text(value: str) -> str:
+    """No control characters (newlines, NUL, escapes): the value ends up in paths and logs."""
+    if _CONTROL.search(value):
+        raise ValueError(
+            f"{safe_yaml.brief(value)} holds a control character (newline, tab, NUL...); "
+            "allowed: printable text"
+        )
+    return value
+
+
+PlainText = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_plain_text)]
+
+
+class DatasetConfig(Strict):
     name: Literal["mnist1d", "mnist", "fashion_mnist", "cifar10"] = "mnist1d"
-    root: str = Field("data", description="where torchvision datasets live (or are downloaded)")
+    root: PlainText = Field("data", description="where torchvision datasets live (downloaded)")
     download: bool = Field(False, description="let torchvision download missing files")
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="validation carved from train")
-    split_seed: int = Field(0, description="seed of the train/val split (fixed across trials)")
-    train_limit: int | None = Field(None, gt=0, description="use only this many train samples")
-    test_limit: int | None = Field(None, gt=0, description="use only this many test samples")
+    split_seed: Seed = Field(0, description="seed of the train/val split (fixed across trials)")
+    train_limit: int | None = Field(
+        None, gt=0, le=MAX_COUNT, description="use only this many train samples"
+    )
+    test_limit: int | None = Field(
+        None, gt=0, le=MAX_COUNT, description="use only this many test samples"
+    )
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     arch: Literal["mlp", "cnn"] = "mlp"
     preset: Preset | None = Field(None, description="a named architecture; overrides depth/width")
     depth: int = Field(2, ge=1, le=64, description="hidden layers (mlp) or conv layers (cnn)")
-    width: int = Field(100, ge=1, le=65536, description="units (mlp) or channels (cnn)")
-    hidden: list[int] | None = Field(None, description="explicit hidden sizes (mlp only)")
+    width: int = Field(100, ge=1, le=MAX_COUNT, description="units (mlp) or channels (cnn)")
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_COUNT)]] | None = Field(
+        None, max_length=64, description="explicit hidden sizes (mlp only)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
         if self.hidden is not None:
             if self.arch != "mlp":
                 raise ValueError("model.hidden applies to arch 'mlp' only; use depth/width for cnn")
-            if not self.hidden or any(h < 1 for h in self.hidden):
-                raise ValueError(
-                    f"model.hidden must be a non-empty list of sizes >= 1, got {self.hidden}"
-                )
+            if not self.hidden:
+                raise ValueError("model.hidden must be a non-empty list of sizes >= 1, got []")
         return self
 
 
-class TrainConfig(_Strict):
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(128, ge=1)
-    eval_batch_size: int = Field(1024, ge=1)
+MAX_EPOCHS = 100_000
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda|cuda:[0-9]{1,3}")
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(30, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(128, ge=1, le=MAX_COUNT)
+    eval_batch_size: int = Field(1024, ge=1, le=MAX_COUNT)
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = Field(1e-2, gt=0)
+    lr: float = Field(1e-2, gt=0, le=10, description="finite; above 10 every model here diverges")
     momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, le=1)
     lr_schedule: Literal["constant", "cosine", "step"] = "cosine"
-    lr_step_epochs: int = Field(10, ge=1, description="step schedule: decay every N epochs")
+    lr_step_epochs: int = Field(
+        10, ge=1, le=MAX_EPOCHS, description="step schedule: decay every N epochs"
+    )
     lr_gamma: float = Field(0.1, gt=0, le=1, description="step schedule: decay factor")
-    seed: int = 0
+    seed: Seed = 0
     device: str = Field("auto", description="auto (cuda when available), cpu, cuda, cuda:N")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: CPU allowance")
+    threads: int | None = Field(
+        None, ge=1, le=1024, description="torch CPU threads; default: CPU allowance"
+    )
 
     @model_validator(mode="after")
     def _device(self) -> TrainConfig:
-        d = self.device
-        if not (d in ("auto", "cpu", "cuda", "mps") or (d.startswith("cuda:") and d[5:].isdigit())):
-            raise ValueError(f"train.device={d!r} is not allowed; use auto, cpu, cuda or cuda:N")
+        if not DEVICE_RE.fullmatch(self.device):
+            raise ValueError(
+                f"train.device={safe_yaml.brief(self.device)} is not allowed; "
+                "use auto, cpu, mps, cuda or cuda:N"
+            )
         return self
 
 
-class PruningConfig(_Strict):
-    """How and when weights are removed. Targets are fractions of all prunable weights."""
+class PruningConfig(Strict):
+    """How and when weights are removed. Targets are fractions of all prunable weights.
 
-    method: Literal["none", "one_shot", "gradual", "imp"] = "none"
+    ``method``, ``score`` and ``granularity`` name registered strategies
+    (:mod:`sparsity_tune.trial.registry`); each checks the keys it reads (``Schedule.check``,
+    ``Score.check``, ``Granularity.check``, called from :class:`TrialConfig`) and ignores the
+    others, so one base config can be swept over methods.
+    """
+
+    method: str = Field("none", description="when: " + ", ".join(SCHEDULES))
     scope: Literal["global", "layerwise"] = "global"
-    score: Literal["magnitude", "random"] = "magnitude"
+    score: str = Field("magnitude", description="what goes first: " + ", ".join(SCORES))
+    granularity: str = Field("unstructured", description="what: " + ", ".join(GRANULARITIES))
     final_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     start_epoch: int = Field(
-        0, ge=0, description="one_shot: prune before this epoch; gradual: start"
+        0, ge=0, le=MAX_EPOCHS, description="one_shot: prune before this epoch; gradual: start"
     )
-    end_epoch: int | None = Field(None, ge=0, description="gradual: final sparsity reached here")
-    frequency: int = Field(1, ge=1, description="gradual: prune every N epochs (or steps)")
+    end_epoch: int | None = Field(
+        None, ge=0, le=MAX_EPOCHS, description="gradual: final sparsity reached here"
+    )
+    frequency: int = Field(
+        1, ge=1, le=MAX_COUNT, description="gradual: prune every N epochs (or steps)"
+    )
     frequency_unit: Literal["epoch", "step"] = "epoch"
     schedule: Literal["cubic", "linear", "exponential"] = "cubic"
     rate: float = Field(
         0.2, gt=0.0, lt=1.0, description="imp: fraction of remaining pruned per round"
     )
-    rounds: int = Field(3, ge=1, description="imp: pruning rounds; the last mask is then trained")
-    epochs_per_round: int | None = Field(None, ge=1, description="imp: default epochs/(rounds+1)")
-    rewind: Literal["init", "none"] | int = Field("init", description="imp: init, none or epoch K")
+    rounds: int = Field(
+        3, ge=1, le=1000, description="imp: pruning rounds; the last mask is then trained"
+    )
+    epochs_per_round: int | None = Field(
+        None, ge=1, le=MAX_EPOCHS, description="imp: default epochs/(rounds+1)"
+    )
+    rewind: Literal["init", "none", "reinit"] | int = Field(
+        "init", description="imp: init, reinit (fresh random weights, same mask), none or epoch K"
+    )
     prune_output: bool = Field(False, description="also prune the output layer")
+    n: int = Field(2, ge=1, le=1024, description="nm: weights kept in every group of m")
+    m: int = Field(4, ge=2, le=1024, description="nm: group size")
 
-    @model_validator(mode="after")
-    def _check(self) -> PruningConfig:
-        if self.method == "gradual" and self.initial_sparsity > self.final_sparsity:
-            raise ValueError(
-                f"pruning.initial_sparsity={self.initial_sparsity} is above "
-                f"pruning.final_sparsity={self.final_sparsity}; gradual pruning only adds zeros"
-            )
-        if isinstance(self.rewind, int) and self.rewind < 0:
-            raise ValueError(f"pruning.rewind={self.rewind} must be init, none or an epoch >= 0")
-        return self
+    @field_validator("method", "score", "granularity")
+    @classmethod
+    def _registered(cls, value: str, info: ValidationInfo) -> str:
+        names = {"method": SCHEDULES, "score": SCORES, "granularity": GRANULARITIES}
+        allowed = names[info.field_name]
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not allowed; use one of " + ", ".join(allowed))
+        return value
+
+    @field_validator("rewind", mode="before")
+    @classmethod
+    def _rewind(cls, value: Any) -> Any:
+        if value in ("init", "none", "reinit"):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_EPOCHS:
+            return value
+        raise ValueError(
+            f"{value!r} is not allowed; use init (back to the initial weights), reinit (fresh "
+            f"random weights, same mask), none (keep the trained weights) or an epoch K >= 0"
+        )
 
 
-class TrialConfig(_Strict):
+class TrialConfig(Strict):
     """Everything one training run needs; the trainer takes exactly this."""
 
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
@@ -144,33 +234,20 @@ class TrialConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross(self) -> TrialConfig:
-        p, epochs = self.pruning, self.train.epochs
-        if p.method == "gradual":
-            end = p.end_epoch if p.end_epoch is not None else epochs
-            if end > epochs:
-                raise ValueError(
-                    f"pruning.end_epoch={end} is beyond train.epochs={epochs}; "
-                    f"allowed: start_epoch <= end_epoch <= {epochs}"
-                )
-            if p.start_epoch > end:
-                raise ValueError(f"pruning.start_epoch={p.start_epoch} is after end_epoch={end}")
-        if p.method == "one_shot" and p.start_epoch >= epochs:
-            raise ValueError(
-                f"pruning.start_epoch={p.start_epoch} leaves no epoch to fine-tune; "
-                f"allowed: 0 <= start_epoch < train.epochs={epochs}"
-            )
-        if p.method == "imp":
-            per = self.imp_epochs_per_round
-            if per * (p.rounds + 1) != epochs:
-                raise ValueError(
-                    f"pruning.rounds={p.rounds} with epochs_per_round={p.epochs_per_round} does not "
-                    f"fit train.epochs={epochs}: imp trains rounds+1 segments, so set "
-                    f"train.epochs={per * (p.rounds + 1) if p.epochs_per_round else 'a multiple of rounds+1'}"
-                )
-            if isinstance(p.rewind, int) and p.rewind >= per:
-                raise ValueError(
-                    f"pruning.rewind={p.rewind} must be an epoch inside the first round (< {per})"
-                )
+        p = self.pruning
+        schedule = SCHEDULES[p.method]
+        problems = []  # every strategy's complaint at once, the combination first
+        for check in (
+            lambda: GRANULARITIES[p.granularity].check(self, schedule),
+            lambda: schedule.check(self),
+            lambda: SCORES[p.score].check(self),
+        ):
+            try:
+                check()
+            except ValueError as err:
+                problems.append(str(err))
+        if problems:
+            raise ValueError("\n".join(problems))
         if self.model.preset is not None:
             check_preset(self.model.preset, self.dataset.name)
         return self
@@ -214,42 +291,116 @@ def add_set_option(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
+KEY_RE = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+#: An experiment name becomes one directory (results/NAME, runs/NAME) and a W&B group: one safe
+#: path component ("." and ".." cannot match). Always ``fullmatch``: with ``re.match`` and ``$``
+#: a trailing newline gets through.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
+NAME_RULE = "1-128 letters, digits and _.+-, starting with a letter or digit"
+
+
+def check_name(name: Any, key: str = "name") -> str:
+    """``name`` if it is one safe path component (see :data:`NAME_RE`), else ConfigError."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise ConfigError(f"{key}={safe_yaml.brief(name)}: not allowed; use {NAME_RULE}")
+    return name
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["train.lr=0.01", "model.hidden=[64,32]"]`` → dotted dict, values parsed as YAML."""
+    """``["train.lr=0.01", "model.hidden=[64,32]"]`` → dotted dict, values parsed as YAML.
+
+    Values go through the same guarded YAML reader as spec files; a YAML error is a
+    :class:`ConfigError` naming the ``--set``.
+    """
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set train.lr=0.01")
-        out[key.strip()] = yaml.safe_load(raw)
+        key = key.strip(" ")  # not \n or \t: a key holding them is refused below
+        shown = safe_yaml.brief(pair)
+        if not sep or not key:
+            raise ConfigError(f"--set {shown}: expected KEY=VALUE, e.g. --set train.lr=0.01")
+        if not KEY_RE.fullmatch(key):
+            raise ConfigError(
+                f"--set {shown}: the key must be dotted names of letters, digits and _ "
+                "(e.g. train.lr)"
+            )
+        try:
+            out[key] = safe_yaml.loads(raw, f"--set {shown}")
+        except safe_yaml.YamlInputError as err:
+            raise ConfigError(str(err)) from None
     return out
 
 
+def show_key(key: str) -> str:
+    """Keys come from user files: print odd ones quoted (a newline must not start a new line)."""
+    return key if KEY_RE.fullmatch(key) and len(key) <= 200 else safe_yaml.brief(key)
+
+
+#: Location parts pydantic adds for union members and validators (not keys of the config).
+_TYPE_TAG = re.compile(r"int|float|str|bool|none|.*[\[(].*")
+
+
+def _allowed(e: Any) -> str:
+    """What is allowed, in words, for one pydantic error."""
+    msg = e["msg"].removeprefix("Value error, ")
+    kind = e["type"]
+    if kind in ("int_type", "int_from_float", "int_parsing"):
+        return "a whole number (not a bool, float or string)"
+    if kind in ("float_type", "float_parsing"):
+        return "a number (not a bool or string)"
+    if kind == "finite_number":
+        return "a finite number (not .inf or .nan)"
+    return msg.removeprefix("Input should be ")
+
+
 def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line per problem: dotted key, the value given, and what is allowed."""
-    lines = []
+    """One line per bad key: the dotted key, the value given (bounded, see ``brief``) and what is
+    allowed; the members of a union (``int | float``) are joined with "or" on one line."""
+    by_key: dict[str, list[str]] = {}
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith("function-after"))
-        key = f"{prefix}{loc}".strip(".")
-        msg = e["msg"].removeprefix("Value error, ")
+        loc = ".".join(str(x) for x in e["loc"] if not _TYPE_TAG.fullmatch(str(x)))
+        key = show_key(f"{prefix}{loc}".strip("."))
+        value = safe_yaml.brief(e.get("input"))
         if e["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key (check the spelling; see README 'Config keys')")
-        elif e["type"] == "literal_error":
-            lines.append(f"{key}={e.get('input')!r} is not allowed; {msg.lower()}")
-        elif "input" in e and e["type"] not in ("value_error", "assertion_error"):
-            lines.append(f"{key}={e['input']!r}: {msg}")
+            line = f"{key}: unknown key (check the spelling; see README 'Config keys')"
+        elif e["type"] in ("value_error", "assertion_error") or "input" not in e:
+            line = f"{key}: {_allowed(e)}" if key else _allowed(e)
         else:
-            lines.append(f"{key}: {msg}" if key else msg)
-    return "\n".join(lines)
+            head = f"{key}={value}: allowed: "
+            if by_key.get(key) and by_key[key][-1].startswith(head):  # another union member
+                by_key[key][-1] += f"; or {_allowed(e)}"
+                continue
+            line = head + _allowed(e)
+        by_key.setdefault(key, []).append(line)
+    lines = [line for group in by_key.values() for line in dict.fromkeys(group)]
+    return cap_lines(lines)
+
+
+def cap_lines(lines: list[str], most: int = 20) -> str:
+    """Join problem lines, each and their number bounded (a message never floods a terminal)."""
+    shown = [safe_yaml.cap(line) for line in lines[:most]]
+    if len(lines) > most:
+        shown.append(f"... and {len(lines) - most} more problem(s)")
+    return "\n".join(shown)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (a sampler's output) as Python numbers, so strict types accept them."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 def trial_config(
     data: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
 ) -> TrialConfig:
     """Validate a nested dict (plus dotted overrides) into a :class:`TrialConfig`."""
-    nested = json.loads(json.dumps(data or {}))
+    try:
+        nested = json.loads(json.dumps(data or {}))
+    except (TypeError, ValueError) as err:  # a date, a set, a recursive structure...
+        raise ConfigError(f"config: only plain values are allowed ({err})") from None
     for key, value in (overrides or {}).items():
-        set_dotted(nested, key, value)
+        set_dotted(nested, key, _plain(value))
     try:
         return TrialConfig.model_validate(nested)
     except ValidationError as err:

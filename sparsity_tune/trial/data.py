@@ -12,11 +12,16 @@ Sources (``dataset.name``):
   in milliseconds; regenerated when the file is absent. No internet needed.
 * ``mnist``, ``fashion_mnist``: ``torchvision.datasets.MNIST`` / ``FashionMNIST`` (raw IDX files
   under ``<root>/MNIST/raw`` or ``<root>/FashionMNIST/raw``; ``*.gz`` files as published are
-  decompressed there first); their ``.data``/``.targets`` arrays are used directly.
+  decompressed there first, at most :data:`MAX_IDX_BYTES` each, so a gzip bomb cannot fill the
+  disk); their ``.data``/``.targets`` arrays are used directly. IDX is a plain binary format
+  (torchvision parses it with ``numpy.frombuffer``), not a pickle; torchvision's legacy
+  ``processed/*.pt`` files are read with ``torch.load(weights_only=True)``.
 * ``cifar10``: torchvision downloads and md5-verifies ``cifar-10-batches-py`` when
-  ``dataset.download`` is true; the pickle batches are then read by :func:`read_cifar10` (the same
-  format and code path as ``torchvision.datasets.CIFAR10``, minus its per-file md5 check, so that
-  subsets and re-packed batches load too: shapes and labels are checked instead).
+  ``dataset.download`` is true. The batches are Python pickles, and unpickling runs code, so
+  :func:`read_cifar10` first checks each file's md5 against torchvision's published list
+  (:data:`CIFAR10_MD5`; anything else is refused, subsets included: use ``dataset.train_limit``),
+  then unpickles it with :class:`_ArrayUnpickler`, which builds only numpy arrays and plain
+  containers (defence in depth), and checks shapes and labels.
 
 Normalisation uses the per-channel mean/std of the training part (after the validation split),
 so no statistic leaks from validation or test data.
@@ -24,11 +29,14 @@ so no statistic leaks from validation or test data.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import os
 import pickle
 import random
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +48,44 @@ from torch import Tensor
 from sparsity_tune.trial.config import IMAGE_DATASETS, ConfigError, DatasetConfig
 
 _TORCHVISION_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
-NUM_CLASSES = {"mnist1d": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10}
 IDX_KINDS = (("images", 3), ("labels", 1))
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST = ("test_batch",)
+#: torchvision.datasets.CIFAR10.train_list + test_list (a unit test keeps them equal).
+CIFAR10_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+#: The largest published IDX file (train images) is 47,040,016 bytes.
+MAX_IDX_BYTES = 64 << 20
+MAX_CIFAR_BYTES = 64 << 20  # a published batch is 31,035,704 bytes (data_batch_*)
+
+
+@dataclass(frozen=True)
+class DatasetShape:
+    """What a dataset holds, known without reading it (for the memory estimate)."""
+
+    input: tuple[int, ...]  # one sample, channels first
+    train: int
+    test: int
+    classes: int
+
+
+SHAPES = {
+    "mnist1d": DatasetShape((1, 40), 4000, 1000, 10),
+    "mnist": DatasetShape((1, 28, 28), 60000, 10000, 10),
+    "fashion_mnist": DatasetShape((1, 28, 28), 60000, 10000, 10),
+    "cifar10": DatasetShape((3, 32, 32), 50000, 10000, 10),
+}
+
+
+def dataset_shape(cfg: DatasetConfig) -> DatasetShape:
+    return SHAPES[cfg.name]
 
 
 class DatasetError(ConfigError):
@@ -117,7 +158,7 @@ def load_dataset(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data
         val_y=val_y.to(device=device, dtype=torch.int64),
         test_x=norm(test_x),
         test_y=test_y.to(device=device, dtype=torch.int64),
-        num_classes=NUM_CLASSES[cfg.name],
+        num_classes=SHAPES[cfg.name].classes,
         input_shape=tuple(train_x.shape[1:]),
         name=cfg.name,
     )
@@ -222,21 +263,46 @@ def _missing(
     )
 
 
+def _gunzip(src: Path, dst: Path, limit: int = MAX_IDX_BYTES) -> None:
+    """Decompress ``src`` to ``dst`` (atomically), refusing more than ``limit`` bytes."""
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+    try:
+        with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:
+            written = 0
+            while chunk := fin.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise DatasetError(
+                        f"{src}: decompresses to more than {limit:,} bytes; a published IDX file "
+                        "is at most 47 MB: replace it with the published file"
+                    )
+                fout.write(chunk)
+        os.replace(tmp, dst)
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DatasetError(f"{src}: not a readable gzip file ({err}); replace it") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _load_idx(cfg: DatasetConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     from torchvision import datasets
-    from torchvision.datasets.utils import extract_archive
 
     cls = datasets.MNIST if cfg.name == "mnist" else datasets.FashionMNIST
     raw = Path(cfg.root) / _TORCHVISION_FOLDER[cfg.name] / "raw"
     files = ", ".join(f"{s}-{k}-idx{n}-ubyte" for s in ("train", "t10k") for k, n in IDX_KINDS)
     for stem in files.split(", "):  # gzip'd files as published: decompress once, as torchvision
         if not (raw / stem).is_file() and (raw / f"{stem}.gz").is_file():
-            extract_archive(str(raw / f"{stem}.gz"))
+            _gunzip(raw / f"{stem}.gz", raw / stem)
     try:
         train = cls(cfg.root, train=True, download=cfg.download)
         test = cls(cfg.root, train=False, download=cfg.download)
     except (RuntimeError, OSError) as err:
         raise _missing(cfg, raw, files, err if cfg.download else None) from None
+    except Exception as err:  # a damaged IDX header, a legacy .pt refused by weights_only...
+        raise DatasetError(
+            f"dataset.name={cfg.name!r}: files under {raw.parent} could not be read "
+            f"({type(err).__name__}: {str(err)[:200]}); replace them with the published files"
+        ) from None
     return (
         train.data.unsqueeze(1),
         train.targets.long(),
@@ -248,18 +314,71 @@ def _load_idx(cfg: DatasetConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 # --- CIFAR-10 --------------------------------------------------------------------------------
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and plain containers only; any other global is refused, so a
+    planted pickle cannot call ``os.system`` even if its md5 were somehow accepted."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),  # how protocol 2 stores bytes
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """A regular file's bytes (never a FIFO or device: no hang), at most ``limit``."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+        os.close(fd)
+        raise DatasetError(f"{path}: not a regular file of at most {limit:,} bytes")
+    with os.fdopen(fd, "rb") as f:
+        return f.read(st.st_size + 1)
+
+
 def read_cifar10(folder: Path, names: tuple[str, ...]) -> tuple[Tensor, Tensor]:
-    """Read CIFAR-10 pickle batches (``data``: N x 3072 uint8, ``labels``) as torchvision does."""
+    """Read CIFAR-10 pickle batches (``data``: N x 3072 uint8, ``labels``) as torchvision does,
+    after checking each file against :data:`CIFAR10_MD5` (nothing is unpickled before)."""
     xs, ys = [], []
     for name in names:
-        with open(Path(folder) / name, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
-        data = np.asarray(entry["data"], dtype=np.uint8)
-        labels = entry["labels"] if "labels" in entry else entry["fine_labels"]
-        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+        path = Path(folder) / name
+        blob = _read_regular(path, MAX_CIFAR_BYTES)
+        md5 = hashlib.md5(blob, usedforsecurity=False).hexdigest()
+        if md5 != CIFAR10_MD5.get(name):
             raise DatasetError(
-                f"{Path(folder) / name}: not a CIFAR-10 batch "
-                f"(data {data.shape}, {len(labels)} labels)"
+                f"{path}: md5 {md5} is not the published CIFAR-10 {name} "
+                f"({CIFAR10_MD5.get(name, 'no such batch')}); the file is damaged or foreign and "
+                "is not read (it is a pickle). Delete the folder and set dataset.download: true, "
+                "or copy the published files there"
+            )
+        try:
+            entry = _ArrayUnpickler(io.BytesIO(blob), encoding="latin1").load()
+            data = np.asarray(entry["data"], dtype=np.uint8)
+            labels = entry["labels"] if "labels" in entry else entry["fine_labels"]
+        except Exception as err:  # refused global, truncated, wrong layout
+            raise DatasetError(f"{path}: not a CIFAR-10 batch ({err})") from None
+        lab = np.asarray(labels)
+        if (
+            data.ndim != 2
+            or data.shape[1] != 3 * 32 * 32
+            or lab.shape != (len(data),)
+            or lab.dtype.kind not in "iu"
+            or (lab.size and (lab.min() < 0 or lab.max() > 9))
+        ):
+            raise DatasetError(
+                f"{path}: not a CIFAR-10 batch (data {data.shape}, labels {lab.shape} "
+                f"{lab.dtype}; expected N x 3072 uint8 and N labels 0..9)"
             )
         xs.append(data)
         ys.extend(labels)

@@ -1,8 +1,10 @@
-"""Pruning math: scores -> masks -> sparsity, schedule(t) -> target, and in-place mask upkeep.
+"""Pruning math: scores -> masks -> sparsity, and in-place mask upkeep.
 
 Pure functions over ``{name: tensor}`` mappings; torch does the heavy lifting (one ``torch.cat``
-and one ``torch.kthvalue`` select the pruned weights, with no Python loop over elements). Masks
-are bool tensors shaped like their weight, ``True`` = kept.
+and one ``torch.kthvalue`` select the pruned weights, one stable sort per N:M group, with no
+Python loop over elements). Masks are bool tensors shaped like their weight, ``True`` = kept.
+(Schedules, target(t), are in :mod:`sparsity_tune.trial.schedule`; whole units in
+:mod:`sparsity_tune.trial.units`.)
 
 Conventions every caller can rely on:
 
@@ -11,15 +13,16 @@ Conventions every caller can rely on:
 - Exactly ``k = round(target * n)`` weights are zero afterwards (Python's ``round``, half to
   even), even when scores tie: ties are broken by position (earlier layer, then lower flat
   index, is pruned first), so results are deterministic.
+- N:M (:func:`nm_masks`): in every group of ``m`` consecutive weights of a row exactly ``n`` are
+  kept, ties broken the same way; see there for rows whose length is not a multiple of ``m``.
 - Masks only shrink: weights already pruned stay pruned, and a target below the current
   sparsity prunes nothing more.
 
-The schedule vocabulary (initial/final sparsity, start/end, cubic interpolation) is that of
-Zhu & Gupta 2017, "To prune, or not to prune", and SparseML's ``GMPruningModifier``. As there,
-masks are re-applied in place after every optimizer step (:func:`apply_masks_`) and the
-optimizer's state of pruned weights is zeroed (:func:`mask_optimizer_state_`), because momentum
-and Adam's moving averages would otherwise revive pruned weights. ``torch.nn.utils.prune`` is
-deliberately not used: it keeps a dense copy and a mask per weight and adds forward hooks.
+As in Zhu & Gupta 2017 and SparseML's ``GMPruningModifier``, masks are re-applied in place after
+every optimizer step (:func:`apply_masks_`) and the optimizer's state of pruned weights is zeroed
+(:func:`mask_optimizer_state_`), because momentum and Adam's moving averages would otherwise
+revive pruned weights. ``torch.nn.utils.prune`` is deliberately not used: it keeps a dense copy
+and a mask per weight and adds forward hooks.
 
 Example::
 
@@ -28,10 +31,13 @@ Example::
     >>> m = compute_masks(magnitude_scores(w), dense_masks(w), 0.5, "global")
     >>> m["fc"].tolist(), sparsity(m)
     ([[True, False], [True, False]], 0.5)
+    >>> nm_masks({"fc": torch.tensor([[4.0, 1, 3, 2, 9]])}, {"fc": torch.ones(1, 5, dtype=torch.bool)}, 2, 4)["fc"].tolist()
+    [[True, False, True, False, True]]
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 from typing import Literal
@@ -41,7 +47,6 @@ from torch import Tensor
 from torch.utils.weak import WeakIdKeyDictionary
 
 Scope = Literal["global", "layerwise"]
-ScheduleKind = Literal["cubic", "linear", "exponential"]
 
 # Per-parameter optimizer state that is not elementwise (e.g. Adam's scalar ``step``) is skipped
 # by shape; these are the elementwise buffers of torch's SGD, Adam, AdamW, named for the reader.
@@ -143,6 +148,56 @@ def _prune_flat(scores: Tensor, mask: Tensor, target: float) -> Tensor:
     return mask
 
 
+# ------------------------------------------------------------------------------------------ N:M
+
+
+def nm_masks(
+    scores: Mapping[str, Tensor], masks: Mapping[str, Tensor], n: int, m: int
+) -> dict[str, Tensor]:
+    """N:M masks: along each row of every weight viewed as ``(out, in·k)`` (the layout
+    ``torch.sparse.to_sparse_semi_structured`` takes, a convolution im2col'd), in every group of
+    ``m`` consecutive weights the ``n`` highest-scored are kept and ``m - n`` pruned.
+
+    A row whose length ``L`` is not a multiple of ``m`` ends in a short group of ``r = L % m``
+    weights, which keeps ``min(n, r)`` of them: what zero-padding the row to a multiple of ``m``
+    (as semi-structured storage does) allows, the padding counting as pruned. Sparsity is then a
+    little below ``1 - n/m`` (:func:`nm_pruned_count` gives the exact count). Ties are broken by
+    position (the earlier weight is pruned first); weights already pruned count among a group's
+    ``m - n`` (masks only shrink).
+    """
+    if not (isinstance(n, int) and isinstance(m, int) and 1 <= n < m):
+        raise ValueError(f"N:M needs integers 1 <= n < m, got n={n!r}, m={m!r}")
+    _check_pairs(scores, masks)
+    out = {}
+    for name, mask in masks.items():
+        rows = mask.shape[0] if mask.dim() else 1
+        flat_mask = mask.reshape(rows, -1)
+        length = flat_mask.shape[1]
+        s = scores[name].to(mask.device).reshape(rows, length)
+        s = s.double() if not s.is_floating_point() else s
+        if bool(s.isnan().any()):
+            raise ValueError(f"pruning scores of {name!r} contain NaN (did training diverge?)")
+        groups = -(-length // m)
+        padded = s.new_full((rows, groups * m), float("-inf"))
+        padded[:, :length] = s.masked_fill(~flat_mask, float("-inf"))
+        order = padded.view(rows, groups, m).sort(dim=-1, stable=True).indices
+        keep = torch.ones(rows, groups, m, dtype=torch.bool, device=mask.device)
+        keep.scatter_(-1, order[..., : m - n], False)
+        out[name] = (keep.view(rows, groups * m)[:, :length] & flat_mask).reshape(mask.shape)
+    return out
+
+
+def nm_pruned_count(shapes: Mapping[str, torch.Size | tuple[int, ...]], n: int, m: int) -> int:
+    """Weights :func:`nm_masks` prunes from dense masks of these shapes (short row ends too)."""
+    total = 0
+    for shape in shapes.values():
+        rows = shape[0] if len(shape) else 1
+        length = math.prod(shape) // rows if rows else 0
+        full, rest = divmod(length, m)
+        total += rows * (full * (m - n) + max(0, rest - n))
+    return total
+
+
 # ------------------------------------------------------------------------------------- sparsity
 
 
@@ -168,59 +223,6 @@ def layer_sparsity(masks: Mapping[str, Tensor]) -> dict[str, float]:
         n: (float(m.numel() - m.count_nonzero()) / m.numel() if m.numel() else 0.0)
         for n, m in masks.items()
     }
-
-
-# ------------------------------------------------------------------------------------ schedules
-
-
-def gradual_target(
-    t: float, t0: float, t1: float, s_i: float, s_f: float, kind: ScheduleKind
-) -> float:
-    """Target sparsity at time ``t`` of a gradual schedule from ``(t0, s_i)`` to ``(t1, s_f)``.
-
-    Before ``t0`` nothing is pruned (0.0); at ``t0`` the target is ``s_i``; from ``t1`` on it is
-    ``s_f``. In between, with progress ``p = (t - t0) / (t1 - t0)``:
-
-    - ``cubic`` (Zhu & Gupta 2017; SparseML's default): ``s_f + (s_i - s_f) * (1 - p)**3``,
-      fast at first while many redundant weights remain, slow near the end;
-    - ``linear``: ``s_i + (s_f - s_i) * p``;
-    - ``exponential``: the density ``1 - s`` decays geometrically,
-      ``1 - (1 - s_i) * ((1 - s_f) / (1 - s_i))**p``.
-
-    ``t`` may count epochs or steps; only its ratio to ``t1 - t0`` matters.
-    """
-    _check_fraction("s_i", s_i)
-    _check_fraction("s_f", s_f)
-    if t1 < t0:
-        raise ValueError(f"schedule end t1={t1} is before its start t0={t0}; need t0 <= t1")
-    if kind not in ("cubic", "linear", "exponential"):
-        raise ValueError(f"schedule kind={kind!r} is not allowed; use cubic, linear or exponential")
-    if kind == "exponential" and s_i >= 1.0:
-        raise ValueError(f"exponential schedule needs s_i < 1, got s_i={s_i}")
-    if t < t0:
-        return 0.0
-    if t >= t1:
-        return float(s_f)
-    p = (t - t0) / (t1 - t0)
-    if p <= 0.0:
-        return float(s_i)
-    if kind == "cubic":
-        return s_f + (s_i - s_f) * (1.0 - p) ** 3
-    if kind == "linear":
-        return s_i + (s_f - s_i) * p
-    return 1.0 - (1.0 - s_i) * ((1.0 - s_f) / (1.0 - s_i)) ** p
-
-
-def imp_target(round_index: int, rate: float) -> float:
-    """Sparsity after ``round_index`` rounds of iterative magnitude pruning at ``rate`` per round.
-
-    Each round prunes ``rate`` of the weights that remain, so ``1 - (1 - rate)**round_index``.
-    """
-    if round_index < 0:
-        raise ValueError(f"round_index={round_index} must be >= 0")
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"rate={rate} must be in [0, 1)")
-    return 1.0 - (1.0 - rate) ** round_index
 
 
 # --------------------------------------------------------------------------- in-place upkeep

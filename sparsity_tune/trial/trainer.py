@@ -10,37 +10,42 @@ optimizer state of pruned weights is zeroed, so momentum and Adam cannot revive 
 Order of one epoch: train (step-unit pruning events inside) → pruning event of the epoch (one-shot,
 gradual) → evaluate → record → for IMP: prune + rewind for the next round. IMP records are taken
 before its prune/rewind, so each round's record shows the network trained with that round's mask.
+Pruning is three registered strategies (:mod:`sparsity_tune.trial.registry`) the trainer only
+calls: the schedule (when, to what target), the score (what goes first) and the granularity
+(single weights, N:M groups, whole units). It never branches on their names.
+
+With structured pruning, the model is compacted (:mod:`~sparsity_tune.trial.compaction`) right
+after the final pruning event (and IMP's rewind), and training goes on with the smaller model.
+
+What the run costs is measured and summarised in :mod:`~sparsity_tune.trial.measure` (sizes, peak
+memory, timing) and :mod:`~sparsity_tune.trial.deploy` (the model a user would ship).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
-import gc
 import math
-import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
-from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS
-from sparsity_tune.trial import pruning
+from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, M
+from sparsity_tune.trial import compaction, deploy, measure, pruning
 from sparsity_tune.trial.config import TrialConfig
 from sparsity_tune.trial.data import DataSplits, iterate_batches, load_dataset
 from sparsity_tune.trial.models import build_model, count_macs, prunable_parameters
-from sparsity_tune.trial.schedule import PruningPlan
-from sparsity_tune.trial.sparse_infer import time_inference
+from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
 
 Record = dict[str, Any]
 Report = Callable[[Record], None]
 
-BYTES_PER_VALUE = 4  # float32 values
-BYTES_PER_INDEX = 4  # int32 CSR indices
+#: ``rewind: reinit`` draws its fresh weights from a seed stream apart from ``train.seed``'s.
+REINIT_SEED_OFFSET = 2_000_003
 
 
 @contextlib.contextmanager
@@ -68,61 +73,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _release_free_memory() -> None:
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: reused pages may read low
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-class PeakMemory:
-    """Measured peak memory of training, above a baseline taken before the model is built.
-
-    So the figure holds the model, gradients, optimizer state, masks and activations, not the
-    dataset or the interpreter: on GPU the CUDA allocator's peak; on CPU the process's peak RSS
-    (Linux ``VmHWM``, reset at each epoch's start through ``/proc/self/clear_refs``; the
-    lifetime ``ru_maxrss`` where that reset is not allowed). Before the baseline, freed memory is
-    handed back to the OS (``gc.collect`` + glibc ``malloc_trim``): otherwise a trial that shares
-    a process with an earlier, larger one (Ray reuses workers) reuses its pages and reads low.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self.kind = "cuda_allocator" if self.cuda else "cpu_rss"
-        # torch.optim imports torch._dynamo at its first step (~150 MB of Python modules on
-        # CPU): take that step on a throwaway parameter so the import is not counted as training.
-        warm = nn.Parameter(torch.zeros(1))
-        warm.grad = torch.zeros(1)
-        torch.optim.SGD([warm], lr=0.0).step()
-        if not self.cuda:
-            _release_free_memory()
-        self._base = torch.cuda.memory_allocated(device) if self.cuda else self._status("VmRSS")
-
-    @staticmethod
-    def _status(field: str) -> int:
-        try:
-            with open("/proc/self/status") as f:
-                for line in f:
-                    if line.startswith(field):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def start(self) -> None:
-        """Begin a new measuring window (one epoch)."""
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
-            return
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current RSS
-        except OSError:
-            pass
-
-    def peak(self) -> int:
-        if self.cuda:
-            return max(0, int(torch.cuda.max_memory_allocated()) - self._base)
-        return max(0, self._status("VmHWM") - self._base)
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    xb: Tensor,
+    yb: Tensor,
+    params: Mapping[str, Tensor] | None = None,
+    masks: Mapping[str, Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One optimizer step; with ``masks``, pruned weights and their optimizer state stay zero."""
+    out = model(xb)
+    loss = F.cross_entropy(out, yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if masks is not None:
+        pruning.apply_masks_(params, masks)
+        pruning.mask_optimizer_state_(optimizer, params, masks)
+    return loss, out
 
 
 class Trainer:
@@ -139,7 +107,12 @@ class Trainer:
         self.device = resolve_device(tc.device)
         self.data = data if data is not None else load_dataset(config.dataset, self.device)
 
-        self.memory = PeakMemory(self.device)  # baseline: data loaded, no model yet
+        n_train = len(self.data.train_y)
+        # Peak memory is measured on the second step of each epoch when it has a full batch:
+        # from then on the previous step's gradients are held during the forward, as in every
+        # later step (see measure.PeakMemory).
+        probe = 1 if n_train >= 2 * tc.batch_size else 0
+        self.memory = measure.PeakMemory(self.device, probe)  # CUDA baseline: data, no model
         torch.manual_seed(tc.seed)
         self.model: nn.Module = build_model(
             config.model, self.data.input_shape, self.data.num_classes
@@ -150,18 +123,22 @@ class Trainer:
         self._nhwc = len(self.data.input_shape) == 3
         if self._nhwc:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.params = prunable_parameters(self.model, config.pruning.prune_output)
-        self.masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in self.params.items()}
+        p = config.pruning
+        self.granularity = GRANULARITIES[p.granularity](p)
+        self.params = self.granularity.bind(
+            self.model, prunable_parameters(self.model, p.prune_output)
+        )
+        self.score = SCORES[p.score]()
+        self.masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in self.params.items()}
         self.macs = count_macs(self.model, self.data.input_shape)
+        self.dense_params = sum(p.numel() for p in self.model.parameters())
         self.batch_gen = torch.Generator(device="cpu").manual_seed(tc.seed)
         self.score_gen = torch.Generator(device="cpu").manual_seed(tc.seed + 1_000_003)
 
-        n_train = len(self.data.train_y)
         self.steps_per_epoch = math.ceil(n_train / tc.batch_size)
-        self.plan = PruningPlan.from_config(config, self.steps_per_epoch)
-        seg = config.imp_epochs_per_round if self.plan.rewinds else tc.epochs
-        self.optimizer, self.scheduler = self._make_optimizer(seg)
-        self._segment_epochs = seg
+        self.schedule = SCHEDULES[p.method].from_config(config, self.steps_per_epoch)
+        self._segment_epochs = self.schedule.segment_epochs
+        self.optimizer, self.scheduler = self._make_optimizer(self._segment_epochs)
 
         self.epoch = 0
         self.step = 0
@@ -169,9 +146,12 @@ class Trainer:
         self.records: list[Record] = []
         self._pruned = False  # any zero in the masks: skip mask upkeep while dense
         self._rewind_state: dict[str, torch.Tensor] | None = None
-        if self.plan.rewinds and self.cfg.pruning.rewind in ("init", 0):
+        if self.schedule.rewinds and p.rewind in ("init", 0):
             self._rewind_state = self._weights_copy()
-        self._maybe_prune(self.plan.after_epoch(0))  # pruning at initialisation
+        self.compaction: compaction.Compaction | None = None
+        self.train_time_speedup = 1.0  # measured when the model is compacted
+        self._maybe_prune(self.schedule.after_epoch(0))  # pruning at initialisation
+        self._maybe_compact()
 
     # ----------------------------------------------------------------- set-up helpers
     def _make_optimizer(self, epochs: int):
@@ -196,28 +176,149 @@ class Trainer:
     def _weights_copy(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
+    def _bind(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """The weights the granularity prunes in ``model`` (a compacted model, or a copy), by a
+        fresh instance: ``self.granularity`` stays bound to the dense model, whose coordinates
+        the records and the per-record sparsity check use."""
+        prunable = prunable_parameters(model, self.cfg.pruning.prune_output)
+        return type(self.granularity)(self.cfg.pruning).bind(model, prunable)
+
     # ----------------------------------------------------------------- pruning
     def _maybe_prune(self, target: float | None) -> None:
+        """A pruning event when the schedule gave a target: new masks, applied to the weights
+        and the optimizer state."""
         if target is None:
             return
-        self.target = target
-        weights = {n: p.detach() for n, p in self.params.items()}
-        if self.cfg.pruning.score == "random":
-            scores = pruning.random_scores(weights, self.score_gen)
-        else:
-            scores = pruning.magnitude_scores(weights)
-        self.masks = pruning.compute_masks(scores, self.masks, target, self.cfg.pruning.scope)
+        if self.compaction is not None:
+            raise RuntimeError("a pruning event after compaction: the final event came earlier")
+        self.target = self.granularity.event_target(target)
+        self.masks = self.granularity.compute_masks(
+            self.masks, self.target, self.score, self.score_gen
+        )
         self._pruned = pruning.count_pruned(self.masks) > 0
         pruning.apply_masks_(self.params, self.masks)
         pruning.mask_optimizer_state_(self.optimizer, self.params, self.masks)
 
     def _rewind(self) -> None:
-        """IMP: survivors back to their rewind point (none with ``rewind: none``: weights stay);
-        optimizer and LR schedule start over either way."""
-        if self._rewind_state is not None:
+        """IMP: survivors back to their rewind point, or freshly drawn (``reinit``), or left as
+        they are (``none``); optimizer and LR schedule start over either way."""
+        if self.cfg.pruning.rewind == "reinit":
+            self.model.load_state_dict(self.fresh_init(self.epoch // self._segment_epochs))
+        elif self._rewind_state is not None:
             self.model.load_state_dict(self._rewind_state)
         pruning.apply_masks_(self.params, self.masks)
         self.optimizer, self.scheduler = self._make_optimizer(self._segment_epochs)
+
+    def fresh_init(self, k: int) -> dict[str, torch.Tensor]:
+        """Frankle & Carbin's random re-initialisation control, for the ``k``-th rewind (1-based):
+        the state of a newly built model (the model's own init distribution, biases included)
+        under the ``k``-th seed drawn from a generator seeded with ``train.seed +
+        REINIT_SEED_OFFSET``. Built on the CPU with the global RNG forked, so the batch order and
+        every other stream are untouched, and the same seed gives the same weights anywhere."""
+        stream = torch.Generator(device="cpu").manual_seed(self.cfg.train.seed + REINIT_SEED_OFFSET)
+        seed = int(torch.randint(0, 2**62, (k,), generator=stream)[-1])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = build_model(self.cfg.model, self.data.input_shape, self.data.num_classes)
+        return fresh.state_dict()
+
+    # ----------------------------------------------------------------- compaction
+    def _final_event_done(self) -> bool:
+        """The schedule's last pruning event is behind us and something was pruned."""
+        return self.schedule.is_final(self.epoch, self.step) and self._pruned
+
+    def _maybe_compact(self) -> None:
+        """Structured pruning: after the final pruning event, rebuild the model without its
+        removed units and go on training the smaller model. Called after every pruning site."""
+        if self.compaction is not None or self.granularity.name != "structured":
+            return
+        if self._final_event_done():
+            self._compact(compaction.removed_units(self.model, self.masks), timed=True)
+
+    def _compact(self, units: compaction.Units, timed: bool) -> None:
+        """Compact the model; optimizer and LR state, masks and rewind weights follow it.
+
+        ``timed``: also measure ``train_time_speedup`` (a training run); not when restoring a
+        checkpoint, whose values then overwrite the compact model's.
+        """
+        before = copy.deepcopy((self.model, self.optimizer, self.masks)) if timed else None
+        names = [n for n, _ in self.model.named_parameters()]  # = the optimizer's order
+        opt_state = self.optimizer.state_dict()
+        sched_state = self.scheduler.state_dict()
+        masks = self.masks if timed else None  # checked (and folded) only in a training run
+        comp = compaction.compact_(self.model, self.data.input_shape, units, masks)
+        opt_state["state"] = {
+            i: {
+                k: comp.shrink(names[i], v)
+                if isinstance(v, Tensor) and v.shape == comp.dense_shapes[names[i]]
+                else v
+                for k, v in st.items()
+            }
+            for i, st in opt_state["state"].items()
+        }
+        self.optimizer, self.scheduler = self._make_optimizer(self._segment_epochs)
+        self.optimizer.load_state_dict(opt_state)
+        self.scheduler.load_state_dict(sched_state)
+        self.params = self._bind(self.model)
+        self.masks = {n: comp.shrink(n, m) for n, m in self.masks.items()}
+        self._pruned = pruning.count_pruned(self.masks) > 0
+        if self._rewind_state is not None:
+            self._rewind_state = {k: comp.shrink(k, v) for k, v in self._rewind_state.items()}
+        self.compaction = comp
+        if before is not None:
+            self.train_time_speedup = self._step_speedup(*before)
+
+    def _step_speedup(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, masks: dict[str, Tensor]
+    ) -> float:
+        """Step time of the uncompacted model (dense shapes + mask upkeep: what training would
+        have cost) / step time of the compact model, both on copies, interleaved on the same
+        batch (gather included), median of 20; the run's own state and RNGs are untouched."""
+        small, small_opt = copy.deepcopy((self.model, self.optimizer))
+        d = self.data
+        g = torch.Generator().manual_seed(self.cfg.train.seed)
+        idx = torch.randint(len(d.train_y), (self.cfg.train.batch_size,), generator=g)
+        idx = idx.to(d.train_x.device)
+        yb = d.train_y.index_select(0, idx)
+
+        def step(m: nn.Module, opt: torch.optim.Optimizer, masks: dict | None) -> Callable:
+            m.train()
+            params = self._bind(m)
+            masks = masks if masks and pruning.count_pruned(masks) else None
+
+            def run() -> None:
+                xb = d.train_x.index_select(0, idx)
+                if self._nhwc:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                train_step(m, opt, xb, yb, params, masks)
+
+            return run
+
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else None
+        t_before, t_after = measure.interleaved_ms(
+            [step(model, optimizer, masks), step(small, small_opt, self.masks)], 20, 2, sync
+        )
+        return t_before / t_after
+
+    def dense_masks(self) -> dict[str, Tensor]:
+        """The masks in the dense model's coordinates (compacted-away weights: False)."""
+        if self.compaction is None:
+            return self.masks
+        return {n: self.compaction.expand(n, m, False) for n, m in self.masks.items()}
+
+    def dense_model(self) -> nn.Module:
+        """The model at its dense shapes, compacted-away weights zero: the reference the
+        deployable model is timed against."""
+        if self.compaction is None:
+            return self.model
+        with torch.random.fork_rng(devices=[]):  # building draws an init: keep the run's RNG
+            dense = build_model(self.cfg.model, self.data.input_shape, self.data.num_classes)
+        dense = dense.to(self.device)
+        if self._nhwc:
+            dense = dense.to(memory_format=torch.channels_last)
+        state = {k: self.compaction.expand(k, v) for k, v in self.model.state_dict().items()}
+        dense.load_state_dict(state)
+        return dense
 
     # ----------------------------------------------------------------- the loop
     def _train_epoch(self) -> tuple[float, float, int]:
@@ -225,23 +326,19 @@ class Trainer:
         d = self.data
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        step_unit = self.plan.unit == "step" and self.plan.method == "gradual"
-        for xb, yb in iterate_batches(
+        step_unit = self.schedule.per_step
+        batches = iterate_batches(
             d.train_x, d.train_y, self.cfg.train.batch_size, shuffle=True, generator=self.batch_gen
-        ):
+        )
+        for i, (xb, yb) in enumerate(batches):
             if self._nhwc:
                 xb = xb.contiguous(memory_format=torch.channels_last)  # no-op for 1 channel
-            out = self.model(xb)
-            loss = F.cross_entropy(out, yb)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            if self._pruned:
-                pruning.apply_masks_(self.params, self.masks)
-                pruning.mask_optimizer_state_(self.optimizer, self.params, self.masks)
+            with self.memory.step(i, self._training_state):
+                masks = self.masks if self._pruned else None
+                loss, out = train_step(self.model, self.optimizer, xb, yb, self.params, masks)
             self.step += 1
             if step_unit:
-                self._maybe_prune(self.plan.after_step(self.step))
+                self._maybe_prune(self.schedule.after_step(self.step))
             with torch.no_grad():
                 loss_sum += loss.detach() * len(yb)
                 correct += (out.argmax(1) == yb).sum()
@@ -275,15 +372,19 @@ class Trainer:
             t0 = time.perf_counter()
             train_loss, train_acc, n = self._train_epoch()
             self.epoch += 1
-            if not self.plan.rewinds:
-                self._maybe_prune(self.plan.after_epoch(self.epoch))
+            if not self.schedule.rewinds:
+                self._maybe_prune(self.schedule.after_epoch(self.epoch))
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t1 = time.perf_counter()
+            peak_mem = self.memory.peak()
+            self.scheduler.step()  # before compaction, which carries the scheduler's state over
+            if not self.schedule.rewinds:
+                self._maybe_compact()  # in epoch_time_s, not in train_time_s (it times itself)
+            t_eval = time.perf_counter()
             val_loss, val_acc = self.evaluate(d.val_x, d.val_y)
             test_loss, test_acc = self.evaluate(d.test_x, d.test_y)
             t2 = time.perf_counter()
-            self.scheduler.step()
             record = {
                 "epoch": self.epoch,
                 "train_loss": train_loss,
@@ -294,20 +395,20 @@ class Trainer:
                 "test_acc": test_acc,
                 **self.size_metrics(),
                 "epoch_time_s": t2 - t0,
-                "eval_time_s": t2 - t1,
+                "eval_time_s": t2 - t_eval,
                 "train_time_s": t1 - t0,
-                "peak_mem_bytes": self.memory.peak(),
+                "peak_mem_bytes": peak_mem,
                 "samples_per_s": n / (t1 - t0),
                 "lr": lr,
             }
             record.update(
                 {
                     f"{LAYER_SPARSITY_PREFIX}{k}": v
-                    for k, v in pruning.layer_sparsity(self.masks).items()
+                    for k, v in pruning.layer_sparsity(self.dense_masks()).items()
                 }
             )
             self.records.append(record)
-            if self.plan.rewinds:
+            if self.schedule.rewinds:
                 self._imp_round_end()
             if report is not None:
                 report(record)
@@ -317,79 +418,46 @@ class Trainer:
         rewind = self.cfg.pruning.rewind
         if isinstance(rewind, int) and self.epoch == rewind and self._rewind_state is None:
             self._rewind_state = self._weights_copy()  # late rewinding point (epoch K)
-        target = self.plan.after_epoch(self.epoch)
+        target = self.schedule.after_epoch(self.epoch)
         if target is not None:
             self._maybe_prune(target)
             self._rewind()
+            self._maybe_compact()
 
     # ----------------------------------------------------------------- metrics
     def size_metrics(self) -> dict[str, Any]:
-        """Sparsity from the masks, parameter counts, bytes (dense vs CSR) and FLOPs."""
-        total_params = sum(p.numel() for p in self.model.parameters())
-        pruned = pruning.count_pruned(self.masks)
-        prunable = sum(m.numel() for m in self.masks.values())
-        sparse_bytes = (total_params - prunable) * BYTES_PER_VALUE
-        flops_dense = flops_sparse = 0
-        for name, macs in self.macs.items():
-            flops_dense += 2 * macs
-            mask = self.masks.get(name)
-            flops_sparse += 2 * macs * (float(mask.float().mean()) if mask is not None else 1.0)
-        for mask in self.masks.values():
-            rows = mask.shape[0]
-            nnz = int(mask.sum())
-            sparse_bytes += nnz * (BYTES_PER_VALUE + BYTES_PER_INDEX) + (rows + 1) * BYTES_PER_INDEX
-        achieved = pruned / prunable if prunable else 0.0
-        # Exactly round(target * n) weights are pruned: the check the design asks for every record.
-        if abs(achieved - self.target) * prunable > len(self.masks) + 0.5:
-            raise RuntimeError(f"achieved sparsity {achieved:.6f} is off target {self.target:.6f}")
-        return {
-            "sparsity": achieved,
-            "target_sparsity": self.target,
-            "total_params": total_params,
-            "nonzero_params": total_params - pruned,
-            "dense_bytes": total_params * BYTES_PER_VALUE,
-            "sparse_bytes": sparse_bytes,
-            "flops_dense": int(flops_dense),
-            "flops_sparse": round(flops_sparse),
-        }
+        """Counted sizes of the dense model under the current masks (see measure.size_metrics)."""
+        masks = self.dense_masks()
+        allowed = self.granularity.allowed_pruned(masks, self.target)
+        return measure.size_metrics(masks, self.dense_params, self.macs, self.target, allowed)
+
+    def _training_state(self) -> Iterator[Tensor]:
+        return measure.training_state(self.model, self.optimizer, self.masks)
 
     def summary(self) -> dict[str, Any]:
-        """Final figures: best val and convergence (over the epochs trained with the final mask),
-        measured inference speed, totals."""
-        recs = self.records
-        if not recs:
+        """Final figures (measure.summary), with the deployable model measured (deploy)."""
+        if not self.records:
             return {}
-        final_sp = recs[-1]["sparsity"]
-        final_mask_recs = [r for r in recs if abs(r["sparsity"] - final_sp) < 1e-9] or recs
-        if any(math.isnan(r["val_acc"]) for r in recs):  # no validation split: best = last
-            best = recs[-1]
-        else:
-            best = max(final_mask_recs, key=lambda r: r["val_acc"])  # ties: the earliest
-        # Convergence of the final network: counted over its own epochs, like best_val_acc. Over
-        # all epochs, a 98%-sparse run would "converge" during its dense phase, to a low target.
-        threshold = 0.99 * best["val_acc"]
-        to99 = next((r["epoch"] for r in final_mask_recs if r["val_acc"] >= threshold), None)
-        infer = time_inference(self.model, self.masks, self.data.test_x)
-        return {
-            "best_val_acc": best["val_acc"],
-            "best_epoch": best["epoch"],
-            "test_acc_at_best_val": best["test_acc"],
-            "final_test_acc": recs[-1]["test_acc"],
-            "final_sparsity": final_sp,
-            "epochs_to_99pct": to99,
-            **infer,
-            "total_time_s": sum(r["epoch_time_s"] for r in recs),
-            "total_train_time_s": sum(r["train_time_s"] for r in recs),
-            "peak_mem_bytes_max": max(r["peak_mem_bytes"] for r in recs),
-            "peak_mem_kind": self.memory.kind,
-            "device": str(self.device),
-            "epochs": len(recs),
-        }
+        x = self.data.test_x
+        with flush_denormal(self.device.type == "cpu"):
+            shipped = deploy.build(
+                self.model,
+                self.masks,
+                self.granularity.name,
+                x,
+                compacted=self.compaction is not None,
+            )
+            measured = deploy.measure(shipped, self.dense_model(), x)
+        measured[M.train_time_speedup] = self.train_time_speedup
+        return measure.summary(self.records, measured, self.memory.kind, str(self.device))
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit-for-bit: weights, masks, optimizer, RNG, clock."""
+        """Everything needed to continue bit-for-bit: weights, masks, optimizer, RNG, clock;
+        after compaction also the removed units, to rebuild the compact architecture."""
         return {
+            "compaction": None if self.compaction is None else self.compaction.units,
+            "train_time_speedup": self.train_time_speedup,
             "model": self.model.state_dict(),
             "masks": {k: v.cpu() for k, v in self.masks.items()},
             "optimizer": self.optimizer.state_dict(),
@@ -405,6 +473,15 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        units = state.get("compaction")
+        if units is not None and self.compaction is None:
+            self._compact(units, timed=False)  # the compact architecture, then its values
+        elif units != (None if self.compaction is None else self.compaction.units):
+            raise ValueError(
+                f"checkpoint was compacted with units {units}, this trainer with "
+                f"{self.compaction.units if self.compaction else None}: not the same run"
+            )
+        self.train_time_speedup = state.get("train_time_speedup", 1.0)
         self.model.load_state_dict(state["model"])
         self.masks = {k: v.to(self.device) for k, v in state["masks"].items()}
         self._pruned = pruning.count_pruned(self.masks) > 0

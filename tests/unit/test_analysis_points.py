@@ -49,7 +49,7 @@ def trial(root: Path, tid: str, seed: int, recs: list, summary: dict | None = No
         },
     }
     return write_trial(
-        root / tid, cfg, recs, summary or {"epochs": len(recs), "infer_ms_dense": 7.0}
+        root / tid, cfg, recs, summary or {"epochs": len(recs), "infer_ms_b256": 7.0}
     )
 
 
@@ -87,7 +87,7 @@ def test_imp_rounds_are_operating_points(tmp_path: Path) -> None:
     assert pts[P.to99_dense].tolist()[:2] == [2, 2] and np.isnan(pts[P.to99_dense].iloc[2])
     assert pts[P.reached_dense].tolist() == [1.0, 1.0, 0.0]
     # summary-only figures describe the final network: on the last round only
-    assert np.isnan(pts.loc[0.0, M.infer_ms_dense]) and pts.loc[2.0, M.infer_ms_dense] == 7.0
+    assert np.isnan(pts.loc[0.0, M.infer_ms_b256]) and pts.loc[2.0, M.infer_ms_b256] == 7.0
     assert pts.loc[0.0, P.point_id].endswith("/r0") and pts[P.remaining].tolist() == [1, 0.5, 0.25]
     assert "IMP round 0 (dense)" in pts.loc[0.0, "label"]
 

@@ -1,5 +1,6 @@
-"""--wandb: an offline W&B run of job_type "analysis" in the spec's project and group, holding
-the tables, plots and report (read back with W&B's own reader)."""
+"""--wandb: an offline W&B run of job_type "analysis" in the project and group given on the
+command line (never spec.yaml's), holding the tables, plots and report (read back with W&B's own
+reader)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ def test_wandb_offline_run_holds_the_analysis(tmp_path, monkeypatch):
     spec["wandb"] = {"project": "proj-x", "group": "group-y", "mode": "offline"}
     (root / "spec.yaml").write_text(yaml.safe_dump(spec))
     out = tmp_path / "out"
-    assert main([str(root), "--out", str(out), "--x", "nonzero_params", "--wandb", "--quiet"]) == 0
+    argv = [str(root), "--out", str(out), "--x", "nonzero_params", "--wandb", "--quiet"]
+    argv += ["--wandb-project", "proj-x", "--wandb-group", "group-y"]
+    assert main(argv) == 0  # spec.yaml's online/entity/project are ignored: the flags decide
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     records = wandb_records(runs[0])

@@ -45,6 +45,25 @@ def test_defaults_are_valid_and_flatten_to_dotted_keys():
         ({"model.preset": "lenet5"}, ["lenet5", "mnist1d"]),
         ({"model.arch": "cnn", "model.hidden": [3]}, ["model.hidden", "mlp"]),
         ({"train.optimizer": "rmsprop"}, ["train.optimizer", "rmsprop", "sgd"]),
+        ({"pruning.method": "lottery"}, ["pruning.method", "'lottery'", "one_shot", "imp"]),
+        ({"pruning.score": "snip"}, ["pruning.score", "'snip'", "magnitude, random"]),
+        ({"pruning.granularity": "blocks"}, ["pruning.granularity", "'blocks'", "nm"]),
+        (
+            {"pruning.granularity": "nm", "pruning.method": "gradual"},
+            ["pruning.method='gradual'", "granularity='nm'", "1 - n/m = 0.5", "one_shot"],
+        ),
+        (
+            {"pruning.granularity": "nm", "pruning.method": "imp", "train.epochs": 4},
+            ["pruning.method='imp'", "granularity='nm'", "one_shot"],
+        ),
+        ({"pruning.granularity": "nm", "pruning.n": 4}, ["pruning.n=4", "pruning.m=4", "below"]),
+        ({"pruning.m": 1}, ["pruning.m=1", "greater than or equal to 2"]),
+        (
+            {"pruning.granularity": "structured", "pruning.prune_output": True},
+            ["pruning.prune_output=True", "granularity='structured'", "never removed"],
+        ),
+        ({"pruning.rewind": "random"}, ["pruning.rewind", "'random'", "reinit", "epoch K"]),
+        ({"pruning.rewind": -1}, ["pruning.rewind", "-1", "epoch K >= 0"]),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(overrides, fragments):
@@ -72,3 +91,24 @@ def test_overrides_parse_yaml_values_and_reject_garbage():
 def test_config_hash_is_stable_and_sensitive():
     a, b = trial_config(), trial_config({}, {"train.lr": 0.5})
     assert config_hash(a) == config_hash(trial_config()) != config_hash(b)
+
+
+def test_strategy_keys_of_other_strategies_are_ignored_so_a_base_sweeps_over_methods():
+    """A base config may carry keys of several strategies (end_epoch, rate, n/m): each strategy
+    checks only its own, so sweeping pruning.method or granularity over one base validates."""
+    base = {"pruning.end_epoch": 20, "pruning.rate": 0.5, "pruning.n": 1, "pruning.m": 8}
+    for method in ("none", "one_shot", "gradual"):
+        for granularity in ("unstructured", "structured"):
+            cfg = trial_config(
+                {}, {**base, "pruning.method": method, "pruning.granularity": granularity}
+            )
+            assert cfg.pruning.granularity == granularity
+    nm = trial_config({}, {**base, "pruning.method": "one_shot", "pruning.granularity": "nm"})
+    assert (nm.pruning.n, nm.pruning.m) == (1, 8)
+
+
+def test_reinit_is_part_of_the_config_identity():
+    imp = {"pruning.method": "imp", "train.epochs": 4, "pruning.rounds": 1}
+    a = trial_config({}, {**imp, "pruning.rewind": "init"})
+    b = trial_config({}, {**imp, "pruning.rewind": "reinit"})
+    assert b.flat()["pruning.rewind"] == "reinit" and config_hash(a) != config_hash(b)

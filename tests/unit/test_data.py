@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pickle
 import random
 import struct
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from sparsity_tune.trial import data as data_module
 from sparsity_tune.trial.config import ConfigError, DatasetConfig
 from sparsity_tune.trial.data import (
     CIFAR10_FOLDER,
@@ -168,8 +170,22 @@ def test_gzipped_idx_files_load_too(tmp_path: Path) -> None:
 # --- CIFAR-10 -------------------------------------------------------------------------------
 
 
-def test_cifar10_pickle_batches_load(tmp_path: Path) -> None:
+def trust(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the loader accept the synthetic batches: their md5s replace the published ones."""
+    md5 = {n: hashlib.md5((folder / n).read_bytes()).hexdigest() for n in data_module.CIFAR10_MD5}
+    monkeypatch.setattr(data_module, "CIFAR10_MD5", md5)
+
+
+def test_cifar10_md5_list_is_torchvisions() -> None:
+    from torchvision.datasets import CIFAR10
+
+    assert dict(CIFAR10.train_list + CIFAR10.test_list) == data_module.CIFAR10_MD5
+    assert CIFAR10.base_folder == CIFAR10_FOLDER
+
+
+def test_cifar10_pickle_batches_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     raw = make_cifar10(tmp_path, per_batch=6, n_test=5)
+    trust(tmp_path / CIFAR10_FOLDER, monkeypatch)
     d = load_dataset(DatasetConfig(name="cifar10", root=str(tmp_path), val_fraction=0.0))
     assert d.input_shape == (3, 32, 32) and d.num_classes == 10
     assert d.train_x.shape == (30, 3, 32, 32) and d.test_x.shape == (5, 3, 32, 32)
@@ -180,8 +196,9 @@ def test_cifar10_pickle_batches_load(tmp_path: Path) -> None:
     assert sorted(d.train_y.tolist()) == sorted(raw["train_y"].tolist())
 
 
-def test_cifar10_rejects_a_foreign_pickle(tmp_path: Path) -> None:
+def test_cifar10_rejects_a_foreign_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_cifar10(tmp_path, per_batch=2, n_test=2)
+    trust(tmp_path / CIFAR10_FOLDER, monkeypatch)
     with open(tmp_path / CIFAR10_FOLDER / "data_batch_3", "wb") as f:
         pickle.dump({"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]}, f)
     with pytest.raises(DatasetError, match="data_batch_3"):

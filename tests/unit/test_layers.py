@@ -3,7 +3,8 @@
 Layers, lowest first: the shared vocabulary (``metrics``, ``layout``), ``trial``, ``sweep``,
 ``cluster``; entry points (``cli``, ``train``, ``launch``, ``slurm``, ``__main__``) sit on top.
 ``analysis`` may use the vocabulary and the trial layer, never ``sweep`` or ``cluster``.
-Read from the source with :mod:`ast` (every import, also those inside functions).
+Read from the source with :mod:`ast` (every import, also those inside functions; not those under
+``if TYPE_CHECKING:``, which never run).
 """
 
 from __future__ import annotations
@@ -36,10 +37,22 @@ def modules() -> dict[str, Path]:
     return out
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node, except the bodies of ``if TYPE_CHECKING:`` (typing-only imports never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
 def imports(path: Path, name: str) -> set[str]:
     found = set()
     pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -17,14 +17,13 @@ from sparsity_tune.trial.pruning import (
     compute_masks,
     count_pruned,
     dense_masks,
-    gradual_target,
-    imp_target,
     layer_sparsity,
     magnitude_scores,
     mask_optimizer_state_,
     random_scores,
     sparsity,
 )
+from sparsity_tune.trial.schedule import gradual_target, imp_target
 
 
 def _weights(sizes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
@@ -238,67 +237,7 @@ def test_sparsity_helpers_count_from_masks():
     assert sparsity({}) == 0.0
 
 
-# ------------------------------------------------------------------------------------ schedules
-
-S_I, S_F, T0, T1 = 0.1, 0.9, 2, 6
-
-
-@pytest.mark.parametrize(
-    ("kind", "mid"),
-    [
-        ("cubic", 0.8),  # 0.9 + (0.1 - 0.9) * 0.5**3
-        ("linear", 0.5),  # 0.1 + 0.8 * 0.5
-        ("exponential", 0.7),  # 1 - 0.9 * (0.1 / 0.9) ** 0.5 = 1 - 0.9 / 3
-    ],
-)
-def test_gradual_target_at_its_ends_and_midpoint(kind, mid):
-    assert gradual_target(0, T0, T1, S_I, S_F, kind) == 0.0
-    assert gradual_target(1.999, T0, T1, S_I, S_F, kind) == 0.0
-    assert gradual_target(T0, T0, T1, S_I, S_F, kind) == pytest.approx(S_I)
-    assert gradual_target(4, T0, T1, S_I, S_F, kind) == pytest.approx(mid)
-    assert gradual_target(T1, T0, T1, S_I, S_F, kind) == S_F
-    assert gradual_target(100, T0, T1, S_I, S_F, kind) == S_F
-    ts = [T0 + i * (T1 - T0) / 40 for i in range(41)]
-    values = [gradual_target(t, T0, T1, S_I, S_F, kind) for t in ts]
-    assert all(a <= b + 1e-12 for a, b in itertools.pairwise(values))
-
-
-def test_gradual_target_quarter_points_by_hand():
-    # cubic, s_i = 0: 0.8 * (1 - 0.75**3) = 0.8 * 0.578125
-    assert gradual_target(1, 0, 4, 0.0, 0.8, "cubic") == pytest.approx(0.4625)
-    assert gradual_target(3, 0, 4, 0.0, 0.8, "linear") == pytest.approx(0.6)
-    # exponential: density (1/16) ** 0.25 = 1/2
-    assert gradual_target(25, 0, 100, 0.0, 1 - 1 / 16, "exponential") == pytest.approx(0.5)
-    # cubic front-loads: three quarters of the way up after half the time
-    assert gradual_target(50, 0, 100, 0.0, 1.0, "cubic") == pytest.approx(0.875)
-
-
-@pytest.mark.parametrize("kind", ["cubic", "linear", "exponential"])
-def test_gradual_target_with_zero_length_schedule(kind):
-    assert gradual_target(2.9, 3, 3, 0.2, 0.7, kind) == 0.0
-    assert gradual_target(3, 3, 3, 0.2, 0.7, kind) == 0.7
-    assert gradual_target(9, 3, 3, 0.2, 0.7, kind) == 0.7
-
-
-def test_gradual_target_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="t1=1"):
-        gradual_target(0, 2, 1, 0.0, 0.5, "cubic")
-    with pytest.raises(ValueError, match=r"s_f=1\.5"):
-        gradual_target(0, 0, 1, 0.0, 1.5, "cubic")
-    with pytest.raises(ValueError, match="quadratic"):
-        gradual_target(0, 0, 1, 0.0, 0.5, "quadratic")
-
-
-def test_imp_target_is_one_minus_survival_to_the_rounds():
-    assert imp_target(0, 0.2) == 0.0
-    assert imp_target(1, 0.2) == pytest.approx(0.2)
-    assert imp_target(2, 0.2) == pytest.approx(0.36)
-    assert imp_target(3, 0.2) == pytest.approx(0.488)
-    assert imp_target(5, 0.5) == pytest.approx(1 - 1 / 32)
-    with pytest.raises(ValueError):
-        imp_target(-1, 0.2)
-    with pytest.raises(ValueError):
-        imp_target(1, 1.0)
+# ----------------------------------------------------------- masks along a schedule (math: test_schedule)
 
 
 def test_imp_rounds_through_compute_masks_prune_rate_of_what_remains():
@@ -449,20 +388,6 @@ def test_property_exact_count_monotone_and_lowest_scores_first(problem, scope):
         assert not (m[n] & ~prior[n]).any()
     again = compute_masks(scores, prior, target, scope)
     assert all(torch.equal(m[n], again[n]) for n in m)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    st.floats(0, 1),
-    st.floats(0, 1),
-    st.floats(0, 0.99),
-    st.sampled_from(["cubic", "linear", "exponential"]),
-)
-def test_property_gradual_target_stays_between_its_ends(p, s_i, s_f, kind):
-    lo, hi = min(s_i, s_f), max(s_i, s_f)
-    lo = min(lo, 0.99)
-    v = gradual_target(10 + 90 * p, 10, 100, lo, hi, kind)
-    assert lo - 1e-12 <= v <= hi + 1e-12
 
 
 # ----------------------------------------------------------- weights stay exactly zero in training

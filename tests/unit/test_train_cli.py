@@ -57,6 +57,16 @@ def test_cli_writes_config_records_and_summary(tmp_path, data_root, capsys):
         (["--set", "pruning.method=gradual", "--set", "pruning.end_epoch=9"], "end_epoch=9"),
         (["--set", "dataset.name=svhn"], "dataset.name='svhn'"),
         (["--set", "dataset.name=mnist"], "download"),  # files missing: names the flag
+        (["--set", "pruning.granularity=cubes"], "pruning.granularity: 'cubes' is not allowed"),
+        (
+            ["--set", "pruning.granularity=nm", "--set", "pruning.method=gradual"],
+            "pruning.method='gradual' does not combine with pruning.granularity='nm'",
+        ),
+        (
+            ["--set", "pruning.granularity=structured", "--set", "pruning.prune_output=true"],
+            "pruning.prune_output=True does not combine with pruning.granularity='structured'",
+        ),
+        (["--set", "pruning.rewind=shuffle"], "pruning.rewind: 'shuffle' is not allowed"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_message(tmp_path, data_root, args, fragment, capsys):
@@ -77,6 +87,20 @@ def test_bad_input_as_a_process_exits_2_without_traceback(tmp_path, data_root):
     )
     assert proc.returncode == 2, proc.stderr
     assert "pruning.final_sparsity=1.5" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unsupported_combination_as_a_process_exits_2_naming_both_keys(tmp_path, data_root):
+    spec = _spec(tmp_path, data_root)
+    args = ["--set", "pruning.granularity=nm", "--set", "pruning.method=imp"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparsity_tune.train", str(spec), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "pruning.method='imp' does not combine with pruning.granularity='nm'" in proc.stderr
+    assert "one_shot" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_missing_spec_file_is_exit_2(tmp_path):

@@ -32,7 +32,8 @@ def test_dense_run_learns_and_records_every_key(small_config):
     assert records[-1]["train_loss"] < 0.8 * records[0]["train_loss"]
     assert records[-1]["test_acc"] > 0.25  # 10 classes: chance is 0.10 (sd 0.015 on 400)
     assert set(metrics.SUMMARY_KEYS) == set(summary)
-    assert summary["epochs"] == 6 and summary["infer_ms_dense"] > 0
+    assert summary["epochs"] == 6 and summary["infer_ms_dense_b256"] > 0
+    assert summary["deploy_format"] == "dense" and summary["infer_speedup_b256"] == 1.0
     assert 1 <= summary["epochs_to_99pct"] <= 6
 
 
@@ -144,6 +145,54 @@ def test_imp_rewinds_survivors_to_init(small_config):
         assert torch.all(p[~mask] == 0)
 
 
+def test_imp_reinit_keeps_the_mask_and_draws_fresh_survivors(small_config):
+    """Frankle & Carbin's control: after the round-1 prune, rewind: reinit has the same mask as
+    rewind: init (round 1 trained the same) but freshly drawn survivors from the model's own
+    init distribution; the same seed draws the same values, another seed others."""
+
+    def rewound(rewind: str, seed: int = 0) -> Trainer:
+        cfg = small_config(
+            **{
+                "train.epochs": 2,
+                "train.seed": seed,
+                "model.width": 128,
+                "pruning.method": "imp",
+                "pruning.rate": 0.5,
+                "pruning.rounds": 1,
+                "pruning.rewind": rewind,
+            }
+        )
+        t = Trainer(cfg)
+        t._train_epoch()  # round 1, then its prune + rewind
+        t.epoch = 1
+        t.records.append({"sparsity": 0.0, "val_acc": 0.0, "test_acc": 0.0, "epoch": 1})
+        t._imp_round_end()
+        return t
+
+    w0 = {
+        n: p.detach().clone()
+        for n, p in Trainer(small_config(**{"model.width": 128})).params.items()
+    }
+    init, reinit, again, other = (
+        rewound("init"),
+        rewound("reinit"),
+        rewound("reinit"),
+        rewound("reinit", seed=1),
+    )
+    for name, p in reinit.params.items():
+        mask, fresh = reinit.masks[name], p.detach()[reinit.masks[name]]
+        assert torch.equal(mask, init.masks[name])  # same mask
+        assert torch.equal(init.params[name][mask], w0[name][mask])  # init: back to w0
+        assert torch.all(p[~mask] == 0)
+        assert (fresh != w0[name][mask]).float().mean() > 0.99  # new values
+        assert 0.8 < float(fresh.std() / w0[name].std()) < 1.25  # from the same distribution
+        assert torch.equal(fresh, again.params[name].detach()[mask])  # deterministic per seed
+        assert torch.equal(fresh, reinit.fresh_init(1)[name][mask])  # the documented draw
+        assert not torch.equal(reinit.fresh_init(1)[name], other.fresh_init(1)[name])
+        assert not torch.equal(reinit.fresh_init(1)[name], reinit.fresh_init(2)[name])
+    assert init.cfg.flat()["pruning.rewind"] == "init" != reinit.cfg.flat()["pruning.rewind"]
+
+
 def test_random_scores_are_a_different_mask_from_magnitude(small_config):
     base = {"pruning.method": "one_shot", "pruning.final_sparsity": 0.5, "train.epochs": 1}
     mag = Trainer(small_config(**base, **{"pruning.score": "magnitude"}))
@@ -172,14 +221,30 @@ def test_same_seed_same_numbers(small_config):
     assert [r["train_loss"] for r in a] != [r["train_loss"] for r in c]
 
 
-def test_restore_from_state_continues_bit_for_bit(small_config):
+RESTORE_CASES = {
+    "unstructured": {"pruning.method": "gradual", "pruning.final_sparsity": 0.5},
+    "structured-random": {
+        "pruning.method": "gradual",
+        "pruning.final_sparsity": 0.5,
+        "pruning.granularity": "structured",
+        "pruning.score": "random",  # the score generator must come back too
+    },
+    "nm-after-restore": {
+        "pruning.method": "one_shot",
+        "pruning.granularity": "nm",
+        "pruning.start_epoch": 3,  # the pruning event falls after the restart
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESTORE_CASES))
+def test_restore_from_state_continues_bit_for_bit(small_config, case):
     cfg = small_config(
         **{
             "train.epochs": 4,
-            "pruning.method": "gradual",
-            "pruning.final_sparsity": 0.5,
             "pruning.end_epoch": 3,
             "train.optimizer": "sgd",
+            **RESTORE_CASES[case],
         }
     )
     _, full, _ = _run(cfg)
@@ -206,6 +271,7 @@ def test_restore_from_state_continues_bit_for_bit(small_config):
     keys = ["epoch", "train_loss", "val_loss", "test_acc", "sparsity", "lr"]
     assert [[r[k] for k in keys] for r in part] == [[r[k] for k in keys] for r in full]
     assert len(second.records) == 4
+    assert full[-1]["sparsity"] > 0.4  # every case prunes by the end
 
 
 def test_lr_schedules(small_config):
@@ -240,15 +306,16 @@ def test_cnn_on_1d_signals_and_sparse_inference(small_config):
     )
     trainer, records, summary = _run(cfg)
     assert any(k.startswith("layer_sparsity/conv") for k in records[-1])
-    assert summary["infer_ms_sparse"] > 0
-    # The CSR copy computes the same function as the masked dense model.
-    from sparsity_tune.trial.sparse_infer import sparse_copy
+    assert summary["deploy_format"] in ("csr", "dense") and summary["infer_ms_b256"] > 0
+    # The CSR copy (every pruned layer forced to CSR) computes the masked model's function.
+    from sparsity_tune.trial.deploy import csr_model
 
     x = trainer.data.test_x[:32]
+    sparse, chosen = csr_model(trainer.model, trainer.masks, x, margin=float("inf"))
+    assert sorted(chosen) == ["conv1", "conv2", "conv3", "out"]
     with torch.no_grad():
         dense = trainer.model.eval()(x)
-        sparse = sparse_copy(trainer.model, trainer.masks)(x)
-    torch.testing.assert_close(dense, sparse, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(sparse(x), dense, rtol=1e-4, atol=1e-5)
 
 
 def test_no_validation_split_still_summarises(small_config):
@@ -301,3 +368,67 @@ def test_images_train_channels_last(small_config):
     assert conv.dim() == 4 and conv.is_contiguous(memory_format=torch.channels_last)
     assert len(records) == 2 and records[-1]["sparsity"] == pytest.approx(0.5, abs=1e-3)
     assert all(torch.all(p[~trainer.masks[n]] == 0) for n, p in trainer.params.items())
+
+
+GRANULARITY_RUNS = {
+    "structured-mlp": {"pruning.granularity": "structured", "pruning.method": "gradual"},
+    "structured-cnn": {
+        "pruning.granularity": "structured",
+        "pruning.method": "gradual",
+        "pruning.scope": "layerwise",
+        "model.arch": "cnn",
+        "model.width": 16,
+    },
+    "nm-mlp": {"pruning.granularity": "nm", "pruning.method": "one_shot", "pruning.start_epoch": 1},
+    "nm-cnn": {
+        "pruning.granularity": "nm",
+        "pruning.method": "one_shot",
+        "pruning.n": 1,
+        "pruning.m": 4,
+        "model.arch": "cnn",
+        "model.width": 16,
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(GRANULARITY_RUNS))
+def test_each_granularity_records_the_sparsity_asked(small_config, case):
+    """A short run per granularity: every record's sparsity is what the masks hold, within what
+    the granularity promises for the target, and the masks have the granularity's shape."""
+    from sparsity_tune.trial.pruning import nm_pruned_count
+    from sparsity_tune.trial.units import UnitLayout, alive_units, unit_masks
+
+    cfg = small_config(
+        **{"train.epochs": 3, "pruning.final_sparsity": 0.6, "pruning.end_epoch": 2}
+        | GRANULARITY_RUNS[case]
+    )
+    trainer, records, summary = _run(cfg)
+    p = cfg.pruning
+    masks = trainer.dense_masks()  # structured runs are compacted: masks in dense coordinates
+    total = sum(m.numel() for m in masks.values())
+    pruned = round(records[-1]["sparsity"] * total)
+    if p.granularity == "nm":
+        assert [r["target_sparsity"] for r in records][-1] == 1 - p.n / p.m
+        assert pruned == nm_pruned_count({n: m.shape for n, m in masks.items()}, p.n, p.m)
+        for m in masks.values():
+            flat = m.reshape(m.shape[0], -1)
+            full = flat.shape[1] // p.m * p.m
+            assert (flat[:, :full].reshape(m.shape[0], -1, p.m).sum(-1) == p.n).all()
+        assert records[-1]["sparsity"] > 0.6 if p.n == 1 else records[-1]["sparsity"] > 0.45
+    else:
+        groups = trainer.granularity.groups
+        assert "out.weight" in masks  # its columns go with the last hidden layer's units
+        layout = UnitLayout(groups, {n: tuple(m.shape) for n, m in masks.items()})
+        tol = layout.tolerance(p.scope)
+        for r in records:
+            assert abs(r["sparsity"] - r["target_sparsity"]) * total <= tol
+        assert records[-1]["target_sparsity"] == pytest.approx(0.6)
+        alive = alive_units(masks, groups)
+        rebuilt = unit_masks({n: torch.ones_like(m) for n, m in masks.items()}, groups, alive)
+        assert all(torch.equal(masks[n], rebuilt[n]) for n in masks)  # the mask contract
+        assert all(a.any() for a in alive)
+        assert records[-1]["flops_sparse"] < 0.7 * records[-1]["flops_dense"]
+    for name, w in trainer.params.items():
+        assert torch.all(w[~trainer.masks[name]] == 0), name
+    assert records[-1]["nonzero_params"] == records[-1]["total_params"] - pruned
+    assert summary["final_sparsity"] == records[-1]["sparsity"]

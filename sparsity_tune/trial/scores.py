@@ -1,0 +1,90 @@
+"""What to prune first: one score class per ``pruning.score``, registered in
+:mod:`sparsity_tune.trial.registry`.
+
+A score ranks weights (:meth:`Score.elements`, for unstructured and N:M pruning) and whole units
+(:meth:`Score.units`, for structured pruning); lower scores are pruned first. The default unit
+score is the mean element score over the unit's kept weights, so a new element score (SNIP,
+GraSP, SynFlow, ...) ranks units without more code. The tensor math is in
+:mod:`sparsity_tune.trial.pruning` and :mod:`sparsity_tune.trial.units`, imported when a score
+is first used: this module stays importable without torch, so configs validate fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+    from sparsity_tune.trial.config import TrialConfig
+    from sparsity_tune.trial.units import UnitGroup
+
+
+class Score:
+    """A pruning score. Subclasses set :attr:`name` and implement :meth:`elements`."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def check(cls, cfg: TrialConfig) -> None:
+        """Raise ``ValueError`` naming the key, the value and what is allowed. Default: no keys."""
+
+    def elements(
+        self, weights: Mapping[str, Tensor], generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        """One score per weight entry, shaped like the weight."""
+        raise NotImplementedError
+
+    def units(
+        self,
+        weights: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor],
+        groups: list[UnitGroup],
+        generator: torch.Generator,
+    ) -> dict[str, Tensor]:
+        """One score per unit of each group (keyed by producer name): by default the mean of
+        :meth:`elements` over the unit's kept weights (:func:`~sparsity_tune.trial.units.mean_unit_scores`)."""
+        from sparsity_tune.trial.units import mean_unit_scores
+
+        return mean_unit_scores(self.elements(weights, generator), masks, groups)
+
+
+class Magnitude(Score):
+    """``magnitude``: ``|w|``, smallest first (Han et al. 2015); a unit: its mean ``|w|``, i.e.
+    its L1 norm per weight (Li et al. 2017)."""
+
+    name: ClassVar[str] = "magnitude"
+
+    def elements(
+        self, weights: Mapping[str, Tensor], generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        from sparsity_tune.trial.pruning import magnitude_scores
+
+        return magnitude_scores(weights)
+
+
+class Random(Score):
+    """``random``: uniform draws, the control every pruning result needs (same seed, same
+    masks); a unit gets one draw of its own, whatever its size."""
+
+    name: ClassVar[str] = "random"
+
+    def elements(
+        self, weights: Mapping[str, Tensor], generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        from sparsity_tune.trial.pruning import random_scores
+
+        return random_scores(weights, generator)
+
+    def units(
+        self,
+        weights: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor],
+        groups: list[UnitGroup],
+        generator: torch.Generator,
+    ) -> dict[str, Tensor]:
+        from sparsity_tune.trial.units import random_unit_scores
+
+        return random_unit_scores(groups, generator)

@@ -1,0 +1,70 @@
+"""Strategy registry round trip: every registered method x score x granularity either validates
+and trains to the sparsity its granularity promises, or is refused naming both keys."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from sparsity_tune.trial import granularity, nm, schedule, scores, structured
+from sparsity_tune.trial.config import ConfigError
+from sparsity_tune.trial.pruning import count_pruned
+from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
+from sparsity_tune.trial.trainer import Trainer
+
+COMBOS = list(itertools.product(SCHEDULES, SCORES, GRANULARITIES))
+REFUSED = {("gradual", "nm"), ("imp", "nm")}  # a fixed N:M pattern has one event
+
+
+def test_registries_hold_every_strategy_class_under_its_own_name():
+    for registry, base in (
+        (SCHEDULES, schedule.Schedule),
+        (SCORES, scores.Score),
+        (GRANULARITIES, granularity.Granularity),
+    ):
+        assert all(issubclass(cls, base) and cls.name == n for n, cls in registry.items())
+    assert set(SCHEDULES) == {"none", "one_shot", "gradual", "imp"}
+    assert set(SCORES) == {"magnitude", "random"}
+    assert {
+        "unstructured": granularity.Unstructured,
+        "nm": nm.NM,
+        "structured": structured.Structured,
+    } == GRANULARITIES
+
+
+@pytest.mark.parametrize(("method", "score", "gran"), COMBOS, ids=["-".join(c) for c in COMBOS])
+def test_every_combination_runs_or_is_refused_by_name(small_config, method, score, gran):
+    settings = {
+        "dataset.train_limit": 200,
+        "dataset.test_limit": 100,
+        "model.hidden": [12, 8],
+        "train.epochs": 2,
+        "pruning.method": method,
+        "pruning.score": score,
+        "pruning.granularity": gran,
+        "pruning.final_sparsity": 0.5,
+        "pruning.rounds": 1,
+    }
+    if (method, gran) in REFUSED:
+        with pytest.raises(ConfigError) as err:
+            small_config(**settings)
+        assert f"pruning.method={method!r}" in str(err.value)
+        assert "pruning.granularity='nm'" in str(err.value)
+        return
+    trainer = Trainer(small_config(**settings))
+    records: list[dict] = []
+    trainer.run(records.append)
+    assert len(records) == 2
+    final = records[-1]
+    if method == "none":
+        assert final["sparsity"] == 0.0
+    else:  # pruned, to what the granularity allows for the target, and applied to the weights
+        lo, hi = trainer.granularity.allowed_pruned(trainer.dense_masks(), final["target_sparsity"])
+        assert lo <= count_pruned(trainer.dense_masks()) <= hi
+        # imp: one round at the default rate 0.2; nm: 1 - n/m = 0.5 whatever final_sparsity says
+        assert final["target_sparsity"] == pytest.approx(0.2 if method == "imp" else 0.5)
+        assert final["sparsity"] > 0.1
+        for name, p in trainer.params.items():
+            assert torch.all(p[~trainer.masks[name]] == 0), name
