@@ -24,18 +24,6 @@ def spec_with(search: dict, **top) -> dict:
     return {**BASE, "search": search, **top}
 
 
-def _reinit_supported() -> bool:
-    """Whether the trial config accepts ``pruning.rewind: reinit`` (the random re-initialisation
-    control; lottery_mnist1d.yaml and lenet300_100_mnist.yaml use it)."""
-    from sparsity_tune.trial.config import trial_config
-
-    try:
-        trial_config({}, {"pruning.method": "imp", "pruning.rewind": "reinit", "train.epochs": 4})
-    except Exception:
-        return False
-    return True
-
-
 def refused(data: dict) -> str:
     with pytest.raises(ConfigError) as err:
         validate_spec(data)
@@ -46,8 +34,6 @@ def refused(data: dict) -> str:
     "path", sorted((REPO / "search_spaces").glob("*.yaml")), ids=lambda p: p.name
 )
 def test_shipped_specs_are_valid(path: Path) -> None:
-    if "reinit" in path.read_text() and not _reinit_supported():
-        pytest.skip("pruning.rewind: reinit arrives with the granularity branch")
     spec = load_spec(path)
     assert spec.search.trial_count() >= 1
 
