@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine:  `make demo`  and  `make test`.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-SPEC ?= search_spaces/cnn.yaml
+SPEC ?= search_spaces/demo.yaml
 NAME ?= $(basename $(notdir $(SPEC)))
 
 .PHONY: install system-deps demo test lint bench clean

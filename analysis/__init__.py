@@ -4,18 +4,26 @@ Notebook use::
 
     from analysis import load_experiment, analyse, pareto_front, plot
     exp = load_experiment("results/cnn")            # exp.trials, exp.history (DataFrames)
+    both = load_experiments(["results/cnn", "results/mlp"])   # analysed together
     a = analyse(exp, xs=["nonzero_params"], y="test_acc", tolerance=1.0)
     a.configs                                       # seed-mean table, one row per configuration
     a.fronts["nonzero_params"].table                # the front, with seed spread and hypervolume
+    a.points, a.methods                             # operating points vs dense; methods compared
     fig = plot(a, "front_nonzero_params")           # a matplotlib Figure (report_figure: plotly)
 
-Command line: ``python -m analysis RESULTS_DIR`` (see ``--help``).
+Command line: ``python -m analysis RESULTS_DIR [RESULTS_DIR ...]`` (see ``--help``).
 """
 
 from __future__ import annotations
 
-from analysis.load import AnalysisError, Experiment, load_experiment
-from analysis.pareto import hypervolume_2d, pareto_front, pareto_mask, reference_point
+from analysis.load import AnalysisError, Experiment, load_experiment, load_experiments
+from analysis.pareto import (
+    hypervolume_2d,
+    non_dominated,
+    pareto_front,
+    pareto_mask,
+    reference_point,
+)
 from analysis.questions import Analysis, analyse, front_table
 from analysis.tables import add_config_ids, aggregate_seeds
 
@@ -30,6 +38,8 @@ __all__ = [
     "front_table",
     "hypervolume_2d",
     "load_experiment",
+    "load_experiments",
+    "non_dominated",
     "pareto_front",
     "pareto_mask",
     "plot",

@@ -1,4 +1,5 @@
-"""``python -m analysis RESULTS_DIR``: tables, Pareto fronts, plots and report.html of a sweep.
+"""``python -m analysis RESULTS_DIR [RESULTS_DIR ...]``: tables, Pareto fronts, plots and
+report.html of a sweep, or of several analysed together.
 
 Exit status 2 with one clear message for bad input (missing, empty or foreign directory, unknown
 metric, a tolerance that is not a finite number >= 0, an output directory that is a symlink or
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from analysis.load import AnalysisError, load_experiment
+from analysis.load import AnalysisError, Experiment, load_experiments
 from analysis.questions import DEFAULT_TOLERANCE, DEFAULT_X, DEFAULT_Y, analyse
 from analysis.safe_io import Refused
 from sparsity_tune.metrics import NUMERIC as NUMERIC_METRICS
@@ -62,8 +63,18 @@ def parser() -> argparse.ArgumentParser:
         description="Analyse an experiment directory: trials.csv, history.csv, configs.csv, "
         "pareto_<x>.csv, hypervolume.csv, plots/*.png and report.html.",
     )
-    p.add_argument("results_dir", help="experiment directory (or one trial's --out dir)")
-    p.add_argument("--out", type=Path, help="output directory (default: RESULTS_DIR/analysis)")
+    p.add_argument(
+        "results_dirs",
+        nargs="+",
+        metavar="RESULTS_DIR",
+        help="experiment directory (or one trial's --out dir); several are analysed together",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="output directory (default: RESULTS_DIR/analysis; for several directories "
+        "analysis-NAME+NAME beside the first)",
+    )
     p.add_argument(
         "--x",
         nargs="+",
@@ -108,18 +119,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_out(exp: Experiment) -> Path:
+    """RESULTS_DIR/analysis; for several experiments, analysis-<names> beside the first."""
+    if not exp.sources:
+        return exp.root / "analysis"
+    return exp.root.parent / ("analysis-" + "+".join(Path(n).name for n in exp.sources))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     if not args.wandb and (args.wandb_mode != "offline" or args.wandb_entity or args.wandb_group):
         p.error("--wandb-mode/--wandb-entity/--wandb-group need --wandb")
     t0 = time.perf_counter()
-    out = args.out or Path(args.results_dir) / "analysis"
     try:
-        exp = load_experiment(args.results_dir, progress=None if not args.quiet else False)
+        exp = load_experiments(args.results_dirs, progress=None if not args.quiet else False)
     except AnalysisError as err:
         print(f"python -m analysis: error: {err}", file=sys.stderr)
         return 2
+    out = args.out or default_out(exp)
     for w in exp.warnings[:MAX_WARNINGS]:
         print(f"python -m analysis: warning: {w}", file=sys.stderr)
     if len(exp.warnings) > MAX_WARNINGS:

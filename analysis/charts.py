@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis.points import DENSE_VARIANT, P
 from analysis.tables import DENSE_EPS
+from sparsity_tune.metrics import M
 
 MAX_POINTS = 2000  # per series; fronts are always kept whole
 MAX_GROUP_POINTS, BINS = 200, 25  # lines with more configurations are drawn binned
@@ -37,6 +39,7 @@ class Series:
     legend: bool = True
     marker: str = "circle"  # "circle" | "square"
     width: float = 1.5
+    end_label: str | None = None  # text written at the line's last point (labels dense curves)
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Panel:
     ylabel: str
     series: list[Series] = field(default_factory=list)
     xlog: bool = False
+    xreverse: bool = False  # x grows to the left (remaining weights, as Frankle & Carbin draw it)
+    xticks: list[float] | None = None  # tick positions (labelled with their values)
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Chart:
     panels: list[Panel]
     note: str = ""  # how to read the colours, shown under the title
     cols: int | None = None  # panels per row (default: up to 3)
+    colorbar: str | None = None  # label of a sparsity colour bar (the scale of sparsity_color)
 
 
 def _palette(n: int) -> list[str]:
@@ -69,11 +75,17 @@ def _palette(n: int) -> list[str]:
 
 
 def sparsity_color(s: float) -> str:
-    """viridis: dark = dense, yellow = sparsest (matplotlib colormap, no pyplot needed)."""
+    """viridis at sparsity², so the sparsities that matter (0.8-0.99) get most of the scale:
+    dark = dense, yellow = sparsest (matplotlib colormap, no pyplot needed)."""
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
     return to_hex(colormaps["viridis"](float(np.clip(s, 0.0, 1.0)) ** 2))
+
+
+def sparsity_colorscale(steps: int = 21) -> list[tuple[float, str]]:
+    """(sparsity, colour) stops of :func:`sparsity_color` from 0 to 1: the colour bar's scale."""
+    return [(float(v), sparsity_color(v)) for v in np.linspace(0.0, 1.0, steps)]
 
 
 def _cap(df: pd.DataFrame, n: int = MAX_POINTS) -> pd.DataFrame:
@@ -87,6 +99,14 @@ def _err(df: pd.DataFrame, m: str) -> np.ndarray | None:
     if sd not in df or df[sd].isna().all():
         return None
     return df[sd].to_numpy(float)
+
+
+def _ci(df: pd.DataFrame, m: str) -> np.ndarray | None:
+    """Error bars: the half-width of the t-based 95% interval over seeds."""
+    hi = f"{m}_ci95_hi"
+    if hi not in df or df[hi].isna().all():
+        return None
+    return (df[hi] - df[m]).to_numpy(float)
 
 
 def _log(values: pd.Series) -> bool:
@@ -140,11 +160,16 @@ def by_group_chart(
     group: str = "size",
     note: str = "",
     hlines: dict[str, pd.DataFrame] | None = None,
+    titles: dict[str, str] | None = None,
+    errors: str = "std",
 ) -> Chart:
     """One panel per (facet value, y); one line per ``group`` value, sorted by x.
 
-    A group with more than ``MAX_GROUP_POINTS`` configurations (a random search) is drawn as
-    ``BINS`` quantile bins of x: mean of y, bars = std across the bin's configurations.
+    ``titles``: panel titles per y (default: the column name). ``errors``: bars of ±1 std over
+    seeds (``std``) or the 95% interval (``ci95``: ``y_ci95_lo``/``_hi`` columns, drawn
+    symmetric about the mean as the t interval is). A group with more than ``MAX_GROUP_POINTS``
+    configurations (a random search) is drawn as ``BINS`` quantile bins of x: mean of y, bars =
+    std across the bin's configurations.
     """
     panels, binned = [], False
     facets = sorted(configs[facet].unique()) if facet else [None]
@@ -153,7 +178,8 @@ def by_group_chart(
     for f in facets:
         sub = configs if f is None else configs[configs[facet] == f]
         for y in ys:
-            p = Panel(f"{y}" + (f" · {f}" if f is not None else ""), x, y, xlog=_log(sub[x]))
+            name = (titles or {}).get(y, y)
+            p = Panel(f"{name}" + (f" · {f}" if f is not None else ""), x, y, xlog=_log(sub[x]))
             for g, gdf in sub.groupby(sub[group].astype(str), sort=True):
                 gdf = gdf.sort_values(x)
                 if len(gdf) > MAX_GROUP_POINTS:
@@ -161,7 +187,8 @@ def by_group_chart(
                     text = None
                     binned = True
                 else:
-                    xs, ys_, err = gdf[x].to_numpy(float), gdf[y].to_numpy(float), _err(gdf, y)
+                    xs, ys_ = gdf[x].to_numpy(float), gdf[y].to_numpy(float)
+                    err = _ci(gdf, y) if errors == "ci95" else _err(gdf, y)
                     text = gdf["label"].tolist()
                 p.series.append(
                     Series(
@@ -210,7 +237,7 @@ def _binned(df: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.ndarray, n
 
 def _pick_configs(configs: pd.DataFrame, n: int = MAX_LINES) -> pd.DataFrame:
     """At most ``n`` configurations spread evenly over sparsity (dense ones first)."""
-    c = configs.sort_values("sparsity", kind="stable")
+    c = configs.sort_values(M.sparsity, kind="stable")
     if len(c) <= n:
         return c
     idx = np.unique(np.linspace(0, len(c) - 1, n).round().astype(int))
@@ -226,7 +253,8 @@ def curves_chart(
     dashed: dict[str, str] | None = None,
 ) -> Chart:
     """Per-epoch seed-mean curves, one panel per (architecture, y), one line per configuration
-    coloured by final sparsity (dense in black)."""
+    coloured by its final sparsity (the colour bar); dense curves black, each labelled at its end
+    with its model size (one dense curve per size)."""
     panels, shown = [], 0
     archs = sorted(configs["arch"].unique())
     for arch in archs:
@@ -234,24 +262,28 @@ def curves_chart(
         shown += len(chosen)
         h = hist[hist["config_id"].isin(chosen.index)]
         for y in ys:
-            p = Panel(y + (f" · {arch}" if len(archs) > 1 else ""), "epoch", y)
+            p = Panel(y + (f" · {arch}" if len(archs) > 1 else ""), M.epoch, y)
             for cid, cdf in h.groupby("config_id", sort=False):
                 row = chosen.loc[cid]
-                sp = float(row["sparsity"])
+                sp = float(row[M.sparsity])
                 dense = sp <= DENSE_EPS
-                ep = cdf["epoch"].to_numpy(float)
-                p.series.append(
-                    Series(
-                        ep,
-                        cdf[y].to_numpy(float),
-                        f"{row['label']} (sparsity {sp:.2f})",
-                        mode="lines",
-                        color="#000000" if dense else sparsity_color(sp),
-                        width=2.5 if dense else 1.2,
-                        text=[row["label"]] * len(cdf),
-                        legend=False,
+                ep = cdf[M.epoch].to_numpy(float)
+                for part, seg_sp in _segments(cdf, row):
+                    p.series.append(
+                        Series(
+                            part[M.epoch].to_numpy(float),
+                            part[y].to_numpy(float),
+                            f"dense · {row['size']}"
+                            if dense
+                            else f"{row['label']} (sparsity {seg_sp:.2f})",
+                            mode="lines",
+                            color="#000000" if dense else sparsity_color(seg_sp),
+                            width=2.5 if dense else 1.2,
+                            text=[row["label"]] * len(part),
+                            legend=False,
+                            end_label=f"dense {row['size']}" if dense else None,
+                        )
                     )
-                )
                 if dashed and y in dashed and dashed[y] in cdf:
                     p.series.append(
                         Series(
@@ -267,10 +299,73 @@ def curves_chart(
                         )
                     )
             panels.append(p)
-    note = "colour: final sparsity (viridis: dark = dense, yellow = sparsest; black = dense)"
+    note = (
+        "colour: final sparsity (IMP: each round's sparsity; colour bar); black: dense, "
+        "labelled with its model size"
+    )
     if shown < len(configs):
         note += f"; {shown} of {len(configs)} configurations shown, spread over sparsity"
-    return Chart(key, title, panels, note, cols=len(ys) if len(ys) > 1 else None)
+    return Chart(
+        key, title, panels, note, cols=len(ys) if len(ys) > 1 else None, colorbar=M.sparsity
+    )
+
+
+def _segments(cdf: pd.DataFrame, row: pd.Series) -> list[tuple[pd.DataFrame, float]]:
+    """A curve in one piece coloured by its final sparsity, or, for IMP, one piece per round
+    coloured by that round's sparsity (each round trains a different mask)."""
+    if row.get("pruning.method") != "imp" or M.target_sparsity not in cdf:
+        return [(cdf, float(row[M.sparsity]))]
+    ts = cdf[M.target_sparsity].fillna(-1.0)
+    rid = ts.ne(ts.shift()).cumsum()
+    return [(g, float(g[M.sparsity].iloc[-1])) for _, g in cdf.groupby(rid, sort=True)]
+
+
+MAX_IMP_PANELS = 12  # (architecture, size) panels of the IMP rounds figure
+
+
+def imp_rounds_chart(
+    points: pd.DataFrame, key: str, title: str, y: str, ylabel: str | None = None
+) -> Chart:
+    """Frankle & Carbin's figure: ``y`` against the fraction of weights remaining (log scale,
+    dense on the left), one panel per (architecture, model size), one line per pruning variant
+    through its IMP rounds, each starting at the shared round 0; bars: 95% interval over seeds.
+    ``points`` holds the seed-aggregated IMP operating points (``round`` not NaN)."""
+    imp = points[points[P.round].notna()]
+    variants = sorted(v for v in imp[P.variant].unique() if v != DENSE_VARIANT)
+    colors = dict(zip(variants, _palette(len(variants)), strict=True))
+    panels = []
+    groups = list(imp.groupby(["arch", "size"], sort=True))
+    for (arch, size), g in groups[:MAX_IMP_PANELS]:
+        p = Panel(f"{arch} · {size}", "% of weights remaining", ylabel or y, xlog=True)
+        p.xreverse = True
+        ticks = sorted({round(100 * v, 2) for v in g[P.remaining].dropna()})
+        p.xticks = ticks if len(ticks) <= 8 else None
+        for v in variants:
+            line = g[g[P.variant] == v]
+            if line.empty:
+                continue
+            dense = g[
+                (g[P.variant] == DENSE_VARIANT) & g[P.baseline_key].isin(line[P.baseline_key])
+            ]
+            line = pd.concat([dense, line]).sort_values(P.remaining, ascending=False)
+            p.series.append(
+                Series(
+                    100 * line[P.remaining].to_numpy(float),
+                    line[y].to_numpy(float),
+                    str(v),
+                    mode="lines+markers",
+                    color=colors[v],
+                    yerr=_ci(line, y),
+                    text=line["label"].tolist(),
+                    legend=not panels,
+                )
+            )
+        panels.append(p)
+    note = "one line per pruning variant through its IMP rounds (round 0: the dense network); "
+    note += "bars: 95% interval over seeds"
+    if len(groups) > MAX_IMP_PANELS:
+        note += f"; first {MAX_IMP_PANELS} of {len(groups)} architecture × size panels"
+    return Chart(key, title, panels, note)
 
 
 def arch_compare_chart(
@@ -313,7 +408,7 @@ def arch_compare_chart(
 
 def pairs_chart(pairs: pd.DataFrame, y: str) -> Chart:
     """Small-dense (squares) joined to the large-sparse model it is matched with (circles)."""
-    p = Panel(f"{y} at matched nonzero parameters", "nonzero_params", y, xlog=True)
+    p = Panel(f"{y} at matched nonzero parameters", M.nonzero_params, y, xlog=True)
     xs, ys = [], []
     for _, r in pairs.iterrows():
         xs += [r["dense_nonzero_params"], r["sparse_nonzero_params"], np.nan]

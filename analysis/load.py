@@ -67,6 +67,8 @@ class Experiment:
     spec: dict[str, Any] = field(default_factory=dict)  # spec.yaml as written (raw mapping)
     searched: list[str] = field(default_factory=list)  # dotted keys the sweep varied (params)
     warnings: list[str] = field(default_factory=list)  # one per damaged trial or refused file
+    #: experiment name -> directory, when several experiments are analysed together
+    sources: dict[str, Path] = field(default_factory=dict)
 
     @property
     def config_columns(self) -> list[str]:
@@ -407,3 +409,55 @@ def _order_history(df: pd.DataFrame) -> pd.DataFrame:
     return (
         df[known + extra].sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
     )
+
+
+def load_experiments(
+    roots: list[str | Path], progress: bool | None = None, jobs: int | None = None
+) -> Experiment:
+    """Several experiment directories as one :class:`Experiment` (one directory: the same as
+    :func:`load_experiment`).
+
+    Each trial's ``experiment`` becomes its directory's experiment name (made unique), its
+    ``trial_dir`` the path from the working directory, and a ``trial_id`` found in more than
+    one experiment is prefixed ``<experiment>/``. Configurations are not told apart by
+    experiment: the analysis pools two experiments' trials only where their settings are equal
+    (:mod:`analysis.tables`). ``sources`` maps each name to its directory; ``spec`` is the
+    first experiment's (it names the W&B project of ``--wandb``).
+    """
+    paths = list(dict.fromkeys(Path(r) for r in roots))
+    if len(paths) == 1:
+        return load_experiment(paths[0], progress=progress, jobs=jobs)
+    parts = [load_experiment(p, progress=progress, jobs=jobs) for p in paths]
+    names = _unique_names([e.name for e in parts], paths)
+    counts = pd.concat([e.trials["trial_id"].drop_duplicates() for e in parts]).value_counts()
+    clash = set(counts[counts > 1].index)
+    trials, histories = [], []
+    for name, e in zip(names, parts, strict=True):
+        t, h = e.trials.copy(), e.history.copy()
+        rename = {i: f"{name}/{i}" for i in clash}
+        t["trial_id"] = t["trial_id"].replace(rename)
+        if len(h):
+            h["trial_id"] = h["trial_id"].replace(rename)
+        t["experiment"] = name
+        t["trial_dir"] = [(e.root / d).as_posix() for d in t["trial_dir"]]
+        trials.append(t)
+        histories.append(h)
+    trials_df = _order_trials(pd.concat(trials, ignore_index=True))
+    frames = [h for h in histories if not h.empty]
+    history = _order_history(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
+    searched = sorted({k for e in parts for k in e.searched})
+    return Experiment(
+        root=paths[0],
+        name=" + ".join(names),
+        trials=trials_df,
+        history=history,
+        spec=parts[0].spec,
+        searched=searched,
+        warnings=[f"{n}: {w}" for n, e in zip(names, parts, strict=True) for w in e.warnings],
+        sources=dict(zip(names, paths, strict=True)),
+    )
+
+
+def _unique_names(names: list[str], paths: list[Path]) -> list[str]:
+    """Experiment names, the directory's path where two experiments share a name."""
+    return [n if names.count(n) == 1 else p.as_posix() for n, p in zip(names, paths, strict=True)]

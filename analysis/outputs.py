@@ -25,6 +25,11 @@ FILES = {
     "trials.csv": "one row per trial: ids, status, config (dotted), final record, summary",
     "history.csv": "one row per trial and epoch: the trainer's record keys",
     "configs.csv": "one row per configuration (finished trials, seeds pooled): mean, std, 95% CI",
+    "points.csv": "one row per operating point (a configuration, or one IMP round): seed mean, "
+    "std, 95% CI, and the difference to its dense baseline with its Welch 95% interval, verdict "
+    "and the seeds the observed noise would need",
+    "methods.csv": "pruning variants compared at equal sparsity: difference, Welch 95% interval, "
+    "verdict",
     "pareto_<x>.csv": "non-dominated configurations of the accuracy metric vs cost x, with spread "
     "and hypervolume",
     "hypervolume.csv": "one row per cost axis: front size, hypervolume and its reference point",
@@ -77,6 +82,8 @@ def write_all(a: Analysis, out: Path, png: bool = True, html: bool = True) -> di
     csv("trials.csv", trials_table(a))
     csv("history.csv", a.experiment.history)
     csv("configs.csv", a.configs)
+    csv("points.csv", a.points)
+    csv("methods.csv", a.methods)
     for x, f in a.fronts.items():
         csv(f"pareto_{x}.csv", f.table)
     csv("hypervolume.csv", hypervolume_table(a))

@@ -41,11 +41,26 @@ def draw(chart: Chart):
                 ax.errorbar(s.x, s.y, yerr=yerr, capsize=2, elinewidth=0.8, **style)
             else:
                 ax.plot(s.x, s.y, **style)
+            if s.end_label and len(s.x):
+                ax.annotate(
+                    s.end_label,
+                    (s.x[-1], s.y[-1]),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=s.color,
+                    va="center",
+                )
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
         if panel.xlog:
             ax.set_xscale("log")
+        if panel.xticks:
+            ax.set_xticks(panel.xticks, [f"{v:g}" for v in panel.xticks])
+            ax.minorticks_off()
+        if panel.xreverse:
+            ax.invert_xaxis()
         ax.grid(alpha=0.3)
         if any(s.legend for s in panel.series):
             ax.legend(fontsize=7, loc="best")
@@ -55,7 +70,26 @@ def draw(chart: Chart):
     note = "\n".join(textwrap.wrap(chart.note, width)) if chart.note else ""
     fig.suptitle(chart.title + (f"\n{note}" if note else ""), fontsize=10)
     fig.tight_layout()
+    if chart.colorbar:
+        _colorbar(fig, chart.colorbar)
     return fig
+
+
+def _colorbar(fig, label: str) -> None:
+    """The sparsity colour bar, in a strip cleared on the right: viridis at sparsity², the scale
+    of :func:`analysis.charts.sparsity_color`."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import PowerNorm
+
+    right = 1 - 0.9 / fig.get_figwidth()  # about 0.9 inch for the bar and its labels
+    fig.subplots_adjust(right=right - 0.02)
+    top, bottom = fig.subplotpars.top, fig.subplotpars.bottom
+    cax = fig.add_axes((right, bottom, 0.012, top - bottom))
+    sm = ScalarMappable(norm=PowerNorm(2.0, vmin=0.0, vmax=1.0), cmap=colormaps["viridis"])
+    bar = fig.colorbar(sm, cax=cax)
+    bar.set_label(label)
+    bar.set_ticks([0, 0.5, 0.75, 0.9, 1.0])
 
 
 def save_png(chart: Chart, out_dir: Path) -> Path:

@@ -1,8 +1,13 @@
-"""The research questions of a pruning sweep, answered from the seed-mean configuration table.
+"""The research questions of a pruning sweep, answered from seed-aggregated operating points.
 
-:func:`analyse` turns a loaded :class:`~analysis.load.Experiment` into fronts (one per cost axis)
-and report sections. Every sentence is built from numbers computed here; a section whose data is
-missing says so in plain words instead of failing. Rendering lives in plots.py / report.py.
+:func:`analyse` turns a loaded :class:`~analysis.load.Experiment` (one directory or several) into
+operating points (:mod:`analysis.points`: a trial's final network, or each round of an IMP run),
+their comparisons with the dense baseline and between methods at equal sparsity
+(:mod:`analysis.compare`, Welch intervals from :mod:`analysis.stats`), fronts (one per cost
+axis) and report sections. Every "within tolerance", "better" or "worse" in a sentence is a
+verdict on the interval of a difference; where the interval straddles the line the sentence says
+"not resolved" and how many seeds the observed noise would need. A section whose data is missing
+says so in plain words instead of failing. Rendering lives in plots.py / report.py.
 """
 
 from __future__ import annotations
@@ -13,24 +18,32 @@ import numpy as np
 import pandas as pd
 
 from analysis import charts
+from analysis.compare import DIFF_COLS, at_equal_sparsity, variant_names, versus_dense
 from analysis.load import FINISHED, Experiment
 from analysis.pareto import hypervolume_2d, pareto_mask, reference_point
+from analysis.points import DENSE_VARIANT, P, numeric_point_metrics, operating_points
+from analysis.stats import BETTER, UNRESOLVED, WITHIN, WORSE, verdict, welch
 from analysis.tables import (
     DENSE_EPS,
     add_config_ids,
     aggregate_seeds,
+    duplicate_seeds,
     identity_columns,
     points_scale,
     seed_mean_history,
 )
-from sparsity_tune.metrics import direction
+from sparsity_tune.metrics import M, direction
 
-DEFAULT_X = ("nonzero_params", "sparse_bytes", "peak_mem_bytes", "train_time_s", "epoch_time_s")
-DEFAULT_Y = "test_acc"
+DEFAULT_X = (M.nonzero_params, M.sparse_bytes, M.peak_mem_bytes, M.train_time_s, M.epoch_time_s)
+DEFAULT_Y = M.test_acc
 DEFAULT_TOLERANCE = 1.0  # accuracy points (percentage points when accuracies are fractions)
 MATCH_RTOL = 0.2  # nonzero params of a "matched" pair differ by at most 20%
 REF_MARGIN = 0.1  # hypervolume reference: the worst observed values, 10% of the range beyond
 REFERENCE_TEXT = "worst observed value on each axis, pushed 10% of the observed range further"
+MAX_PAIR_SENTENCES = 8  # method comparisons spelled out (all are in methods.csv)
+WELCH = "Welch 95% interval over seeds"
+#: Convergence columns compared with the dense baseline (in epochs; fewer is better).
+CONVERGENCE = (P.to99_own, P.early_stop_epoch)
 
 
 @dataclass
@@ -39,8 +52,8 @@ class Front:
     y: str
     x_dir: str
     y_dir: str
-    table: pd.DataFrame  # the non-dominated configurations, sorted by x, with seed spread
-    n_configs: int  # configurations with both values (the candidates)
+    table: pd.DataFrame  # the non-dominated operating points, sorted by x, with seed spread
+    n_configs: int  # operating points with both values (the candidates)
     hypervolume: float
     hv_normalized: float  # hypervolume / area of the box from the ideal to the reference point
     ref: tuple[float, float]  # REFERENCE_TEXT, over the candidates
@@ -58,16 +71,26 @@ class Section:
 @dataclass
 class Analysis:
     experiment: Experiment
-    trials: pd.DataFrame  # experiment.trials + config_id, base_id, label, arch, size
-    configs: pd.DataFrame  # seed aggregates of the finished trials
+    trials: pd.DataFrame  # experiment.trials + config_id, base_id, label, base_label, arch, size
+    configs: pd.DataFrame  # seed aggregates of the finished trials (configs.csv)
     history: pd.DataFrame  # seed-mean per configuration and epoch
     fronts: dict[str, Front]
     sections: list[Section]
     y: str
     tolerance: float
     scale: float  # multiply y differences by this to get points
-    usable: pd.DataFrame = field(default_factory=pd.DataFrame)  # configs with y and sparsity
+    usable: pd.DataFrame = field(default_factory=pd.DataFrame)  # points with y and sparsity
     why_unusable: str = ""  # what the sections say when ``usable`` is empty
+    samples: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per point and seed
+    points: pd.DataFrame = field(default_factory=pd.DataFrame)  # seed aggregates (points.csv)
+    methods: pd.DataFrame = field(default_factory=pd.DataFrame)  # equal sparsity (methods.csv)
+    vs_dense: dict[str, pd.DataFrame] = field(default_factory=dict)  # convergence vs dense
+    duplicates: int = 0  # finished trials whose settings and seed were already counted
+
+    @property
+    def sign(self) -> float:
+        """+1 when more of ``y`` is better, else -1: differences are signed so + is better."""
+        return 1.0 if direction(self.y) == "max" else -1.0
 
 
 def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
@@ -75,17 +98,8 @@ def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
     x_dir, y_dir = direction(x), direction(y)
     cand = configs[np.isfinite(configs[x].astype(float)) & np.isfinite(configs[y].astype(float))]
     if cand.empty:
-        return Front(
-            x,
-            y,
-            x_dir,
-            y_dir,
-            cand.iloc[0:0],
-            0,
-            float("nan"),
-            float("nan"),
-            (float("nan"), float("nan")),
-        )
+        nan = float("nan")
+        return Front(x, y, x_dir, y_dir, cand.iloc[0:0], 0, nan, nan, (nan, nan))
     xv, yv = cand[x].to_numpy(float), cand[y].to_numpy(float)
     mask = pareto_mask(xv, yv, x_dir, y_dir)
     ref = reference_point(xv, yv, x_dir, y_dir, margin=REF_MARGIN)
@@ -94,8 +108,9 @@ def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
     ideal = reference_point(xv, yv, flip[x_dir], flip[y_dir])  # the best observed values
     box = abs(ref[0] - ideal[0]) * abs(ref[1] - ideal[1])
     spread = [f"{m}{s}" for m in (x, y) for s in ("", "_std", "_ci95_lo", "_ci95_hi")]
-    lead = ["config_id", "label", "arch", "size", "n_seeds", *dict.fromkeys(spread)]
-    extra = [c for c in ("sparsity",) if c not in lead]
+    lead = [P.point_id, "config_id", "label", "arch", "size", P.round, P.variant, "n_seeds"]
+    lead += list(dict.fromkeys(spread))
+    extra = [c for c in (M.sparsity,) if c not in lead]
     cols = [*lead, *extra, *(c for c in identity_columns(configs) if c in configs)]
     table = cand.loc[mask, [c for c in dict.fromkeys(cols) if c in cand]]
     table = table.sort_values([x, y], kind="stable")
@@ -109,16 +124,7 @@ def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
     return Front(x, y, x_dir, y_dir, table, len(cand), hv, hv / box if box > 0 else np.nan, ref)
 
 
-def dense_baselines(configs: pd.DataFrame, y: str, scale: float) -> pd.DataFrame:
-    """Each configuration beside the dense configuration with the same non-pruning settings:
-    ``dense_<y>`` and ``drop_pts`` (dense minus this, in points)."""
-    dense = configs[configs["sparsity"] <= DENSE_EPS]
-    base = dense.groupby("base_id")[y].mean().rename(f"dense_{y}")
-    out = configs.join(base, on="base_id")
-    sign = 1.0 if direction(y) == "max" else -1.0
-    return out.assign(drop_pts=sign * (out[f"dense_{y}"] - out[y]) * scale)
-
-
+# ---------------------------------------------------------------------------------- wording
 def _fmt(v: float, digits: int = 3) -> str:
     if not np.isfinite(v):
         return "n/a"
@@ -127,30 +133,99 @@ def _fmt(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{digits}f}".rstrip("0").rstrip(".")
 
 
+def _sp(v: float) -> str:
+    """A sparsity (or a percentage of weights) with the digits IMP needs: 0.9375, 6.25."""
+    return "n/a" if not np.isfinite(v) else f"{v:.4g}"
+
+
+def _signed(v: float) -> str:
+    return "n/a" if not np.isfinite(v) else f"{v + 0.0:+.2f}".replace("-0.00", "+0.00")
+
+
+def _interval(lo: float, hi: float) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "no interval (a side has one seed)"
+    return f"95% CI [{_signed(lo)}, {_signed(hi)}]"
+
+
+def _seeds(need: float) -> str:
+    """How many seeds the observed noise would need, in words."""
+    if not np.isfinite(need):
+        if need == np.inf:
+            return "more than 1000 seeds per configuration (the mean sits on the line)"
+        return "at least 2 seeds per configuration to measure the noise"
+    return f"about {int(need)} seeds per configuration"
+
+
+def _diff(r: pd.Series, unit: str = "points") -> str:
+    return f"{_signed(r['diff_pts'])} {unit} ({_interval(r['diff_ci95_lo'], r['diff_ci95_hi'])})"
+
+
+def _counts(verdicts: pd.Series, words: dict[str, str]) -> str:
+    n = len(verdicts)
+    parts = [f"{words[v]} at {int((verdicts == v).sum())}" for v in words]
+    return ", ".join(parts) + f" of {n}"
+
+
+# ---------------------------------------------------------------------------------- analysis
 def analyse(
     exp: Experiment,
     xs: tuple[str, ...] | list[str] = DEFAULT_X,
     y: str = DEFAULT_Y,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> Analysis:
-    """Configurations, fronts and the report sections (the whole computation, no file I/O)."""
+    """Operating points, comparisons, fronts and the report sections (no file I/O)."""
     trials = add_config_ids(exp.trials)
+    duplicates = int(duplicate_seeds(trials).sum())
     configs = aggregate_seeds(trials)
     hist = seed_mean_history(exp.history, trials)
     hist = hist[hist["config_id"].isin(configs["config_id"])]
-    usable = configs[configs[y].notna() & configs["sparsity"].notna()] if len(configs) else configs
-    scale = points_scale(configs[y].dropna()) if len(configs) and configs[y].notna().any() else 1.0
-    fronts = {x: front_table(configs, x, y) for x in xs}
+    samples = operating_points(trials, exp.history)
+    keep = [
+        "config_id",
+        "base_id",
+        P.baseline_key,
+        P.round,
+        P.variant,
+        "label",
+        "base_label",
+        "arch",
+        "size",
+        *identity_columns(trials),
+    ]
+    points = aggregate_seeds(samples, numeric_point_metrics(samples), by=P.point_id, keep=keep)
+    has_y = y in points and points[y].notna().any()
+    scale = points_scale(points[y].dropna()) if has_y else 1.0
+    sign = 1.0 if direction(y) == "max" else -1.0
+    if y in points:
+        vd = versus_dense(samples, y, scale, sign, tolerance)
+        points = points.join(vd.drop(columns="n"), on=P.point_id)
+    for c in (f"dense_{y}", "dense_n", *DIFF_COLS):
+        if c not in points:
+            points[c] = np.nan
+    ok = points[y].notna() & points[M.sparsity].notna() if y in points else points.index < 0
+    usable = points[ok] if len(points) else points
+    fronts = {x: front_table(usable, x, y) for x in xs}
+    methods = at_equal_sparsity(samples, usable, y, scale, sign) if len(usable) else pd.DataFrame()
+    vs = {m: versus_dense(samples, m, 1.0, -1.0) for m in CONVERGENCE if m in samples}
     why = (
         "no finished trial yet"
         if configs.empty
         else f"no finished configuration has both {y} and sparsity values"
     )
     a = Analysis(exp, trials, configs, hist, fronts, [], y, tolerance, scale, usable, why)
+    a.samples, a.points, a.methods, a.vs_dense, a.duplicates = (
+        samples,
+        points,
+        methods,
+        vs,
+        duplicates,
+    )
     a.sections = [
         _overview(a),
         _dynamics(a),
         _tolerance(a),
+        _methods(a),
         _robustness(a),
         _tradeoffs(a),
         _arch(a),
@@ -162,11 +237,30 @@ def analyse(
 def _overview(a: Analysis) -> Section:
     s = Section("overview", "Experiment")
     counts = a.trials["status"].value_counts()
+    sources = getattr(a.experiment, "sources", None) or {}
+    if len(sources) > 1:
+        per = a.trials["experiment"].value_counts()
+        listed = "; ".join(f"{n} ({int(per.get(n, 0))} trials, {p})" for n, p in sources.items())
+        s.sentences.append(f"{len(sources)} experiments analysed together: {listed}.")
+    n_imp = int(a.points[P.round].notna().sum()) if len(a.points) else 0
     s.sentences.append(
         f"{len(a.trials)} trials: {counts.get(FINISHED, 0)} finished, {counts.get('running', 0)} "
-        f"running, {counts.get('stopped', 0)} stopped early, {counts.get('failed', 0)} failed; {len(a.configs)} configurations from the "
-        f"finished trials, {_fmt(a.configs['n_seeds'].mean() if len(a.configs) else np.nan)} seeds "
-        f"each on average. Unfinished trials are listed in trials.csv and left out of every figure."
+        f"running, {counts.get('stopped', 0)} stopped early, {counts.get('failed', 0)} failed; "
+        f"{len(a.configs)} configurations from the finished trials, "
+        f"{_fmt(a.configs['n_seeds'].mean() if len(a.configs) else np.nan)} seeds each on "
+        f"average; {len(a.points)} operating points"
+        + (f" ({n_imp} of them IMP rounds, round 0 being the dense baseline)" if n_imp else "")
+        + ". Unfinished trials are listed in trials.csv and left out of every figure."
+    )
+    if a.duplicates:
+        s.sentences.append(
+            f"{a.duplicates} finished trial(s) repeat the settings and seed of another "
+            "(experiments analysed together overlap); each (configuration, seed) counts once."
+        )
+    s.sentences.append(
+        f"Differences are in points of {a.y} (x{_fmt(a.scale)}); every 'within tolerance', "
+        f"'better' and 'worse' is read from the {WELCH} of a difference: within tolerance when "
+        f"it lies above -{_fmt(a.tolerance)} point(s), worse when below, otherwise not resolved."
     )
     failed = a.trials[a.trials["status"] != FINISHED]
     if len(failed):
@@ -181,76 +275,215 @@ def _no_data(s: Section, why: str) -> Section:
     return s
 
 
+def _lines(points: pd.DataFrame) -> pd.DataFrame:
+    """Points with a ``line`` column for the by-size figures: the model size, and the variant
+    when several are swept (each variant's line starts at its dense baseline's points). Other
+    settings share a line (a random search's learning rates: the figure bins large groups)."""
+    pruned = points[points[P.variant] != DENSE_VARIANT]
+    if pruned[P.variant].nunique() <= 1:
+        return points.assign(line=points["size"].astype(str))
+    parts = [pruned.assign(line=pruned["size"].astype(str) + " · " + pruned[P.variant])]
+    dense = points[points[P.variant] == DENSE_VARIANT]
+    for v, g in pruned.groupby(P.variant, sort=True):
+        d = dense[dense[P.baseline_key].isin(g[P.baseline_key])]
+        parts.append(d.assign(line=d["size"].astype(str) + " · " + str(v)))
+    return pd.concat(parts, ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------- 1
 def _dynamics(a: Analysis) -> Section:
     s = Section("dynamics", "1. Training dynamics and convergence")
     c = a.usable
     if c.empty:
         return _no_data(s, a.why_unusable)
     for arch, adf in c.groupby("arch"):
-        dense = adf[adf["sparsity"] <= DENSE_EPS]
-        top = adf["sparsity"].round(2).max()
-        sparse = adf[adf["sparsity"].round(2) == top]
-        ref_name = "dense" if len(dense) else "least sparse"
-        if dense.empty:
-            dense = adf[adf["sparsity"].round(2) == adf["sparsity"].round(2).min()]
-        e_d, e_s = dense["epochs_to_99pct"].mean(), sparse["epochs_to_99pct"].mean()
-        l_d, l_s = dense["val_loss"].mean(), sparse["val_loss"].mean()
-        if np.isfinite(e_d) or np.isfinite(e_s):
+        levels = np.unique(adf[M.sparsity].round(3))
+        if len(levels) < 2:
             s.sentences.append(
-                f"{arch}: {ref_name} configurations reach 99% of their best val_acc after "
-                f"{_fmt(e_d)} epochs on average (epochs_to_99pct), the sparsest (sparsity "
-                f"{_fmt(top)}) after {_fmt(e_s)}; final val_loss {_fmt(l_d)} vs {_fmt(l_s)}."
+                f"{arch}: every operating point has sparsity {_sp(levels[0])}, so convergence "
+                "cannot be compared across sparsity (the figures show each configuration)."
             )
-    if "epochs_to_99pct" in c and c["epochs_to_99pct"].notna().any():
+            continue
+        s.sentences.extend(_convergence(a, arch, adf))
+    s.sentences.extend(_gradual_note(c))
+    ys = [m for m in (P.to99_own, P.to99_dense, P.early_stop_epoch) if m in c]
+    if (c[P.round].isna() & (c[M.sparsity] > DENSE_EPS)).any():  # IMP rounds: (a) is the same
+        ys.append(M.epochs_to_99pct)
+    ys = [m for m in ys if m in c and c[m].notna().any()]
+    if ys:
         s.charts.append(
             charts.by_group_chart(
-                c,
+                _lines(c),
                 "convergence",
-                "Epochs to 99% of best val_acc vs sparsity",
-                "sparsity",
-                ["epochs_to_99pct"],
+                "Convergence vs sparsity (epochs, counted from the run's or IMP round's start)",
+                M.sparsity,
+                ys,
                 "arch",
-                note="one line per model size; bars: ±1 std over seeds",
+                group="line",
+                titles={
+                    P.to99_own: "(a) to 99% of own best val_acc",
+                    P.to99_dense: "(b) to 99% of dense best val_acc",
+                    P.early_stop_epoch: "(c) early stop: min val_loss",
+                    M.epochs_to_99pct: "final mask only: epochs_to_99pct",
+                },
+                note="one line per model size (and variant); bars: ±1 std over seeds; (b) "
+                "averages the runs that reach it; the last panel counts only epochs trained "
+                "with the final mask (summary.json)",
             )
         )
     else:
-        s.sentences.append("Not available: epochs_to_99pct (no summary.json yet).")
+        s.sentences.append("Not available: convergence (no val_acc in the records).")
+    if (c[P.round].notna()).any() and c[P.early_stop_epoch].notna().any():
+        s.charts.append(
+            charts.imp_rounds_chart(
+                c,
+                "imp_early_stop",
+                "IMP: early-stopping epoch (minimum val_loss) of each round vs weights remaining",
+                P.early_stop_epoch,
+                "early-stop epoch",
+            )
+        )
     if a.history.empty:
         s.sentences.append("Not available: per-epoch records (records.jsonl is empty).")
         return s
     s.charts.append(
         charts.curves_chart(
             a.history,
-            c,
+            a.configs,
             "learning_curves",
             "Learning curves (seed mean per epoch)",
-            ["val_loss", "val_acc"],
+            [M.val_loss, M.val_acc],
         )
     )
     s.charts.append(
         charts.curves_chart(
             a.history,
-            c,
+            a.configs,
             "sparsity_schedule",
             "Achieved sparsity per epoch (dashed: the schedule's target)",
-            ["sparsity"],
-            dashed={"sparsity": "target_sparsity"},
+            [M.sparsity],
+            dashed={M.sparsity: M.target_sparsity},
         )
     )
     return s
 
 
-def _tolerance_table(a: Analysis) -> pd.DataFrame:
-    d = dense_baselines(a.usable, a.y, a.scale)
-    return d[d[f"dense_{a.y}"].notna()]
+_SPEED = {BETTER: "faster", WORSE: "slower", UNRESOLVED: "not resolved"}
 
 
-def _best_within(d: pd.DataFrame, tol: float, keys: list[str]) -> pd.DataFrame:
-    ok = d[d["drop_pts"] <= tol]
-    if ok.empty:
-        return ok
-    idx = ok.sort_values(["sparsity", "drop_pts"], ascending=[False, True]).groupby(keys).head(1)
-    return idx.sort_values(keys)
+def _convergence(a: Analysis, arch: str, adf: pd.DataFrame) -> list[str]:
+    out = []
+    dense = adf[adf[M.sparsity] <= DENSE_EPS]
+    top = adf[M.sparsity].max()
+    sparse = adf[np.isclose(adf[M.sparsity], top, atol=5e-4)]
+    vd = a.vs_dense.get(P.to99_own, pd.DataFrame())
+    vd = vd[vd.index.isin(adf[P.point_id])] if len(vd) else vd
+    if adf[P.to99_own].notna().any():
+        text = (
+            f"{arch}, (a) epochs until a run first reaches 99% of its own best val_acc (over the "
+            f"whole run; an IMP round: over the round): "
+        )
+        text += f"dense {_fmt(dense[P.to99_own].mean())}, " if len(dense) else ""
+        text += f"at the highest sparsity {_sp(top)} {_fmt(sparse[P.to99_own].mean())}"
+        if len(vd):
+            top_vd = vd[vd.index.isin(sparse[P.point_id])]
+            text += (
+                f"; against the dense run of the same settings ({WELCH}) pruned points "
+                f"converge {_counts(vd['verdict'], _SPEED)}"
+            )
+            if len(top_vd) == 1:
+                r = top_vd.iloc[0]
+                text += (
+                    f"; at {_sp(top)}: {_signed(-r['diff_pts'])} epochs "
+                    f"({_interval(-r['diff_ci95_hi'], -r['diff_ci95_lo'])})"
+                )
+            elif len(top_vd) > 1:
+                d = -top_vd["diff_pts"]
+                text += f"; at {_sp(top)}: {_signed(d.min())} to {_signed(d.max())} epochs"
+        out.append(text + ".")
+    if adf[P.reached_dense].notna().any():
+        s = a.samples[a.samples[P.point_id].isin(adf[P.point_id])]
+        sd = s[s[M.sparsity] <= DENSE_EPS]
+        ss = s[s[P.point_id].isin(sparse[P.point_id])]
+        parts = []
+        for name, g in (("dense runs", sd), (f"at sparsity {_sp(top)}", ss)):
+            k, n = int(g[P.reached_dense].sum()), int(g[P.reached_dense].notna().sum())
+            if n:
+                when = f"after {_fmt(g[P.to99_dense].mean())} epochs, " if k else ""
+                parts.append(f"{name} {when}{k} of {n} runs reach it")
+        out.append(
+            f"{arch}, (b) epochs until a run reaches 99% of the dense baseline's best val_acc "
+            f"(seed mean): " + "; ".join(parts) + "."
+        )
+    imp = adf[adf[P.round].notna()]
+    if len(imp) and imp[P.early_stop_epoch].notna().any():
+        out.append(_early_stop(a, arch, imp))
+    return out
+
+
+def _early_stop(a: Analysis, arch: str, imp: pd.DataFrame) -> str:
+    dense = imp[imp[P.variant] == DENSE_VARIANT]
+    names = variant_names(a.usable)
+    vd = a.vs_dense.get(P.early_stop_epoch, pd.DataFrame())
+    acc = P.test_acc_at_early_stop
+    text = (
+        f"{arch}, (c) IMP early stopping (the epoch of minimum val_loss within a round, as "
+        f"Frankle & Carbin): round 0 (dense) {_fmt(dense[P.early_stop_epoch].mean())} epochs, "
+        f"{acc} {_fmt(dense[acc].mean())}"
+    )
+    for v, g in imp[imp[P.variant] != DENSE_VARIANT].groupby(P.variant, sort=True):
+        last = g[g[P.remaining] == g[P.remaining].min()]
+        text += (
+            f"; {names.get(v, v)} at {_sp(100 * last[P.remaining].mean())}% of weights "
+            f"remaining: {_fmt(last[P.early_stop_epoch].mean())} epochs, {acc} "
+            f"{_fmt(last[acc].mean())}"
+        )
+        mine = vd[vd.index.isin(g[P.point_id])] if len(vd) else vd
+        if len(mine):
+            words = {BETTER: "earlier", WORSE: "later", UNRESOLVED: "not resolved"}
+            text += f" (vs dense: {_counts(mine['verdict'], words)} rounds)"
+    return text + "."
+
+
+def _gradual_note(c: pd.DataFrame) -> list[str]:
+    if "pruning.method" not in c or not (c["pruning.method"] == "gradual").any():
+        return []
+    g = c[c["pruning.method"] == "gradual"]
+    ends = g["pruning.end_epoch"].dropna().unique() if "pruning.end_epoch" in g else []
+    end = ", ".join(_fmt(float(e)) for e in sorted(ends)) or "train.epochs"
+    return [
+        f"Gradual pruning reaches its final mask at end_epoch ({end}); epochs_to_99pct in "
+        "summary.json (the 'final mask only' figure) counts only epochs trained with that "
+        "mask, so it cannot come before end_epoch. (a) and (b) count from epoch 1 of the run."
+    ]
+
+
+# ---------------------------------------------------------------------------------- 2
+_TOL_COLS = [
+    "arch",
+    "size",
+    P.variant,
+    P.round,
+    M.sparsity,
+    "n_seeds",
+    "dense_n",
+    "diff_pts",
+    "diff_ci95_lo",
+    "diff_ci95_hi",
+    "verdict",
+    "seeds_needed",
+    "label",
+]
+
+
+_BEST_COLS = ("arch", "size", M.sparsity, "diff_pts", "diff_ci95_lo", "diff_ci95_hi", "n_seeds")
+_BEST_COLS = (*_BEST_COLS, "label")
+
+
+def _compared(a: Analysis) -> pd.DataFrame:
+    """Pruned usable points that have a dense baseline."""
+    d = a.usable
+    return d[(d[M.sparsity] > DENSE_EPS) & d["dense_n"].fillna(0).gt(0)]
 
 
 def _tolerance(a: Analysis) -> Section:
@@ -260,169 +493,334 @@ def _tolerance(a: Analysis) -> Section:
     )
     if a.usable.empty:
         return _no_data(s, a.why_unusable)
-    d = _tolerance_table(a)
+    d = _compared(a)
     if d.empty:
         return _no_data(
             s,
-            "no dense baseline (a configuration with sparsity 0 and otherwise the "
-            "same settings) among the finished trials; add a dense run (pruning.method=none, or final_sparsity 0) to the sweep",
+            "no dense baseline (a configuration with sparsity 0 and otherwise the same "
+            "settings, or round 0 of an IMP run) among the finished trials; add a dense run "
+            "(pruning.method=none, or final_sparsity 0) to the sweep",
         )
-    pruned = d[d["sparsity"] > DENSE_EPS]
-    best = _best_within(pruned, tol, ["arch"]).set_index("arch")
-    for arch in sorted(d["arch"].unique()):
-        if arch in best.index:
-            r = best.loc[arch]
-            s.sentences.append(
-                f"{arch}: up to sparsity {_fmt(r['sparsity'])} ({r['label']}) stays within "
-                f"{_fmt(tol)} point(s): {y} {_fmt(r[y])} vs dense {_fmt(r[f'dense_{y}'])} "
-                f"(drop {_fmt(r['drop_pts'], 2)} points, {int(r['n_seeds'])} seed(s))."
+    ok = d["verdict"].isin([WITHIN, BETTER])
+    words = {WITHIN: "within tolerance", BETTER: "better", WORSE: "worse", UNRESOLVED: "unresolved"}
+    for arch, g in d.groupby("arch", sort=True):
+        good = g[ok.loc[g.index]].sort_values([M.sparsity, "diff_pts"], ascending=[False, False])
+        text = f"{arch}: "
+        if len(good):
+            r = good.iloc[0]
+            text += (
+                f"up to sparsity {_sp(r[M.sparsity])} ({r['label']}) is within {_fmt(tol)} "
+                f"point(s) of dense: {y} {_fmt(r[y])} vs {_fmt(r[f'dense_{y}'])}, difference "
+                f"{_diff(r)} ({int(r['n_seeds'])} vs {int(r['dense_n'])} seeds, {WELCH})."
             )
-            continue
-        cand = pruned[pruned["arch"] == arch]
-        if cand.empty:
-            s.sentences.append(f"{arch}: no pruned configuration with a dense baseline to compare.")
-            continue
-        r = cand.loc[cand["drop_pts"].idxmin()]
-        s.sentences.append(
-            f"{arch}: no pruned configuration stays within {_fmt(tol)} point(s); the smallest "
-            f"drop is {_fmt(r['drop_pts'], 2)} points at sparsity {_fmt(r['sparsity'])} "
-            f"({r['label']}: {y} {_fmt(r[y])} vs dense {_fmt(r[f'dense_{y}'])})."
+            floor = r[M.sparsity]
+        else:
+            text += (
+                f"no pruned point is resolved within {_fmt(tol)} point(s) of dense with these "
+                "seeds."
+            )
+            floor = -1.0
+        beyond = g[(g["verdict"] == UNRESOLVED) & (g[M.sparsity] > floor)]
+        if len(beyond):
+            # the sparsest unresolved point whose mean is within (else any), and of those at
+            # that sparsity the one the fewest extra seeds would settle
+            near = beyond[beyond["diff_pts"] >= -tol]
+            near = near if len(near) else beyond
+            top = near[np.isclose(near[M.sparsity], near[M.sparsity].max(), atol=5e-4)]
+            r = top.sort_values("seeds_needed", na_position="last").iloc[0]
+            text += (
+                f" Not resolved with {int(r['n_seeds'])} seed(s): sparsity {_sp(r[M.sparsity])} "
+                f"({r['label']}): {_diff(r)}; the observed noise would need "
+                f"{_seeds(r['seeds_needed'])}."
+            )
+        counts = {v: int((g["verdict"] == v).sum()) for v in words}
+        text += (
+            f" Of {len(g)} pruned points: {counts[WITHIN] + counts[BETTER]} within tolerance "
+            f"({counts[BETTER]} of them better than dense), {counts[WORSE]} worse by more than "
+            f"the tolerance, {counts[UNRESOLVED]} not resolved."
         )
-    per_size = _best_within(d, tol, ["arch", "size"])
-    cols = ["arch", "size", "sparsity", y, f"dense_{y}", "drop_pts", "n_seeds", "label"]
+        s.sentences.append(text)
+    table = d.sort_values(["arch", "size", P.variant, M.sparsity], kind="stable")
+    cols = [c for c in _TOL_COLS if c in table]
+    cols[cols.index("n_seeds") : cols.index("n_seeds")] = [y, f"dense_{y}"]
     s.tables.append(
         (
-            "Highest sparsity within tolerance, per architecture and size "
-            "(sparsity 0: no pruned configuration of that size is within it)",
-            per_size[cols],
+            f"Every pruned point against its dense baseline: difference of {y} in points with "
+            f"its {WELCH}; verdict against -{_fmt(tol)} point(s) (all in points.csv)",
+            table[cols],
         )
     )
-    dense = d[d["sparsity"] <= DENSE_EPS]
+    best = _best_resolved(d, ["arch", "size"])
+    s.tables.append(
+        (
+            "Highest sparsity resolved within tolerance, per architecture and size",
+            best[[c for c in _BEST_COLS if c in best]],
+        )
+    )
+    lines = _lines(a.usable)
+    dense = lines[lines[M.sparsity] <= DENSE_EPS]
     hl = pd.DataFrame(
         {
-            "group": dense["size"],
+            "group": dense["line"],
             "facet": dense["arch"],
-            "value": dense[y] - tol / a.scale * (1 if direction(y) == "max" else -1),
+            "value": dense[y] - tol / a.scale * a.sign,
         }
     )
     s.charts.append(
         charts.by_group_chart(
-            a.usable,
+            lines,
             "acc_vs_sparsity",
             f"{y} vs sparsity per architecture and size",
-            "sparsity",
+            M.sparsity,
             [y],
             "arch",
+            group="line",
             hlines={y: hl},
-            note=f"dashed: dense {y} minus {_fmt(tol)} point(s), per size; bars: ±1 std over seeds",
+            errors="ci95",
+            note=f"dashed: dense {y} minus {_fmt(tol)} point(s), per size; bars: 95% interval "
+            "over seeds (the verdicts use the interval of the difference, in the table)",
         )
     )
     return s
 
 
+def _best_resolved(d: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    ok = d[d["verdict"].isin([WITHIN, BETTER])]
+    if ok.empty:
+        return ok
+    ok = ok.sort_values([M.sparsity, "diff_pts"], ascending=[False, False])
+    return ok.groupby(keys, sort=True).head(1).sort_values(keys)
+
+
+# ---------------------------------------------------------------------------------- methods
+def _methods(a: Analysis) -> Section:
+    s = Section("methods", "Pruning methods compared at equal sparsity")
+    y = a.y
+    if a.usable.empty:
+        return _no_data(s, a.why_unusable)
+    pruned = a.usable[a.usable[P.variant] != DENSE_VARIANT]
+    n_var = pruned[P.variant].nunique()
+    if n_var < 2:
+        return _no_data(
+            s,
+            "the sweep varies no pruning method, score, rewind or granularity (one pruning "
+            "variant), so there is nothing to compare at equal sparsity",
+        )
+    m = a.methods
+    names = variant_names(a.usable)
+    if m.empty:
+        return _no_data(
+            s,
+            f"the {n_var} pruning variants never reach an equal sparsity (within "
+            "0.01) with the same other settings",
+        )
+    words = {BETTER: "better", WORSE: "worse", UNRESOLVED: "not resolved"}
+    pairs = list(m.groupby(["variant_a", "variant_b"], sort=False))
+    for (va, vb), g in pairs[:MAX_PAIR_SENTENCES]:
+        top = g[M.sparsity].max()
+        at = g[np.isclose(g[M.sparsity], top, atol=5e-4)].sort_values("diff_pts")
+        text = (
+            f"{names.get(va, va)} vs {names.get(vb, vb)}, {y} at equal sparsity ({WELCH}): "
+            f"{_counts(g['verdict'], words)} (size × sparsity) cells"
+        )
+        lo, hi = at.iloc[0], at.iloc[-1]
+        text += f"; at {_sp(top)}: {_diff(lo)} ({_where(lo)})"
+        if len(at) > 1:
+            text += f" to {_diff(hi)} ({_where(hi)})"
+        unresolved = g[g["verdict"] == UNRESOLVED]
+        if len(unresolved):
+            text += (
+                f"; the unresolved cells would need {_seeds(unresolved['seeds_needed'].median())}"
+                " (median)"
+            )
+        s.sentences.append(text + ".")
+    if len(pairs) > MAX_PAIR_SENTENCES:
+        s.sentences.append(
+            f"{len(pairs) - MAX_PAIR_SENTENCES} more pairs of variants are in methods.csv."
+        )
+    roles = {n.split(" (")[0] for n in names.values()}
+    if {"winning ticket", "random re-init", "random pruning"} <= roles:
+        s.sentences.append(
+            "The sweep has Frankle & Carbin's three: the winning ticket (IMP mask, rewound to "
+            "its initial values), random re-initialisation (the same mask, fresh weights) and "
+            "random pruning (a random mask); a winning ticket is a good mask *and* its "
+            "initialisation only where it beats both controls."
+        )
+    s.tables.append(
+        (
+            f"Variants at equal sparsity: a - b in points of {y} with the {WELCH} "
+            "(all in methods.csv)",
+            m,
+        )
+    )
+    if a.usable[P.round].notna().any():
+        s.charts.append(
+            charts.imp_rounds_chart(
+                a.usable,
+                "imp_rounds",
+                f"IMP: {M.test_acc_at_best_val} of each round vs weights remaining "
+                "(Frankle & Carbin's figure)",
+                M.test_acc_at_best_val,
+            )
+        )
+    return s
+
+
+def _where(r: pd.Series) -> str:
+    return f"{r['arch']} {r['size']}, {int(r['n_a'])} vs {int(r['n_b'])} seeds"
+
+
+# ---------------------------------------------------------------------------------- 3
 def _robustness(a: Analysis) -> Section:
     y, tol = a.y, a.tolerance
     s = Section("robustness", "3. Robustness across depth, width and seeds")
     if a.usable.empty:
         return _no_data(s, a.why_unusable)
-    d = dense_baselines(a.usable, y, a.scale)
-    per_size = _best_within(d[d[f"dense_{y}"].notna()], tol, ["arch", "size"])
-    for arch, g in per_size.groupby("arch"):
-        if g["size"].nunique() < 2:
+    d = _compared(a)
+    per_size = _best_resolved(d, ["arch", "size"])
+    for arch, g in a.usable.groupby("arch", sort=True):
+        sizes = sorted(g["size"].astype(str).unique())
+        if len(sizes) < 2:
             continue
-        lo, hi = g.loc[g["sparsity"].idxmin()], g.loc[g["sparsity"].idxmax()]
-        s.sentences.append(
-            f"{arch}: across {g['size'].nunique()} sizes the highest sparsity within {_fmt(tol)} "
-            f"point(s) ranges from {_fmt(lo['sparsity'])} ({lo['size']}) to {_fmt(hi['sparsity'])} "
-            f"({hi['size']})."
-        )
-    if d.groupby("arch")["size"].nunique().max() < 2:
+        best = per_size[per_size["arch"] == arch].set_index("size")[M.sparsity]
+        vals = {sz: float(best.get(sz, 0.0)) for sz in sizes}
+        lo, hi = min(vals, key=vals.get), max(vals, key=vals.get)
+        if vals[lo] == vals[hi]:
+            s.sentences.append(
+                f"{arch}: across {len(sizes)} sizes the highest sparsity resolved within "
+                f"{_fmt(tol)} point(s) of dense is {_sp(vals[hi])} for every size."
+            )
+        else:
+            s.sentences.append(
+                f"{arch}: across {len(sizes)} sizes the highest sparsity resolved within "
+                f"{_fmt(tol)} point(s) of dense ranges from {_sp(vals[lo])} ({lo}) to "
+                f"{_sp(vals[hi])} ({hi}) (0: none resolved within)."
+            )
+    if a.usable.groupby("arch")["size"].nunique().max() < 2:
         s.sentences.append(
             "Not available: depth/width comparison (one model size per architecture)."
         )
-    multi = d[(d["n_seeds"] >= 2) & d[f"{y}_std"].notna()]
+    multi = a.usable[(a.usable["n_seeds"] >= 2) & a.usable[f"{y}_std"].notna()]
     if multi.empty:
         s.sentences.append("Not available: seed spread (every configuration ran with one seed).")
     else:
         std = multi[f"{y}_std"] * a.scale
         worst = multi.loc[std.idxmax()]
-        s.sentences.append(
+        text = (
             f"Across seeds, the std of {y} is {_fmt(std.mean(), 2)} points on average over "
-            f"{len(multi)} configurations with ≥2 seeds (largest {_fmt(std.max(), 2)} points at "
-            f"{worst['label']}); median 95% interval half-width "
-            f"{_fmt(((multi[f'{y}_ci95_hi'] - multi[y]) * a.scale).median(), 2)} points."
+            f"{len(multi)} operating points with ≥2 seeds (largest {_fmt(std.max(), 2)} points "
+            f"at {worst['label']})"
         )
-    d = d.assign(seed_std_pts=d[f"{y}_std"] * a.scale)
-    ys = [c for c in ("drop_pts", "seed_std_pts") if d[c].notna().any()]
-    if ys:
+        half = ((d["diff_ci95_hi"] - d["diff_ci95_lo"]) / 2).dropna()
+        if len(half):
+            text += (
+                f"; the 95% interval of a difference to dense is ±{_fmt(half.median(), 2)} "
+                f"points wide (median), against a tolerance of {_fmt(tol)}"
+            )
+        s.sentences.append(text + ".")
+    if len(d):
+        r = d.assign(seed_std_pts=d[f"{y}_std"] * a.scale)
+        r = r.assign(diff_pts_ci95_hi=r["diff_ci95_hi"], diff_pts_ci95_lo=r["diff_ci95_lo"])
         s.charts.append(
             charts.by_group_chart(
-                d,
+                _lines(r).query(f"{M.sparsity} > {DENSE_EPS}"),
                 "robustness",
-                "Accuracy drop from dense and seed spread vs sparsity",
-                "sparsity",
-                ys,
+                "Difference to dense and seed spread vs sparsity",
+                M.sparsity,
+                ["diff_pts", "seed_std_pts"],
                 "arch",
-                note="drop_pts: dense minus pruned, in points; seed_std_pts: std over seeds",
+                group="line",
+                errors="ci95",
+                note="diff_pts: pruned minus dense in points, bars: its 95% interval; "
+                "seed_std_pts: std over seeds",
             )
         )
     return s
 
 
+# ---------------------------------------------------------------------------------- 4
 def _tradeoffs(a: Analysis) -> Section:
-    y, tol = a.y, a.tolerance
+    y = a.y
     s = Section("tradeoffs", "4. Accuracy / time / memory trade-offs (Pareto fronts)")
-    if a.configs.empty:
+    if a.points.empty:
         return _no_data(s, "no finished trial yet")
     s.sentences.append(
-        f"Fronts of the seed means; hypervolume reference point: the {REFERENCE_TEXT}; "
-        "normalised hypervolume divides by the box from the best observed values to it."
+        "Fronts of the seed means of the operating points (IMP rounds included); hypervolume "
+        f"reference point: the {REFERENCE_TEXT}; normalised hypervolume divides by the box "
+        "from the best observed values to it."
     )
     for x, f in a.fronts.items():
         if f.n_configs == 0:
-            s.sentences.append(f"{x}: not available (no configuration has both {x} and {y}).")
+            s.sentences.append(f"{x}: not available (no operating point has both {x} and {y}).")
             continue
-        cand = a.configs[a.configs[x].notna() & a.configs[y].notna()]
+        cand = a.usable[a.usable[x].notna() & a.usable[y].notna()]
         best = cand.loc[cand[y].idxmax() if f.y_dir == "max" else cand[y].idxmin()]
-        near = cand[(best[y] - cand[y]) * a.scale * (1 if f.y_dir == "max" else -1) <= tol]
-        cheap = near.loc[near[x].idxmin() if f.x_dir == "min" else near[x].idxmax()]
-        ratio = best[x] / cheap[x] if cheap[x] else np.nan
-        if cheap["config_id"] == best["config_id"]:
-            cheaper = f"no cheaper configuration is within {_fmt(tol)} point(s) of it."
-        else:
-            cheaper = (
-                f"the cheapest within {_fmt(tol)} point(s) of it ({cheap['label']}) costs "
-                f"{_fmt(cheap[x])} ({_fmt(ratio, 2)}× less)."
-            )
         s.sentences.append(
-            f"{x}: {len(f.table)} of {f.n_configs} configurations are on the front; hypervolume "
+            f"{x}: {len(f.table)} of {f.n_configs} points are on the front; hypervolume "
             f"{_fmt(f.hypervolume)} (normalised {_fmt(f.hv_normalized)}) against the reference "
-            f"point ({x}={_fmt(f.ref[0])}, {y}={_fmt(f.ref[1])}). The "
-            f"most accurate ({best['label']}, {y} {_fmt(best[y])}) costs {_fmt(best[x])}; "
-            + cheaper
+            f"point ({x}={_fmt(f.ref[0])}, {y}={_fmt(f.ref[1])}). The most accurate "
+            f"({best['label']}, {y} {_fmt(best[y])}) costs {_fmt(best[x])}; "
+            + _cheapest(a, cand, best, x, f.x_dir)
         )
         s.charts.append(charts.front_chart(cand, f.table, x, y))
     costs = [
         c
-        for c in ("epoch_time_s", "train_time_s", "peak_mem_bytes", "sparse_bytes")
+        for c in (M.epoch_time_s, M.train_time_s, M.peak_mem_bytes, M.sparse_bytes)
         if c in a.usable and a.usable[c].notna().any()
     ]
     if costs:
         s.charts.append(
             charts.by_group_chart(
-                a.usable,
+                _lines(a.usable),
                 "cost_vs_sparsity",
                 "Time per epoch and memory vs sparsity",
-                "sparsity",
+                M.sparsity,
                 costs,
                 "arch",
-                note="final epoch's record (peak_mem_bytes: max over epochs), seed mean; "
+                group="line",
+                note="last epoch of the point (peak_mem_bytes: max over its epochs), seed mean; "
                 "one line per model size",
             )
         )
     return s
 
 
+def _cheapest(a: Analysis, cand: pd.DataFrame, best: pd.Series, x: str, x_dir: str) -> str:
+    """The cheapest point whose difference to the most accurate is resolved within tolerance."""
+    y, tol = a.y, a.tolerance
+    k = a.sign * a.scale
+    d = welch(
+        k * cand[y].to_numpy(float),
+        a.scale * cand[f"{y}_std"].to_numpy(float),
+        cand["n_seeds"].to_numpy(float),
+        np.full(len(cand), k * best[y]),
+        np.full(len(cand), a.scale * best[f"{y}_std"]),
+        np.full(len(cand), float(best["n_seeds"])),
+    )
+    cheaper = (cand[x] < best[x]) if x_dir == "min" else (cand[x] > best[x])
+    ok = cand[cheaper.to_numpy() & (d["lo"] > -tol)]
+    if len(ok):
+        r = ok.loc[ok[x].idxmin() if x_dir == "min" else ok[x].idxmax()]
+        i = cand.index.get_loc(r.name)
+        ratio = best[x] / r[x] if r[x] else np.nan
+        return (
+            f"the cheapest point resolved within {_fmt(tol)} point(s) of it ({r['label']}) costs "
+            f"{_fmt(r[x])} ({_fmt(ratio, 2)}× less): {_signed(d['diff'][i])} points "
+            f"({_interval(d['lo'][i], d['hi'][i])})."
+        )
+    near = cand[cheaper.to_numpy() & (d["diff"] >= -tol)]
+    if len(near):
+        r = near.loc[near[x].idxmin() if x_dir == "min" else near[x].idxmax()]
+        i = cand.index.get_loc(r.name)
+        return (
+            f"no cheaper point is resolved within {_fmt(tol)} point(s) of it with these seeds; "
+            f"the cheapest whose mean is ({r['label']}, {_fmt(r[x])}) differs by "
+            f"{_signed(d['diff'][i])} points ({_interval(d['lo'][i], d['hi'][i])})."
+        )
+    return f"no cheaper point comes within {_fmt(tol)} point(s) of it."
+
+
+# ---------------------------------------------------------------------------------- 5
 def _arch(a: Analysis) -> Section:
     y, tol = a.y, a.tolerance
     s = Section("arch", "5. MLP vs CNN")
@@ -430,52 +828,71 @@ def _arch(a: Analysis) -> Section:
     if c.empty or c["arch"].nunique() < 2:
         archs = ", ".join(sorted(c["arch"].unique())) if len(c) else "none"
         return _no_data(s, f"the finished trials cover one architecture only ({archs})")
-    x = "nonzero_params"
-    d = _tolerance_table(a)
-    pruned = d[d["sparsity"] > DENSE_EPS]
-    best_tol = _best_within(pruned, tol, ["arch"]).set_index("arch") if len(d) else None
+    x = M.nonzero_params
+    d = _compared(a)
+    best_tol = _best_resolved(d, ["arch"]).set_index("arch") if len(d) else pd.DataFrame()
     fronts = {}
     budget = c.groupby("arch")[x].min().max()
-    maximise = direction(y) == "max"
+    maximise = a.sign > 0
+    at_budget = {}
     for arch, adf in c.groupby("arch"):
         fronts[arch] = front_table(adf, x, y).table
         top = adf.loc[adf[y].idxmax() if maximise else adf[y].idxmin()]
-        under = adf.loc[adf[x] <= budget, y]
-        at_budget = (under.max() if maximise else under.min()) if len(under) else np.nan
-        if best_tol is None or not (d["arch"] == arch).any():
+        under = adf[adf[x] <= budget]
+        if len(under):
+            at_budget[arch] = under.loc[under[y].idxmax() if maximise else under[y].idxmin()]
+        if not (d["arch"] == arch).any():
             tol_txt = ""
         elif arch in best_tol.index:
             tol_txt = (
-                f"; highest sparsity within {_fmt(tol)} point(s) of dense: "
-                f"{_fmt(best_tol.loc[arch, 'sparsity'])}"
+                f"; highest sparsity resolved within {_fmt(tol)} point(s) of dense: "
+                f"{_sp(best_tol.loc[arch, M.sparsity])}"
             )
         else:
-            tol_txt = f"; no pruned configuration within {_fmt(tol)} point(s) of dense"
+            tol_txt = f"; no pruned point resolved within {_fmt(tol)} point(s) of dense"
+        b = at_budget.get(arch)
         s.sentences.append(
             f"{arch}: best {y} {_fmt(top[y])} ({top['label']}, {_fmt(top[x])} nonzero params); "
-            f"best with at most {_fmt(budget)} nonzero params: {_fmt(at_budget)}{tol_txt}."
+            f"best with at most {_fmt(budget)} nonzero params: "
+            f"{_fmt(b[y]) if b is not None else 'n/a'}{tol_txt}."
+        )
+    if len(at_budget) >= 2:
+        (na, ra), (nb, rb) = sorted(at_budget.items(), key=lambda kv: -a.sign * kv[1][y])[:2]
+        k = a.sign * a.scale
+        dd = welch(
+            [k * ra[y]], [a.scale * ra[f"{y}_std"]], [ra["n_seeds"]],
+            [k * rb[y]], [a.scale * rb[f"{y}_std"]], [rb["n_seeds"]],
+        )  # fmt: skip
+        v = {BETTER: "better", WORSE: "worse", UNRESOLVED: "not resolved"}
+        word = v[verdict(dd["lo"], dd["hi"], 0.0)[0]]
+        s.sentences.append(
+            f"At most {_fmt(budget)} nonzero params, {na} vs {nb}: {_signed(dd['diff'][0])} "
+            f"points of {y} ({_interval(dd['lo'][0], dd['hi'][0])}, {WELCH}): {na} {word}."
         )
     s.charts.append(charts.arch_compare_chart(c, fronts, x, y))
     return s
 
 
+# ---------------------------------------------------------------------------------- matched
 def matched_pairs(configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL) -> pd.DataFrame:
     """Each dense configuration beside the sparse configuration of a *larger* model of the same
-    architecture whose nonzero_params is closest to it (within ``rtol``).
+    architecture whose nonzero_params is closest to it (within ``rtol``), with the difference
+    sparse - dense (sign-flipped for a minimised ``y``) and, where the seed spread is known, its
+    Welch interval.
 
     Sparse candidates are sorted by nonzero_params per architecture, so each dense configuration
     looks only at its window (numpy searchsorted), never at all pairs.
     """
-    c = configs.dropna(subset=["nonzero_params", "total_params", y])
-    dense = c[c["sparsity"] <= DENSE_EPS]
-    sparse = c[c["sparsity"] > DENSE_EPS]
+    c = configs.dropna(subset=[M.nonzero_params, M.total_params, y])
+    dense = c[c[M.sparsity] <= DENSE_EPS]
+    sparse = c[c[M.sparsity] > DENSE_EPS]
     rows = []
     for arch, d_arch in dense.groupby("arch", sort=True):
-        s_arch = sparse[sparse["arch"] == arch].sort_values("nonzero_params", kind="stable")
+        s_arch = sparse[sparse["arch"] == arch].sort_values(M.nonzero_params, kind="stable")
         if s_arch.empty:
             continue
-        nz = s_arch["nonzero_params"].to_numpy(float)
-        total = s_arch["total_params"].to_numpy(float)
+        nz = s_arch[M.nonzero_params].to_numpy(float)
+        total = s_arch[M.total_params].to_numpy(float)
         for i, d in enumerate(d_arch.itertuples(index=False)):
             d_nz, d_total = float(d.nonzero_params), float(d.total_params)
             lo = np.searchsorted(nz, d_nz * (1 - rtol), side="left")
@@ -494,17 +911,28 @@ def matched_pairs(configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL) -> pd
         {
             "arch": [r[0] for r in rows],
             "dense_label": c.loc[di, "label"].to_numpy(),
-            "dense_nonzero_params": c.loc[di, "nonzero_params"].to_numpy(),
+            "dense_nonzero_params": c.loc[di, M.nonzero_params].to_numpy(),
             f"dense_{y}": c.loc[di, y].to_numpy(),
             "sparse_label": c.loc[si, "label"].to_numpy(),
-            "sparse_nonzero_params": c.loc[si, "nonzero_params"].to_numpy(),
-            "sparse_total_params": c.loc[si, "total_params"].to_numpy(),
-            "sparse_sparsity": c.loc[si, "sparsity"].to_numpy(),
+            "sparse_nonzero_params": c.loc[si, M.nonzero_params].to_numpy(),
+            "sparse_total_params": c.loc[si, M.total_params].to_numpy(),
+            "sparse_sparsity": c.loc[si, M.sparsity].to_numpy(),
             f"sparse_{y}": c.loc[si, y].to_numpy(),
         }
     )
     sign = 1.0 if direction(y) == "max" else -1.0
-    return out.assign(sparse_minus_dense=sign * (out[f"sparse_{y}"] - out[f"dense_{y}"]))
+    out = out.assign(sparse_minus_dense=sign * (out[f"sparse_{y}"] - out[f"dense_{y}"]))
+    if f"{y}_std" in c and "n_seeds" in c:
+        d = welch(
+            sign * c.loc[si, y].to_numpy(float),
+            c.loc[si, f"{y}_std"].to_numpy(float),
+            c.loc[si, "n_seeds"].to_numpy(float),
+            sign * c.loc[di, y].to_numpy(float),
+            c.loc[di, f"{y}_std"].to_numpy(float),
+            c.loc[di, "n_seeds"].to_numpy(float),
+        )
+        out = out.assign(ci95_lo=d["lo"], ci95_hi=d["hi"], verdict=verdict(d["lo"], d["hi"]))
+    return out
 
 
 def _matched(a: Analysis) -> Section:
@@ -519,12 +947,18 @@ def _matched(a: Analysis) -> Section:
             "no dense configuration has a sparse configuration of a larger model "
             f"with nonzero_params within {int(MATCH_RTOL * 100)}% of it",
         )
-    wins = int((pairs["sparse_minus_dense"] > 0).sum())
     med = pairs["sparse_minus_dense"].median() * a.scale
-    s.sentences.append(
-        f"In {wins} of {len(pairs)} matched pairs (nonzero_params within {int(MATCH_RTOL * 100)}%),"
-        f" the larger sparse model is more accurate; median difference {med:+.2f} points of {y}."
+    text = (
+        f"{len(pairs)} matched pairs (nonzero_params within {int(MATCH_RTOL * 100)}%); "
+        f"median difference large-sparse minus small-dense {med:+.2f} points of {y}"
     )
+    if "verdict" in pairs:
+        v = pairs["verdict"]
+        text += (
+            f"; by the {WELCH}, the larger sparse model is better in {int((v == BETTER).sum())}, "
+            f"worse in {int((v == WORSE).sum())}, not resolved in {int((v == UNRESOLVED).sum())}"
+        )
+    s.sentences.append(text + ".")
     s.tables.append(("Matched pairs", pairs))
     s.charts.append(charts.pairs_chart(pairs, y))
     return s

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.charts import Chart
+from analysis.charts import Chart, sparsity_colorscale
 from analysis.questions import REFERENCE_TEXT, Analysis
 
 _DASH = {True: "dash", False: "solid"}
@@ -72,10 +72,32 @@ def figure(chart: Chart):
                 row=r,
                 col=c,
             )
+            if s.end_label and len(s.x):
+                fig.add_trace(
+                    go.Scatter(
+                        x=_clean(s.x[-1:]),
+                        y=_clean(s.y[-1:]),
+                        mode="text",
+                        text=[s.end_label],
+                        textposition="middle right",
+                        textfont={"size": 10, "color": s.color},
+                        showlegend=False,
+                        hoverinfo="skip",
+                    ),
+                    row=r,
+                    col=c,
+                )
         fig.update_xaxes(
-            title_text=panel.xlabel, type="log" if panel.xlog else "linear", row=r, col=c
+            title_text=panel.xlabel,
+            type="log" if panel.xlog else "linear",
+            autorange="reversed" if panel.xreverse else True,
+            tickvals=panel.xticks,
+            row=r,
+            col=c,
         )
         fig.update_yaxes(title_text=panel.ylabel, row=r, col=c)
+    if chart.colorbar:
+        fig.add_trace(_colorbar_trace(chart.colorbar), row=1, col=1)
     fig.update_layout(
         height=360 * rows + 60,
         margin={"t": 60, "b": 40},
@@ -83,6 +105,28 @@ def figure(chart: Chart):
         legend={"font": {"size": 10}},
     )
     return fig
+
+
+def _colorbar_trace(label: str):
+    """An invisible marker trace whose only job is the sparsity colour bar (plotly draws one per
+    trace with ``showscale``): the same scale as :func:`analysis.charts.sparsity_color`."""
+    import plotly.graph_objects as go
+
+    return go.Scatter(
+        x=[None],
+        y=[None],
+        mode="markers",
+        showlegend=False,
+        hoverinfo="skip",
+        marker={
+            "color": [0.0],
+            "cmin": 0.0,
+            "cmax": 1.0,
+            "colorscale": [[v, c] for v, c in sparsity_colorscale()],
+            "showscale": True,
+            "colorbar": {"title": {"text": label}, "thickness": 12},
+        },
+    )
 
 
 def _clean(a: np.ndarray) -> list:
@@ -123,6 +167,16 @@ def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
     return f"<h3>{esc(caption)}{esc(more)}</h3>\n<div class='tbl'>{body}</div>"
 
 
+def _sources(a: Analysis) -> str:
+    """Which experiments the report covers (escaped HTML)."""
+    sources = a.experiment.sources
+    if not sources:
+        return f"Source: {esc(str(a.experiment.root))}"
+    per = a.trials["experiment"].value_counts()
+    items = [f"{esc(n)} ({int(per.get(n, 0))} trials, {esc(str(p))})" for n, p in sources.items()]
+    return f"{len(items)} experiments analysed together: " + "; ".join(items)
+
+
 def render(a: Analysis, files: dict[str, str] | None = None) -> str:
     """The report as one HTML string."""
     from plotly.offline import get_plotlyjs
@@ -134,9 +188,10 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
         f"<script type='text/javascript'>{get_plotlyjs()}</script>",
         "</head><body>",
         f"<h1>{esc(a.experiment.name)}: sparsity-tune analysis</h1>",
-        f"<p class='note'>Source: {esc(str(a.experiment.root))}. Accuracy metric "
-        f"<code>{esc(a.y)}</code> (seed mean per configuration), tolerance {a.tolerance:g} point(s). "
-        f"Hypervolume reference point: the {REFERENCE_TEXT}.</p>",
+        f"<p class='note'>{_sources(a)}. Accuracy metric <code>{esc(a.y)}</code> (seed mean per "
+        f"operating point), tolerance {a.tolerance:g} point(s), every claim read from the "
+        f"Welch 95% interval of a difference over seeds. Hypervolume reference point: the "
+        f"{REFERENCE_TEXT}.</p>",
     ]
     for s in a.sections:
         parts.append(f"<section id='sec-{s.key}'><h2>{esc(s.title)}</h2>")

@@ -1,8 +1,10 @@
 """Synthetic experiment directories in the exact trial-file contract, for tests and the benchmark.
 
 The numbers follow a simple, plausible model (accuracy falls off past a size-dependent sparsity,
-sparse nets converge more slowly, time and memory shrink with density) so every report section
-has something to say. They are inputs for exercising the analysis, never results.
+earlier for random pruning, random re-initialisation and coarse granularities; sparse nets
+converge more slowly; time and memory shrink with density) so every report section has something
+to say; IMP trials write one climb per round, as a rewound run does. They are inputs for
+exercising the analysis, never results.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import yaml
 
 from sparsity_tune import layout
-from sparsity_tune.metrics import RECORD_KEYS
+from sparsity_tune.metrics import RECORD_KEYS, SUMMARY_KEYS, M
 
 GRID: dict[str, list[Any]] = {
     "model.arch": ["mlp", "cnn"],
@@ -39,84 +41,137 @@ def _params(arch: str, depth: int, width: int) -> tuple[int, list[tuple[str, int
     return total, layers
 
 
+#: Pruning settings a synthetic trial understands (grid keys beside the four above).
+PRUNING_KEYS = ("pruning.method", "pruning.score", "pruning.rewind", "pruning.granularity")
+
+
+def _knee(depth: int, width: int, score: str, rewind: str, granularity: str) -> float:
+    """Sparsity where accuracy starts to fall: later for bigger models; earlier for the random
+    controls and coarser granularities (the order the literature reports, not a measurement)."""
+    knee = 0.75 + 0.05 * depth + 0.05 * (width // 64)
+    knee -= {"random": 0.45}.get(score, 0.0)
+    knee -= {"reinit": 0.2, "none": 0.05}.get(rewind, 0.0)
+    knee -= {"structured": 0.25, "nm": 0.1}.get(granularity, 0.0)
+    return max(0.05, knee)
+
+
 def trial_files(
-    arch: str, depth: int, width: int, sparsity: float, seed: int, epochs: int = 6
+    arch: str,
+    depth: int,
+    width: int,
+    sparsity: float,
+    seed: int,
+    epochs: int = 6,
+    *,
+    method: str | None = None,
+    score: str = "magnitude",
+    rewind: str = "init",
+    granularity: str = "unstructured",
+    rounds: int = 3,
+    rate: float = 0.5,
+    experiment: str = "synthetic",
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-    """config.json, records and summary of one synthetic trial."""
-    rng = np.random.default_rng(zlib.crc32(repr((arch, depth, width, sparsity, seed)).encode()))
+    """config.json, records and summary of one synthetic trial.
+
+    ``method`` defaults to ``none`` at sparsity 0 and ``gradual`` otherwise. With ``imp``,
+    ``epochs`` is the length of each of the ``rounds + 1`` rounds, the sparsity after round
+    ``k`` is ``1 - (1 - rate)^k`` (``sparsity`` is ignored) and each round's records restart
+    their climb, as a rewound IMP run does.
+    """
+    method = method or ("none" if sparsity == 0 else "gradual")
+    key = (arch, depth, width, sparsity, seed)
+    if (score, rewind, granularity) != ("magnitude", "init", "unstructured") or method == "imp":
+        key += (method, score, rewind, granularity, rounds, rate)
+    rng = np.random.default_rng(zlib.crc32(repr(key).encode()))
     total, layers = _params(arch, depth, width)
     prunable = sum(w for _, w in layers)
     capacity = (0.92 if arch == "cnn" else 0.88) + 0.01 * depth + 0.005 * (width // 32)
-    knee = 0.75 + 0.05 * depth + 0.05 * (width // 64)
-    final_acc = capacity - 1.5 * max(0.0, sparsity - knee) ** 1.5 + rng.normal(0, 0.004)
-    tau = 1.0 + 1.0 * sparsity
+    knee = _knee(depth, width, score, rewind, granularity)
     dense_time = 0.02 * total / 1000 * (1.5 if arch == "cnn" else 1.0)
-    records = []
-    for e in range(1, epochs + 1):
-        s_e = sparsity * (1 - (1 - min(1.0, e / max(1, epochs - 1))) ** 3)
-        acc = final_acc * (1 - 0.6 * math.exp(-e / tau)) + rng.normal(0, 0.002)
-        pruned = round(s_e * prunable)
-        nz = total - pruned
-        train_t = dense_time * (0.6 + 0.4 * (1 - s_e)) * (1 + rng.normal(0, 0.03))
-        eval_t = 0.2 * train_t
-        rec = dict.fromkeys(RECORD_KEYS, 0.0)
-        rec.update(
-            epoch=e,
-            train_loss=1.5 * math.exp(-e / tau) + 0.2 + sparsity * 0.1,
-            train_acc=min(1.0, acc + 0.02),
-            val_loss=1.4 * math.exp(-e / tau) + 0.3 + sparsity * 0.15,
-            val_acc=acc,
-            test_loss=1.4 * math.exp(-e / tau) + 0.31 + sparsity * 0.15,
-            test_acc=acc - 0.003,
-            sparsity=pruned / prunable,
-            target_sparsity=s_e,
-            total_params=total,
-            nonzero_params=nz,
-            dense_bytes=4 * total,
-            sparse_bytes=4 * (total - prunable) + 8 * (prunable - pruned) + 4 * (width + 1) * depth,
-            flops_dense=prunable,
-            flops_sparse=prunable - pruned,
-            epoch_time_s=train_t + eval_t,
-            eval_time_s=eval_t,
-            train_time_s=train_t,
-            peak_mem_bytes=int(4 * total * 3 * (0.5 + 0.5 * (1 - s_e)) + 2e6),
-            samples_per_s=4500 / train_t,
-            lr=1e-3,
-        )
-        for name, w in layers:
-            rec[f"layer_sparsity/{name}"] = round(s_e * w) / w
-        records.append(rec)
-    val = [r["val_acc"] for r in records]
+    imp = method == "imp"
+    n_rounds = rounds + 1 if imp else 1
+    seg_len = epochs
+    final_s = 1 - (1 - rate) ** rounds if imp else sparsity
+    records, e = [], 0
+    for k in range(n_rounds):
+        s_round = 1 - (1 - rate) ** k if imp else sparsity
+        final_acc = capacity - 1.5 * max(0.0, s_round - knee) ** 1.5 + rng.normal(0, 0.004)
+        tau = 1.0 + 1.0 * s_round
+        for j in range(1, seg_len + 1):
+            e += 1
+            ramp = 1 - (1 - min(1.0, j / max(1, epochs - 1))) ** 3  # gradual: cubic schedule
+            s_e = s_round if imp else sparsity * ramp
+            acc = final_acc * (1 - 0.6 * math.exp(-j / tau)) + rng.normal(0, 0.002)
+            pruned = round(s_e * prunable)
+            nz = total - pruned
+            train_t = dense_time * (0.6 + 0.4 * (1 - s_e)) * (1 + rng.normal(0, 0.03))
+            eval_t = 0.2 * train_t
+            rec = dict.fromkeys(RECORD_KEYS, 0.0)
+            rec.update(
+                epoch=e,
+                train_loss=1.5 * math.exp(-j / tau) + 0.2 + s_round * 0.1,
+                train_acc=min(1.0, acc + 0.02),
+                val_loss=1.4 * math.exp(-j / tau) + 0.3 + s_round * 0.15,
+                val_acc=acc,
+                test_loss=1.4 * math.exp(-j / tau) + 0.31 + s_round * 0.15,
+                test_acc=acc - 0.003,
+                sparsity=pruned / prunable,
+                target_sparsity=s_e,
+                total_params=total,
+                nonzero_params=nz,
+                dense_bytes=4 * total,
+                sparse_bytes=4 * (total - prunable)
+                + 8 * (prunable - pruned)
+                + 4 * (width + 1) * depth,
+                flops_dense=prunable,
+                flops_sparse=prunable - pruned,
+                epoch_time_s=train_t + eval_t,
+                eval_time_s=eval_t,
+                train_time_s=train_t,
+                peak_mem_bytes=int(4 * total * 3 * (0.5 + 0.5 * (1 - s_e)) + 2e6),
+                samples_per_s=4500 / train_t,
+                lr=1e-3,
+            )
+            assert list(rec) == list(RECORD_KEYS), "a record key that is not in the registry"
+            for name, w in layers:
+                rec[f"layer_sparsity/{name}"] = round(s_e * w) / w
+            records.append(rec)
+    last = [r for r in records if r[M.sparsity] == records[-1][M.sparsity]]
+    val = [r[M.val_acc] for r in last]
     best = int(np.argmax(val))
     summary = {
-        "best_val_acc": val[best],
-        "best_epoch": best + 1,
-        "test_acc_at_best_val": records[best]["test_acc"],
-        "final_test_acc": records[-1]["test_acc"],
-        "final_sparsity": records[-1]["sparsity"],
-        "epochs_to_99pct": next(i + 1 for i, v in enumerate(val) if v >= 0.99 * val[best]),
-        "deploy_format": "csr" if sparsity else "dense",
-        "deploy_bytes": 4 * total * (1 - sparsity) * (2 if sparsity else 1),
-        "infer_ms_b1": dense_time * (0.5 + 0.5 * (1 - sparsity)),
-        "infer_ms_b256": dense_time * 10 * (0.3 + 0.7 * (1 - sparsity)),
-        "infer_ms_dense_b1": dense_time,
-        "infer_ms_dense_b256": dense_time * 10,
-        "infer_speedup_b1": 1 / (0.5 + 0.5 * (1 - sparsity)),
-        "infer_speedup_b256": 1 / (0.3 + 0.7 * (1 - sparsity)),
-        "train_time_speedup": 1.0,
-        "total_time_s": sum(r["epoch_time_s"] for r in records),
-        "total_train_time_s": sum(r["train_time_s"] for r in records),
-        "peak_mem_bytes_max": max(r["peak_mem_bytes"] for r in records),
-        "peak_mem_kind": "cpu_live_tensors",
-        "device": "cpu",
-        "epochs": len(records),
+        M.best_val_acc: val[best],
+        M.best_epoch: last[best][M.epoch],
+        M.test_acc_at_best_val: last[best][M.test_acc],
+        M.final_test_acc: records[-1][M.test_acc],
+        M.final_sparsity: records[-1][M.sparsity],
+        M.epochs_to_99pct: next(r[M.epoch] for r in last if r[M.val_acc] >= 0.99 * val[best]),
+        M.deploy_format: "csr" if final_s else "dense",
+        M.deploy_bytes: 4 * total * (1 - final_s) * (2 if final_s else 1),
+        M.infer_ms_b1: dense_time * (0.5 + 0.5 * (1 - final_s)),
+        M.infer_ms_b256: dense_time * 10 * (0.3 + 0.7 * (1 - final_s)),
+        M.infer_ms_dense_b1: dense_time,
+        M.infer_ms_dense_b256: dense_time * 10,
+        M.infer_speedup_b1: 1 / (0.5 + 0.5 * (1 - final_s)),
+        M.infer_speedup_b256: 1 / (0.3 + 0.7 * (1 - final_s)),
+        M.train_time_speedup: 1.0,
+        M.total_time_s: sum(r[M.epoch_time_s] for r in records),
+        M.total_train_time_s: sum(r[M.train_time_s] for r in records),
+        M.peak_mem_bytes_max: max(r[M.peak_mem_bytes] for r in records),
+        M.peak_mem_kind: "cpu_live_tensors",
+        M.device: "cpu",
+        M.epochs: len(records),
     }
-    method = "none" if sparsity == 0 else "gradual"
+    assert set(summary) <= set(SUMMARY_KEYS)
+    pruning = {"method": method, "final_sparsity": sparsity, "scope": "global"}
+    pruning.update(score=score, rewind=rewind, granularity=granularity)
+    if imp:
+        pruning.update(final_sparsity=0.0, rounds=rounds, rate=rate, epochs_per_round=epochs)
     nested = {
         "dataset": {"name": "mnist1d", "val_fraction": 0.1, "split_seed": 0},
         "model": {"arch": arch, "preset": None, "depth": depth, "width": width, "hidden": None},
-        "train": {"epochs": epochs, "lr": 1e-3, "seed": seed, "optimizer": "adam"},
-        "pruning": {"method": method, "final_sparsity": sparsity, "scope": "global"},
+        "train": {"epochs": len(records), "lr": 1e-3, "seed": seed, "optimizer": "adam"},
+        "pruning": pruning,
     }
     params = {
         "model.arch": arch,
@@ -126,7 +181,11 @@ def trial_files(
         "train.seed": seed,
     }
     tid = f"{arch}_d{depth}_w{width}_s{int(sparsity * 100):02d}_seed{seed}"
-    config = {"trial_id": tid, "experiment": "synthetic", "seed": seed, "params": params}
+    if imp or score != "magnitude" or rewind != "init" or granularity != "unstructured":
+        tid = f"{arch}_d{depth}_w{width}_{method}_{score}_{rewind}_{granularity}_seed{seed}"
+        if not imp:
+            tid = tid.replace(f"_{method}_", f"_{method}{int(sparsity * 100):02d}_")
+    config = {"trial_id": tid, "experiment": experiment, "seed": seed, "params": params}
     config["config"] = nested
     return config, records, summary
 
@@ -138,21 +197,41 @@ def write_experiment(
     epochs: int = 6,
     running: int = 0,
     failed: int = 0,
+    name: str = "synthetic",
+    **fixed: Any,
 ) -> list[Path]:
     """Write spec.yaml and one trial directory per grid point and seed; returns the trial dirs.
 
-    The last ``running`` trials get only part of their records and no summary; the ``failed``
-    before them get records, an error.txt and no summary.
+    ``grid`` overrides :data:`GRID` and may add :data:`PRUNING_KEYS` axes (e.g.
+    ``{"pruning.method": ["imp"], "pruning.score": ["magnitude", "random"]}``); ``fixed`` are
+    more keyword arguments of :func:`trial_files` for every trial (``rounds=4``). The last
+    ``running`` trials get only part of their records and no summary; the ``failed`` before
+    them get records, an error.txt and no summary.
     """
     grid = {**GRID, **(grid or {})}
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    spec = {"name": "synthetic", "search": {"seeds": list(seeds)}, "wandb": {"mode": "offline"}}
+    spec = {"name": name, "search": {"seeds": list(seeds)}, "wandb": {"mode": "offline"}}
     (root / layout.SPEC).write_text(yaml.safe_dump(spec))
+    keys = list(grid)
     combos = list(itertools.product(*grid.values(), seeds))
     dirs = []
-    for i, (arch, depth, width, sparsity, seed) in enumerate(combos):
-        cfg, records, summary = trial_files(arch, depth, width, sparsity, seed, epochs)
+    for i, values in enumerate(combos):
+        point = dict(zip(keys, values[:-1], strict=True))
+        extra = {k.split(".")[1]: point[k] for k in PRUNING_KEYS if k in point}
+        if extra.get("method") == "imp" and point["pruning.final_sparsity"] != 0.0:
+            continue  # an IMP run covers every sparsity itself: one per grid point, not per target
+        cfg, records, summary = trial_files(
+            point["model.arch"],
+            point["model.depth"],
+            point["model.width"],
+            point["pruning.final_sparsity"],
+            values[-1],
+            epochs,
+            experiment=name,
+            **extra,
+            **fixed,
+        )
         d = root / "trials" / cfg["trial_id"]
         d.mkdir(parents=True, exist_ok=True)
         layout.write_json(d / layout.CONFIG, cfg)
@@ -198,15 +277,22 @@ def simple_trial(
     acc: float = 0.9,
     cost: float | None = None,
     status: str = "finished",
+    experiment: str = "synthetic",
+    **pruning: Any,
 ) -> Path:
     """A two-epoch trial whose final ``test_acc`` is ``acc`` and ``nonzero_params`` is ``cost``
-    (default: width * 100 * (1 - sparsity)); for tests that need exact numbers."""
-    cfg, records, summary = trial_files(arch, 1, width, sparsity, seed, epochs=2)
+    (default: width * 100 * (1 - sparsity)); for tests that need exact numbers. ``pruning``:
+    ``method``, ``score``, ``rewind``, ``granularity`` of :func:`trial_files` (not ``imp``)."""
+    cfg, records, summary = trial_files(
+        arch, 1, width, sparsity, seed, epochs=2, experiment=experiment, **pruning
+    )
     total = width * 100
     nz = cost if cost is not None else total * (1 - sparsity)
     for r in records:
-        r.update(total_params=total, nonzero_params=nz, test_acc=acc, sparsity=sparsity)
-    summary.update(final_test_acc=acc, final_sparsity=sparsity)
+        r.update(
+            {M.total_params: total, M.nonzero_params: nz, M.test_acc: acc, M.sparsity: sparsity}
+        )
+    summary.update({M.final_test_acc: acc, M.final_sparsity: sparsity})
     tid = cfg["trial_id"]
     d = Path(root) / tid
     if status == "finished":

@@ -2,8 +2,11 @@
 
 A *configuration* is a trial's settings without its seed (and without settings that cannot change
 results, such as the data root). Everything a front or a report sentence says is about
-configurations, so one lucky seed never makes the front. pandas groupby does the work; the
-Student-t quantile comes from scipy (installed with mnist1d).
+configurations, so one lucky seed never makes the front. Settings alone make the identity, not the
+experiment: analysed together, two experiments share a configuration only where their settings
+are equal, and a (configuration, seed) pair found in both counts once. :func:`aggregate_seeds` is
+the one seed aggregation (of trials, and of IMP rounds as operating points). pandas groupby does
+the work; the Student-t quantile comes from scipy (installed with mnist1d).
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ NOT_IDENTITY = frozenset(
 #: Achieved sparsity at or below this counts as dense.
 DENSE_EPS = 1e-6
 #: Columns added to the trial table by :func:`add_config_ids`.
-DERIVED = ("config_id", "base_id", "label", "arch", "size")
+DERIVED = ("config_id", "base_id", "label", "base_label", "arch", "size")
 
 
 def identity_columns(trials: pd.DataFrame) -> list[str]:
-    return ["experiment", *(c for c in config_columns(trials) if c not in NOT_IDENTITY)]
+    """The settings that make a configuration (the experiment is not one of them)."""
+    return [c for c in config_columns(trials) if c not in NOT_IDENTITY]
 
 
 def _hash_ids(df: pd.DataFrame) -> pd.Series:
@@ -49,28 +53,39 @@ def _short_names(cols: list[str]) -> dict[str, str]:
 
 def add_config_ids(trials: pd.DataFrame) -> pd.DataFrame:
     """Add ``config_id`` (settings without seed), ``base_id`` (also without pruning.*),
-    ``label`` (the settings that vary in this experiment), ``arch`` and ``size``."""
+    ``label`` and ``base_label`` (the settings, and the non-pruning settings, that vary among
+    the trials), ``arch`` and ``size``."""
     df = trials.copy()
     ident = identity_columns(df)
-    if len(ident) == 1:  # no config.json anywhere: every trial is its own configuration
+    if not ident:  # no config.json anywhere: every trial is its own configuration
         df["config_id"] = df["trial_id"].astype(str)
     else:
         df["config_id"] = _hash_ids(df[ident])
     base_cols = [c for c in ident if not c.startswith("pruning.")]
     df["base_id"] = _hash_ids(df[base_cols])
-    vary = _varying(df, [c for c in ident if c != "experiment"] + ["experiment"])
+    vary = _varying(df, ident)
     names = _short_names(vary)
-    if vary:
-        parts = [names[c] + "=" + df[c].astype("string").fillna("-") for c in vary]
-        label = parts[0]
-        for p in parts[1:]:
-            label = label + " " + p
-        df["label"] = label.astype(str)
-    else:
-        df["label"] = df["experiment"].astype("string").fillna("config").astype(str)
+    fallback = df["experiment"].astype("string").fillna("config").astype(str)
+    df["label"] = _label(df, vary, names, fallback)
+    df["base_label"] = _label(
+        df, [c for c in vary if not c.startswith("pruning.")], names, fallback
+    )
     df["arch"] = _col(df, "model.arch").fillna("?").astype(str)
     df["size"] = _size(df)
     return df
+
+
+def _label(df: pd.DataFrame, cols: list[str], names: dict[str, str], fallback: pd.Series):
+    """``key=value`` of ``cols`` (short names), leaving out the keys a row has no value for."""
+    if not cols:
+        return fallback
+    parts = [(names[c] + "=" + df[c].astype("string")).fillna("") for c in cols]
+    label = parts[0]
+    for p in parts[1:]:
+        label = label + " " + p
+    if any((p == "").any() for p in parts):  # a key some rows lack: squeeze its gap
+        label = label.str.replace(r"\s+", " ", regex=True).str.strip()
+    return label.where(label != "", fallback).astype(str)
 
 
 def _col(df: pd.DataFrame, name: str) -> pd.Series:
@@ -112,24 +127,45 @@ def t_quantile(n: np.ndarray) -> np.ndarray:
     return out
 
 
-def aggregate_seeds(trials: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
-    """One row per configuration of the *finished* trials: settings, ``n_seeds``, and for each
-    metric ``m``: ``m`` (seed mean), ``m_std``, ``m_ci95_lo``, ``m_ci95_hi`` (t-based)."""
+def duplicate_seeds(trials: pd.DataFrame, by: str = "config_id") -> pd.Series:
+    """True for a finished trial whose (``by``, seed) pair an earlier row already has: the same
+    settings and seed found twice (two experiments analysed together, a re-run). Such a trial is
+    one more copy, not one more seed, and every aggregate counts it once."""
+    fin = trials["status"] == FINISHED
+    dup = trials[fin].duplicated([by, "seed"]) & trials.loc[fin, "seed"].notna()
+    return dup.reindex(trials.index, fill_value=False)
+
+
+def aggregate_seeds(
+    trials: pd.DataFrame,
+    metrics: list[str] | None = None,
+    by: str = "config_id",
+    keep: list[str] | None = None,
+) -> pd.DataFrame:
+    """One row per ``by`` value (a configuration; or an operating point, see
+    :mod:`analysis.points`) of the *finished* rows: ``keep`` columns (default: the settings),
+    ``experiment`` (those it came from, joined by ``+``), ``n_seeds``, and for each metric
+    ``m``: ``m`` (seed mean), ``m_std``, ``m_ci95_lo``, ``m_ci95_hi`` (t-based). A (``by``,
+    seed) pair found twice counts once (:func:`duplicate_seeds`)."""
     if "config_id" not in trials:
         trials = add_config_ids(trials)
-    fin = trials[trials["status"] == FINISHED]
+    done = trials[trials["status"] == FINISHED]
+    fin = done[~duplicate_seeds(done, by)]
     metrics = metrics or numeric_metrics(trials)
-    keep = [*DERIVED[:1], *identity_columns(trials), *DERIVED[1:]]
+    if keep is None:
+        keep = [*DERIVED[:1], *identity_columns(trials), *DERIVED[1:]]
+    keep = [by, *(c for c in dict.fromkeys(keep) if c != by and c != "experiment")]
     if fin.empty:
-        cols = [*keep, "n_seeds"]
+        cols = [*keep, "experiment", "n_seeds"]
         for m in metrics:
             cols += [m, f"{m}_std", f"{m}_ci95_lo", f"{m}_ci95_hi"]
         return pd.DataFrame(columns=cols)
-    g = fin.groupby("config_id", sort=False)
-    first = g[[c for c in keep if c != "config_id"]].first()
+    g = fin.groupby(by, sort=False)
+    first = g[keep[1:]].first()
+    first["experiment"] = _experiments(done, by).reindex(first.index)
     num = fin[metrics].apply(pd.to_numeric, errors="coerce")
-    num["config_id"] = fin["config_id"].to_numpy()
-    gn = num.groupby("config_id", sort=False)
+    num[by] = fin[by].to_numpy()
+    gn = num.groupby(by, sort=False)
     mean, std, count = gn.mean(), gn.std(ddof=1), gn.count()
     half = std * t_quantile(count.to_numpy()) / np.sqrt(count.to_numpy())
     out = first.copy()
@@ -144,6 +180,14 @@ def aggregate_seeds(trials: pd.DataFrame, metrics: list[str] | None = None) -> p
     return out
 
 
+def _experiments(fin: pd.DataFrame, by: str) -> pd.Series:
+    """The experiments each group's rows came from ("a+b" when a configuration spans two)."""
+    exp = fin["experiment"].astype("string").fillna("")
+    if exp.nunique() <= 1:
+        return fin.groupby(by, sort=False)["experiment"].first()
+    return exp.groupby(fin[by], sort=False).agg(lambda s: "+".join(sorted(set(s) - {""})))
+
+
 def points_scale(acc: pd.Series | np.ndarray) -> float:
     """100 when accuracies are fractions (so tolerances are in percentage points), else 1."""
     a = np.asarray(acc, dtype=float)
@@ -156,6 +200,6 @@ def seed_mean_history(history: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFra
         return history.assign(config_id=pd.Series(dtype=str))
     ids = trials[["trial_id", "config_id"]].drop_duplicates("trial_id")
     h = history.merge(ids, on="trial_id", how="inner")
-    cols = [c for c in h.columns if c not in ("trial_id", "config_id", "epoch")]
+    cols = [c for c in h.columns if c not in ("trial_id", "config_id", M.epoch)]
     cols = [c for c in cols if pd.api.types.is_numeric_dtype(h[c])]
-    return h.groupby(["config_id", "epoch"], sort=True)[cols].mean().reset_index()
+    return h.groupby(["config_id", M.epoch], sort=True)[cols].mean().reset_index()

@@ -119,9 +119,9 @@ def test_real_sweep_analysed_and_report_renders(sweep: Path) -> None:
     for arch in ("mlp", "cnn"):  # either answer is a sentence about the 80% sparse config
         assert (
             f"{arch}: up to sparsity 0.8" in text
-            or f"{arch}: no pruned configuration stays within 1 point(s); the smallest drop is"
-            in text
+            or f"{arch}: no pruned point is resolved within 1 point(s) of dense" in text
         )
+        assert "95% CI [" in text  # every claim carries its interval
     assert "Not available: the finished trials cover one architecture" not in text
     html = (out / "report.html").read_text()
     for sid in ("dynamics", "tolerance", "robustness", "tradeoffs", "arch", "matched"):

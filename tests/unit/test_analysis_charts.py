@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.charts import BINS, MAX_GROUP_POINTS, by_group_chart, front_chart
+from analysis.charts import (
+    BINS,
+    MAX_GROUP_POINTS,
+    by_group_chart,
+    curves_chart,
+    front_chart,
+    sparsity_color,
+)
 from analysis.plots import draw
 from analysis.report import figure
 
@@ -59,3 +66,40 @@ def test_both_renderers_draw_every_series():
     pfig = figure(chart)
     assert [t.name for t in pfig.data] == [s.name for s in chart.panels[0].series]
     assert len(pfig.data[0].x) == 47 and len(pfig.data[1].x) == 3  # dominated, front
+
+
+def test_learning_curves_have_a_sparsity_colour_bar_and_labelled_dense_curves():
+    configs = pd.DataFrame(
+        {
+            "config_id": ["d32", "d64", "s", "imp"],
+            "arch": "mlp",
+            "size": ["d1×w32", "d1×w64", "d1×w64", "d1×w64"],
+            "label": ["dense 32", "dense 64", "sparse", "imp"],
+            "sparsity": [0.0, 0.0, 0.9, 0.75],
+            "pruning.method": ["none", "none", "gradual", "imp"],
+        }
+    )
+    hist = pd.DataFrame(
+        {
+            "config_id": [c for c in configs["config_id"] for _ in range(4)],
+            "epoch": [1, 2, 3, 4] * 4,
+            "val_acc": np.linspace(0.5, 0.9, 16),
+            "sparsity": [0.0] * 8 + [0.5, 0.8, 0.9, 0.9] + [0.0, 0.0, 0.75, 0.75],
+            "target_sparsity": [0.0] * 8 + [0.5, 0.8, 0.9, 0.9] + [0.0, 0.0, 0.75, 0.75],
+        }
+    )
+    chart = curves_chart(hist, configs, "lc", "t", ["val_acc"])
+    assert chart.colorbar == "sparsity"
+    (panel,) = chart.panels
+    labels = [s.end_label for s in panel.series if s.end_label]
+    assert labels == ["dense d1×w32", "dense d1×w64"]  # one label per dense curve, its size
+    imp = [s for s in panel.series if s.text and s.text[0] == "imp"]
+    assert [len(s.x) for s in imp] == [2, 2]  # IMP: one piece per round, in its own colour
+    assert imp[0].color == sparsity_color(0.0) and imp[1].color == sparsity_color(0.75)
+    fig = draw(chart)
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "sparsity"  # the colour bar
+    assert [t.get_text() for t in fig.axes[0].texts] == labels
+    pfig = figure(chart)
+    bars = [t for t in pfig.data if t.marker is not None and t.marker.showscale]
+    assert len(bars) == 1 and bars[0].marker.colorbar.title.text == "sparsity"
+    assert [t.text[0] for t in pfig.data if t.mode == "text"] == labels

@@ -110,7 +110,50 @@ def test_cli_when_the_accuracy_metric_is_missing_everywhere(tmp_path):
     html = (out / "report.html").read_text()
     assert "Not available: no finished configuration has both test_acc and sparsity values" in html
     assert (
-        "nonzero_params: not available (no configuration has both nonzero_params and test_acc)"
+        "nonzero_params: not available (no operating point has both nonzero_params and test_acc)"
         in html
     )
     assert pd.read_csv(out / "pareto_nonzero_params.csv").empty
+
+
+def test_cli_analyses_several_directories_together(tmp_path, capsys):
+    """Two experiments (an IMP lottery sweep and a gradual one) in one report: trial ids that
+    clash are told apart, each trial names its experiment, points.csv and methods.csv carry the
+    intervals, and the default output lies beside the first directory."""
+    lottery = {
+        "model.arch": ["mlp"],
+        "model.depth": [1],
+        "model.width": [32],
+        "pruning.final_sparsity": [0.0],
+        "pruning.method": ["imp"],
+        "pruning.score": ["magnitude", "random"],
+    }
+    write_experiment(tmp_path / "lt", grid=lottery, seeds=(0, 1), epochs=3, name="lt", rounds=2)
+    gradual = {"model.depth": [1], "model.width": [32], "pruning.final_sparsity": [0.0, 0.75]}
+    write_experiment(tmp_path / "gr", grid=gradual, seeds=(0, 1), epochs=3, name="gr")
+    write_experiment(tmp_path / "gr2", grid=gradual, seeds=(0, 1), epochs=3, name="gr")
+    args = [str(tmp_path / d) for d in ("lt", "gr", "gr2")]
+    assert main([*args, "--x", "nonzero_params", "--no-plots", "--quiet"]) == 0
+    out = tmp_path / "analysis-lt+gr+gr2"  # gr's name is taken twice: the directories name them
+    trials = pd.read_csv(out / "trials.csv")
+    names = {"lt", (tmp_path / "gr").as_posix(), (tmp_path / "gr2").as_posix()}
+    assert set(trials["experiment"]) == names and len(trials) == 4 + 8 + 8
+    assert trials["trial_id"].is_unique  # gr and gr2 hold the same trial ids: prefixed
+    assert trials["trial_id"].str.startswith((tmp_path / "gr2").as_posix() + "/").sum() == 8
+    configs = pd.read_csv(out / "configs.csv")
+    assert (configs["n_seeds"] == 2).all()  # gr2 repeats gr's settings and seeds: counted once
+    points = pd.read_csv(out / "points.csv")
+    assert {"point_id", "round", "variant", "diff_pts", "diff_ci95_lo", "verdict"} <= set(
+        points.columns
+    )
+    assert sorted(points["round"].dropna().unique()) == [0.0, 1.0, 2.0]
+    methods = pd.read_csv(out / "methods.csv")
+    assert len(methods) == 2 and set(methods["variant_b"]) == {"method=imp score=random"}
+    html = (out / "report.html").read_text()
+    assert "3 experiments analysed together: lt (4 trials" in html
+
+
+def test_cli_refuses_a_bad_directory_among_several(tmp_path, capsys):
+    write_experiment(tmp_path / "ok", grid={"model.depth": [1]}, seeds=(0,), epochs=2)
+    assert main([str(tmp_path / "ok"), str(tmp_path / "missing"), "--quiet"]) == 2
+    assert "missing: not a directory" in capsys.readouterr().err

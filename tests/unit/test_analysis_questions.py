@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis import hypervolume_2d
-from analysis.load import load_experiment
+from analysis.load import load_experiment, load_experiments
 from analysis.questions import analyse, matched_pairs
 from analysis.synthetic import simple_trial, write_experiment
 from analysis.tables import add_config_ids, aggregate_seeds
@@ -77,22 +77,45 @@ def test_front_hypervolume_and_reference_are_stated(tmp_path):
     assert (f.table["hv_ref_x"] == f.ref[0]).all() and (f.table["hv_ref_y"] == f.ref[1]).all()
 
 
-def test_highest_sparsity_within_tolerance(tmp_path):
-    for seed in (0, 1):
-        simple_trial(tmp_path, sparsity=0.0, seed=seed, acc=0.900)
-        simple_trial(tmp_path, sparsity=0.5, seed=seed, acc=0.895)
-        simple_trial(tmp_path, sparsity=0.9, seed=seed, acc=0.880)
-        simple_trial(tmp_path, sparsity=0.95, seed=seed, acc=0.700)
+def test_highest_sparsity_within_tolerance_reads_the_interval(tmp_path):
+    # dense .90 .91 .92; 0.5: mean equal to dense, 95% CI of the difference [-2.08, +2.08];
+    # 0.9: -3 points [-5.27, -0.73]; 0.95: -20 points (see test_analysis_compare)
+    accs = {
+        0.0: [0.90, 0.91, 0.92],
+        0.5: [0.905, 0.91, 0.915],
+        0.9: [0.87, 0.88, 0.89],
+        0.95: [0.70, 0.71, 0.72],
+    }
+    for s, a in accs.items():
+        for seed in range(3):
+            simple_trial(tmp_path, sparsity=s, seed=seed, acc=a[seed])
     exp = load_experiment(tmp_path)
     one = _section(analyse(exp, xs=["nonzero_params"], tolerance=1.0), "tolerance")
+    # a mean difference of 0 is not "within 1 point" when its interval reaches -2.08
+    assert one.sentences[0].startswith(
+        "mlp: no pruned point is resolved within 1 point(s) of dense with these seeds."
+    )
+    assert "Not resolved with 3 seed(s): sparsity 0.5 " in one.sentences[0]
+    assert "+0.00 points (95% CI [-2.08, +2.08])" in one.sentences[0]
+    assert (
+        "Of 3 pruned points: 0 within tolerance (0 of them better than dense), 1 worse"
+        in (one.sentences[0])
+    )
     three = _section(analyse(exp, xs=["nonzero_params"], tolerance=3.0), "tolerance")
-    assert "up to sparsity 0.5 " in one.sentences[0] and "drop 0.5 points" in one.sentences[0]
-    assert "up to sparsity 0.9 " in three.sentences[0] and "drop 2 points" in three.sentences[0]
+    assert "mlp: up to sparsity 0.5 " in three.sentences[0]
+    assert "+0.00 points (95% CI [-2.08, +2.08]) (3 vs 3 seeds" in three.sentences[0]
+    assert "Not resolved with 3 seed(s): sparsity 0.9 " in three.sentences[0]
     table = three.tables[0][1]
-    assert table["sparsity"].tolist() == [0.9] and table["drop_pts"].iloc[0] == pytest.approx(2.0)
-    tight = _section(analyse(exp, xs=["nonzero_params"], tolerance=0.2), "tolerance")
-    assert tight.sentences[0].startswith("mlp: no pruned configuration stays within 0.2 point(s)")
-    assert "smallest drop is 0.5 points at sparsity 0.5" in tight.sentences[0]
+    table = table.set_index(table["sparsity"].round(6))
+    assert table["verdict"].to_dict() == {
+        0.5: "within tolerance",
+        0.9: "not resolved",
+        0.95: "worse",
+    }
+    assert table.loc[0.9, "diff_ci95_hi"] == pytest.approx(-0.733, abs=1e-3)
+    assert table.loc[0.9, "seeds_needed"] > 3
+    best = three.tables[1][1]
+    assert best["sparsity"].tolist() == [0.5]
 
 
 def test_sections_without_data_say_so(tmp_path):
@@ -138,7 +161,11 @@ def test_two_architectures_are_compared(tmp_path):
     write_experiment(tmp_path, seeds=(0, 1), epochs=6)
     a = analyse(load_experiment(tmp_path))
     arch = _section(a, "arch")
-    assert len(arch.sentences) == 2 and {s.split(":")[0] for s in arch.sentences} == {"cnn", "mlp"}
+    assert len(arch.sentences) == 3 and {s.split(":")[0] for s in arch.sentences[:2]} == {
+        "cnn",
+        "mlp",
+    }
+    assert arch.sentences[2].startswith("At most ") and "95% CI [" in arch.sentences[2]
     assert [c.key for c in arch.charts] == ["arch_compare"]
     # the per-architecture answer agrees with section 2's (same sparsity, or both say none)
     for line in _section(a, "tolerance").sentences:
@@ -146,9 +173,9 @@ def test_two_architectures_are_compared(tmp_path):
         mine = next(t for t in arch.sentences if t.startswith(name + ":"))
         if "up to sparsity" in line:
             sparsity = line.split("up to sparsity ")[1].split(" ")[0]
-            assert f"highest sparsity within 1 point(s) of dense: {sparsity}." in mine
+            assert f"highest sparsity resolved within 1 point(s) of dense: {sparsity}." in mine
         else:
-            assert "no pruned configuration within 1 point(s) of dense" in mine
+            assert "no pruned point resolved within 1 point(s) of dense" in mine
     keys = {c.key for s in a.sections for c in s.charts}
     assert {
         "learning_curves",
@@ -163,26 +190,30 @@ def test_two_architectures_are_compared(tmp_path):
 
 def test_minimised_y_metric_flips_the_front_and_the_tolerance(tmp_path):
     # y = val_loss (minimised): lower cost and lower loss are both better
-    for s, loss, cost in [(0.0, 0.30, 1000), (0.5, 0.305, 500), (0.9, 0.40, 100), (0.8, 0.5, 300)]:
-        d = simple_trial(tmp_path, sparsity=s, cost=cost)
-        lines = (d / "records.jsonl").read_text().splitlines()
-        recs = [json.loads(ln) for ln in lines]
-        for r in recs:
-            r["val_loss"] = loss
-        (d / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    points = [(0.0, 0.30, 1000), (0.5, 0.305, 500), (0.9, 0.40, 100), (0.8, 0.5, 300)]
+    for s, loss, cost in points:
+        for seed, jitter in enumerate((-0.001, 0.0, 0.001)):
+            d = simple_trial(tmp_path, sparsity=s, cost=cost, seed=seed)
+            lines = (d / "records.jsonl").read_text().splitlines()
+            recs = [json.loads(ln) for ln in lines]
+            for r in recs:
+                r["val_loss"] = loss + jitter
+            (d / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     a = analyse(load_experiment(tmp_path), xs=["nonzero_params"], y="val_loss", tolerance=1.0)
     f = a.fronts["nonzero_params"]
     assert f.y_dir == "min" and f.table["nonzero_params"].tolist() == [100, 500, 1000]
     assert f.ref == pytest.approx((1000 + 90, 0.5 + 0.02))  # worst = highest loss
     tol = _section(a, "tolerance")
-    # the tolerance is in points of y (x100 when all values lie in [0, 1]): 0.305 vs 0.30 = 0.5
+    # points of y (x100 when all values lie in [0, 1]): 0.305 vs 0.30 = 0.5 worse, sign flipped;
+    # both sides sd 0.1 point over 3 seeds: df 4, CI -0.5 ± 2.776 * 0.0816 = [-0.73, -0.27]
     assert "up to sparsity 0.5 " in tol.sentences[0]
+    assert "-0.50 points (95% CI [-0.73, -0.27])" in tol.sentences[0]
 
 
 def test_no_validation_split_nulls_do_not_break_the_analysis(tmp_path):
     """The trainer writes val_acc NaN and epochs_to_99pct null when there is no validation split."""
-    for s in (0.0, 0.5):
-        d = simple_trial(tmp_path, sparsity=s)
+    for s, seed in ((0.0, 0), (0.0, 1), (0.5, 0), (0.5, 1)):
+        d = simple_trial(tmp_path, sparsity=s, seed=seed)
         recs = [json.loads(ln) for ln in (d / "records.jsonl").read_text().splitlines()]
         for r in recs:
             r["val_acc"] = r["val_loss"] = float("nan")
@@ -194,7 +225,8 @@ def test_no_validation_split_nulls_do_not_break_the_analysis(tmp_path):
     assert exp.trials["epochs_to_99pct"].dtype.kind == "f"
     a = analyse(exp, xs=["nonzero_params"])
     dyn = " ".join(_section(a, "dynamics").sentences)
-    assert "Not available: epochs_to_99pct" in dyn
+    assert "Not available: convergence (no val_acc in the records)" in dyn
+    # two seeds with the same accuracy: a zero-width interval, resolved within
     assert "up to sparsity 0.5" in _section(a, "tolerance").sentences[0]
 
 
@@ -243,6 +275,7 @@ def test_missing_values_never_crash_a_section(small_sweep, blank):
         "overview",
         "dynamics",
         "tolerance",
+        "methods",
         "robustness",
         "tradeoffs",
         "arch",
@@ -250,3 +283,79 @@ def test_missing_values_never_crash_a_section(small_sweep, blank):
     ]
     for s in a.sections:
         assert s.sentences, s.key  # every section says something: an answer or why not
+
+
+LOTTERY = {
+    "model.arch": ["mlp"],
+    "model.depth": [2],
+    "model.width": [64],
+    "pruning.final_sparsity": [0.0],
+    "pruning.method": ["imp"],
+    "pruning.score": ["magnitude", "random"],
+    "pruning.rewind": ["init", "reinit"],
+}
+
+
+def test_an_imp_sweep_is_read_as_rounds(tmp_path):
+    """Rounds are the operating points: round 0 is the dense baseline, sections 2 and 4 use the
+    rounds, and the methods are compared at equal sparsity (winning ticket vs both controls)."""
+    write_experiment(tmp_path, grid=LOTTERY, seeds=(0, 1, 2), epochs=4, rounds=4, rate=0.5)
+    a = analyse(load_experiment(tmp_path), xs=["nonzero_params"])
+    assert len(a.configs) == 4 and len(a.points) == 1 + 4 * 4  # shared round 0 + 4 rounds each
+    tol = _section(a, "tolerance").sentences[0]
+    assert "no dense baseline" not in tol and "Of 16 pruned points" in tol
+    front = a.fronts["nonzero_params"].table
+    assert front["round"].notna().all() and front["round"].nunique() > 1  # rounds on the front
+    methods = _section(a, "methods")
+    text = " ".join(methods.sentences)
+    assert "winning ticket (rewind=init score=magnitude) vs random re-init" in text
+    assert "winning ticket (rewind=init score=magnitude) vs random pruning" in text
+    assert "Frankle & Carbin's three" in text
+    assert {c.key for c in methods.charts} == {"imp_rounds"}
+    chart = methods.charts[0]
+    (panel,) = chart.panels
+    assert panel.xreverse and panel.xticks == [6.25, 12.5, 25.0, 50.0, 100.0]
+    assert all(s.x[0] == 100.0 for s in panel.series)  # every line starts at round 0
+    dyn = " ".join(_section(a, "dynamics").sentences)
+    assert "mlp, (c) IMP early stopping" in dyn and "at 6.25% of weights remaining" in dyn
+    assert "imp_early_stop" in {c.key for c in _section(a, "dynamics").charts}
+    # the equal-sparsity table: 6 pairs of 4 variants at 4 sparsities, the control second
+    assert len(a.methods) == 24
+    assert set(
+        a.methods.loc[a.methods["variant_a"] == "rewind=init score=magnitude", "variant_b"]
+    ) == {
+        "rewind=reinit score=magnitude",
+        "rewind=init score=random",
+        "rewind=reinit score=random",
+    }
+
+
+def test_one_sparsity_everywhere_is_said_not_compared(tmp_path):
+    for width in (32, 64):
+        for seed in (0, 1):
+            simple_trial(tmp_path, width=width, sparsity=0.5, seed=seed, acc=0.8 + seed / 100)
+    a = analyse(load_experiment(tmp_path))
+    dyn = _section(a, "dynamics").sentences[0]
+    assert dyn.startswith("mlp: every operating point has sparsity 0.5, so convergence cannot")
+    assert "highest sparsity" not in dyn
+
+
+def test_several_experiments_pool_only_equal_settings(tmp_path):
+    """Two experiments sharing the dense baseline: the dense configuration is one (its seeds from
+    both counted once each), the pruned ones are compared with it, the report names both."""
+    for seed in (0, 1, 2):
+        simple_trial(tmp_path / "a", sparsity=0.0, seed=seed, acc=0.90 + seed / 100, experiment="a")
+        simple_trial(tmp_path / "b", sparsity=0.0, seed=seed, acc=0.90 + seed / 100, experiment="b")
+        simple_trial(tmp_path / "b", sparsity=0.8, seed=seed, acc=0.89 + seed / 100, experiment="b")
+    exp = load_experiments([tmp_path / "a", tmp_path / "b"])
+    a = analyse(exp, xs=["nonzero_params"])
+    assert set(a.trials["experiment"]) == {"a", "b"} and a.duplicates == 3
+    dense = a.configs[a.configs["sparsity"] == 0.0]
+    assert (
+        len(dense) == 1 and dense["n_seeds"].iloc[0] == 3 and dense["experiment"].iloc[0] == "a+b"
+    )
+    over = " ".join(_section(a, "overview").sentences)
+    assert "2 experiments analysed together: a (3 trials" in over and "b (6 trials" in over
+    assert "3 finished trial(s) repeat the settings and seed of another" in over
+    pruned = a.points[a.points["sparsity"] > 0].iloc[0]
+    assert pruned["dense_n"] == 3 and pruned["diff_pts"] == pytest.approx(-1.0)

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna._hypervolume import compute_hypervolume
 
-from analysis.pareto import hypervolume_2d, pareto_front, pareto_mask, reference_point
+from analysis.pareto import (
+    hypervolume_2d,
+    non_dominated,
+    pareto_front,
+    pareto_mask,
+    reference_point,
+)
 
 # Small integer grids make ties and exact duplicates common; NaN checks the "never on front" rule.
 coord = st.one_of(st.integers(0, 6).map(float), st.just(float("nan")))
@@ -109,3 +115,15 @@ def test_reference_point_is_the_observed_nadir_plus_a_margin():
     assert hypervolume_2d([1.0, 5.0], [0.2, 0.9], (rx, ry)) == pytest.approx(4 * 0.07 + 0.4 * 0.77)
     # all-equal axis: pushed by margin x magnitude
     assert reference_point([2.0, 2.0], [0.5, 0.5], margin=0.1) == pytest.approx((2.2, 0.45))
+
+
+def test_non_dominated_agrees_with_pareto_mask_and_handles_three_objectives():
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(300, 2))
+    v[::17, 1] = np.nan
+    assert (non_dominated(v, ["min", "max"]) == pareto_mask(v[:, 0], v[:, 1], "min", "max")).all()
+    # 3 objectives by hand: max acc, min params, min time
+    pts = np.array(
+        [[0.9, 100, 5.0], [0.8, 50, 5.0], [0.8, 100, 6.0], [0.9, 100, 5.0], [0.7, 50, 1.0]]
+    )
+    assert non_dominated(pts, ["max", "min", "min"]).tolist() == [True, True, False, True, True]

@@ -1,0 +1,157 @@
+"""Differences of seed means, their Welch intervals, and what a report may claim from them.
+
+"Within tolerance", "better" and "worse" are claims about a *difference* of two seed means (a
+pruned configuration and its dense baseline, or two methods at equal sparsity), so each comes
+with the 95% Welch interval of that difference: unequal variances, Welch-Satterthwaite degrees of
+freedom, the interval ``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval()``
+gives. The verdict reads where the *whole* interval lies (a non-inferiority test: a two-sided 95%
+interval above ``-tolerance`` is the one-sided 2.5% test of "worse by more than the tolerance"):
+
+- ``better``: above 0;
+- ``within tolerance``: above ``-tolerance`` (with tolerance 0 this cannot happen);
+- ``worse``: below ``-tolerance``;
+- ``not resolved``: it straddles the line, or a side has one seed (no spread, no interval).
+
+For an unresolved difference, :func:`seeds_needed` says how many seeds per configuration the
+observed noise would need: the smallest ``n`` with ``(t_0.975 + t_0.8) * se(n) <= gap``, the
+usual sample-size rule for 80% power, taking the observed mean difference and seed standard
+deviations as the truth. Everything works on arrays of summary statistics (mean, std, n), so a
+20,000-configuration sweep is compared in one vectorised pass.
+
+>>> d = welch([0.82], [0.02], [3], [0.80], [0.02], [3])   # se 0.0163, df 4
+>>> [round(float(d[k][0]), 4) for k in ("diff", "lo", "hi", "df")]
+[0.02, -0.0253, 0.0653, 4.0]
+>>> verdict(d["lo"], d["hi"], 0.03).tolist()
+['within tolerance']
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import numpy as np
+
+LEVEL: Final = 0.95  #: two-sided level of every interval
+POWER: Final = 0.8  #: power assumed by seeds_needed
+MAX_SEEDS: Final = 1000  #: seeds_needed gives up (returns inf) beyond this
+
+BETTER: Final = "better"
+WITHIN: Final = "within tolerance"
+WORSE: Final = "worse"
+UNRESOLVED: Final = "not resolved"
+VERDICTS: Final = (BETTER, WITHIN, WORSE, UNRESOLVED)
+
+
+def _t(q: float, df: np.ndarray) -> np.ndarray:
+    """Student-t quantile ``q`` for ``df`` degrees of freedom (inf: the normal quantile)."""
+    from scipy.special import ndtri, stdtrit  # scipy arrives with mnist1d
+
+    df = np.asarray(df, dtype=float)
+    out = np.full(df.shape, np.nan)
+    fin = np.isfinite(df) & (df > 0)
+    out[fin] = stdtrit(df[fin], q)
+    out[np.isposinf(df)] = ndtri(q)
+    return out
+
+
+def welch(
+    mean_a: np.ndarray,
+    sd_a: np.ndarray,
+    n_a: np.ndarray,
+    mean_b: np.ndarray,
+    sd_b: np.ndarray,
+    n_b: np.ndarray,
+    level: float = LEVEL,
+) -> dict[str, np.ndarray]:
+    """``a - b`` with its Welch interval, elementwise: keys ``diff``, ``se``, ``df``, ``lo``,
+    ``hi``. Where a side has fewer than 2 seeds the interval is NaN; where both spreads are 0
+    (deterministic runs) it is the point itself."""
+    ma, sa, na = (np.asarray(v, dtype=float) for v in (mean_a, sd_a, n_a))
+    mb, sb, nb = (np.asarray(v, dtype=float) for v in (mean_b, sd_b, n_b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        va, vb = sa**2 / na, sb**2 / nb
+        se = np.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    ok = (na >= 2) & (nb >= 2) & np.isfinite(se)
+    df = np.where(ok & (se == 0), np.inf, np.where(ok, df, np.nan))
+    half = np.where(se == 0, 0.0, _t(0.5 + level / 2, df) * se)
+    diff = ma - mb
+    lo = np.where(ok, diff - half, np.nan)
+    hi = np.where(ok, diff + half, np.nan)
+    return {"diff": diff, "se": np.where(ok, se, np.nan), "df": df, "lo": lo, "hi": hi}
+
+
+def welch_samples(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> dict[str, float]:
+    """:func:`welch` on two samples (seed values); the notebook form."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    sd = [np.std(x, ddof=1) if len(x) > 1 else np.nan for x in (a, b)]
+    d = welch([a.mean()], [sd[0]], [len(a)], [b.mean()], [sd[1]], [len(b)], level)
+    return {k: float(v[0]) for k, v in d.items()}
+
+
+def verdict(lo: np.ndarray, hi: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
+    """Where the interval ``[lo, hi]`` of a difference (positive = better) lies against
+    ``-tolerance`` and 0: one of :data:`VERDICTS` per element (NaN interval: not resolved)."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    out = np.full(lo.shape, UNRESOLVED, dtype=object)
+    out[hi < -tolerance] = WORSE
+    out[lo > -tolerance] = WITHIN
+    out[lo > 0] = BETTER
+    return out
+
+
+def seeds_needed(
+    sd_a: float, sd_b: float, gap: float, level: float = LEVEL, power: float = POWER
+) -> float:
+    """Seeds per configuration (equal on both sides) for the interval of a difference whose
+    observed distance to the line is ``gap`` to exclude that line with probability ``power``,
+    if the observed difference and standard deviations were the truth: the smallest ``n`` with
+    ``(t_{(1+level)/2} + t_power) * sqrt((sd_a² + sd_b²) / n) <= gap``, degrees of freedom from
+    Welch's formula at that ``n``. NaN when a spread is unknown; inf beyond :data:`MAX_SEEDS`."""
+    if not all(math.isfinite(v) for v in (sd_a, sd_b, gap)):
+        return math.nan
+    s2 = sd_a**2 + sd_b**2
+    gap = abs(gap)
+    if s2 == 0:
+        return 2.0
+    if gap == 0:
+        return math.inf
+    # t quantiles exceed the normal ones, so the answer is at least the normal-theory n: scan up
+    # from there, 64 candidates at a time.
+    z = float(_t(0.5 + level / 2, np.array([np.inf]))[0] + _t(power, np.array([np.inf]))[0])
+    start = max(2, min(MAX_SEEDS + 1, math.ceil(z * z * s2 / (gap * gap))))
+    for lo in range(start, MAX_SEEDS + 1, 64):
+        n = np.arange(lo, min(lo + 64, MAX_SEEDS + 1), dtype=float)
+        df = (n - 1) * s2**2 / (sd_a**4 + sd_b**4)
+        need = (_t(0.5 + level / 2, df) + _t(power, df)) * np.sqrt(s2 / n)
+        ok = np.flatnonzero(need <= gap)
+        if ok.size:
+            return float(n[ok[0]])
+    return math.inf
+
+
+def seeds_needed_many(
+    sd_a: np.ndarray, sd_b: np.ndarray, gap: np.ndarray, level: float = LEVEL, power: float = POWER
+) -> np.ndarray:
+    """:func:`seeds_needed` elementwise, vectorised: the 16 candidates above the normal-theory
+    ``n`` are tried for every element at once (enough for nearly all), the rest one by one."""
+    sa, sb, g = (np.abs(np.asarray(v, dtype=float)) for v in (sd_a, sd_b, gap))
+    out = np.full(sa.shape, np.nan)
+    ok = np.isfinite(sa) & np.isfinite(sb) & np.isfinite(g) & (g > 0) & (sa**2 + sb**2 > 0)
+    s2 = sa[ok] ** 2 + sb[ok] ** 2
+    z = float(_t(0.5 + level / 2, np.array([np.inf]))[0] + _t(power, np.array([np.inf]))[0])
+    start = np.clip(np.ceil(z * z * s2 / g[ok] ** 2), 2, MAX_SEEDS + 1)
+    n = start[:, None] + np.arange(16)[None, :]
+    df = (n - 1) * (s2**2 / (sa[ok] ** 4 + sb[ok] ** 4))[:, None]
+    need = (_t(0.5 + level / 2, df) + _t(power, df)) * np.sqrt(s2[:, None] / n)
+    hit = (need <= g[ok][:, None]) & (n <= MAX_SEEDS)
+    first = np.where(hit.any(axis=1), n[np.arange(len(n)), hit.argmax(axis=1)], np.nan)
+    idx = np.flatnonzero(ok)
+    out[idx] = first
+    for i in idx[np.isnan(first)]:  # beyond 16 steps, or beyond MAX_SEEDS
+        out[i] = seeds_needed(float(sa[i]), float(sb[i]), float(g[i]), level, power)
+    both = np.isfinite(sa) & np.isfinite(sb) & np.isfinite(g)
+    out[both & (sa**2 + sb**2 == 0)] = 2.0
+    out[both & (sa**2 + sb**2 > 0) & (g == 0)] = np.inf
+    return out

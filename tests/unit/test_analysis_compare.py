@@ -1,0 +1,157 @@
+"""Each point against its dense baseline, and methods at equal sparsity, with Welch intervals
+checked against scipy and verdicts by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from analysis.compare import (
+    at_equal_sparsity,
+    role,
+    sparsity_cells,
+    variant_names,
+    variant_order,
+    versus_dense,
+)
+from analysis.load import load_experiment
+from analysis.points import P, numeric_point_metrics, operating_points
+from analysis.stats import BETTER, UNRESOLVED, WITHIN, WORSE
+from analysis.synthetic import simple_trial, write_experiment
+from analysis.tables import add_config_ids, aggregate_seeds, identity_columns
+
+
+def _samples(root: Path) -> pd.DataFrame:
+    exp = load_experiment(root)
+    return operating_points(add_config_ids(exp.trials), exp.history)
+
+
+def _points(samples: pd.DataFrame) -> pd.DataFrame:
+    keep = ["config_id", "base_id", P.baseline_key, P.round, P.variant, "label", "base_label"]
+    keep += ["arch", "size", *identity_columns(samples)]
+    return aggregate_seeds(samples, numeric_point_metrics(samples), by=P.point_id, keep=keep)
+
+
+def _ci(a, b) -> tuple[float, float]:
+    ci = sps.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    return ci.low, ci.high
+
+
+DENSE = [0.90, 0.91, 0.92]
+
+
+def test_versus_dense_interval_and_verdict_against_the_tolerance(tmp_path: Path) -> None:
+    pruned = {0.5: [0.905, 0.91, 0.915], 0.9: [0.87, 0.88, 0.89], 0.95: [0.70, 0.71, 0.72]}
+    for seed in range(3):
+        simple_trial(tmp_path, sparsity=0.0, seed=seed, acc=DENSE[seed])
+        for s, accs in pruned.items():
+            simple_trial(tmp_path, sparsity=s, seed=seed, acc=accs[seed])
+    samples = _samples(tmp_path)
+    sparsity = samples.groupby(P.point_id)["sparsity"].first()
+    for tol, expected in (
+        # 0.5: diff 0, CI [-2.08, +2.08]; 0.9: diff -3, CI [-5.27, -0.73]; 0.95: diff -20
+        (1.0, {0.5: UNRESOLVED, 0.9: UNRESOLVED, 0.95: WORSE}),
+        (3.0, {0.5: WITHIN, 0.9: UNRESOLVED, 0.95: WORSE}),
+        (0.5, {0.5: UNRESOLVED, 0.9: WORSE, 0.95: WORSE}),
+    ):
+        vd = versus_dense(samples, "test_acc", 100.0, 1.0, tol)
+        assert len(vd) == 3 and (vd["dense_n"] == 3).all() and (vd["n"] == 3).all()
+        for pid, r in vd.iterrows():
+            s = sparsity[pid]
+            lo, hi = _ci(100 * np.array(pruned[s]), 100 * np.array(DENSE))
+            assert r["diff_pts"] == pytest.approx(100 * (np.mean(pruned[s]) - np.mean(DENSE)))
+            assert (r["diff_ci95_lo"], r["diff_ci95_hi"]) == pytest.approx((lo, hi))
+            assert r["verdict"] == expected[s], (tol, s)
+            assert np.isnan(r["seeds_needed"]) == (r["verdict"] != UNRESOLVED)
+    vd = versus_dense(samples, "test_acc", 100.0, 1.0, 1.0)
+    vd.index = vd.index.map(sparsity)
+    # se = sqrt(1/3 + .25/3) = .6455, df = .41667² / ((1/3)²/2 + (.25/3)²/2) = 2.941,
+    # t(.975, 2.941) = 3.219: ±2.078
+    assert vd.loc[0.5, "diff_ci95_lo"] == pytest.approx(-2.078, abs=1e-3)
+    assert (vd.loc[0.9, "diff_ci95_lo"], vd.loc[0.9, "diff_ci95_hi"]) == pytest.approx(
+        (-5.267, -0.733), abs=1e-3
+    )
+
+
+def test_a_minimised_metric_is_sign_flipped(tmp_path: Path) -> None:
+    for seed in range(3):
+        simple_trial(tmp_path, sparsity=0.0, seed=seed, acc=DENSE[seed])
+        simple_trial(tmp_path, sparsity=0.5, seed=seed, acc=DENSE[seed] - 0.1)
+    samples = _samples(tmp_path)
+    up = versus_dense(samples, "test_acc", 100.0, 1.0).iloc[0]
+    down = versus_dense(samples, "test_acc", 100.0, -1.0).iloc[0]
+    assert up["diff_pts"] == pytest.approx(-10) and up["verdict"] == WORSE
+    assert down["diff_pts"] == pytest.approx(10) and down["verdict"] == BETTER
+    assert down["diff_ci95_lo"] == pytest.approx(-up["diff_ci95_hi"])
+
+
+def test_imp_round_zero_is_the_baseline_and_each_seed_counts_once(tmp_path: Path) -> None:
+    grid = {
+        "model.arch": ["mlp"],
+        "model.depth": [1],
+        "model.width": [32],
+        "pruning.final_sparsity": [0.0],
+        "pruning.method": ["imp"],
+        "pruning.score": ["magnitude", "random"],
+    }
+    write_experiment(tmp_path, grid=grid, seeds=(0, 1, 2), epochs=3, rounds=2, rate=0.5)
+    samples = _samples(tmp_path)
+    vd = versus_dense(samples, "test_acc", 100.0, 1.0)
+    assert len(vd) == 4  # 2 variants x 2 pruned rounds
+    assert (vd["dense_n"] == 3).all()  # 3 seeds, though 6 trials repeat round 0
+    r0 = samples[samples[P.round] == 0].sort_values("seed")
+    assert vd["dense_test_acc"].iloc[0] == pytest.approx(r0["test_acc"].mean())
+
+
+def test_methods_at_equal_sparsity(tmp_path: Path) -> None:
+    accs = {"magnitude": [0.80, 0.82, 0.84], "random": [0.60, 0.65, 0.70]}
+    for seed in range(3):
+        simple_trial(tmp_path, sparsity=0.0, seed=seed, acc=0.9)
+        for score, a in accs.items():
+            simple_trial(tmp_path, sparsity=0.9, seed=seed, acc=a[seed], score=score)
+    samples = _samples(tmp_path)
+    points = _points(samples)
+    m = at_equal_sparsity(samples, points, "test_acc", 100.0, 1.0)
+    assert len(m) == 1
+    r = m.iloc[0]
+    assert (r["variant_a"], r["variant_b"]) == ("score=magnitude", "score=random")  # control last
+    lo, hi = _ci(100 * np.array(accs["magnitude"]), 100 * np.array(accs["random"]))
+    assert r["diff_pts"] == pytest.approx(17.0)
+    assert (r["diff_ci95_lo"], r["diff_ci95_hi"]) == pytest.approx((lo, hi))
+    assert r["verdict"] == BETTER and r["n_a"] == r["n_b"] == 3
+    names = variant_names(points)
+    assert names["score=random"] == "random pruning (score=random)"
+
+
+def test_sparsity_cells_match_within_a_hundredth_and_per_base() -> None:
+    pts = pd.DataFrame(
+        {
+            "base_id": ["a", "a", "a", "a", "b"],
+            "sparsity": [0.0, 0.748, 0.75, 0.8, 0.75],
+        }
+    )
+    cells = sparsity_cells(pts)
+    assert np.isnan(cells[0]) if isinstance(cells[0], float) else pd.isna(cells[0])
+    assert cells[1] == cells[2] != cells[3]
+    assert cells[4] != cells[2]  # another base: never compared
+
+
+def test_roles_and_order_put_the_controls_last() -> None:
+    assert role({"method": "imp", "score": "magnitude", "rewind": "init"}) == "winning ticket"
+    assert role({"method": "imp", "score": "magnitude", "rewind": "3"}) == "winning ticket"
+    assert role({"method": "imp", "score": "magnitude", "rewind": "none"}) is None
+    assert role({"method": "imp", "rewind": "reinit"}) == "random re-init"
+    assert role({"method": "gradual", "score": "random"}) == "random pruning"
+    pts = pd.DataFrame(
+        {
+            P.variant: ["rewind=reinit", "rewind=init", "rewind=none", "dense"],
+            "pruning.method": ["imp"] * 4,
+            "pruning.rewind": ["reinit", "init", "none", "init"],
+            "test_acc": [0.95, 0.80, 0.85, 0.99],
+        }
+    )
+    assert variant_order(pts, "test_acc", 1.0) == ["rewind=none", "rewind=init", "rewind=reinit"]
