@@ -146,17 +146,21 @@ class Trainer:
         self.records: list[Record] = []
         self._pruned = False  # any zero in the masks: skip mask upkeep while dense
         self._rewind_state: dict[str, torch.Tensor] | None = None
-        if self.schedule.rewinds and p.rewind in ("init", 0):
+        if self.schedule.rewinds and p.rewind in ("init", "reinit", 0):
             self._rewind_state = self._weights_copy()
+        # rewind: reinit trains the winning-ticket path beside the re-initialised network, on the
+        # same batches, only to find the next round's mask (see _Ticket).
+        self._ticket: _Ticket | None = None
+        self.ticket_time_s = 0.0
         self.compaction: compaction.Compaction | None = None
         self.train_time_speedup = 1.0  # measured when the model is compacted
         self._maybe_prune(self.schedule.after_epoch(0))  # pruning at initialisation
         self._maybe_compact()
 
     # ----------------------------------------------------------------- set-up helpers
-    def _make_optimizer(self, epochs: int):
+    def _make_optimizer(self, epochs: int, model: nn.Module | None = None):
         tc = self.cfg.train
-        params = self.model.parameters()
+        params = (model or self.model).parameters()
         if tc.optimizer == "sgd":
             opt = torch.optim.SGD(
                 params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
@@ -203,11 +207,26 @@ class Trainer:
         """IMP: survivors back to their rewind point, or freshly drawn (``reinit``), or left as
         they are (``none``); optimizer and LR schedule start over either way."""
         if self.cfg.pruning.rewind == "reinit":
+            self._start_ticket()
             self.model.load_state_dict(self.fresh_init(self.epoch // self._segment_epochs))
         elif self._rewind_state is not None:
             self.model.load_state_dict(self._rewind_state)
         pruning.apply_masks_(self.params, self.masks)
         self.optimizer, self.scheduler = self._make_optimizer(self._segment_epochs)
+
+    def _start_ticket(self) -> None:
+        """``reinit``: the winning ticket of the new mask (the initial weights, masked) starts a
+        round beside the re-initialised network, unless no pruning event is left (then its
+        training would find nothing)."""
+        if self.schedule.is_final(self.epoch, self.step):
+            self._ticket = None
+            return
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(self._rewind_state)
+        params = self._bind(model)
+        pruning.apply_masks_(params, self.masks)
+        optimizer, scheduler = self._make_optimizer(self._segment_epochs, model)
+        self._ticket = _Ticket(model, params, optimizer, scheduler)
 
     def fresh_init(self, k: int) -> dict[str, torch.Tensor]:
         """Frankle & Carbin's random re-initialisation control, for the ``k``-th rewind (1-based):
@@ -330,12 +349,15 @@ class Trainer:
         batches = iterate_batches(
             d.train_x, d.train_y, self.cfg.train.batch_size, shuffle=True, generator=self.batch_gen
         )
+        self.ticket_time_s = 0.0
         for i, (xb, yb) in enumerate(batches):
             if self._nhwc:
                 xb = xb.contiguous(memory_format=torch.channels_last)  # no-op for 1 channel
             with self.memory.step(i, self._training_state):
                 masks = self.masks if self._pruned else None
                 loss, out = train_step(self.model, self.optimizer, xb, yb, self.params, masks)
+            if self._ticket is not None:
+                self.ticket_time_s += self._ticket.step(xb, yb, self.masks)
             self.step += 1
             if step_unit:
                 self._maybe_prune(self.schedule.after_step(self.step))
@@ -376,15 +398,19 @@ class Trainer:
                 self._maybe_prune(self.schedule.after_epoch(self.epoch))
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
-            t1 = time.perf_counter()
+            # the winning-ticket path of rewind: reinit is bookkeeping, not this network's cost
+            t1 = time.perf_counter() - self.ticket_time_s
             peak_mem = self.memory.peak()
+            if self._ticket is not None:
+                self._ticket.scheduler.step()
             self.scheduler.step()  # before compaction, which carries the scheduler's state over
             if not self.schedule.rewinds:
                 self._maybe_compact()  # in epoch_time_s, not in train_time_s (it times itself)
             t_eval = time.perf_counter()
             val_loss, val_acc = self.evaluate(d.val_x, d.val_y)
             test_loss, test_acc = self.evaluate(d.test_x, d.test_y)
-            t2 = time.perf_counter()
+            t2 = time.perf_counter() - self.ticket_time_s
+            t_eval -= self.ticket_time_s
             record = {
                 "epoch": self.epoch,
                 "train_loss": train_loss,
@@ -420,6 +446,8 @@ class Trainer:
             self._rewind_state = self._weights_copy()  # late rewinding point (epoch K)
         target = self.schedule.after_epoch(self.epoch)
         if target is not None:
+            if self._ticket is not None:  # reinit: the mask comes from the winning ticket
+                self.model.load_state_dict(self._ticket.model.state_dict())
             self._maybe_prune(target)
             self._rewind()
             self._maybe_compact()
@@ -470,6 +498,7 @@ class Trainer:
             "target": self.target,
             "records": copy.deepcopy(self.records),
             "rewind_state": self._rewind_state,
+            "ticket": None if self._ticket is None else self._ticket.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -493,6 +522,50 @@ class Trainer:
         self.epoch, self.step, self.target = state["epoch"], state["step"], state["target"]
         self.records = copy.deepcopy(state["records"])
         self._rewind_state = state["rewind_state"]
+        self._ticket = None
+        if state.get("ticket") is not None:
+            self._start_ticket()
+            self._ticket.load_state_dict(state["ticket"])
+
+
+class _Ticket:
+    """The winning-ticket path of ``rewind: reinit`` (Frankle & Carbin's random
+    re-initialisation control: the IMP mask, fresh random survivors).
+
+    The mask of round k+1 must be the one IMP with ``rewind: init`` finds: that of the ticket
+    (the initial weights under mask k) trained for round k. So a ``reinit`` run trains that
+    ticket beside its re-initialised network, on the same batches, and prunes from the ticket's
+    weights; with the same seed its masks equal the ``rewind: init`` run's, round by round. It
+    costs one more training step per step in rounds 1..rounds-1, excluded from the run's
+    ``train_time_s`` and peak memory (it is how the control is built, not what it costs).
+    """
+
+    def __init__(self, model: nn.Module, params: dict, optimizer: Any, scheduler: Any) -> None:
+        self.model, self.params, self.optimizer, self.scheduler = (
+            model,
+            params,
+            optimizer,
+            scheduler,
+        )
+
+    def step(self, xb: Tensor, yb: Tensor, masks: Mapping[str, Tensor]) -> float:
+        """One training step on the run's batch; returns its wall seconds."""
+        t0 = time.perf_counter()
+        self.model.train()
+        train_step(self.model, self.optimizer, xb, yb, self.params, masks)
+        return time.perf_counter() - t0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 def check_record(record: Record) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -191,6 +192,70 @@ def test_imp_reinit_keeps_the_mask_and_draws_fresh_survivors(small_config):
         assert not torch.equal(reinit.fresh_init(1)[name], other.fresh_init(1)[name])
         assert not torch.equal(reinit.fresh_init(1)[name], reinit.fresh_init(2)[name])
     assert init.cfg.flat()["pruning.rewind"] == "init" != reinit.cfg.flat()["pruning.rewind"]
+
+
+def test_imp_reinit_masks_are_the_winning_tickets_in_every_round(small_config):
+    """Over several rounds, rewind: reinit prunes with the masks rewind: init finds (it trains
+    the ticket beside the re-initialised network), while its own survivors stay fresh draws;
+    its records are its own network's, and time excludes the ticket's training."""
+    base = {
+        "train.epochs": 8,
+        "model.width": 64,
+        "pruning.method": "imp",
+        "pruning.rate": 0.5,
+        "pruning.rounds": 3,
+    }
+    masks: dict[str, list[dict[str, torch.Tensor]]] = {}
+    records: dict[str, list[dict]] = {}
+    for rewind in ("init", "reinit"):
+        trainer = Trainer(small_config(**base, **{"pruning.rewind": rewind}))
+        masks[rewind], records[rewind] = [], []
+
+        def report(r, t=trainer, rw=rewind):
+            records[rw].append(r)
+            masks[rw].append({n: m.clone() for n, m in t.masks.items()})
+
+        trainer.run(report)
+        assert trainer._ticket is None  # dropped once no pruning event is left
+    for a, b in zip(masks["init"], masks["reinit"], strict=True):
+        assert all(torch.equal(a[n], b[n]) for n in a)
+    sparsities = [r["sparsity"] for r in records["reinit"]]
+    assert sparsities == [r["sparsity"] for r in records["init"]] and sparsities[-1] > 0.8
+    # rounds 1+ train another network: its losses differ from the winning ticket's
+    assert records["reinit"][1]["train_loss"] == records["init"][1]["train_loss"]  # round 0
+    assert records["reinit"][3]["train_loss"] != records["init"][3]["train_loss"]
+
+
+def test_imp_reinit_checkpoint_mid_round_continues_bit_for_bit(small_config):
+    cfg = small_config(
+        **{
+            "train.epochs": 6,
+            "pruning.method": "imp",
+            "pruning.rate": 0.5,
+            "pruning.rounds": 2,
+            "pruning.rewind": "reinit",
+        }
+    )
+    full: list[dict] = []
+    Trainer(cfg).run(full.append)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(r):
+        if r["epoch"] == 3:  # inside round 1: the ticket is training
+            raise Stop
+
+    first = Trainer(cfg)
+    with pytest.raises(Stop):
+        first.run(stop_at_3)
+    assert first._ticket is not None
+    second = Trainer(cfg)
+    second.load_state_dict(copy.deepcopy(first.state_dict()))
+    rest: list[dict] = []
+    second.run(rest.append)
+    keys = ["epoch", "train_loss", "val_loss", "test_acc", "sparsity"]
+    assert [[r[k] for k in keys] for r in second.records] == [[r[k] for k in keys] for r in full]
 
 
 def test_random_scores_are_a_different_mask_from_magnitude(small_config):
