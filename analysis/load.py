@@ -1,9 +1,9 @@
 """Experiment directory -> tidy pandas DataFrames (one row per trial; one row per trial and epoch).
 
 Reads only the files of the trial-directory contract (:mod:`sparsity_tune.layout`), so it runs on a
-laptop over results copied from a cluster, with no Ray or torch import. A trial's status comes from
-which files exist: ``summary.json`` -> finished, else ``error.txt`` -> failed, else
-``stopped.txt`` -> stopped (early, by ASHA), else running.
+laptop over results copied from a cluster, with no Ray or torch import. A trial's status is
+:func:`sparsity_tune.layout.trial_status` (``summary.json`` -> finished, else ``error.txt`` ->
+failed, else ``stopped.txt`` -> stopped early by ASHA, else running, i.e. running or interrupted).
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ from sparsity_tune import layout
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS
 from sparsity_tune.trial.config import flatten
 
-FINISHED, FAILED, STOPPED, RUNNING = "finished", "failed", "stopped", "running"
+FINISHED, FAILED, STOPPED, RUNNING = (
+    layout.FINISHED,
+    layout.FAILED,
+    layout.STOPPED_EARLY,
+    layout.RUNNING,
+)
 #: Columns that describe a trial rather than configure it (they lead trials.csv).
 ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_dir", "error")
 #: Record keys whose trial-level value is the max over epochs rather than the final record's:
@@ -107,14 +112,7 @@ def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[s
     summary = _read_optional_json(trial_dir / layout.SUMMARY)
     error_path = trial_dir / layout.ERROR
     has_error = error_path.exists()
-    if summary is not None:
-        status = FINISHED
-    elif has_error:
-        status = FAILED
-    elif (trial_dir / layout.STOPPED).exists():  # stopped early by the scheduler (ASHA)
-        status = STOPPED
-    else:
-        status = RUNNING
+    status = layout.trial_status(trial_dir)  # the one rule (the sweep's summary uses it too)
     rel = trial_dir.relative_to(root).as_posix()
     nested = cfg.get("config") or {}
     row: dict[str, Any] = {
