@@ -22,6 +22,7 @@ one; ``records.jsonl`` is appended a line at a time and a failed append is cut b
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -103,18 +104,24 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def append_record(trial_dir: Path, record: dict[str, Any]) -> None:
-    """Append one record line; if the write fails (disk full), cut the file back to where it was,
-    so a failed append never leaves a torn line."""
+    """Append one record line with one unbuffered write; if it fails or is cut short (disk full),
+    cut the file back to where it was, so a failed append never leaves a torn line."""
     line = (json.dumps(record) + "\n").encode()
-    with open(Path(trial_dir) / RECORDS, "ab") as f:
-        size = f.tell()
+    fd = os.open(Path(trial_dir) / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
         try:
-            f.write(line)
-            f.flush()
+            written = os.write(fd, line)
         except OSError:
             with contextlib.suppress(OSError):
-                f.truncate(size)
+                os.ftruncate(fd, size)
             raise
+        if written != len(line):
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise OSError(errno.ENOSPC, f"short write to {RECORDS}: {written} of {len(line)} bytes")
+    finally:
+        os.close(fd)
 
 
 def write_records(trial_dir: Path, records: list[dict[str, Any]]) -> None:

@@ -40,6 +40,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -467,6 +468,7 @@ class _Stop:
         self.reason: str | None = None  # "signal" | "storage_full"
         self.detail: str = ""
         self._ray_handler: Any = None  # Ray Tune's "stop and save" handler, once fit() runs
+        self._pending = False  # a stop requested off the main thread, not yet delivered
         self.hint = ""
 
     @property
@@ -488,8 +490,7 @@ class _Stop:
         if callable(handler) and handler is not self._on_signal:
             self._ray_handler = handler
         self.install()
-        if self.reason is not None and self._ray_handler is not None:
-            self._ray_handler(signal.SIGUSR1, None)  # asked to stop before Ray was listening
+        self.deliver()  # asked to stop before Ray was listening
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
@@ -511,11 +512,25 @@ class _Stop:
             raise _Interrupted(signum)
 
     def request(self, reason: str, detail: str) -> None:
-        """Stop the sweep as if SIGUSR1 came (call from Ray's loop, the main thread)."""
+        """Stop the sweep as if SIGUSR1 came. From another thread it is only noted, and Tune's
+        loop delivers it at its next step (:meth:`deliver`)."""
         if self.reason is not None:
             return
         self.reason, self.detail = reason, detail
-        if self._ray_handler is not None:
+        if reason == "storage_full":
+            print(
+                f"\nnote: {detail}; stopping the trials and saving what fits",
+                file=sys.stderr,
+                flush=True,
+            )
+        self._pending = True
+        self.deliver()
+
+    def deliver(self) -> None:
+        if not self._pending or self._ray_handler is None:
+            return
+        if threading.current_thread() is threading.main_thread():
+            self._pending = False
             self._ray_handler(signal.SIGUSR1, None)
 
 
@@ -527,24 +542,38 @@ class _Interrupted(Exception):
         self.signum = signum
 
 
-class _QuietRayStop(logging.Filter):
-    """Drops Ray's own "Stop signal received ... send SIGTERM to skip" line (the launcher prints
-    the right one) and, once the storage is full, Ray's repeats of the same disk error."""
+#: Text of an error that means the storage is full (errno 28 ENOSPC, 122 EDQUOT, 27 EFBIG).
+_DISK_FULL = ("No space left", "Errno 28", "Disk quota exceeded", "File too large", "storage full")
 
-    def __init__(self, stop: _Stop) -> None:
+
+class _QuietRay(logging.Filter):
+    """On the handlers of Ray's loggers while a sweep runs: drops Ray's "Stop signal received
+    ... send SIGTERM to skip" and "Resume experiment with: Tuner.restore(...)" lines (the launcher
+    prints the true ones), and turns Ray's reports of a full disk (a traceback per trial and per
+    state sync) into one stop request: the launcher prints one message for all of them."""
+
+    def __init__(self, stop: _Stop, exp: str) -> None:
         super().__init__()
-        self.stop = stop
+        self.stop, self.exp = stop, exp
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
         if msg.startswith(("Stop signal received", "Experiment has been interrupted")):
             return False
-        if self.stop.reason == "storage_full":
-            text = msg
-            if record.exc_info and record.exc_info[1] is not None:
-                text += str(record.exc_info[1])
-            if any(s in text for s in ("No space left", "Errno 28", "storage full", "snapshot")):
-                return False
+        if self.stop.stopping and msg.startswith("Trials did not complete"):
+            return False  # the launcher says which trials continue, and how
+        text = msg
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            text += "".join(traceback.format_exception(*record.exc_info))
+        if any(s in text for s in _DISK_FULL):
+            self.stop.request("storage_full", f"no space left on the storage of {self.exp}")
+            return False
+        if isinstance(exc, FileNotFoundError) and msg.startswith("Trial") and "checkpoint" in msg:
+            # Ray's state came from a backup one snapshot old and names a checkpoint Ray has
+            # deleted since; trials restore from their own directories, so nothing is lost.
+            log.debug("%s", text)
+            return False
         return True
 
 
@@ -622,8 +651,16 @@ def _callback_class() -> type:
                 if path:
                     with contextlib.suppress(OSError):
                         text += Path(path).read_text(errors="replace")
-            if STORAGE_FULL in text or "No space left" in text or "Errno 28" in text:
-                self.hk.stop.request("storage_full", f"trial {trial.trial_id}: no space left")
+            if STORAGE_FULL in text or any(s in text for s in _DISK_FULL):
+                self.hk.stop.request(
+                    "storage_full", f"trial {trial.trial_id} found no space left on {self.hk.exp}"
+                )
+                # Ray would copy its long error files over the trial's own error.txt (which says
+                # what happened and what to do), and on a full disk cut them off: keep the trial's.
+                for name in (layout.ERROR, "error.pkl"):
+                    if trial.local_path:
+                        with contextlib.suppress(OSError):
+                            os.unlink(os.path.join(trial.local_path, name))
 
         def on_checkpoint(
             self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
@@ -640,6 +677,7 @@ def _callback_class() -> type:
         # -- every turn of Tune's loop: back up Ray's state, watch the free space
         def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
             hk = self.hk
+            hk.stop.deliver()
             if not hk.local or not trials:
                 return
             self._backup(trials)
@@ -652,8 +690,14 @@ def _callback_class() -> type:
             if free is not None and free < need:
                 hk.stop.request(
                     "storage_full",
-                    f"{free / 2**20:.1f} MiB free, the sweep keeps {need / 2**20:.1f} MiB",
+                    f"{free / 2**20:.1f} MiB free on the storage of {hk.exp}, below the "
+                    f"{need / 2**20:.1f} MiB the sweep keeps in reserve",
                 )
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            if self.hk.local and trials:  # after Ray's last save: the newest snapshot
+                self.hk._backed_up = 0.0
+                self._backup(trials)
 
         def reserve(self) -> int:
             hk = self.hk
@@ -804,11 +848,10 @@ def run(
     stop = stop or _Stop()
     stop.hint = resume_command(exp, address, use_wandb)
     local = "://" not in exp
-    quiet = _QuietRayStop(stop)
-    for name in ("ray.tune.tune", "ray.tune", "ray.train", "ray"):
-        logging.getLogger(name).addFilter(quiet)
-
     import ray
+
+    quiet = _QuietRay(stop, exp)
+    handlers: list[logging.Handler] = []
 
     started_here = False
     keeper = None
@@ -822,11 +865,20 @@ def run(
         started_here = init_ray(address)
         hk = _Housekeeping(exp=exp, stop=stop, local=local)
         tuner = build_tuner(spec, storage, exp, resume, use_wandb, [_callback_class()(hk)])
+        handlers = _ray_handlers()
+        for h in handlers:
+            h.addFilter(quiet)
         if local:
             _backup_tuner_pkl(exp)
         grid = None
         try:
             grid = tuner.fit()
+        except Exception:
+            if not stop.stopping:
+                raise
+            # Ray builds its result grid from files a full disk may have cut off (error.pkl);
+            # the sweep has stopped and saved its state already: report from the trial files.
+            log.debug("Ray's result grid after the stop", exc_info=True)
         except KeyboardInterrupt:
             print(
                 "\naborted by a second Ctrl-C: --resume continues from the state saved last:\n  "
@@ -846,8 +898,8 @@ def run(
         print(f"interrupted before the sweep started; continue with:\n  {stop.hint}")
         return 128 + intr.signum
     finally:
-        for name in ("ray.tune.tune", "ray.tune", "ray.train", "ray"):
-            logging.getLogger(name).removeFilter(quiet)
+        for h in handlers:
+            h.removeFilter(quiet)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             if threading.current_thread() is threading.main_thread():
                 signal.signal(
@@ -857,6 +909,15 @@ def run(
             ray.shutdown()
         if keeper is not None:
             os.environ.pop(watchdog.ENV, None)
+
+
+def _ray_handlers() -> list[logging.Handler]:
+    """Every handler Ray's log records can reach (Ray's loggers' own, and the root's)."""
+    found: list[logging.Handler] = list(logging.getLogger().handlers)
+    for name, lg in list(logging.Logger.manager.loggerDict.items()):
+        if name.split(".")[0] == "ray" and isinstance(lg, logging.Logger):
+            found += [h for h in lg.handlers if h not in found]
+    return found
 
 
 def _backup_tuner_pkl(exp: str) -> None:
@@ -888,9 +949,9 @@ def _report(spec: Spec, exp: str, grid: Any, stop: _Stop) -> int:
         return 128 + stop.signum
     if stop.reason == "storage_full":
         print(
-            f"\nerror: the storage of {exp} is full ({stop.detail}); "
-            f"{_space_needed(spec, exp)}. The sweep stopped and saved what fitted. Free space "
-            f"on that filesystem, then continue with:\n  {stop.hint}",
+            f"\nerror: the storage is full: {stop.detail}. {_space_needed(spec, exp)}. The "
+            f"sweep stopped and saved what fitted. Free space on that filesystem, then continue "
+            f"with:\n  {stop.hint}",
             file=sys.stderr,
         )
         return EXIT_FAILED
