@@ -65,6 +65,8 @@ MIN_FREE_BYTES = 1 << 20
 
 log = logging.getLogger("sparsity_tune.launch")
 _KEEPERS: list[Any] = []  # watchdog processes (see sparsity_tune.sweep.watchdog)
+#: What the launcher handles: Ctrl-C, preemption / scancel, SLURM's --signal warning.
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -479,7 +481,7 @@ class _Stop:
         """Route SIGINT, SIGTERM and SIGUSR1 here (main thread only)."""
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        for sig in _SIGNALS:
             signal.signal(sig, self._on_signal)
 
     def attach_ray(self) -> None:
@@ -855,6 +857,8 @@ def run(
 
     started_here = False
     keeper = None
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in _SIGNALS} if main_thread else {}
     stop.install()
     try:
         if not ray.is_initialized() and not address:
@@ -900,11 +904,8 @@ def run(
     finally:
         for h in handlers:
             h.removeFilter(quiet)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(
-                    sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
-                )
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if started_here:
             ray.shutdown()
         if keeper is not None:
@@ -912,8 +913,11 @@ def run(
 
 
 def _ray_handlers() -> list[logging.Handler]:
-    """Every handler Ray's log records can reach (Ray's loggers' own, and the root's)."""
+    """Every handler Ray's log records can reach: Ray's loggers' own, the root's, and Python's
+    last resort (used when no handler is configured, e.g. ``ray.init(configure_logging=False)``)."""
     found: list[logging.Handler] = list(logging.getLogger().handlers)
+    if logging.lastResort is not None:
+        found.append(logging.lastResort)
     for name, lg in list(logging.Logger.manager.loggerDict.items()):
         if name.split(".")[0] == "ray" and isinstance(lg, logging.Logger):
             found += [h for h in lg.handlers if h not in found]
