@@ -96,8 +96,10 @@ def _read(fs: Any, path: str) -> bytes:
 
 
 def _candidates(fs: Any, trial_path: str) -> list[tuple[int, str, dict[str, Any] | None]]:
-    """(epoch, directory name, manifest) of every checkpoint directory, newest first. A directory
-    without a readable manifest sorts by its name (epoch -1 until its state is read)."""
+    """(epoch, directory name, manifest) of every checkpoint directory, newest first: by the
+    manifest's epoch; one without a manifest (epoch -1: written by an older version) or with one
+    that does not parse (epoch -2: corrupt) goes first when its name (Ray's checkpoint index) is
+    newer than every good one, else last."""
     import pyarrow.fs
 
     try:
@@ -109,13 +111,23 @@ def _candidates(fs: Any, trial_path: str) -> list[tuple[int, str, dict[str, Any]
         name = info.base_name
         if info.type != pyarrow.fs.FileType.Directory or not name.startswith(CHECKPOINT_PREFIX):
             continue
+        manifest: dict[str, Any] | None = None
         try:
             manifest = json.loads(_read(fs, f"{info.path}/{MANIFEST_FILE}"))
-            epoch = int(manifest["epoch"])
-        except (OSError, ValueError, KeyError, TypeError):
+            epoch = int(manifest["epoch"])  # type: ignore[index]
+        except FileNotFoundError:
             manifest, epoch = None, -1
+        except (OSError, ValueError, KeyError, TypeError):
+            manifest, epoch = None, -2
         out.append((epoch, name, manifest))
-    return sorted(out, key=lambda c: (c[0], c[1]), reverse=True)
+    newest_ok = max((name for epoch, name, _ in out if epoch >= 0), default="")
+
+    def order(c: tuple[int, str, Any]) -> tuple[int, int, str]:
+        if c[0] >= 0:
+            return (1, c[0], c[1])
+        return (2 if c[1] > newest_ok else 0, 0, c[1])  # written after the newest good one?
+
+    return sorted(out, key=order, reverse=True)
 
 
 def _load(fs: Any, path: str, manifest: dict[str, Any] | None) -> dict[str, Any]:
@@ -149,7 +161,10 @@ def load_newest(fs: Any, trial_path: str) -> Restored:
     """The newest checkpoint of a trial that verifies and loads; never raises."""
     found = Restored()
     cands = _candidates(fs, trial_path)
-    for _, name, manifest in cands:
+    for epoch, name, manifest in cands:
+        if epoch == -2:
+            found.warnings.append(f"checkpoint {trial_path}/{name} skipped: unreadable manifest")
+            continue
         try:
             state = _load(fs, f"{trial_path}/{name}", manifest)
         except ValueError as err:

@@ -165,7 +165,11 @@ def check_trusted(exp: Path) -> None:
             )
             return False
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            who = "its group" if st.st_mode & stat.S_IWGRP else "others"
+            who = " and ".join(
+                w
+                for w, bit in (("its group", stat.S_IWGRP), ("others", stat.S_IWOTH))
+                if st.st_mode & bit
+            )
             problems.append(f"{path}: {what} is writable by {who} ({stat.filemode(st.st_mode)})")
             return False
         return True
