@@ -236,6 +236,8 @@ class Launcher:
                 exp = Path(req.exp)
                 self.created_dir = not exp.exists()
                 state.make_experiment_dir(exp, self.args.group_readable)
+                # what this launcher (and the local Ray it starts) creates: private, or group-read
+                old_umask = os.umask(0o027 if self.args.group_readable else 0o077)
                 self.lock = locking.ExperimentLock(exp)
                 try:
                     self.lock.acquire()
@@ -248,7 +250,8 @@ class Launcher:
                 log.warning("%s: no lock on URI storage; run one launcher per experiment", req.exp)
             self.settle()
             assert self.record is not None
-            old_umask = os.umask(0o027 if self.record.group_readable else 0o077)
+            umask = os.umask(0o027 if self.record.group_readable else 0o077)
+            old_umask = umask if old_umask is None else old_umask
             if req.local and self.req_resume:
                 state.check_trusted(Path(req.exp))
                 for fixed in state.repair_ray_state(Path(req.exp)):
@@ -348,9 +351,9 @@ class Launcher:
                 + "\n  ".join(str(d) for d in refused)
                 + f"\nA resumed experiment runs as it was started. Continue it with:\n  "
                 f"{resume_command(exp, args.address, self.use_wandb)}\n"
-                f"(keys that may change on resume: {allowed}, resources.cpu/gpu when the "
-                f"trials' threads and device stay the same), or start a new experiment with "
-                f"another --name."
+                f"(keys that may change on resume: {allowed}, resources.cpu, and resources.gpu "
+                f"while the trials stay on the same kind of device), or start a new experiment "
+                f"with another --name."
             )
         data = dict(record.spec)
         for d in diffs:

@@ -105,15 +105,11 @@ def _allowed(key: str, old: Any, new: Any, saved: dict[str, Any]) -> str | None:
     for prefix, why in ALLOWED_ON_RESUME.items():
         if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
             return why
-    train = saved.get("train", {})
-    if key == "resources.cpu" and (
-        train.get("threads") or (int(old or 0) == int(new or 0) and old and new)
-    ):
-        return "the trials' thread count stays the same"
-    if key == "resources.gpu" and train.get("device") == "cpu":
-        return "train.device is cpu, so the trials' device stays the same"
-    if key == "resources.gpu" and old and new and train.get("device") != "auto":
-        return "the trials' device stays the same"
+    if key == "resources.cpu":
+        return "a trial's CPU share sets its thread count, which changes no setting of the run"
+    device = (saved.get("train") or {}).get("device", "auto")
+    if key == "resources.gpu" and (device == "cpu" or bool(old) == bool(new)):
+        return "the trials stay on the same kind of device"
     return None
 
 

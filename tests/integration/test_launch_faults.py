@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 EPOCHS = 8
 
 
-def slow_spec(tmp_path: Path, data_root: Path, name: str, **search) -> Path:
+def slow_spec(tmp_path: Path, data_root: Path, name: str, epochs: int = EPOCHS, **search) -> Path:
     """4 trials (2 sparsities x 2 seeds) of ~0.15 s epochs: long enough to be cut mid-trial."""
     return tiny_spec(
         tmp_path / f"{name}.yaml",
@@ -56,7 +56,7 @@ def slow_spec(tmp_path: Path, data_root: Path, name: str, **search) -> Path:
             "train_limit": 3000,
             "test_limit": 300,
         },
-        train={"epochs": EPOCHS, "batch_size": 50, "lr": 0.01},
+        train={"epochs": epochs, "batch_size": 50, "lr": 0.01},
         pruning={"method": "gradual", "final_sparsity": 0.5, "end_epoch": 5},
     )
 
@@ -83,7 +83,8 @@ def assert_untouched(exp: Path, before: dict[str, tuple[int, str]]) -> None:
 def test_two_launchers_then_sigkill_and_a_corrupt_checkpoint(
     ray_session, tmp_path: Path, data_root: Path, capsys
 ) -> None:
-    spec = slow_spec(tmp_path, data_root, "k9")
+    epochs = 20  # a trial cut early enough that it cannot finish before its worker is gone
+    spec = slow_spec(tmp_path, data_root, "k9", epochs=epochs)
     storage = tmp_path / "res"
     exp = storage / "k9"
     args = [str(spec), "--storage", str(storage)]
@@ -117,11 +118,15 @@ def test_two_launchers_then_sigkill_and_a_corrupt_checkpoint(
 
         wait_for(
             lambda: (
-                {layout.FINISHED, layout.RUNNING}
-                <= {layout.trial_status(d) for d in trial_dirs(exp)}
+                any(layout.trial_status(d) == layout.FINISHED for d in trial_dirs(exp))
+                and any(
+                    layout.trial_status(d) == layout.RUNNING
+                    and 2 <= len(layout.read_records(d, warn=False)) <= 6
+                    for d in trial_dirs(exp)
+                )
             ),
             180,
-            "a trial finished and another half-way",
+            "a trial finished and another early on",
             winner,
         )
         winner.send_signal(signal.SIGKILL)
@@ -156,7 +161,7 @@ def test_two_launchers_then_sigkill_and_a_corrupt_checkpoint(
     assert rc == 0, out[-3000:] + err[-3000:]
     assert "took over the lock of a launcher that is gone" in out and f"PID {winner.pid}" in out
     assert_untouched(exp, before)
-    assert_like_uninterrupted(exp, trials=4, epochs=EPOCHS)
+    assert_like_uninterrupted(exp, trials=4, epochs=epochs)
     if len(ckpts) >= 2:
         cfg = layout.read_json(victim / layout.CONFIG)
         assert any(ckpts[-1].name in w and "truncated" in w for w in cfg["checkpoint_warnings"])

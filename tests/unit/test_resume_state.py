@@ -43,8 +43,7 @@ def given(**dotted) -> dict:
         ({"train__epochs": 20}, False),  # the hybrid trials
         ({"pruning__end_epoch": 9}, False),
         ({"search__max_concurrent": 4}, False),  # Ray restores its searcher with the old value
-        ({"resources__cpu": 2.0}, False),  # 2 threads instead of 1: other rounding
-        ({"resources__cpu": 1.5}, True),  # still one thread
+        ({"resources__cpu": 2.0}, True),  # threads: not a setting (as in the analysis)
         ({"resources__gpu": 1.0}, False),  # device auto: the trials would move to the GPU
         ({"search__max_failures": 5}, True),
         ({"dataset__root": "/data/b"}, True),
