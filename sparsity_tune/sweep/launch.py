@@ -224,6 +224,7 @@ class Launcher:
         self.record: LaunchRecord | None = None
         self.spec: Spec = req.spec
         self.use_wandb = not args.no_wandb
+        self.ray_state = False  # Ray Tune's state exists in the experiment (set by settle)
 
     def main(self) -> int:
         from sparsity_tune.sweep import lock as locking
@@ -252,7 +253,7 @@ class Launcher:
             assert self.record is not None
             umask = os.umask(0o027 if self.record.group_readable else 0o077)
             old_umask = umask if old_umask is None else old_umask
-            if req.local and self.req_resume:
+            if req.local and self.req_resume and self.ray_state:
                 state.check_trusted(Path(req.exp))
                 for fixed in state.repair_ray_state(Path(req.exp)):
                     print(f"note: Ray's state file {fixed}", flush=True)
@@ -299,7 +300,7 @@ class Launcher:
         req, args = self.req, self.args
         exp = req.exp
         record = LaunchRecord.load(Path(exp)) if req.local else None
-        ray_state = _can_restore(exp)
+        ray_state = self.ray_state = _can_restore(exp)
         if not args.resume:
             trials = req.local and any(Path(exp).glob("trial_*"))
             if record is not None or ray_state or trials:
@@ -378,7 +379,8 @@ class Launcher:
             self.req.storage,
             self.req.exp,
             address=self.args.address,
-            resume=self.req_resume,
+            # a launcher killed before Ray saved anything leaves only launch.json: start afresh
+            resume=self.req_resume and self.ray_state,
             use_wandb=self.use_wandb and self.spec.wandb.mode != "disabled",
             stop=self.stop,
             token=self.lock.holder.token if self.lock is not None else None,

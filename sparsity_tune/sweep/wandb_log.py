@@ -32,6 +32,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -87,16 +88,25 @@ class RunFiles:
     finished: bool = False  # its newest fragment ended with exit code 0
 
 
+def _wandb_cli() -> list[str]:
+    beside = Path(sys.executable).with_name("wandb")  # the environment's own CLI first
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("wandb")
+    return [found] if found else [sys.executable, "-m", "wandb"]
+
+
 def read_run_dir(run_dir: Path) -> list[dict[str, Any]]:
     """The records of one run directory, decoded by ``wandb leet inspect --json`` (W&B's reader
-    of its transaction log; it stops cleanly at a torn end)."""
-    wandb_bin = shutil.which("wandb") or "wandb"
+    of its transaction log; it stops cleanly at a torn end). RuntimeError when it cannot."""
     proc = subprocess.run(
-        [wandb_bin, "leet", "inspect", "--json", str(run_dir)],
+        [*_wandb_cli(), "leet", "inspect", "--json", str(run_dir)],
         capture_output=True,
         text=True,
         timeout=120,
     )
+    if proc.returncode != 0:
+        raise RuntimeError(f"wandb leet inspect {run_dir}: {proc.stderr.strip()[-300:]}")
     out = []
     for line in proc.stdout.splitlines():
         try:
@@ -124,6 +134,10 @@ def scan_run(directory: Path, rid: str, prune_empty: bool = True) -> RunFiles:
     """Steps already in the run's files; fragments that hold nothing are removed."""
     found = RunFiles()
     for d in run_dirs(directory, rid):
+        if not any(d.glob("*.wandb")):  # killed before wandb-core created its log
+            if prune_empty:
+                shutil.rmtree(d, ignore_errors=True)
+            continue
         recs = read_run_dir(d)
         steps = [int(r["history"]["step"]["num"]) for r in recs if r.get("type") == "history"]
         exits = [r["exit"].get("exit_code", 0) for r in recs if r.get("type") == "exit"]
@@ -245,9 +259,18 @@ class _Writer:
                 log.warning("W&B %s for trial %s failed: %s", item[0], item[1], err)
 
     def _prior(self, tid: str) -> RunFiles:
+        """What the run's files hold; if W&B cannot read them, nothing more is logged to that
+        run (better a run that stops than one with every step twice)."""
         if tid not in self.files:
-            self.files[tid] = scan_run(Path(self.t.directory), run_id(self.t.experiment, tid))
-            self.logged[tid] = max(self.files[tid].steps, default=0)
+            try:
+                self.files[tid] = scan_run(Path(self.t.directory), run_id(self.t.experiment, tid))
+                self.logged[tid] = max(self.files[tid].steps, default=0)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+                log.warning(
+                    "W&B run of trial %s not continued: its files are unreadable (%s)", tid, err
+                )
+                self.files[tid] = RunFiles(finished=True)
+                self.logged[tid] = 1 << 62
         return self.files[tid]
 
     def _open(self, tid: str, src: tuple[Any, str]) -> Any:
