@@ -13,12 +13,13 @@ What keeps an experiment right when a sweep is interrupted, resumed or started t
 * **The launch record is the source of truth** (:mod:`sparsity_tune.sweep.state`): ``--resume``
   runs what was saved when the experiment started; a spec or ``--set`` that differs in a key
   that can change results is refused with status 2.
-* **Signals save and say so**: SIGINT (Ctrl-C), SIGTERM (preemption) and SIGUSR1 (SLURM's
-  warning) all stop the trials, save Ray's state and exit with 128 + the signal's number (130,
+* **Signals save and say so** (:mod:`sparsity_tune.sweep.stop`): SIGINT (Ctrl-C), SIGTERM
+  (preemption) and SIGUSR1 (SLURM's warning) all stop the trials, save Ray's state and exit with 128 + the signal's number (130,
   143, 138), printing the exact command that continues. A second Ctrl-C aborts at once; further
   SIGTERM/SIGUSR1 are ignored while saving.
-* **A full storage stops the sweep** with one message naming the path and the space needed
-  (status 1), before Ray's state files can be cut off; ``--resume`` continues after space is freed.
+* **A full storage stops the sweep** (:mod:`sparsity_tune.sweep.housekeeping`) with one message
+  naming the path and the space needed (status 1); Ray's state is kept whole (a backup) and
+  ``--resume`` continues after space is freed.
 * **Nothing outlives the launcher** (:mod:`sparsity_tune.sweep.watchdog`), and a local Ray listens
   on 127.0.0.1 only.
 
@@ -39,17 +40,18 @@ import shlex
 import signal
 import sys
 import threading
-import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from sparsity_tune import layout
+from sparsity_tune.sweep import lock as locking
+from sparsity_tune.sweep import state, watchdog
 from sparsity_tune.sweep.spec import Spec, load_spec, validate_spec
 from sparsity_tune.sweep.state import LaunchRecord
+from sparsity_tune.sweep.stop import SIGNALS, Interrupted, QuietRay, Stop, ray_handlers
 from sparsity_tune.trial.config import ConfigError, add_set_option, parse_overrides, set_dotted
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -59,14 +61,9 @@ EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 #: Seconds the W&B writer may take to finish its runs when the sweep was interrupted (SLURM's
 #: KillWait is 30 s by default, and Ray's own stop and state save come first).
 WANDB_CLOSE_INTERRUPTED_S = 10.0
-#: How often the launcher checks the free space of a local storage, and the least it keeps free.
-SPACE_CHECK_S = 2.0
-MIN_FREE_BYTES = 1 << 20
 
 log = logging.getLogger("sparsity_tune.launch")
 _KEEPERS: list[Any] = []  # watchdog processes (see sparsity_tune.sweep.watchdog)
-#: What the launcher handles: Ctrl-C, preemption / scancel, SLURM's --signal warning.
-_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -131,12 +128,6 @@ def _absolute_root(spec: Spec) -> Spec:
     return spec.model_copy(
         update={"dataset": spec.dataset.model_copy(update={"root": str(root.resolve())})}
     )
-
-
-def prepare(args: argparse.Namespace) -> tuple[Spec, str, str]:
-    """Validate everything that can be checked without Ray; raise ConfigError otherwise."""
-    req = request(args)
-    return req.spec, req.storage, req.exp
 
 
 def request(args: argparse.Namespace) -> Request:
@@ -220,16 +211,13 @@ class Launcher:
         self.req, self.args = req, args
         self.lock: Any = None
         self.created_dir = False
-        self.stop = _Stop()
+        self.stop = Stop()
         self.record: LaunchRecord | None = None
         self.spec: Spec = req.spec
         self.use_wandb = not args.no_wandb
         self.ray_state = False  # Ray Tune's state exists in the experiment (set by settle)
 
     def main(self) -> int:
-        from sparsity_tune.sweep import lock as locking
-        from sparsity_tune.sweep import state
-
         req = self.req
         old_umask = None
         try:
@@ -283,8 +271,6 @@ class Launcher:
             Path(self.req.exp).rmdir()
 
     def _clean_after_dead(self, holder: Any, reason: str) -> None:
-        from sparsity_tune.sweep import watchdog
-
         who = holder.describe() if holder is not None else "an unreadable holder"
         print(f"note: took over the lock of a launcher that is gone ({who}: {reason})", flush=True)
         if holder is not None and holder.same_host():
@@ -295,8 +281,6 @@ class Launcher:
     # ------------------------------------------------------------------ launch record
     def settle(self) -> None:
         """Read or write the launch record under the lock; refuse what would change results."""
-        from sparsity_tune.sweep import state
-
         req, args = self.req, self.args
         exp = req.exp
         record = LaunchRecord.load(Path(exp)) if req.local else None
@@ -466,308 +450,25 @@ def reporter(spec: Spec) -> Any:
     )
 
 
-# ----------------------------------------------------------------------------- signals
-class _Stop:
-    """Why the sweep stops early: a signal, or a full storage. One owner for both."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.reason: str | None = None  # "signal" | "storage_full"
-        self.detail: str = ""
-        self._ray_handler: Any = None  # Ray Tune's "stop and save" handler, once fit() runs
-        self._pending = False  # a stop requested off the main thread, not yet delivered
-        self.hint = ""
-
-    @property
-    def stopping(self) -> bool:
-        return self.reason is not None
-
-    def install(self) -> None:
-        """Route SIGINT, SIGTERM and SIGUSR1 here (main thread only)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in _SIGNALS:
-            signal.signal(sig, self._on_signal)
-
-    def attach_ray(self) -> None:
-        """Called once Ray Tune has installed its handler (it saves the state, then returns)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        handler = signal.getsignal(signal.SIGUSR1)
-        if callable(handler) and handler is not self._on_signal:
-            self._ray_handler = handler
-        self.install()
-        self.deliver()  # asked to stop before Ray was listening
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self.reason is not None:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt  # a second Ctrl-C: abort without waiting
-            print(f"\n{name} again: already saving the sweep's state", file=sys.stderr, flush=True)
-            return
-        self.signum, self.reason = signum, "signal"
-        print(
-            f"\n{name} received: stopping the trials and saving the sweep's state; then it "
-            f"exits with status {128 + signum}. Continue later with:\n  {self.hint}",
-            file=sys.stderr,
-            flush=True,
-        )
-        if self._ray_handler is not None:
-            self._ray_handler(signum, frame)
-        else:
-            raise _Interrupted(signum)
-
-    def request(self, reason: str, detail: str) -> None:
-        """Stop the sweep as if SIGUSR1 came. From another thread it is only noted, and Tune's
-        loop delivers it at its next step (:meth:`deliver`)."""
-        if self.reason is not None:
-            return
-        self.reason, self.detail = reason, detail
-        if reason == "storage_full":
-            print(
-                f"\nnote: {detail}; stopping the trials and saving what fits",
-                file=sys.stderr,
-                flush=True,
-            )
-        self._pending = True
-        self.deliver()
-
-    def deliver(self) -> None:
-        if not self._pending or self._ray_handler is None:
-            return
-        if threading.current_thread() is threading.main_thread():
-            self._pending = False
-            self._ray_handler(signal.SIGUSR1, None)
-
-
-class _Interrupted(Exception):
-    """A signal before Ray Tune's loop started: nothing ran yet; exit at once."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-#: Text of an error that means the storage is full (errno 28 ENOSPC, 122 EDQUOT, 27 EFBIG).
-_DISK_FULL = ("No space left", "Errno 28", "Disk quota exceeded", "File too large", "storage full")
-
-
-class _QuietRay(logging.Filter):
-    """On the handlers of Ray's loggers while a sweep runs: drops Ray's "Stop signal received
-    ... send SIGTERM to skip" and "Resume experiment with: Tuner.restore(...)" lines (the launcher
-    prints the true ones), and turns Ray's reports of a full disk (a traceback per trial and per
-    state sync) into one stop request: the launcher prints one message for all of them."""
-
-    def __init__(self, stop: _Stop, exp: str) -> None:
-        super().__init__()
-        self.stop, self.exp = stop, exp
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        if msg.startswith(("Stop signal received", "Experiment has been interrupted")):
-            return False
-        if self.stop.stopping and msg.startswith("Trials did not complete"):
-            return False  # the launcher says which trials continue, and how
-        text = msg
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None:
-            text += "".join(traceback.format_exception(*record.exc_info))
-        if any(s in text for s in _DISK_FULL):
-            self.stop.request("storage_full", f"no space left on the storage of {self.exp}")
-            return False
-        if isinstance(exc, FileNotFoundError) and msg.startswith("Trial") and "checkpoint" in msg:
-            # Ray's state came from a backup one snapshot old and names a checkpoint Ray has
-            # deleted since; trials restore from their own directories, so nothing is lost.
-            log.debug("%s", text)
-            return False
-        return True
-
-
-# ----------------------------------------------------------------------------- launcher callback
-@dataclass
-class _Housekeeping:
-    """Launcher-side trial bookkeeping (a Ray Tune callback's state)."""
-
-    exp: str
-    stop: _Stop
-    local: bool
-    ckpt_bytes: int = 0
-    state_bytes: int = 0
-    _last_space: float = 0.0
-    _backed_up: float = 0.0
-    _live: set = field(default_factory=set)
-
-
-def _callback_class() -> type:
-    from ray.tune import Callback
-
-    class SweepCallback(Callback):
-        """Installs the signal routing, writes ``stopped.txt`` when the scheduler stops a trial,
-        removes a finished trial's stale error files, backs Ray's state up, and stops the sweep
-        when the storage is full."""
-
-        def __init__(self, hk: _Housekeeping) -> None:
-            self.hk = hk
-
-        def __getstate__(self) -> dict[str, Any]:
-            return {}  # rebuilt by every launcher; nothing of it belongs in tuner.pkl
-
-        def setup(self, **info: Any) -> None:
-            if getattr(self, "hk", None) is not None:
-                self.hk.stop.attach_ray()
-
-        # -- trial files
-        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self.hk._live.add(trial.trial_id)
-
-        def on_trial_result(
-            self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
-        ) -> None:
-            # `done` without the summary's keys: the scheduler (ASHA) stopped it early
-            from sparsity_tune.metrics import M
-
-            if result.get("done") and M.best_val_acc not in result:
-                _write_trial_file(
-                    trial,
-                    layout.STOPPED,
-                    f"stopped early by the scheduler after epoch {result.get(M.epoch)}\n",
-                )
-
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self.hk._live.discard(trial.trial_id)
-            if _trial_has_summary(trial):  # a finish supersedes earlier attempts' error files
-                for name in (layout.ERROR, "error.pkl"):
-                    if trial.local_path:
-                        with contextlib.suppress(OSError):
-                            os.unlink(os.path.join(trial.local_path, name))
-                    _delete_trial_file(trial, name)
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self.hk._live.discard(trial.trial_id)
-            self._check_storage_error(trial)
-
-        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._check_storage_error(trial)
-
-        def _check_storage_error(self, trial: Any) -> None:
-            from sparsity_tune.sweep.trainable import STORAGE_FULL
-
-            text = ""
-            for path in (trial.error_file,):
-                if path:
-                    with contextlib.suppress(OSError):
-                        text += Path(path).read_text(errors="replace")
-            if STORAGE_FULL in text or any(s in text for s in _DISK_FULL):
-                self.hk.stop.request(
-                    "storage_full", f"trial {trial.trial_id} found no space left on {self.hk.exp}"
-                )
-                # Ray would copy its long error files over the trial's own error.txt (which says
-                # what happened and what to do), and on a full disk cut them off: keep the trial's.
-                for name in (layout.ERROR, "error.pkl"):
-                    if trial.local_path:
-                        with contextlib.suppress(OSError):
-                            os.unlink(os.path.join(trial.local_path, name))
-
-        def on_checkpoint(
-            self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
-        ) -> None:
-            from sparsity_tune.sweep.checkpoints import MANIFEST_FILE
-
-            with contextlib.suppress(Exception):
-                fs, path = checkpoint.filesystem, checkpoint.path
-                with fs.open_input_stream(f"{path}/{MANIFEST_FILE}") as f:
-                    import json
-
-                    self.hk.ckpt_bytes = max(self.hk.ckpt_bytes, json.loads(f.readall())["bytes"])
-
-        # -- every turn of Tune's loop: back up Ray's state, watch the free space
-        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-            hk = self.hk
-            hk.stop.deliver()
-            if not hk.local or not trials:
-                return
-            self._backup(trials)
-            now = time.monotonic()
-            if now - hk._last_space < SPACE_CHECK_S or hk.stop.stopping:
-                return
-            hk._last_space = now
-            free = _free_bytes(hk.exp)
-            need = self.reserve()
-            if free is not None and free < need:
-                hk.stop.request(
-                    "storage_full",
-                    f"{free / 2**20:.1f} MiB free on the storage of {hk.exp}, below the "
-                    f"{need / 2**20:.1f} MiB the sweep keeps in reserve",
-                )
-
-        def on_experiment_end(self, trials: list, **info: Any) -> None:
-            if self.hk.local and trials:  # after Ray's last save: the newest snapshot
-                self.hk._backed_up = 0.0
-                self._backup(trials)
-
-        def reserve(self) -> int:
-            hk = self.hk
-            live = max(1, len(hk._live))
-            return max(MIN_FREE_BYTES, 2 * hk.state_bytes + live * 2 * hk.ckpt_bytes)
-
-        def _backup(self, trials: list) -> None:
-            from sparsity_tune.sweep import state
-
-            staging = Path(trials[0].storage.experiment_driver_staging_path)
-            files = state.ray_state_files(staging)
-            newest = max((p.stat().st_mtime for p in files), default=0.0)
-            if newest <= self.hk._backed_up:
-                return
-            try:
-                if state.backup_ray_state(staging, Path(self.hk.exp)):
-                    self.hk._backed_up = newest
-                    self.hk.state_bytes = sum(p.stat().st_size for p in files)
-            except OSError as err:
-                log.debug("backup of Ray's state failed: %s", err)
-
-    return SweepCallback
-
-
-def _free_bytes(path: str) -> int | None:
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize
-
-
-def _trial_has_summary(trial: Any) -> bool:
-    try:
-        info = trial.storage.storage_filesystem.get_file_info(f"{trial.path}/{layout.SUMMARY}")
-    except OSError:
-        return False
-    import pyarrow.fs
-
-    return info.type == pyarrow.fs.FileType.File
-
-
-def _write_trial_file(trial: Any, name: str, text: str) -> None:
-    import pyarrow.fs
-
-    fs = trial.storage.storage_filesystem
-    with contextlib.suppress(OSError):
-        if isinstance(fs, pyarrow.fs.LocalFileSystem):
-            layout.write_text(Path(trial.path) / name, text)
-        else:
-            with fs.open_output_stream(f"{trial.path}/{name}") as f:
-                f.write(text.encode())
-
-
-def _delete_trial_file(trial: Any, name: str) -> None:
-    with contextlib.suppress(OSError):
-        trial.storage.storage_filesystem.delete_file(f"{trial.path}/{name}")
-
-
 # ----------------------------------------------------------------------------- Tuner
-def build_tuner(
-    spec: Spec, storage: str, exp: str, resume: bool, use_wandb: bool, extra: list[Any]
-) -> Any:
+def wandb_logger(spec: Spec, exp: str) -> Any:
+    from sparsity_tune.sweep.wandb_log import WandbTarget, WandbTrialLogger
+
+    w = spec.wandb
+    return WandbTrialLogger(
+        WandbTarget(
+            experiment=spec.name,
+            directory=exp if "://" not in exp else str(Path("wandb").resolve()),
+            project=w.project,
+            entity=w.entity,
+            group=w.group,
+            tags=tuple(w.tags),
+            mode=w.mode,
+        )
+    )
+
+
+def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, extra: list[Any]) -> Any:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -786,23 +487,6 @@ def build_tuner(
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     callbacks: list[Any] = [JsonLoggerCallback(), *extra]
-    if use_wandb:
-        from sparsity_tune.sweep.wandb_log import WandbTarget, WandbTrialLogger
-
-        w = spec.wandb
-        callbacks.append(
-            WandbTrialLogger(
-                WandbTarget(
-                    experiment=spec.name,
-                    directory=exp if "://" not in exp else str(Path("wandb").resolve()),
-                    project=w.project,
-                    entity=w.entity,
-                    group=w.group,
-                    tags=tuple(w.tags),
-                    mode=w.mode,
-                )
-            )
-        )
     failure = tune.FailureConfig(max_failures=spec.search.max_failures)
     if resume:
         tuner = tune.Tuner.restore(
@@ -842,28 +526,28 @@ def run(
     address: str | None = None,
     resume: bool = False,
     use_wandb: bool = True,
-    stop: _Stop | None = None,
+    stop: Stop | None = None,
     token: str | None = None,
 ) -> int:
     """Run (or resume) the sweep; print the summary; return the exit status (module docstring)."""
-    from sparsity_tune.sweep import watchdog
+    from sparsity_tune.sweep.housekeeping import Housekeeping, SweepCallback, backup_tuner_pkl
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our CLIReporter table
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # only the JSON logger
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    stop = stop or _Stop()
+    stop = stop or Stop()
     stop.hint = resume_command(exp, address, use_wandb)
     local = "://" not in exp
     import ray
 
-    quiet = _QuietRay(stop, exp)
+    quiet = QuietRay(stop, exp)
     handlers: list[logging.Handler] = []
 
     started_here = False
     keeper = None
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = {sig: signal.getsignal(sig) for sig in _SIGNALS} if main_thread else {}
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS} if main_thread else {}
     stop.install()
     try:
         if not ray.is_initialized() and not address:
@@ -872,13 +556,18 @@ def run(
             keeper = watchdog.start(token)
             _KEEPERS.append(keeper)  # its stdin must stay open as long as this process lives
         started_here = init_ray(address)
-        hk = _Housekeeping(exp=exp, stop=stop, local=local)
-        tuner = build_tuner(spec, storage, exp, resume, use_wandb, [_callback_class()(hk)])
-        handlers = _ray_handlers()
+        hk = Housekeeping(exp=exp, stop=stop, local=local)
+        wb = wandb_logger(spec, exp) if use_wandb else None
+        tuner = build_tuner(spec, storage, exp, resume, [SweepCallback(hk), *([wb] if wb else [])])
+        if resume and wb is not None and local:
+            trials = sorted(p.parent for p in Path(exp).glob(f"*/{layout.CONFIG}"))
+            if n := wb.catch_up(trials):
+                print(f"note: completing the W&B runs of {n} trial(s) that ended earlier")
+        handlers = ray_handlers()
         for h in handlers:
             h.addFilter(quiet)
         if local:
-            _backup_tuner_pkl(exp)
+            backup_tuner_pkl(exp)
         grid = None
         try:
             grid = tuner.fit()
@@ -903,7 +592,7 @@ def run(
                     WANDB_CLOSE_INTERRUPTED_S if stop.stopping else 120.0
                 )
         return _report(spec, exp, grid, stop)
-    except _Interrupted as intr:
+    except Interrupted as intr:
         print(f"interrupted before the sweep started; continue with:\n  {stop.hint}")
         return 128 + intr.signum
     finally:
@@ -917,33 +606,9 @@ def run(
             os.environ.pop(watchdog.ENV, None)
 
 
-def _ray_handlers() -> list[logging.Handler]:
-    """Every handler Ray's log records can reach: Ray's loggers' own, the root's, and Python's
-    last resort (used when no handler is configured, e.g. ``ray.init(configure_logging=False)``)."""
-    found: list[logging.Handler] = list(logging.getLogger().handlers)
-    if logging.lastResort is not None:
-        found.append(logging.lastResort)
-    for name, lg in list(logging.Logger.manager.loggerDict.items()):
-        if name.split(".")[0] == "ray" and isinstance(lg, logging.Logger):
-            found += [h for h in lg.handlers if h not in found]
-    return found
-
-
-def _backup_tuner_pkl(exp: str) -> None:
-    from sparsity_tune.sweep import state
-
-    with contextlib.suppress(OSError):
-        src = Path(exp) / "tuner.pkl"
-        if state.is_intact(src):
-            dest = Path(exp) / state.BACKUP_DIR
-            dest.mkdir(exist_ok=True)
-            tmp = dest / ".tuner.pkl.tmp"
-            tmp.write_bytes(src.read_bytes())
-            os.replace(tmp, dest / "tuner.pkl")
-
-
-def _report(spec: Spec, exp: str, grid: Any, stop: _Stop) -> int:
+def _report(spec: Spec, exp: str, grid: Any, stop: Stop) -> int:
     """Print the summary and what to do next; return the exit status."""
+    from sparsity_tune.sweep.housekeeping import space_needed
     from sparsity_tune.sweep.summary import print_summary, trials_frame
 
     print_summary(spec, exp)
@@ -958,7 +623,7 @@ def _report(spec: Spec, exp: str, grid: Any, stop: _Stop) -> int:
         return 128 + stop.signum
     if stop.reason == "storage_full":
         print(
-            f"\nerror: the storage is full: {stop.detail}. {_space_needed(spec, exp)}. The "
+            f"\nerror: the storage is full: {stop.detail}. {space_needed(spec, exp)}. The "
             f"sweep stopped and saved what fitted. Free space on that filesystem, then continue "
             f"with:\n  {stop.hint}",
             file=sys.stderr,
@@ -976,30 +641,6 @@ def _report(spec: Spec, exp: str, grid: Any, stop: _Stop) -> int:
             f"with:\n  {stop.hint}"
         )
     return EXIT_FAILED if failed or unfinished else EXIT_OK
-
-
-def _space_needed(spec: Spec, exp: str) -> str:
-    """An estimate of the space the rest of the sweep needs, from what its trials wrote."""
-    from sparsity_tune.sweep import checkpoints
-
-    root = Path(exp)
-    ckpt, rec, todo = 0, 0, 0
-    for d in root.glob("trial_*"):
-        for m in d.glob(f"{checkpoints.CHECKPOINT_PREFIX}*/{checkpoints.MANIFEST_FILE}"):
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                ckpt = max(ckpt, int(layout.read_json(m)["bytes"]))
-        with contextlib.suppress(OSError):
-            n = len(layout.read_records(d, warn=False))
-            if n:
-                rec = max(rec, (d / layout.RECORDS).stat().st_size // n)
-        if layout.trial_status(d) != layout.FINISHED:
-            todo += 1
-    todo = max(todo, spec.search.trial_count() - sum(1 for _ in root.glob("trial_*")) + todo)
-    need = todo * (3 * ckpt + spec.train.epochs * rec) + (1 << 20)
-    return (
-        f"about {need / 2**20:.1f} MiB more are needed for {todo} unfinished trial(s) "
-        f"(checkpoints of {ckpt / 2**20:.2f} MiB, three kept while writing, and records)"
-    )
 
 
 if __name__ == "__main__":

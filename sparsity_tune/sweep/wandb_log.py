@@ -25,6 +25,7 @@ bounds the flush.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -155,6 +156,26 @@ def scan_run(directory: Path, rid: str, prune_empty: bool = True) -> RunFiles:
     return found
 
 
+def _marker(target: WandbTarget, tid: str) -> Path:
+    return Path(target.directory) / "wandb" / f"{run_id(target.experiment, tid)}.finished"
+
+
+def write_finished_marker(target: WandbTarget, tid: str, steps: int) -> None:
+    """Noted after ``run.finish()`` returned (wandb-core has written the run), so it never
+    claims more than the run's files hold; lets a resume skip reading finished runs."""
+    with contextlib.suppress(OSError):
+        _marker(target, tid).parent.mkdir(parents=True, exist_ok=True)
+        layout.write_json(_marker(target, tid), {"steps": steps})
+
+
+def run_is_complete(target: WandbTarget, tid: str, records: int) -> bool:
+    """True when this trial's run was finished with all ``records`` steps (by its marker)."""
+    try:
+        return layout.read_json(_marker(target, tid)).get("steps") == records
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _read_text(fs: Any, path: str) -> str | None:
     try:
         with fs.open_input_stream(path) as f:
@@ -215,6 +236,28 @@ class WandbTrialLogger(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.close_all()
+
+    def catch_up(self, trial_dirs: list[Path]) -> int:
+        """Complete the runs of trials that ended in an earlier session whose run files lack
+        steps (wandb-core killed before it flushed them): Ray will not run those trials again.
+        Returns how many runs are caught up (in the background)."""
+        import pyarrow.fs
+
+        fs = pyarrow.fs.LocalFileSystem()
+        n = 0
+        for d in trial_dirs:
+            if layout.trial_status(d) not in (layout.FINISHED, layout.STOPPED_EARLY):
+                continue
+            try:
+                tid = layout.read_json(d / layout.CONFIG)["trial_id"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if run_is_complete(self.target, tid, len(layout.read_records(d, warn=False))):
+                continue
+            self._put(("sync", tid, (fs, str(d)), None))
+            self._put(("finish", tid, (fs, str(d)), 0))
+            n += 1
+        return n
 
     @classmethod
     def close_every_logger(cls, timeout: float = 120.0) -> None:
@@ -338,6 +381,7 @@ class _Writer:
     def finish(self, tid: str, src: tuple[Any, str], exit_code: int) -> None:
         prior = self._prior(tid)
         if tid not in self.runs and exit_code == 0 and prior.finished:
+            write_finished_marker(self.t, tid, self.logged[tid])
             return  # finished in an earlier session and nothing new was logged
         if tid not in self.runs and exit_code != 0:
             return  # nothing was opened for it in this session
@@ -355,4 +399,7 @@ class _Writer:
     def _close(self, tid: str, exit_code: int) -> None:
         run = self.runs.pop(tid, None)
         if run is not None:
-            run.finish(exit_code=exit_code)
+            run.finish(exit_code=exit_code)  # returns once wandb-core has written the run
+        if exit_code == 0:
+            self._prior(tid).finished = True
+            write_finished_marker(self.t, tid, self.logged.get(tid, 0))
