@@ -183,6 +183,7 @@ def resume_command(exp: str, address: str | None, use_wandb: bool) -> str:
 # ----------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _own_wandb_service()
     if args.address is None and "ray" not in sys.modules:
         # A local Ray binds every service to this address; Ray's own switch for "no cluster"
         # (read when ray is imported) makes 127.0.0.1 stay 127.0.0.1 instead of the host's IP.
@@ -202,6 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wandb       {'off' if args.no_wandb else req.spec.wandb.mode} → {req.exp}/wandb")
         return EXIT_OK
     return Launcher(req, args).main()
+
+
+def _own_wandb_service() -> None:
+    """wandb hands its service (wandb-core) to child processes through WANDB_SERVICE; a launcher
+    started by a process that uses W&B would write its runs through the parent's service, which
+    outlives the launcher with its runs still open (a resume then finds "run ID ... is in use").
+    A launcher starts its own, which ends with it."""
+    token = os.environ.get("WANDB_SERVICE", "")
+    if token and token.split("-")[1:2] != [str(os.getpid())]:
+        os.environ.pop("WANDB_SERVICE")
 
 
 class Launcher:

@@ -88,6 +88,11 @@ def test_two_launchers_then_sigkill_and_a_corrupt_checkpoint(
     storage = tmp_path / "res"
     exp = storage / "k9"
     args = [str(spec), "--storage", str(storage)]
+    # W&B's service of this process is in the launchers' environment (WANDB_SERVICE): they must
+    # start their own, or the killed one's runs stay open in ours ("run ID ... is in use")
+    import wandb
+
+    wandb.init(project="it", mode="offline", dir=str(tmp_path), reinit="create_new").finish()
 
     # two launchers at the same moment: exactly one takes the experiment, the other exits 2
     procs = [launcher(args, tmp_path / f"l{i}.log") for i in range(2)]
