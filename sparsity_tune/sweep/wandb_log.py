@@ -288,6 +288,7 @@ class _Writer:
         self.runs: dict[str, Any] = {}
         self.files: dict[str, RunFiles] = {}  # what earlier sessions left in each run's files
         self.logged: dict[str, int] = {}  # last step each run holds (files + this session)
+        self.failed: set[str] = set()  # trials whose W&B calls failed (warned once)
 
     def loop(self) -> None:
         while True:
@@ -298,8 +299,10 @@ class _Writer:
                 return
             try:
                 getattr(self, item[0])(*item[1:])
-            except Exception as err:  # never let logging break the sweep
-                log.warning("W&B %s for trial %s failed: %s", item[0], item[1], err)
+            except Exception as err:  # never let logging break the sweep; say it once per trial
+                level = logging.DEBUG if item[1] in self.failed else logging.WARNING
+                self.failed.add(item[1])
+                log.log(level, "W&B %s for trial %s failed: %s", item[0], item[1], err)
 
     def _prior(self, tid: str) -> RunFiles:
         """What the run's files hold; if W&B cannot read them, nothing more is logged to that
