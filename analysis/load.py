@@ -1,9 +1,10 @@
 """Experiment directory -> tidy pandas DataFrames (one row per trial; one row per trial and epoch).
 
 Reads only the files of the trial-directory contract (:mod:`sparsity_tune.layout`), so it runs on a
-laptop over results copied from a cluster, with no Ray or torch import. A trial's status comes from
-which files exist: ``summary.json`` -> finished, else ``error.txt`` -> failed, else
-``stopped.txt`` -> stopped (early, by ASHA), else running.
+laptop over results copied from a cluster, with no Ray or torch import. A trial's status is
+:func:`sparsity_tune.layout.status_rule` (``summary.json`` -> finished, else ``error.txt`` ->
+failed, else ``stopped.txt`` -> stopped early by ASHA, else running, i.e. running or
+interrupted), applied to what :mod:`analysis.safe_io` finds.
 
 The directory may come from someone else, so files are read through :mod:`analysis.safe_io`
 (no symlink followed, no FIFO, size and JSON depth capped before parsing, strict UTF-8). A trial
@@ -32,8 +33,13 @@ from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, S
 from sparsity_tune.trial import safe_yaml
 from sparsity_tune.trial.config import NAME_RE, flatten
 
-FINISHED, FAILED, STOPPED, RUNNING = "finished", "failed", "stopped", "running"
-DAMAGED = "damaged"  # a file of the trial could not be read safely or has the wrong shape
+FINISHED, FAILED, STOPPED, RUNNING, DAMAGED = (
+    layout.FINISHED,
+    layout.FAILED,
+    layout.STOPPED_EARLY,
+    layout.RUNNING,
+    layout.DAMAGED,
+)
 ERROR_TAIL = 64 << 10  # bytes of error.txt read (its last line is what is shown)
 #: Columns that describe a trial rather than configure it (they lead trials.csv).
 ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_dir", "error")
@@ -165,14 +171,9 @@ def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[s
     error = _last_line(error_path, problems) if has_error and summary is None else None
     if problems:
         status = DAMAGED
-    elif summary is not None:
-        status = FINISHED
-    elif has_error:
-        status = FAILED
-    elif safe_io.entry_exists(trial_dir / layout.STOPPED):  # stopped early by the scheduler
-        status = STOPPED
-    else:
-        status = RUNNING
+    else:  # the one rule (the sweep's summary uses it too), on what was read safely
+        stopped = safe_io.entry_exists(trial_dir / layout.STOPPED)
+        status = layout.status_rule(summary is not None, has_error, stopped, True)
     rel = trial_dir.relative_to(root).as_posix()
     nested = cfg.get("config") or {}
     seed = cfg.get("seed", (nested.get("train") or {}).get("seed"))

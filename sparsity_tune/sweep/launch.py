@@ -3,28 +3,67 @@
 The spec (or a W&B sweep file) is validated before Ray is touched; bad input exits with status 2
 and one message. Ray Tune runs the trials (``tune.Tuner``; ``Tuner.restore`` for ``--resume``),
 each trial is :func:`sparsity_tune.sweep.trainable.train_trial`, and W&B runs are written by
-:class:`sparsity_tune.sweep.wandb_log.WandbTrialLogger`. At the end a summary table is printed with the
-command that analyses the experiment directory.
+:class:`sparsity_tune.sweep.wandb_log.WandbTrialLogger`. At the end a summary table is printed with
+the command that analyses the experiment directory.
+
+What keeps an experiment right when a sweep is interrupted, resumed or started twice:
+
+* **One launcher per experiment** (:mod:`sparsity_tune.sweep.lock`), taken before anything else
+  is written; a second one exits with status 2 naming the holder.
+* **The launch record is the source of truth** (:mod:`sparsity_tune.sweep.state`): ``--resume``
+  runs what was saved when the experiment started; a spec or ``--set`` that differs in a key
+  that can change results is refused with status 2.
+* **Signals save and say so** (:mod:`sparsity_tune.sweep.stop`): SIGINT (Ctrl-C), SIGTERM
+  (preemption) and SIGUSR1 (SLURM's warning) all stop the trials, save Ray's state and exit with 128 + the signal's number (130,
+  143, 138), printing the exact command that continues. A second Ctrl-C aborts at once; further
+  SIGTERM/SIGUSR1 are ignored while saving.
+* **A full storage stops the sweep** (:mod:`sparsity_tune.sweep.housekeeping`) with one message
+  naming the path and the space needed (status 1); Ray's state is kept whole (a backup) and
+  ``--resume`` continues after space is freed.
+* **Nothing outlives the launcher** (:mod:`sparsity_tune.sweep.watchdog`), and a local Ray listens
+  on 127.0.0.1 only.
+
+Exit status: 0 every trial finished (or was stopped early by ASHA); 1 some trial failed, or the
+storage is full; 2 the command was refused (bad input, experiment locked or already there, a
+resume that would change results, an untrusted experiment directory); 128 + N interrupted by
+signal N (state saved; continue with ``--resume``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
+import shlex
+import signal
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from sparsity_tune import layout
-from sparsity_tune.sweep.spec import Spec, load_spec
-from sparsity_tune.trial.config import ConfigError, add_set_option, parse_overrides
+from sparsity_tune.sweep import lock as locking
+from sparsity_tune.sweep import state, watchdog
+from sparsity_tune.sweep.spec import Spec, load_spec, validate_spec
+from sparsity_tune.sweep.state import LaunchRecord
+from sparsity_tune.sweep.stop import SIGNALS, Interrupted, QuietRay, Stop, ray_handlers
+from sparsity_tune.trial.config import ConfigError, add_set_option, parse_overrides, set_dotted
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 #: Columns of the live table (besides the searched parameters and the seed).
 LIVE_METRICS = ("epoch", "val_acc", "test_acc", "sparsity")
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
+#: Seconds the W&B writer may take to finish its runs when the sweep was interrupted (SLURM's
+#: KillWait is 30 s by default, and Ray's own stop and state save come first).
+WANDB_CLOSE_INTERRUPTED_S = 10.0
+
+log = logging.getLogger("sparsity_tune.launch")
+_KEEPERS: list[Any] = []  # watchdog processes (see sparsity_tune.sweep.watchdog)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,7 +71,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m sparsity_tune.launch",
         description="Run a pruning sweep on Ray Tune (Optuna search, W&B logging).",
     )
-    ap.add_argument("spec", help="search-space YAML (ours or a W&B sweep file)")
+    ap.add_argument(
+        "spec",
+        help="search-space YAML (ours or a W&B sweep file); with --resume also an experiment "
+        "directory (then its saved spec is used)",
+    )
     add_set_option(ap, "override a spec key, e.g. --set search.num_samples=8 (repeatable)")
     ap.add_argument("--name", help="experiment name (default: the spec's name)")
     ap.add_argument(
@@ -42,9 +85,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--address", help="join a running Ray cluster: auto or HOST:PORT")
     ap.add_argument(
-        "--resume", action="store_true", help="continue an interrupted experiment of this name"
+        "--resume",
+        action="store_true",
+        help="continue an interrupted experiment exactly as it was started",
     )
     ap.add_argument("--no-wandb", action="store_true", help="do not write W&B runs")
+    ap.add_argument(
+        "--group-readable",
+        action="store_true",
+        help="create the experiment directory readable by your group (0750); default private (0700)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     return ap.parse_args(argv)
 
@@ -55,83 +105,287 @@ def experiment_path(storage: str, name: str) -> str:
     return str(Path(storage).expanduser().resolve() / name)
 
 
-def prepare(args: argparse.Namespace) -> tuple[Spec, str, str]:
-    """Validate everything that can be checked without Ray; raise ConfigError otherwise."""
-    spec = load_spec(args.spec, parse_overrides(args.overrides))
+@dataclass
+class Request:
+    """What this command line asks for, validated (nothing written yet)."""
+
+    spec: Spec
+    storage: str
+    exp: str
+    spec_file: str
+    overrides: list[str]
+    from_experiment_dir: bool = False  # `launch EXPERIMENT_DIR --resume`
+
+    @property
+    def local(self) -> bool:
+        return "://" not in self.exp
+
+
+def _absolute_root(spec: Spec) -> Spec:
+    root = Path(spec.dataset.root)
+    if root.is_absolute():  # trials run in their own working directory
+        return spec
+    return spec.model_copy(
+        update={"dataset": spec.dataset.model_copy(update={"root": str(root.resolve())})}
+    )
+
+
+def request(args: argparse.Namespace) -> Request:
+    """Validate the command line (no file is written); raise ConfigError otherwise."""
+    overrides = parse_overrides(args.overrides)
+    given = Path(args.spec).expanduser()
+    if given.is_dir():
+        if not args.resume:
+            raise ConfigError(
+                f"{args.spec} is a directory; to continue the experiment in it: "
+                f"python -m sparsity_tune.launch {shlex.quote(args.spec)} --resume"
+            )
+        exp = given.resolve()
+        record = LaunchRecord.load(exp)
+        if record is None:
+            raise ConfigError(
+                f"{exp}: no {layout.LAUNCH} (not an experiment directory, or one made by an older "
+                f"version): resume it with its spec file, --name and --storage instead"
+            )
+        if args.name and args.name != exp.name:
+            raise ConfigError(f"--name {args.name!r} differs from the experiment's {exp.name!r}")
+        data = dict(record.spec)
+        for key, value in overrides.items():
+            set_dotted(data, key, value)
+        spec = validate_spec(data, f"{exp}/{layout.LAUNCH}")
+        return Request(
+            spec, str(exp.parent), str(exp), record.spec_file, list(args.overrides), True
+        )
+    spec = load_spec(args.spec, overrides)
     if args.name:
-        if not NAME_RE.match(args.name):
+        if not NAME_RE.fullmatch(args.name):
             raise ConfigError(
                 f"--name {args.name!r}: use letters, digits and _.+- (it becomes a directory)"
             )
         spec = spec.model_copy(update={"name": args.name})
-    if not NAME_RE.match(spec.name):
+    if not NAME_RE.fullmatch(spec.name):
         raise ConfigError(f"name={spec.name!r}: use letters, digits and _.+- (a directory name)")
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
     exp = experiment_path(args.storage, spec.name)
-    root = Path(spec.dataset.root)
-    if not root.is_absolute():  # trials run in their own working directory
-        spec = spec.model_copy(
-            update={"dataset": spec.dataset.model_copy(update={"root": str(root.resolve())})}
-        )
-    return spec, storage, exp
+    return Request(_absolute_root(spec), storage, exp, str(given.resolve()), list(args.overrides))
 
 
-def mark_stopped(grid: Any) -> None:
-    """Trials that ended without error or summary in a completed sweep were stopped early by
-    the scheduler (ASHA): say so in their directory, so analysis does not take them as running."""
-    for result in grid:
-        trial_dir = Path(result.path)
-        if (
-            result.error is None
-            and trial_dir.is_dir()
-            and not (trial_dir / layout.SUMMARY).exists()
-        ):
-            epochs = len(layout.read_records(trial_dir))
-            (trial_dir / layout.STOPPED).write_text(
-                f"stopped early by the scheduler after epoch {epochs}\n"
-            )
+def resume_command(exp: str, address: str | None, use_wandb: bool) -> str:
+    """The exact command that continues this experiment (runnable from any directory)."""
+    cmd = ["python", "-m", "sparsity_tune.launch", exp, "--resume"]
+    if address:
+        cmd += ["--address", address]
+    if not use_wandb:
+        cmd.append("--no-wandb")
+    return shlex.join(cmd)
 
 
+# ----------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _own_wandb_service()
+    if args.address is None and "ray" not in sys.modules:
+        # A local Ray binds every service to this address; Ray's own switch for "no cluster"
+        # (read when ray is imported) makes 127.0.0.1 stay 127.0.0.1 instead of the host's IP.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
-        spec, storage, exp = prepare(args)
-        if not args.dry_run:
-            check_experiment_state(exp, args.resume)
-            if not args.no_wandb and spec.wandb.mode == "online":
-                check_wandb_login()
+        req = request(args)
+        if not args.dry_run and not args.no_wandb and req.spec.wandb.mode == "online":
+            check_wandb_login()
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
 
     from sparsity_tune.sweep.search import describe_plan
 
     if args.dry_run:
-        print(describe_plan(spec, exp, args.address))
-        print(f"wandb       {'off' if args.no_wandb else spec.wandb.mode} → {exp}/wandb")
-        return 0
-    print(describe_plan(spec, exp, args.address), flush=True)
-    return run(
-        spec,
-        storage,
-        exp,
-        address=args.address,
-        resume=args.resume,
-        use_wandb=not args.no_wandb and spec.wandb.mode != "disabled",
-    )
+        print(describe_plan(req.spec, req.exp, args.address))
+        print(f"wandb       {'off' if args.no_wandb else req.spec.wandb.mode} → {req.exp}/wandb")
+        return EXIT_OK
+    return Launcher(req, args).main()
 
 
-def check_experiment_state(exp: str, resume: bool) -> None:
+def _own_wandb_service() -> None:
+    """wandb hands its service (wandb-core) to child processes through WANDB_SERVICE; a launcher
+    started by a process that uses W&B would write its runs through the parent's service, which
+    outlives the launcher with its runs still open (a resume then finds "run ID ... is in use").
+    A launcher starts its own, which ends with it."""
+    token = os.environ.get("WANDB_SERVICE", "")
+    if token and token.split("-")[1:2] != [str(os.getpid())]:
+        os.environ.pop("WANDB_SERVICE")
+
+
+class Launcher:
+    """One invocation: lock, settle the launch record, run Ray Tune, report truthfully."""
+
+    def __init__(self, req: Request, args: argparse.Namespace) -> None:
+        self.req, self.args = req, args
+        self.lock: Any = None
+        self.created_dir = False
+        self.stop = Stop()
+        self.record: LaunchRecord | None = None
+        self.spec: Spec = req.spec
+        self.use_wandb = not args.no_wandb
+        self.ray_state = False  # Ray Tune's state exists in the experiment (set by settle)
+
+    def main(self) -> int:
+        req = self.req
+        old_umask = None
+        try:
+            if req.local:
+                exp = Path(req.exp)
+                self.created_dir = not exp.exists()
+                state.make_experiment_dir(exp, self.args.group_readable)
+                # what this launcher (and the local Ray it starts) creates: private, or group-read
+                old_umask = os.umask(0o027 if self.args.group_readable else 0o077)
+                self.lock = locking.ExperimentLock(exp)
+                try:
+                    self.lock.acquire()
+                except locking.LockHeld as err:
+                    self.lock = None
+                    raise ConfigError(str(err)) from None
+                for holder, reason in self.lock.broken:
+                    self._clean_after_dead(holder, reason)
+            else:
+                log.warning("%s: no lock on URI storage; run one launcher per experiment", req.exp)
+            self.settle()
+            assert self.record is not None
+            umask = os.umask(0o027 if self.record.group_readable else 0o077)
+            old_umask = umask if old_umask is None else old_umask
+            if req.local and self.req_resume and self.ray_state:
+                state.check_trusted(Path(req.exp))
+                for fixed in state.repair_ray_state(Path(req.exp)):
+                    print(f"note: Ray's state file {fixed}", flush=True)
+            return self.run()
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            self._undo_empty_dir()
+            return EXIT_REFUSED
+        finally:
+            if old_umask is not None:
+                os.umask(old_umask)
+            if self.lock is not None:
+                self.lock.release()
+
+    @property
+    def req_resume(self) -> bool:
+        return bool(self.args.resume)
+
+    def _undo_empty_dir(self) -> None:
+        """A refused launch leaves no directory it created."""
+        if not (self.created_dir and self.req.local):
+            return
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+        with contextlib.suppress(OSError):
+            Path(self.req.exp).rmdir()
+
+    def _clean_after_dead(self, holder: Any, reason: str) -> None:
+        who = holder.describe() if holder is not None else "an unreadable holder"
+        print(f"note: took over the lock of a launcher that is gone ({who}: {reason})", flush=True)
+        if holder is not None and holder.same_host():
+            n = watchdog.kill_marked(holder.token)
+            if n:
+                print(f"note: stopped {n} process(es) the dead launcher left behind", flush=True)
+
+    # ------------------------------------------------------------------ launch record
+    def settle(self) -> None:
+        """Read or write the launch record under the lock; refuse what would change results."""
+        req, args = self.req, self.args
+        exp = req.exp
+        record = LaunchRecord.load(Path(exp)) if req.local else None
+        ray_state = self.ray_state = _can_restore(exp)
+        if not args.resume:
+            trials = req.local and any(Path(exp).glob("trial_*"))
+            if record is not None or ray_state or trials:
+                raise ConfigError(
+                    f"{exp} already holds this experiment; continue it with:\n  "
+                    f"{resume_command(exp, args.address, self.use_wandb)}\n"
+                    f"or pick another --name (or delete the directory to start over)"
+                )
+            self.record = LaunchRecord(
+                spec=state.spec_data(req.spec),
+                spec_file=req.spec_file,
+                overrides=req.overrides,
+                name=req.spec.name,
+                storage=req.storage,
+                address=args.address,
+                use_wandb=self.use_wandb,
+                group_readable=args.group_readable,
+            )
+            write_spec(req.spec, exp)
+            if req.local:
+                self.record.save(Path(exp))
+            return
+        if record is None and not ray_state:
+            raise ConfigError(f"--resume: no experiment to resume at {exp} (run without --resume)")
+        if record is None:  # made by a version without launch records: adopt the one given
+            print(
+                f"note: {exp} has no {layout.LAUNCH} (an older version started it); the spec "
+                f"given now is saved as its record",
+                flush=True,
+            )
+            record = LaunchRecord(
+                spec=state.spec_data(req.spec),
+                spec_file=req.spec_file,
+                overrides=req.overrides,
+                name=req.spec.name,
+                storage=req.storage,
+                address=args.address,
+                use_wandb=self.use_wandb,
+            )
+            if req.local:
+                record.save(Path(exp))
+        diffs = state.resume_differences(record.spec, state.spec_data(req.spec))
+        refused = [d for d in diffs if d.allowed_because is None]
+        if refused:
+            allowed = ", ".join(state.ALLOWED_ON_RESUME)
+            raise ConfigError(
+                f"--resume: {len(refused)} key(s) differ from how {req.spec.name!r} was started "
+                f"and can change results:\n  "
+                + "\n  ".join(str(d) for d in refused)
+                + f"\nA resumed experiment runs as it was started. Continue it with:\n  "
+                f"{resume_command(exp, args.address, self.use_wandb)}\n"
+                f"(keys that may change on resume: {allowed}, resources.cpu, and resources.gpu "
+                f"while the trials stay on the same kind of device), or start a new experiment "
+                f"with another --name."
+            )
+        data = dict(record.spec)
+        for d in diffs:
+            print(f"note: {d} (allowed: {d.allowed_because})", flush=True)
+            set_dotted(data, d.key, d.given)
+        self.spec = validate_spec(data, f"{exp}/{layout.LAUNCH}")
+        if record.use_wandb != self.use_wandb:
+            print(
+                f"note: W&B {'on' if self.use_wandb else 'off'} now, "
+                f"{'on' if record.use_wandb else 'off'} when started (allowed: logging only)",
+                flush=True,
+            )
+        self.record = record
+
+    # ------------------------------------------------------------------ the sweep
+    def run(self) -> int:
+        from sparsity_tune.sweep.search import describe_plan
+
+        print(describe_plan(self.spec, self.req.exp, self.args.address), flush=True)
+        return run(
+            self.spec,
+            self.req.storage,
+            self.req.exp,
+            address=self.args.address,
+            # a launcher killed before Ray saved anything leaves only launch.json: start afresh
+            resume=self.req_resume and self.ray_state,
+            use_wandb=self.use_wandb and self.spec.wandb.mode != "disabled",
+            stop=self.stop,
+            token=self.lock.holder.token if self.lock is not None else None,
+        )
+
+
+def _can_restore(exp: str) -> bool:
     from ray.tune import Tuner
 
-    exists = Tuner.can_restore(exp)
-    if resume and not exists:
-        raise ConfigError(f"--resume: no experiment to resume at {exp} (run without --resume)")
-    if exists and not resume:
-        raise ConfigError(
-            f"{exp} already holds this experiment; add --resume to continue it, or pick another "
-            f"--name (or delete the directory to start over)"
-        )
+    return Tuner.can_restore(exp)
 
 
 def check_wandb_login() -> None:
@@ -159,20 +413,24 @@ def write_spec(spec: Spec, exp: str) -> None:
             f.write(text.encode())
         return
     Path(exp).mkdir(parents=True, exist_ok=True)
-    tmp = Path(exp) / (layout.SPEC + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, Path(exp) / layout.SPEC)
+    layout.write_text(Path(exp) / layout.SPEC, text)
 
 
-def init_ray(address: str | None) -> None:
+def init_ray(address: str | None) -> bool:
+    """Connect to ``address`` or start a local Ray bound to 127.0.0.1; True when started here."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     if address:
         ray.init(address=address)
-    else:
-        ray.init(include_dashboard=False)  # Ray counts this machine's CPUs/GPUs (cgroup-aware)
+        return False
+    # Ray counts this machine's CPUs/GPUs (cgroup-aware); no dashboard, loopback only.
+    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1")
+    ip = ray.util.get_node_ip_address()
+    if ip != "127.0.0.1":
+        log.warning("Ray's local services listen on %s, not 127.0.0.1 only", ip)
+    return True
 
 
 def _short(key: str) -> str:
@@ -203,7 +461,25 @@ def reporter(spec: Spec) -> Any:
     )
 
 
-def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, use_wandb: bool) -> Any:
+# ----------------------------------------------------------------------------- Tuner
+def wandb_logger(spec: Spec, exp: str) -> Any:
+    from sparsity_tune.sweep.wandb_log import WandbTarget, WandbTrialLogger
+
+    w = spec.wandb
+    return WandbTrialLogger(
+        WandbTarget(
+            experiment=spec.name,
+            directory=exp if "://" not in exp else str(Path("wandb").resolve()),
+            project=w.project,
+            entity=w.entity,
+            group=w.group,
+            tags=tuple(w.tags),
+            mode=w.mode,
+        )
+    )
+
+
+def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, extra: list[Any]) -> Any:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -221,33 +497,35 @@ def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, use_wandb: boo
         ),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
-    callbacks: list[Any] = [JsonLoggerCallback()]
-    if use_wandb:
-        from sparsity_tune.sweep.wandb_log import WandbTrialLogger
-
-        callbacks.append(WandbTrialLogger(spec, Path(exp) if "://" not in exp else Path("wandb")))
-    run_config = tune.RunConfig(
-        name=spec.name,
-        storage_path=storage,
-        failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        progress_reporter=reporter(spec),
-        callbacks=callbacks,
-        verbose=1,
-    )
+    callbacks: list[Any] = [JsonLoggerCallback(), *extra]
+    failure = tune.FailureConfig(max_failures=spec.search.max_failures)
     if resume:
-        return tune.Tuner.restore(
+        tuner = tune.Tuner.restore(
             exp,
             trainable,
             resume_unfinished=True,
             resume_errored=True,
             param_space=search.param_space(spec),
         )
+        # Ray restores the run config pickled when the experiment started; this launch's
+        # callbacks, reporter and retries replace it. Ray has no public setter for it
+        # (ray-project/ray#41364), hence the private handle.
+        rc = tuner._local_tuner.get_run_config()
+        rc.callbacks, rc.progress_reporter, rc.failure_config = callbacks, reporter(spec), failure
+        return tuner
     return tune.Tuner(
         trainable,
         param_space=search.param_space(spec),
         tune_config=search.tune_config(spec),
-        run_config=run_config,
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=storage,
+            failure_config=failure,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            progress_reporter=reporter(spec),
+            callbacks=callbacks,
+            verbose=1,
+        ),
     )
 
 
@@ -259,41 +537,121 @@ def run(
     address: str | None = None,
     resume: bool = False,
     use_wandb: bool = True,
+    stop: Stop | None = None,
+    token: str | None = None,
 ) -> int:
-    """Run (or resume) the sweep; print the summary. 0 when every trial finished, else 1."""
+    """Run (or resume) the sweep; print the summary; return the exit status (module docstring)."""
+    from sparsity_tune.sweep.housekeeping import Housekeeping, SweepCallback, backup_tuner_pkl
+
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our CLIReporter table
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # only the JSON logger
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if not resume:  # a resumed experiment keeps the spec it was started with
-        write_spec(spec, exp)
-    init_ray(address)
-    tuner = build_tuner(spec, storage, exp, resume, use_wandb)
-    try:
-        grid = tuner.fit()
-    finally:
-        if use_wandb:
-            from sparsity_tune.sweep.wandb_log import WandbTrialLogger
+    stop = stop or Stop()
+    stop.hint = resume_command(exp, address, use_wandb)
+    local = "://" not in exp
+    import ray
 
-            WandbTrialLogger.close_every_logger()
-    unfinished = len(grid) - grid.num_terminated - grid.num_errors
-    if unfinished == 0:
-        mark_stopped(grid)
-    from sparsity_tune.sweep.summary import print_summary
+    quiet = QuietRay(stop, exp)
+    handlers: list[logging.Handler] = []
+
+    started_here = False
+    keeper = None
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS} if main_thread else {}
+    stop.install()
+    try:
+        if not ray.is_initialized() and not address:
+            token = token or os.urandom(8).hex()
+            os.environ[watchdog.ENV] = token  # inherited by Ray's processes and wandb-core
+            keeper = watchdog.start(token)
+            _KEEPERS.append(keeper)  # its stdin must stay open as long as this process lives
+        started_here = init_ray(address)
+        hk = Housekeeping(exp=exp, stop=stop, local=local)
+        wb = wandb_logger(spec, exp) if use_wandb else None
+        tuner = build_tuner(spec, storage, exp, resume, [SweepCallback(hk), *([wb] if wb else [])])
+        if resume and wb is not None and local:
+            trials = sorted(p.parent for p in Path(exp).glob(f"*/{layout.CONFIG}"))
+            if n := wb.catch_up(trials):
+                print(f"note: completing the W&B runs of {n} trial(s) that ended earlier")
+        handlers = ray_handlers()
+        for h in handlers:
+            h.addFilter(quiet)
+        if local:
+            backup_tuner_pkl(exp)
+        grid = None
+        try:
+            grid = tuner.fit()
+        except Exception:
+            if not stop.stopping:
+                raise
+            # Ray builds its result grid from files a full disk may have cut off (error.pkl);
+            # the sweep has stopped and saved its state already: report from the trial files.
+            log.debug("Ray's result grid after the stop", exc_info=True)
+        except KeyboardInterrupt:
+            print(
+                "\naborted by a second Ctrl-C: --resume continues from the state saved last:\n  "
+                + stop.hint,
+                file=sys.stderr,
+            )
+            return 128 + signal.SIGINT
+        finally:
+            if use_wandb:
+                from sparsity_tune.sweep.wandb_log import WandbTrialLogger
+
+                WandbTrialLogger.close_every_logger(
+                    WANDB_CLOSE_INTERRUPTED_S if stop.stopping else 120.0
+                )
+        return _report(spec, exp, grid, stop)
+    except Interrupted as intr:
+        print(f"interrupted before the sweep started; continue with:\n  {stop.hint}")
+        return 128 + intr.signum
+    finally:
+        for h in handlers:
+            h.removeFilter(quiet)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if started_here:
+            ray.shutdown()
+        if keeper is not None:
+            os.environ.pop(watchdog.ENV, None)
+
+
+def _report(spec: Spec, exp: str, grid: Any, stop: Stop) -> int:
+    """Print the summary and what to do next; return the exit status."""
+    from sparsity_tune.sweep.housekeeping import space_needed
+    from sparsity_tune.sweep.summary import print_summary, trials_frame
 
     print_summary(spec, exp)
-    if unfinished > 0:
+    statuses = trials_frame(exp)["status"].value_counts().to_dict() if "://" not in exp else {}
+    if stop.reason == "signal" and stop.signum is not None:
+        name = signal.Signals(stop.signum).name
         print(
-            f"{unfinished} trial(s) did not finish (interrupted?); continue with: "
-            f"python -m sparsity_tune.launch SPEC.yaml --name {spec.name} --resume"
+            f"\ninterrupted by {name}: the sweep's state is saved "
+            f"({statuses.get(layout.RUNNING, 0)} trial(s) unfinished). Continue with:\n  "
+            f"{stop.hint}"
         )
-    errors = len(grid.errors)
-    if errors:
+        return 128 + stop.signum
+    if stop.reason == "storage_full":
         print(
-            f"{errors} trial(s) failed; see error.txt in their directories, "
-            f"then rerun with --resume to retry them"
+            f"\nerror: the storage is full: {stop.detail}. {space_needed(spec, exp)}. The "
+            f"sweep stopped and saved what fitted. Free space on that filesystem, then continue "
+            f"with:\n  {stop.hint}",
+            file=sys.stderr,
         )
-    return 1 if errors or unfinished > 0 else 0
+        return EXIT_FAILED
+    failed = statuses.get(layout.FAILED, 0)
+    unfinished = statuses.get(layout.RUNNING, 0)
+    if grid is not None:
+        unfinished = max(unfinished, len(grid) - grid.num_terminated - grid.num_errors)
+    if unfinished:
+        print(f"{unfinished} trial(s) did not finish; continue with:\n  {stop.hint}")
+    if failed:
+        print(
+            f"{failed} trial(s) failed; see error.txt in their directories, then retry them "
+            f"with:\n  {stop.hint}"
+        )
+    return EXIT_FAILED if failed or unfinished else EXIT_OK
 
 
 if __name__ == "__main__":

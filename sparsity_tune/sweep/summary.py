@@ -1,7 +1,8 @@
 """End-of-sweep summary: one row per trial from the experiment directory's files (pandas).
 
 Reads only :mod:`sparsity_tune.layout` files, so it shows the same numbers as the analysis will,
-for trials run in this session and in earlier ones alike. With several objectives it also lists
+for trials run in this session and in earlier ones alike; a trial's status is
+:func:`sparsity_tune.layout.trial_status`, the rule the analysis uses too. With several objectives it also lists
 the Pareto-optimal configurations (objectives averaged over seeds; non-dominated rows).
 """
 
@@ -38,8 +39,8 @@ def trials_frame(exp: str | Path) -> pd.DataFrame:
                 },
             }
         records = layout.read_records(d)
-        summary = layout.read_json(d / layout.SUMMARY) if (d / layout.SUMMARY).exists() else {}
-        status = "finished" if summary else ("error" if (d / layout.ERROR).exists() else "stopped")
+        status = layout.trial_status(d)
+        summary = layout.read_json(d / layout.SUMMARY) if status == layout.FINISHED else {}
         last = records[-1] if records else {}
         row: dict[str, Any] = {"trial_id": cfg["trial_id"], "seed": cfg["seed"]}
         row.update(cfg.get("params", {}))
@@ -56,7 +57,7 @@ def trials_frame(exp: str | Path) -> pd.DataFrame:
 
 def pareto_configs(df: pd.DataFrame, params: list[str], objectives: dict[str, str]) -> pd.DataFrame:
     """Seed-mean objectives per configuration, keeping only the non-dominated ones."""
-    done = df[df["status"] == "finished"]
+    done = df[df["status"] == layout.FINISHED]
     cols = [c for c in objectives if c in done.columns]
     if done.empty or len(cols) != len(objectives):
         return pd.DataFrame()
@@ -85,7 +86,7 @@ def _num(x: float) -> str:
 def config_table(df: pd.DataFrame, params: list[str], sort: str, ascending: bool) -> pd.DataFrame:
     """One row per configuration: seeds run, and the mean (± std over seeds) of the key metrics."""
     keys = [p for p in params if p in df.columns]
-    done = df[df["status"] == "finished"]
+    done = df[df["status"] == layout.FINISHED]
     if done.empty:
         return pd.DataFrame()
     cols = [
@@ -125,10 +126,12 @@ def print_summary(spec: Spec, exp: str) -> pd.DataFrame:
         + ", ".join(
             f"{int(counts.get(s, 0))} {label}"
             for s, label in (
-                ("finished", "finished"),
-                ("stopped", "stopped early"),
-                ("error", "failed"),
+                (layout.FINISHED, "finished"),
+                (layout.STOPPED_EARLY, "stopped early"),
+                (layout.FAILED, "failed"),
+                (layout.RUNNING, "unfinished (running or interrupted)"),
             )
+            if s != layout.RUNNING or counts.get(s, 0)
         )
     )
     params = list(spec.search.parameters)
@@ -138,7 +141,7 @@ def print_summary(spec: Spec, exp: str) -> pd.DataFrame:
         if not table.empty:
             print(f"\nfinished configurations, best {sort} first (mean over seeds):")
             print(table.to_string(**fmt))
-        failed = df[df["status"] == "error"]
+        failed = df[df["status"] == layout.FAILED]
         if not failed.empty:
             print("\nfailed trials: " + ", ".join(failed["trial_id"].astype(str)))
         if len(objectives) > 1:

@@ -1,27 +1,37 @@
 """The Ray Tune function trainable: one trial = the shared Trainer on one resolved config.
 
-Ray Tune does the heavy lifting (``tune.report`` with a ``tune.Checkpoint``, ``tune.get_checkpoint``
-on retry/resume, copying checkpoints to the storage). This module only glues the Trainer's
-``report`` callable to it and writes the trial-directory files of :mod:`sparsity_tune.layout`
-straight into the trial's storage directory (local disk, shared filesystem or a pyarrow URI):
+Ray Tune does the heavy lifting (``tune.report`` with a ``tune.Checkpoint``, copying checkpoints to
+the storage, restarting failed trials). This module glues the Trainer's ``report`` callable to it
+and writes the trial-directory files of :mod:`sparsity_tune.layout` straight into the trial's
+storage directory (local disk, shared filesystem or a pyarrow URI):
 
-* ``config.json`` at start (trial id, experiment, seed, params, full config, node that ran it);
-* ``records.jsonl``: one line per epoch; on a restore it is first rewritten from the checkpoint's
+* ``config.json`` at start (trial id, experiment, seed, params, full config, node that ran it, the
+  checkpoint it continued from);
+* ``records.jsonl``: one line per epoch; on a restart it is first rewritten from the checkpoint's
   records, so epochs trained after the last checkpoint of a crashed attempt never appear twice;
-  Tune gets at most one result per ``REPORT_INTERVAL_S`` (the latest record, with the records since
-  the previous result attached for the W&B logger), plus one at every checkpoint and at the end;
-* ``summary.json`` at the end. ``error.txt`` is written by Ray when a trial fails.
+  Tune gets at most one result per ``REPORT_INTERVAL_S`` (the latest record), plus one with a
+  checkpoint every ``checkpoint_every`` epochs and one at the end;
+* ``summary.json`` at the end. ``error.txt`` is written by Ray when a trial fails (and by this
+  module when the storage is full, since Ray's copy would not fit).
 
-A trial whose ``summary.json`` is already complete is not trained again (Ray may restart it when a
-sweep was interrupted between the trial's last report and Ray's next experiment snapshot): its
-stored result is reported as it is.
+**Where a trial continues from** is decided here, from the trial's own storage directory, not from
+Ray's experiment state (which may lag behind, or come from a backup): the newest checkpoint that
+verifies (:mod:`sparsity_tune.sweep.checkpoints`); a corrupt one is skipped with a warning. A
+trial whose ``summary.json`` is complete is not trained again (Ray may restart it when a sweep was
+interrupted between its last report and Ray's next snapshot): its stored result is reported.
+
+No fault injection lives here: tests kill trial processes from outside (``config.json`` names the
+process) or wrap this function.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -31,30 +41,39 @@ from typing import Any
 from ray import tune
 
 from sparsity_tune import layout
+from sparsity_tune.sweep import checkpoints
 from sparsity_tune.sweep.search import trial_params, trial_seed
 from sparsity_tune.trial.config import trial_config
 
-CHECKPOINT_FILE = "trainer.pt"
-#: Fault injection for tests: a file of this name in the experiment directory holding an epoch
-#: number makes the first trial that reaches that epoch claim (delete) it and kill its process.
-CRASH_FILE = ".crash_once_at_epoch"
-
-#: Tune gets a result at most this often (and at every checkpoint and the end); the records of the
-#: epochs in between ride along under RECORDS_KEY. Each result costs the Tune loop ~20 ms of CPU
-#: and the trial ~7 ms, which is most of an MNIST-1D epoch.
+#: Tune gets a result at most this often (and at every checkpoint and the end). Each result costs
+#: the Tune loop ~20 ms of CPU and the trial ~7 ms, which is most of an MNIST-1D epoch.
 REPORT_INTERVAL_S = 1.0
-RECORDS_KEY = "_records"
+#: ``error.txt`` of a trial that stopped because its storage was full starts with this.
+STORAGE_FULL = "storage full"
 
+log = logging.getLogger(__name__)
 _DATA_CACHE: dict[str, Any] = {}  # dataset tensors kept across trials when Ray reuses the actor
+
+
+class StorageFullError(OSError):
+    """The trial's storage has no space left; the message names the path and the space needed."""
+
+
+def is_storage_full(err: BaseException) -> bool:
+    """ENOSPC / EDQUOT / EFBIG, also when pyarrow reports it only in its message."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    text = str(err)
+    return any(s in text for s in ("No space left", "Disk quota exceeded", "File too large"))
 
 
 class TrialFiles:
     """Writes the layout files into the trial's storage directory through pyarrow's filesystem."""
 
-    def __init__(self, fs: Any, trial_path: str, experiment_path: str) -> None:
+    def __init__(self, fs: Any, trial_path: str) -> None:
         import pyarrow.fs
 
-        self.fs, self.path, self.experiment_path = fs, trial_path, experiment_path
+        self.fs, self.path = fs, trial_path
         self.local = isinstance(fs, pyarrow.fs.LocalFileSystem)
         if self.local:
             Path(trial_path).mkdir(parents=True, exist_ok=True)
@@ -71,6 +90,12 @@ class TrialFiles:
             layout.write_json(Path(self.path) / name, obj)
         else:
             self._write(name, json.dumps(obj, indent=2, default=str) + "\n")
+
+    def write_text(self, name: str, text: str) -> None:
+        if self.local:
+            layout.write_text(Path(self.path) / name, text)
+        else:
+            self._write(name, text)
 
     def write_records(self, records: list[dict[str, Any]]) -> None:
         self.records = list(records)
@@ -92,42 +117,22 @@ class TrialFiles:
         if not self.local:
             return None
         path = Path(self.path)
-        try:
-            summary = layout.read_json(path / layout.SUMMARY)
-        except (OSError, ValueError):
+        if layout.trial_status(path) != layout.FINISHED:
             return None
+        summary = layout.read_json(path / layout.SUMMARY)
         records = layout.read_records(path)
         if not records or len(records) != summary.get("epochs"):
             return None
         return records[-1], summary
 
     def clear(self, name: str) -> None:
-        if self.local:
-            (Path(self.path) / name).unlink(missing_ok=True)
-
-
-def _maybe_crash(files: TrialFiles, epoch: int) -> None:
-    """Test hook (see CRASH_FILE): kill this worker process once, hard, at a chosen epoch."""
-    if not files.local:
-        return
-    marker = Path(files.experiment_path) / CRASH_FILE
-    try:
-        at = int(marker.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return
-    if epoch == at:
-        try:
-            os.rename(marker, marker.with_name(CRASH_FILE + ".claimed"))  # atomic: one winner
-        except FileNotFoundError:
-            return
-        os._exit(17)
+        with contextlib.suppress(OSError):  # FileNotFoundError included
+            self.fs.delete_file(f"{self.path}/{name}")
 
 
 def _save_checkpoint(trainer: Any) -> tune.Checkpoint:
-    import torch
-
     d = tempfile.mkdtemp(prefix="sparsity_tune_ckpt_")
-    torch.save(trainer.state_dict(), os.path.join(d, CHECKPOINT_FILE))
+    checkpoints.write(trainer.state_dict(), d, trainer.epoch)
     return tune.Checkpoint.from_directory(d)
 
 
@@ -136,6 +141,33 @@ def _node() -> dict[str, Any]:
 
     ctx = ray.get_runtime_context()
     return {"node_id": ctx.get_node_id(), "hostname": socket.gethostname(), "pid": os.getpid()}
+
+
+def _free_bytes(path: str) -> int | None:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _storage_full(files: TrialFiles, err: BaseException, ckpt_bytes: int) -> StorageFullError:
+    """Free what a cut-off write left (unverified checkpoints), write error.txt, and return the
+    one error that says what happened."""
+    removed = checkpoints.remove_unverified(files.fs, files.path) if files.local else []
+    free = _free_bytes(files.path) if files.local else None
+    need = 2 * ckpt_bytes + 64 * 1024  # the next checkpoint (Ray keeps two) + records and state
+    msg = (
+        f"{STORAGE_FULL}: no space left on {files.path} (free: "
+        f"{'unknown' if free is None else f'{free / 2**20:.1f} MiB'}; this trial needs about "
+        f"{need / 2**20:.1f} MiB more for its next checkpoint and records). Free space, then "
+        f"continue with --resume: the trial restarts from its newest intact checkpoint"
+        + (f" (removed {len(removed)} cut-off checkpoint(s))" if removed else "")
+        + f". [{type(err).__name__}: {err}]"
+    )
+    with contextlib.suppress(OSError):  # still full: the launcher says it instead
+        files.write_text(layout.ERROR, msg + "\n")
+    return StorageFullError(errno.ENOSPC, msg)
 
 
 def train_trial(
@@ -148,13 +180,6 @@ def train_trial(
     checkpoint_every: int,
 ) -> None:
     """Ray Tune function trainable (bind the keyword arguments with ``tune.with_parameters``)."""
-    import shutil
-
-    import torch
-
-    from sparsity_tune.trial.data import load_dataset
-    from sparsity_tune.trial.trainer import Trainer, resolve_device
-
     # one "Checkpoint successfully created" line per epoch would drown the progress table
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     params = trial_params(config)
@@ -163,16 +188,37 @@ def train_trial(
 
     ctx = tune.get_context()
     storage = ctx.get_storage()
-    files = TrialFiles(
-        storage.storage_filesystem, storage.trial_fs_path, storage.experiment_fs_path
-    )
-    node = _node()
+    files = TrialFiles(storage.storage_filesystem, storage.trial_fs_path)
+    ckpt_bytes = [0]
+    try:
+        _run(files, ctx, cfg, params, seed, experiment, cpus, checkpoint_every, ckpt_bytes)
+    except Exception as err:
+        if is_storage_full(err):
+            raise _storage_full(files, err, ckpt_bytes[0]) from None
+        raise
 
+
+def _run(
+    files: TrialFiles,
+    ctx: Any,
+    cfg: Any,
+    params: dict[str, Any],
+    seed: int,
+    experiment: str,
+    cpus: float,
+    checkpoint_every: int,
+    ckpt_bytes: list[int],
+) -> None:
+    from sparsity_tune.trial.data import load_dataset
+    from sparsity_tune.trial.trainer import Trainer, resolve_device
+
+    node = _node()
     extra = {"node_id": node["node_id"], "train.seed": seed}
     done = files.finished()
     if done is not None:  # finished before an interruption Ray's state did not catch: keep it
-        tune.report({**done[0], **done[1], **extra, RECORDS_KEY: []})
+        tune.report({**done[0], **done[1], **extra})
         return
+    files.clear(layout.STOPPED)  # running again: an earlier stop no longer describes it
 
     device = resolve_device(cfg.train.device)
     data_key = json.dumps([cfg.dataset.model_dump(mode="json"), str(device)], sort_keys=True)
@@ -181,14 +227,11 @@ def train_trial(
         _DATA_CACHE[data_key] = load_dataset(cfg.dataset, device)
     trainer = Trainer(cfg, cpus=cpus, data=_DATA_CACHE[data_key])
 
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            # on CPU first: a retry may land on another GPU (or node); the trainer moves it back
-            state = torch.load(
-                os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=False
-            )
-        trainer.load_state_dict(state)
+    restored = checkpoints.load_newest(files.fs, files.path)
+    for w in restored.warnings:
+        log.warning("trial %s: %s", ctx.get_trial_id(), w)
+    if restored.state is not None:
+        trainer.load_state_dict(restored.state)
     files.write_json(
         layout.CONFIG,
         {
@@ -198,38 +241,43 @@ def train_trial(
             "params": params,
             "config": cfg.model_dump(mode="json"),
             "node": node,
-            "restored_from_epoch": trainer.epoch if checkpoint is not None else None,
+            "restored_from_epoch": restored.epoch,
+            "restored_from": restored.name,
+            "checkpoint_warnings": restored.warnings,
         },
     )
     files.clear(layout.SUMMARY)
     files.write_records(trainer.records)  # the checkpoint's records, or none: never duplicates
 
     last_epoch = cfg.train.epochs
-    pending: list[dict[str, Any]] = []  # records not yet sent to Tune
     last_sent = [time.monotonic()]
+
+    def checkpoint() -> tune.Checkpoint:
+        ckpt = _save_checkpoint(trainer)
+        ckpt_bytes[0] = max(
+            ckpt_bytes[0], os.path.getsize(Path(ckpt.path) / checkpoints.STATE_FILE)
+        )
+        return ckpt
 
     def send(result: dict[str, Any], ckpt: tune.Checkpoint | None) -> None:
         try:
-            tune.report({**result, **extra, RECORDS_KEY: list(pending)}, checkpoint=ckpt)
+            tune.report({**result, **extra}, checkpoint=ckpt)
         finally:
             if ckpt is not None:
                 shutil.rmtree(ckpt.path, ignore_errors=True)
-        pending.clear()
         last_sent[0] = time.monotonic()
 
     def report(record: dict[str, Any]) -> None:
         files.append_record(record)
-        pending.append(record)
         epoch = record["epoch"]
         if epoch >= last_epoch:  # sent with the summary, after run() returns
             return
         if epoch % checkpoint_every == 0:
-            send(record, _save_checkpoint(trainer))
+            send(record, checkpoint())
         elif time.monotonic() - last_sent[0] >= REPORT_INTERVAL_S:
             send(record, None)
-        _maybe_crash(files, epoch)
 
     summary = trainer.run(report=report)
     files.write_json(layout.SUMMARY, summary)
     final = trainer.records[-1] if trainer.records else {}
-    send({**final, **summary}, _save_checkpoint(trainer))
+    send({**final, **summary}, checkpoint())

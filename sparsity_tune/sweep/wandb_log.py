@@ -1,36 +1,49 @@
-"""One W&B run per trial, written from the Ray Tune driver by a ``tune.Callback``.
+"""One W&B run per trial, written from the Ray Tune driver by a ``tune.Callback``, from the trial's files.
 
 Why the driver and not the trial: one wandb-core service serves every trial's run (``reinit=
 "create_new"`` keeps several runs open in one process), trial workers never pay wandb's start-up,
 and offline runs land in ``<experiment>/wandb`` on the machine that launched the sweep even when
 trials run on other nodes.
 
-Each run: ``id`` = a stable hash of experiment + trial id, ``resume="allow"`` (a retried or resumed
-trial continues its own run: steps are epochs and only epochs beyond the last one logged are sent),
-``group`` = the experiment, ``job_type`` = the pruning method, ``config`` = the flat dotted trial
-config, history = the trainer's records (``step=epoch``), summary = the final summary. The last step logged to each run is kept in
-``<experiment>/wandb/<run id>.last_step`` so a run resumed by a later ``--resume`` (offline W&B
-cannot report it) skips the epochs it already holds. W&B never
-blocks an exit for long: stats/console capture are off and ``finish_timeout`` bounds the flush.
+**What is logged comes from the trial's own files**, read through the storage filesystem: the
+run's config is the trial's ``config.json``, its history the lines of ``records.jsonl`` (step =
+epoch), its summary ``summary.json``. History is sent up to the trial's newest checkpoint (Ray
+calls :meth:`WandbTrialLogger.on_checkpoint`) and in full when the trial completes: epochs after
+the last checkpoint may be trained again after a crash, so they are logged only once they can no
+longer change. Each run: ``id`` = a stable hash of experiment + trial id, ``resume="allow"`` (a
+retried or resumed trial continues its own run), ``group`` = the experiment, ``job_type`` = the
+pruning method.
+
+**Which steps a run already holds** is read from its offline files with W&B's own reader
+(``wandb leet inspect --json``), once per run and launcher session: a launcher killed before
+wandb-core flushed loses the steps it had not written, and the next session logs exactly those
+again (no marker file that could claim more than the files hold). Fragments of a run that hold
+nothing (a launcher killed right after ``wandb.init``) are removed. W&B never blocks an exit for
+long: all calls run on one background thread, stats/console capture are off and ``finish_timeout``
+bounds the flush.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import os
 import queue
+import shutil
+import subprocess
+import sys
 import threading
 import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ray.tune import Callback
 
-from sparsity_tune import metrics
-from sparsity_tune.sweep.search import trial_params, trial_seed
-from sparsity_tune.sweep.spec import Spec
-from sparsity_tune.sweep.trainable import RECORDS_KEY
+from sparsity_tune import layout, metrics
+from sparsity_tune.trial.config import flatten
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +68,124 @@ def wandb_settings() -> Any:
     )
 
 
+@dataclass(frozen=True)
+class WandbTarget:
+    """Where and how the runs of one experiment are written."""
+
+    experiment: str
+    directory: str  # wandb writes <directory>/wandb/<run dirs>
+    project: str
+    entity: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+    mode: str = "offline"
+
+
+@dataclass
+class RunFiles:
+    """What a run's local files hold, read by W&B's own reader."""
+
+    steps: list[int] = field(default_factory=list)
+    finished: bool = False  # its newest fragment ended with exit code 0
+
+
+def _wandb_cli() -> list[str]:
+    beside = Path(sys.executable).with_name("wandb")  # the environment's own CLI first
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("wandb")
+    return [found] if found else [sys.executable, "-m", "wandb"]
+
+
+def read_run_dir(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of one run directory, decoded by ``wandb leet inspect --json`` (W&B's reader
+    of its transaction log; it stops cleanly at a torn end). RuntimeError when it cannot."""
+    proc = subprocess.run(
+        [*_wandb_cli(), "leet", "inspect", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"wandb leet inspect {run_dir}: {proc.stderr.strip()[-300:]}")
+    out = []
+    for line in proc.stdout.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def run_dirs(directory: Path, rid: str) -> list[Path]:
+    """The local directories (fragments) of run ``rid``, oldest first."""
+    wandb_dir = Path(directory) / "wandb"
+    if not wandb_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in wandb_dir.glob(f"*run-*-{rid}")
+        if p.is_dir() and not p.is_symlink() and p.name.split("-")[-1] == rid
+    )
+
+
+def scan_run(directory: Path, rid: str, prune_empty: bool = True) -> RunFiles:
+    """Steps already in the run's files; fragments that hold nothing are removed."""
+    found = RunFiles()
+    for d in run_dirs(directory, rid):
+        if not any(d.glob("*.wandb")):  # killed before wandb-core created its log
+            if prune_empty:
+                shutil.rmtree(d, ignore_errors=True)
+            continue
+        recs = read_run_dir(d)
+        steps = [int(r["history"]["step"]["num"]) for r in recs if r.get("type") == "history"]
+        exits = [r["exit"].get("exit_code", 0) for r in recs if r.get("type") == "exit"]
+        user_summary = any(
+            not k.startswith("_")
+            for r in recs
+            if r.get("type") == "summary"
+            for k in (r["summary"].get("update") or {})
+        )
+        if prune_empty and not steps and not exits and not user_summary:
+            shutil.rmtree(d, ignore_errors=True)  # header-only: a launcher killed after init
+            continue
+        found.steps += steps
+        found.finished = bool(exits) and exits[-1] == 0
+    return found
+
+
+def _marker(target: WandbTarget, tid: str) -> Path:
+    return Path(target.directory) / "wandb" / f"{run_id(target.experiment, tid)}.finished"
+
+
+def write_finished_marker(target: WandbTarget, tid: str, steps: int) -> None:
+    """Noted after ``run.finish()`` returned (wandb-core has written the run), so it never
+    claims more than the run's files hold; lets a resume skip reading finished runs."""
+    with contextlib.suppress(OSError):
+        _marker(target, tid).parent.mkdir(parents=True, exist_ok=True)
+        layout.write_json(_marker(target, tid), {"steps": steps})
+
+
+def run_is_complete(target: WandbTarget, tid: str, records: int) -> bool:
+    """True when this trial's run was finished with all ``records`` steps (by its marker)."""
+    try:
+        return layout.read_json(_marker(target, tid)).get("steps") == records
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _read_text(fs: Any, path: str) -> str | None:
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.readall().decode("utf-8", errors="replace")
+    except (OSError, FileNotFoundError):
+        return None
+
+
 class WandbTrialLogger(Callback):
-    """Ray Tune callback: opens a run when a trial starts, logs records, finishes at the end.
+    """Ray Tune callback: hands trial events to a background writer thread.
 
     All W&B calls happen on one background thread fed by a queue, so Tune's event loop never
     waits for ``wandb.init`` (seconds for the first one: it starts wandb-core) or ``finish``:
@@ -65,21 +194,20 @@ class WandbTrialLogger(Callback):
 
     _live: ClassVar[weakref.WeakSet] = weakref.WeakSet()  # loggers with a writer thread
 
-    def __init__(self, spec: Spec, experiment_dir: str | Path) -> None:
-        self.spec = spec
-        self.dir = Path(experiment_dir)
+    def __init__(self, target: WandbTarget) -> None:
+        self.target = target
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks with the experiment
-        return {"spec": self.spec, "dir": self.dir, "_queue": None, "_thread": None}
+        return {"target": self.target, "_queue": None, "_thread": None}
 
     # ------------------------------------------------------------------ Tune's side (enqueue)
     def _put(self, item: tuple) -> None:
         if self._thread is None:
             self._queue = queue.Queue()
             self._thread = threading.Thread(
-                target=_Writer(self.spec, self.dir, self._queue).loop,
+                target=_Writer(self.target, self._queue).loop,
                 name="wandb-trial-logger",
                 daemon=True,
             )
@@ -88,38 +216,54 @@ class WandbTrialLogger(Callback):
         assert self._queue is not None
         self._queue.put(item)
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._put(("open", trial.trial_id, dict(trial.config)))
+    @staticmethod
+    def _source(trial: Any) -> tuple[Any, str]:
+        return trial.storage.storage_filesystem, trial.path
 
-    def on_trial_result(
-        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    def on_checkpoint(
+        self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
     ) -> None:
-        self._put(("open", trial.trial_id, dict(trial.config)))
-        for record in result.get(RECORDS_KEY) or [result]:  # every epoch since the last result
-            row = {
-                k: v
-                for k, v in record.items()
-                if k in metrics.RECORD_KEYS or k.startswith(metrics.LAYER_SPARSITY_PREFIX)
-            }
-            self._put(("log", trial.trial_id, row, int(record.get("epoch", 0))))
+        epoch = (trial.last_result or {}).get(metrics.M.epoch)
+        if isinstance(epoch, int):
+            self._put(("sync", trial.trial_id, self._source(trial), epoch))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        last = trial.last_result or {}
-        summary = {k: last[k] for k in metrics.SUMMARY_KEYS if k in last}
-        summary["seed"] = trial_seed(trial.config, self.spec.search.seeds)
-        self._put(("finish", trial.trial_id, summary, 0))
+        self._put(("sync", trial.trial_id, self._source(trial), None))
+        self._put(("finish", trial.trial_id, self._source(trial), 0))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._put(("finish", trial.trial_id, None, 1))
+        self._put(("finish", trial.trial_id, self._source(trial), 1))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.close_all()
 
+    def catch_up(self, trial_dirs: list[Path]) -> int:
+        """Complete the runs of trials that ended in an earlier session whose run files lack
+        steps (wandb-core killed before it flushed them): Ray will not run those trials again.
+        Returns how many runs are caught up (in the background)."""
+        import pyarrow.fs
+
+        fs = pyarrow.fs.LocalFileSystem()
+        n = 0
+        for d in trial_dirs:
+            if layout.trial_status(d) not in (layout.FINISHED, layout.STOPPED_EARLY):
+                continue
+            try:
+                tid = layout.read_json(d / layout.CONFIG)["trial_id"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if run_is_complete(self.target, tid, len(layout.read_records(d, warn=False))):
+                continue
+            self._put(("sync", tid, (fs, str(d)), None))
+            self._put(("finish", tid, (fs, str(d)), 0))
+            n += 1
+        return n
+
     @classmethod
-    def close_every_logger(cls) -> None:
+    def close_every_logger(cls, timeout: float = 120.0) -> None:
         """Flush every logger of this process (also those Tune unpickled for --resume)."""
         for logger in list(cls._live):
-            logger.close_all()
+            logger.close_all(timeout)
 
     def close_all(self, timeout: float = 120.0) -> None:
         """Finish every open run and wait for the writer, at most ``timeout`` seconds."""
@@ -129,81 +273,136 @@ class WandbTrialLogger(Callback):
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning(
-                "W&B writer still busy after %.0f s; leaving it (runs are offline files)", timeout
+                "W&B writer still busy after %.0f s; leaving it (the next --resume logs what is "
+                "missing from the run files)",
+                timeout,
             )
         self._thread = self._queue = None
 
 
 class _Writer:
-    """The background thread's state: open runs and the last step logged to each."""
+    """The background thread's state: open runs and the last step each run holds."""
 
-    def __init__(self, spec: Spec, directory: Path, q: queue.Queue) -> None:
-        self.spec, self.dir, self.queue = spec, directory, q
+    def __init__(self, target: WandbTarget, q: queue.Queue) -> None:
+        self.t, self.queue = target, q
         self.runs: dict[str, Any] = {}
-        self.last_step: dict[str, int] = {}
+        self.files: dict[str, RunFiles] = {}  # what earlier sessions left in each run's files
+        self.logged: dict[str, int] = {}  # last step each run holds (files + this session)
+        self.failed: set[str] = set()  # trials whose W&B calls failed (warned once)
 
     def loop(self) -> None:
         while True:
             item = self.queue.get()
             if item[0] == "stop":
                 for tid in list(self.runs):
-                    self.finish(tid, None, 1)  # still open: the sweep was interrupted
+                    self._close(tid, 1)  # still open: the sweep was interrupted
                 return
             try:
                 getattr(self, item[0])(*item[1:])
-            except Exception as err:  # never let logging break the sweep
-                log.warning("W&B %s for trial %s failed: %s", item[0], item[1], err)
+            except Exception as err:  # never let logging break the sweep; say it once per trial
+                level = logging.DEBUG if item[1] in self.failed else logging.WARNING
+                self.failed.add(item[1])
+                log.log(level, "W&B %s for trial %s failed: %s", item[0], item[1], err)
 
-    def open(self, trial_id: str, config: dict[str, Any]) -> None:
-        if trial_id in self.runs:
-            return
+    def _prior(self, tid: str) -> RunFiles:
+        """What the run's files hold; if W&B cannot read them, nothing more is logged to that
+        run (better a run that stops than one with every step twice)."""
+        if tid not in self.files:
+            try:
+                self.files[tid] = scan_run(Path(self.t.directory), run_id(self.t.experiment, tid))
+                self.logged[tid] = max(self.files[tid].steps, default=0)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+                log.warning(
+                    "W&B run of trial %s not continued: its files are unreadable (%s)", tid, err
+                )
+                self.files[tid] = RunFiles(finished=True)
+                self.logged[tid] = 1 << 62
+        return self.files[tid]
+
+    def _open(self, tid: str, src: tuple[Any, str]) -> Any:
+        if tid in self.runs:
+            return self.runs[tid]
         import wandb
 
+        fs, path = src
+        text = _read_text(fs, f"{path}/{layout.CONFIG}")
+        if text is None:
+            raise FileNotFoundError(f"{path}/{layout.CONFIG}")
+        cfg = json.loads(text)
+        nested = cfg.get("config") or {}
         os.environ.setdefault("WANDB_SILENT", "true")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        seed = trial_seed(config, self.spec.search.seeds)
-        cfg = self.spec.resolve(trial_params(config), seed)
-        w = self.spec.wandb
-        self.runs[trial_id] = wandb.init(
-            project=w.project,
-            entity=w.entity,
-            group=w.group or self.spec.name,
-            job_type=cfg.pruning.method,
-            tags=w.tags or None,
-            name=f"{self.spec.name}-{trial_id}",
-            id=run_id(self.spec.name, trial_id),
+        Path(self.t.directory).mkdir(parents=True, exist_ok=True)
+        self.runs[tid] = wandb.init(
+            project=self.t.project,
+            entity=self.t.entity,
+            group=self.t.group or self.t.experiment,
+            job_type=(nested.get("pruning") or {}).get("method"),
+            tags=list(self.t.tags) or None,
+            name=f"{self.t.experiment}-{tid}",
+            id=run_id(self.t.experiment, tid),
             resume="allow",
-            dir=str(self.dir),
-            mode=w.mode,
+            dir=self.t.directory,
+            mode=self.t.mode,
             reinit="create_new",
-            config={**cfg.flat(), "trial_id": trial_id, "experiment": self.spec.name},
+            config={
+                **flatten(nested),
+                "trial_id": tid,
+                "experiment": self.t.experiment,
+                "seed": cfg.get("seed"),
+            },
             settings=wandb_settings(),
         )
-        if trial_id not in self.last_step:  # an earlier session may have logged some steps
+        return self.runs[tid]
+
+    def sync(self, tid: str, src: tuple[Any, str], upto: int | None) -> None:
+        """Log the trial's records up to epoch ``upto`` (all when None) that the run lacks."""
+        self._prior(tid)
+        text = _read_text(src[0], f"{src[1]}/{layout.RECORDS}") or ""
+        todo = []
+        for line in text.splitlines():
             try:
-                self.last_step[trial_id] = int(self._step_file(trial_id).read_text())
-            except (OSError, ValueError):
-                self.last_step[trial_id] = 0
-
-    def _step_file(self, trial_id: str) -> Path:
-        """Offline W&B cannot tell a resumed run its last step, so we keep it next to the runs."""
-        return self.dir / "wandb" / f"{run_id(self.spec.name, trial_id)}.last_step"
-
-    def log(self, trial_id: str, row: dict[str, Any], step: int) -> None:
-        run = self.runs.get(trial_id)
-        if run is None or step <= self.last_step.get(trial_id, 0):
-            return  # already logged by an earlier attempt of this trial
-        run.log(row, step=step)
-        self.last_step[trial_id] = step
-        path = self._step_file(trial_id)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(str(step))
-        os.replace(tmp, path)
-
-    def finish(self, trial_id: str, summary: dict[str, Any] | None, exit_code: int) -> None:
-        run = self.runs.pop(trial_id, None)
-        if run is None:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line: its epoch comes back with the next sync
+            step = rec.get(metrics.M.epoch) if isinstance(rec, dict) else None
+            if isinstance(step, int) and step > self.logged[tid] and (upto is None or step <= upto):
+                todo.append((step, rec))
+        if not todo:
             return
-        if summary:
-            run.summary.update(summary)
-        run.finish(exit_code=exit_code)
+        run = self._open(tid, src)
+        for step, rec in sorted(todo, key=lambda sr: sr[0]):
+            if step <= self.logged[tid]:
+                continue
+            row = {
+                k: v
+                for k, v in rec.items()
+                if k in metrics.RECORD_KEYS or k.startswith(metrics.LAYER_SPARSITY_PREFIX)
+            }
+            run.log(row, step=step)
+            self.logged[tid] = step
+
+    def finish(self, tid: str, src: tuple[Any, str], exit_code: int) -> None:
+        prior = self._prior(tid)
+        if tid not in self.runs and exit_code == 0 and prior.finished:
+            write_finished_marker(self.t, tid, self.logged[tid])
+            return  # finished in an earlier session and nothing new was logged
+        if tid not in self.runs and exit_code != 0:
+            return  # nothing was opened for it in this session
+        run = self._open(tid, src)
+        if exit_code == 0:
+            text = _read_text(src[0], f"{src[1]}/{layout.SUMMARY}")
+            summary = json.loads(text) if text else {}
+            cfg = json.loads(_read_text(src[0], f"{src[1]}/{layout.CONFIG}") or "{}")
+            run.summary.update(
+                {k: summary[k] for k in metrics.SUMMARY_KEYS if k in summary}
+                | {"seed": cfg.get("seed")}
+            )
+        self._close(tid, exit_code)
+
+    def _close(self, tid: str, exit_code: int) -> None:
+        run = self.runs.pop(tid, None)
+        if run is not None:
+            run.finish(exit_code=exit_code)  # returns once wandb-core has written the run
+        if exit_code == 0:
+            self._prior(tid).finished = True
+            write_finished_marker(self.t, tid, self.logged.get(tid, 0))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shlex
 import signal
 import subprocess
 import sys
@@ -45,10 +46,11 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     exp = storage / "resume"
     args = [str(spec), "--storage", str(storage)]
     # the first run is a separate process with its own Ray, stopped by SIGINT (Ctrl-C)
+    log = tmp_path / "first.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sparsity_tune.launch", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
         env={**os.environ, "RAY_ADDRESS": ""},
     )
     try:
@@ -67,6 +69,13 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
             proc.kill()
             proc.wait()
 
+    # Ctrl-C is an interruption, not a success: status 130 and the exact command that continues
+    text = log.read_text()
+    assert proc.returncode == 128 + signal.SIGINT, text[-3000:]
+    hint = text.strip().splitlines()[-1].strip()
+    assert hint == shlex.join(["python", "-m", "sparsity_tune.launch", str(exp), "--resume"])
+    assert not list(exp.glob(f"*/{layout.STOPPED}"))
+
     before = {}
     for d in trial_dirs(exp):
         if (d / layout.SUMMARY).exists():
@@ -79,7 +88,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
 
     # without --resume the experiment is not silently overwritten
     assert launch.main(args) == 2
-    assert launch.main([*args, "--resume"]) == 0
+    assert launch.main(shlex.split(hint)[3:]) == 0  # the printed command, as printed
 
     dirs = trial_dirs(exp)
     assert len(dirs) == 4

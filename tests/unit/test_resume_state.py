@@ -1,0 +1,195 @@
+"""What --resume trusts and allows: the launch record, the differences, Ray's pickles, torn state."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sparsity_tune import layout
+from sparsity_tune.sweep import launch, state, watchdog
+from sparsity_tune.trial.config import ConfigError
+
+SAVED = {
+    "name": "x",
+    "train": {"epochs": 12, "device": "auto"},
+    "pruning": {"end_epoch": 8},
+    "search": {"max_failures": 2, "max_concurrent": 2, "parameters": {}},
+    "resources": {"cpu": 1.0, "gpu": 0.0},
+    "dataset": {"root": "/data/a"},
+    "wandb": {"project": "p", "mode": "offline"},
+}
+
+
+def given(**dotted) -> dict:
+    data = json.loads(json.dumps(SAVED))
+    for k, v in dotted.items():
+        sec, key = k.split("__")
+        data[sec][key] = v
+    return data
+
+
+@pytest.mark.parametrize(
+    ("change", "allowed"),
+    [
+        ({"train__epochs": 20}, False),  # the issue's hybrid trials
+        ({"pruning__end_epoch": 9}, False),
+        ({"search__max_concurrent": 4}, False),  # Ray restores its searcher with the old value
+        ({"resources__cpu": 2.0}, True),  # threads: not a setting (as in the analysis)
+        ({"resources__gpu": 1.0}, False),  # device auto: the trials would move to the GPU
+        ({"search__max_failures": 5}, True),
+        ({"dataset__root": "/data/b"}, True),
+        ({"wandb__mode": "online"}, True),
+        ({"wandb__project": "q"}, True),
+    ],
+)
+def test_only_keys_that_cannot_change_results_may_differ(change: dict, allowed: bool) -> None:
+    (diff,) = state.resume_differences(SAVED, given(**change))
+    assert diff.key == next(iter(change)).replace("__", ".")
+    assert (diff.allowed_because is not None) is allowed
+
+
+def test_no_difference_for_the_same_spec() -> None:
+    assert state.resume_differences(SAVED, given()) == []
+
+
+def test_only_a_private_experiment_is_trusted(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    state.make_experiment_dir(exp, group_readable=False)
+    assert (exp.stat().st_mode & 0o777) == 0o700
+    (exp / "tuner.pkl").write_bytes(pickle.dumps({"a": 1}))
+    (exp / "trial_1").mkdir()
+    state.check_trusted(exp)  # ours, nobody else can write
+
+    os.chmod(exp / "tuner.pkl", 0o666)
+    with pytest.raises(
+        ConfigError, match=r"tuner\.pkl: Ray's state file is writable by its group and others"
+    ):
+        state.check_trusted(exp)
+    os.chmod(exp / "tuner.pkl", 0o600)
+
+    os.chmod(exp, 0o770)
+    with pytest.raises(ConfigError, match="writable by its group"):
+        state.check_trusted(exp)
+    os.chmod(exp, 0o700)
+
+    (exp / "trial_1" / "error.pkl").write_bytes(b"x")
+    os.chown(exp / "trial_1" / "error.pkl", 4242, 4242)  # planted by someone else (we are root)
+    with pytest.raises(ConfigError, match="belongs to uid 4242"):
+        state.check_trusted(exp)
+    (exp / "trial_1" / "error.pkl").unlink()
+
+    (exp / "experiment_state-1.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(ConfigError, match="is a symbolic link"):
+        state.check_trusted(exp)
+
+
+def test_group_readable_experiment_dirs(tmp_path: Path) -> None:
+    state.make_experiment_dir(tmp_path / "g", group_readable=True)
+    assert ((tmp_path / "g").stat().st_mode & 0o777) == 0o750
+
+
+class Boom:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/sparsity_tune_should_not_exist",))
+
+
+def test_torn_state_files_are_found_without_running_them(tmp_path: Path) -> None:
+    good = pickle.dumps({"trials": list(range(100))})
+    planted = pickle.dumps(Boom())
+    (tmp_path / "tuner.pkl").write_bytes(good)
+    (tmp_path / "searcher-state-1.pkl").write_bytes(planted)
+    (tmp_path / "experiment_state-1.json").write_text(json.dumps({"trial_data": [1, 2]}))
+    assert all(state.is_intact(p) for p in state.ray_state_files(tmp_path))
+    assert not Path("/tmp/sparsity_tune_should_not_exist").exists()  # parsed, not executed
+    (tmp_path / "tuner.pkl").write_bytes(good[: len(good) // 2])
+    (tmp_path / "experiment_state-1.json").write_text('{"trial_data": [1,')
+    assert not state.is_intact(tmp_path / "tuner.pkl")
+    assert not state.is_intact(tmp_path / "experiment_state-1.json")
+
+
+def test_a_torn_state_file_is_put_back_from_the_backup(tmp_path: Path) -> None:
+    staging, exp = tmp_path / "staging", tmp_path / "exp"
+    staging.mkdir()
+    exp.mkdir()
+    (staging / "experiment_state-1.json").write_text('{"v": 1}')
+    (staging / "searcher-state-1.pkl").write_bytes(pickle.dumps([1, 2, 3]))
+    assert state.backup_ray_state(staging, exp)
+    (exp / "experiment_state-1.json").write_text('{"v": 2')  # cut off by a full disk
+    (exp / "basic-variant-state-9.json").write_bytes(b"\x80\x04")  # torn, and never backed up
+    fixed = state.repair_ray_state(exp)
+    assert "experiment_state-1.json (from backup)" in fixed
+    assert "searcher-state-1.pkl (missing: from backup)" in fixed
+    assert "basic-variant-state-9.json (torn, no backup: removed)" in fixed
+    assert json.loads((exp / "experiment_state-1.json").read_text()) == {"v": 1}
+    assert state.repair_ray_state(exp) == []
+    (staging / "tuner.pkl").write_bytes(b"\x80\x04\x95")  # a snapshot being written: not taken
+    assert not state.backup_ray_state(staging, exp)
+
+
+# ----------------------------------------------------------------------------- the command
+def spec_file(tmp_path: Path) -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"name": "s", "train": {"epochs": 2}}))
+    return p
+
+
+def test_resume_of_nothing_is_refused_and_leaves_no_directory(tmp_path: Path, capsys) -> None:
+    rc = launch.main([str(spec_file(tmp_path)), "--storage", str(tmp_path / "res"), "--resume"])
+    assert rc == 2
+    assert "no experiment to resume" in capsys.readouterr().err
+    assert not (tmp_path / "res" / "s").exists()
+
+
+def test_a_changed_spec_is_refused_naming_the_keys(tmp_path: Path, capsys) -> None:
+    exp = tmp_path / "res" / "s"
+    exp.mkdir(parents=True)
+    spec = launch.request(
+        launch.parse_args([str(spec_file(tmp_path)), "--storage", str(exp.parent)])
+    )
+    state.LaunchRecord(
+        spec=state.spec_data(spec.spec), spec_file="s.yaml", overrides=[], name="s", storage="r"
+    ).save(exp)
+    argv = [str(spec_file(tmp_path)), "--storage", str(exp.parent), "--resume"]
+    rc = launch.main([*argv, "--set", "train.epochs=3", "--set", "train.lr=0.5"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "train.epochs: started with 2, now 3" in err and "train.lr: started with" in err
+    assert f"python -m sparsity_tune.launch {exp} --resume" in err
+    assert sorted(p.name for p in exp.iterdir()) == [layout.LAUNCH]  # nothing written
+    # a directory is not a spec: say how to resume it
+    assert launch.main([str(exp)]) == 2
+    assert f"python -m sparsity_tune.launch {exp} --resume" in capsys.readouterr().err
+
+
+def test_the_watchdog_ends_what_a_killed_launcher_started(tmp_path: Path) -> None:
+    """A stand-in launcher starts the watchdog and a marked child, then is SIGKILLed."""
+    code = (
+        "import os, subprocess, sys, time\n"
+        "from sparsity_tune.sweep import watchdog\n"
+        "keeper = watchdog.start('tok123')\n"
+        "child = subprocess.Popen(['sleep', '300'], env={**os.environ, watchdog.ENV: 'tok123'})\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    try:
+        assert watchdog.marked_pids("tok123") == [child]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        t0 = time.monotonic()
+        while watchdog.marked_pids("tok123") and time.monotonic() - t0 < 10:
+            time.sleep(0.1)
+        assert watchdog.marked_pids("tok123") == []
+    finally:
+        for pid in watchdog.marked_pids("tok123"):
+            os.kill(pid, signal.SIGKILL)
