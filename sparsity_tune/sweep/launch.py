@@ -52,7 +52,13 @@ from sparsity_tune.sweep import state, watchdog
 from sparsity_tune.sweep.spec import Spec, load_spec, validate_spec
 from sparsity_tune.sweep.state import LaunchRecord
 from sparsity_tune.sweep.stop import SIGNALS, Interrupted, QuietRay, Stop, ray_handlers
-from sparsity_tune.trial.config import ConfigError, add_set_option, parse_overrides, set_dotted
+from sparsity_tune.trial.config import (
+    ConfigError,
+    add_set_option,
+    check_name,
+    parse_overrides,
+    set_dotted,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 #: Columns of the live table (besides the searched parameters and the seed).
@@ -158,16 +164,35 @@ def request(args: argparse.Namespace) -> Request:
         )
     spec = load_spec(args.spec, overrides)
     if args.name:
-        if not NAME_RE.fullmatch(args.name):
-            raise ConfigError(
-                f"--name {args.name!r}: use letters, digits and _.+- (it becomes a directory)"
-            )
-        spec = spec.model_copy(update={"name": args.name})
-    if not NAME_RE.fullmatch(spec.name):
-        raise ConfigError(f"name={spec.name!r}: use letters, digits and _.+- (a directory name)")
+        spec = spec.model_copy(update={"name": check_name(args.name, "--name")})
+    check_name(spec.name)
+    if args.address is None:
+        check_local_resources(spec)
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
     exp = experiment_path(args.storage, spec.name)
     return Request(_absolute_root(spec), storage, exp, str(given.resolve()), list(args.overrides))
+
+
+def check_local_resources(spec: Spec) -> None:
+    """A sweep on this machine whose trials ask for more CPUs or GPUs than it has would wait
+    forever in Ray's queue: refuse it before anything is written."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    want = spec.resources
+    if want.cpu > (cpus or 1):
+        raise ConfigError(
+            f"resources.cpu={want.cpu:g}: each trial asks for more CPUs than this machine gives "
+            f"this process ({cpus}); allowed: up to {cpus} (fractions pack several trials), or "
+            f"run on a cluster with --address"
+        )
+    if want.gpu > 0:
+        import torch
+
+        gpus = torch.cuda.device_count()
+        if want.gpu > gpus:
+            raise ConfigError(
+                f"resources.gpu={want.gpu:g}: this machine has {gpus} CUDA GPU(s); allowed: "
+                f"up to {gpus} (0 to train on the CPU), or run on a cluster with --address"
+            )
 
 
 def resume_command(exp: str, address: str | None, use_wandb: bool) -> str:

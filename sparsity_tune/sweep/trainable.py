@@ -209,6 +209,7 @@ def _run(
     checkpoint_every: int,
     ckpt_bytes: list[int],
 ) -> None:
+    from sparsity_tune.trial import budget
     from sparsity_tune.trial.data import load_dataset
     from sparsity_tune.trial.trainer import Trainer, resolve_device
 
@@ -220,6 +221,9 @@ def _run(
         return
     files.clear(layout.STOPPED)  # running again: an earlier stop no longer describes it
 
+    # A sampled configuration must fit this node before anything is allocated (the spec was
+    # checked against the launcher's machine; this node may be smaller, or busy).
+    budget.check_fits(cfg)
     device = resolve_device(cfg.train.device)
     data_key = json.dumps([cfg.dataset.model_dump(mode="json"), str(device)], sort_keys=True)
     if data_key not in _DATA_CACHE:
