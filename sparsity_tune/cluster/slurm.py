@@ -528,6 +528,8 @@ def preflight(script: Path, req: JobRequest) -> None:
 def submit(req: JobRequest, site: SiteConfig, resume: bool) -> int:
     from ray.tune import Tuner
 
+    from sparsity_tune.cluster import status
+
     exp = experiment_dir(req.storage, req.name)
     if Tuner.can_restore(exp) and not resume:
         raise ConfigError(
@@ -553,6 +555,18 @@ def submit(req: JobRequest, site: SiteConfig, resume: bool) -> int:
         raise
     job_id = out.stdout.strip().split(";")[0]
     log = req.log_dir / f"st-{req.name}-{job_id}.out"
+    status.record_job(
+        job_id,
+        {
+            "name": req.name,
+            "experiment": exp,
+            "log": str(log),
+            "script": str(script),
+            "spec": str(req.spec),
+            "storage": req.storage,
+            "submitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
     print(f"submitted job {job_id}")
     print(f"  script      {script}")
     print(f"  log         {log}")
@@ -561,20 +575,6 @@ def submit(req: JobRequest, site: SiteConfig, resume: bool) -> int:
     print(f"  status      python -m sparsity_tune.slurm status {job_id}")
     print(f"  cancel      python -m sparsity_tune.slurm cancel {job_id}")
     print(f"  analyse     python -m analysis {exp}")
-    return 0
-
-
-def status(job_ids: list[str]) -> int:
-    fmt = "%.12i %.24j %.10T %.10M %.10l %.6D %R"
-    cmd = ["squeue", "-o", fmt] + (["-j", ",".join(job_ids)] if job_ids else ["--me"])
-    out = run_slurm(cmd)
-    if out.returncode != 0:
-        for jid in job_ids:
-            show = run_slurm(["scontrol", "show", "job", jid])
-            state = re.search(r"JobState=(\S+)", show.stdout)
-            print(f"{jid}: {state.group(1) if state else 'unknown (finished long ago?)'}")
-        return 0 if job_ids else 1
-    print(out.stdout, end="")
     return 0
 
 
@@ -627,7 +627,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.cmd == "status":
-            return status(args.job_ids)
+            from sparsity_tune.cluster import status
+
+            return status.main(args.job_ids)
         if args.cmd == "cancel":
             return cancel(args.job_ids)
         site = load_site(args.site)
