@@ -332,29 +332,72 @@ def agent_serves_http() -> bool:
     return True
 
 
-def probe_job_api(host: str, port: int, wait_s: float = 60.0) -> int:
-    """Refuse to run when the agent's job API accepts requests without the job's token."""
-    if not agent_serves_http():
-        log("job-submission API: absent (Ray without the dashboard extras serves no HTTP)")
-        return 0
+def probe_one(host: str, port: int, wait_s: float) -> str | None:
+    """None if the agent's job API on HOST:PORT refuses a request without the token (or nothing
+    listens there); else why it is open."""
     deadline = time.monotonic() + wait_s
     answer = job_api_answer(host, port)
     while answer is None and time.monotonic() < deadline:  # the agent starts after the raylet
         time.sleep(1)
         answer = job_api_answer(host, port)
-    if answer in (401, 403):
-        log(f"job-submission API on {host}:{port}: refuses requests without the job's token")
+    if answer is None or answer in (401, 403):
+        return None
+    return f"{host}:{port} answered HTTP {answer}"
+
+
+def agent_addresses(address: str, wait_s: float) -> tuple[list[tuple[str, int]], int]:
+    """(host, HTTP port) of every live node's dashboard agent, as the agents publish them in the
+    GCS, and how many nodes had published none within WAIT_S seconds."""
+    import json
+
+    import ray
+    from ray._private.ray_constants import KV_NAMESPACE_DASHBOARD
+    from ray.dashboard.consts import DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    if not ray.is_initialized():
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    deadline = time.monotonic() + wait_s
+    while True:
+        found, missing = [], 0
+        for n in ray.nodes():
+            if not n["Alive"]:
+                continue
+            key = f"{DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX}{n['NodeID']}"
+            raw = _internal_kv_get(key, namespace=KV_NAMESPACE_DASHBOARD)
+            if raw is None:
+                missing += 1
+                continue
+            host, http_port, _grpc_port = json.loads(raw)
+            if int(http_port) > 0:  # -1: this agent serves no HTTP
+                found.append((host, int(http_port)))
+        if not missing or time.monotonic() > deadline:
+            return found, missing
+        time.sleep(1)
+
+
+def probe_job_api(address: str, wait_s: float = 60.0) -> int:
+    """Refuse to run when a node agent's job-submission API accepts requests without the job's
+    token. Every node is checked, at the address its agent publishes."""
+    if not agent_serves_http():
+        log("job-submission API: absent (Ray without the dashboard extras serves no HTTP)")
         return 0
-    if answer is None:
-        log(f"job-submission API: nothing listens on {host}:{port} (agent HTTP server off)")
-        return 0
+    agents, missing = agent_addresses(address, wait_s)
+    open_ = [why for host, port in agents if (why := probe_one(host, port, wait_s))]
+    if open_:
+        log(
+            f"error: the Ray agents' job-submission API answered a request without the token "
+            f"({'; '.join(open_)}): anyone who reaches those ports could run code in this job. "
+            "Check that RAY_AUTH_MODE=token reaches every Ray process (a site setup line may "
+            "unset it); refusing to run"
+        )
+        return 1
+    note = f"; {missing} node(s) published no agent address in {wait_s:.0f}s" if missing else ""
     log(
-        f"error: the Ray agent's job-submission API on {host}:{port} answered HTTP {answer} to a "
-        "request without the token: anyone who reaches that port could run code in this job. "
-        "Check that RAY_AUTH_MODE=token reaches every Ray process (a site setup line may unset "
-        "it); refusing to run"
+        f"job-submission API of {len(agents)} node agent(s): refuses requests without the "
+        f"job's token{note}"
     )
-    return 1
+    return 0
 
 
 def has_experiment(path: str) -> int:
@@ -463,8 +506,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     w.add_argument("timeout", type=float)
     w.add_argument("--keepers", type=int, nargs="*", default=[], help="PIDs of the Ray steps")
     p = sub.add_parser("probe-job-api", help="refuse an agent job API that needs no token")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
+    p.add_argument("address", help="the Ray cluster: HEAD_IP:PORT")
     h = sub.add_parser("has-experiment", help="exit 0 when PATH holds a sweep to resume")
     h.add_argument("path")
     la = sub.add_parser("launch", help="sparsity_tune.launch, deaf to SIGTERM")
@@ -494,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "wait-nodes":
         return wait_nodes(args.address, args.nodes, args.timeout, args.keepers)
     if args.cmd == "probe-job-api":
-        return probe_job_api(args.host, args.port)
+        return probe_job_api(args.address)
     if args.cmd == "has-experiment":
         return has_experiment(args.path)
     if args.cmd == "launch":

@@ -245,11 +245,21 @@ def serve(status: int) -> tuple[http.server.HTTPServer, int]:
 
 @pytest.mark.parametrize(("answer", "rc"), [(401, 0), (403, 0), (200, 1), (404, 1)])
 def test_probe_refuses_a_job_api_that_answers_without_the_token(monkeypatch, capsys, answer, rc):
+    """Two node agents (as the GCS lists them): one answers ANSWER to a request without the
+    token, the other 401. Checked for real with ray[default] 2.60: no token 401, token 405."""
     monkeypatch.setattr(node, "agent_serves_http", lambda: True)
     server, port = serve(answer)
+    good, good_port = serve(401)
+    monkeypatch.setattr(
+        node,
+        "agent_addresses",
+        lambda address, wait_s: ([("127.0.0.1", good_port), ("127.0.0.1", port)], 0),
+    )
     try:
-        assert node.probe_job_api("127.0.0.1", port, wait_s=5) == rc
+        assert node.probe_job_api("head:1", wait_s=5) == rc
     finally:
         server.shutdown()
+        good.shutdown()
     out = capsys.readouterr().out
     assert ("refusing to run" in out) == (rc == 1)
+    assert (f"127.0.0.1:{port} answered HTTP {answer}" in out) == (rc == 1)
