@@ -238,11 +238,11 @@ def test_two_smoke_sweeps_run_side_by_side_with_clean_logs(slurm_cluster, tmp_pa
 
 
 def long_ones(exp: Path) -> list[Path]:
-    """The trials of tests/data/slurm_requeue.yaml that train 60 epochs."""
+    """The trials of tests/data/slurm_requeue.yaml that train 100 epochs."""
     return [
         t
         for t in trial_dirs(exp)
-        if json.loads((t / layout.CONFIG).read_text())["params"]["train.epochs"] == 60
+        if json.loads((t / layout.CONFIG).read_text())["params"]["train.epochs"] == 100
     ]
 
 
