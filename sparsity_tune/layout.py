@@ -55,6 +55,14 @@ DAMAGED: TrialStatus = "damaged"
 log = logging.getLogger(__name__)
 
 
+def experiment_path(storage: str, name: str) -> str:
+    """Where the experiment ``name`` lives under ``storage`` (a directory or a URI): the one rule
+    the launcher, the SLURM job and its status share."""
+    if "://" in storage:
+        return storage.rstrip("/") + "/" + name
+    return str(Path(storage).expanduser().resolve() / name)
+
+
 def status_rule(summary: bool, error: bool, stopped: bool, started: bool) -> TrialStatus:
     """The one rule for a trial's status, from which of its files exist.
 

@@ -86,7 +86,8 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$LOGDIR/jobcomp.txt
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
@@ -95,7 +96,7 @@ JobRequeue=1
 SlurmctldTimeout=30
 SlurmdTimeout=60
 InactiveLimit=0
-KillWait=10
+KillWait=30
 MinJobAge=600
 # A node that restarts is usable again at once; a requeued job may start again at once.
 $node_line State=UNKNOWN
@@ -124,8 +125,10 @@ start() {
   start_munge
   CONF_CHANGED=0
   write_conf
-  if [ "$CONF_CHANGED" = 1 ] && pid_alive "$RUNDIR/slurmctld.pid"; then
-    scontrol reconfigure || true
+  if [ "$CONF_CHANGED" = 1 ]; then
+    # Plugin changes (e.g. JobCompType) need a restart, not `scontrol reconfigure`; job state
+    # survives it (StateSaveLocation).
+    stop_daemons
   fi
   pid_alive "$RUNDIR/slurmctld.pid" || slurmctld
   pid_alive "$RUNDIR/slurmd.pid" || slurmd
@@ -148,14 +151,18 @@ start() {
   die "node $NODE not idle after ${TIMEOUT}s (state: ${state:-none}); logs above"
 }
 
-stop() {
+stop_daemons() {
   if pid_alive "$RUNDIR/slurmd.pid"; then kill "$(cat "$RUNDIR/slurmd.pid")"; fi
   if pid_alive "$RUNDIR/slurmctld.pid"; then kill "$(cat "$RUNDIR/slurmctld.pid")"; fi
-  if pid_alive /run/munge/munged.pid; then kill "$(cat /run/munge/munged.pid)"; fi
   for _ in $(seq 20); do
     pid_alive "$RUNDIR/slurmd.pid" || pid_alive "$RUNDIR/slurmctld.pid" || break
     sleep 0.5
   done
+}
+
+stop() {
+  stop_daemons
+  if pid_alive /run/munge/munged.pid; then kill "$(cat /run/munge/munged.pid)"; fi
   echo "slurm_cluster: stopped"
 }
 
@@ -191,7 +198,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
 JobRequeue=1
-KillWait=10
+KillWait=30
 MinJobAge=600
 NodeName=n1 NodeHostname=$NODE NodeAddr=127.0.0.1 Port=6931 CPUs=1 RealMemory=2000 State=UNKNOWN
 NodeName=n2 NodeHostname=$NODE NodeAddr=127.0.0.1 Port=6932 CPUs=1 RealMemory=2000 State=UNKNOWN

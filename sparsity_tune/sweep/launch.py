@@ -35,7 +35,6 @@ import argparse
 import contextlib
 import logging
 import os
-import re
 import shlex
 import signal
 import sys
@@ -60,7 +59,6 @@ from sparsity_tune.trial.config import (
     set_dotted,
 )
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 #: Columns of the live table (besides the searched parameters and the seed).
 LIVE_METRICS = ("epoch", "val_acc", "test_acc", "sparsity")
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
@@ -103,12 +101,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     return ap.parse_args(argv)
-
-
-def experiment_path(storage: str, name: str) -> str:
-    if "://" in storage:
-        return storage.rstrip("/") + "/" + name
-    return str(Path(storage).expanduser().resolve() / name)
 
 
 @dataclass
@@ -169,7 +161,7 @@ def request(args: argparse.Namespace) -> Request:
     if args.address is None:
         check_local_resources(spec)
     storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
-    exp = experiment_path(args.storage, spec.name)
+    exp = layout.experiment_path(args.storage, spec.name)
     return Request(_absolute_root(spec), storage, exp, str(given.resolve()), list(args.overrides))
 
 
@@ -428,7 +420,7 @@ def check_wandb_login() -> None:
 
 def write_spec(spec: Spec, exp: str) -> None:
     """The resolved spec at the experiment's top (layout.SPEC), for analysis and reruns."""
-    text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=False), sort_keys=False)
+    text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
     if "://" in exp:
         import pyarrow.fs
 

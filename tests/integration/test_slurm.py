@@ -2,7 +2,9 @@
 
 The session fixture starts munged, slurmctld and slurmd on this machine (root and the Debian
 packages slurmctld slurmd slurm-client munge needed; the tests skip with the reason otherwise) and
-stops them afterwards if it was the one that started them.
+stops them afterwards if it was the one that started them. The cluster keeps no accounting
+database but a job-completion log (``JobCompType=jobcomp/filetxt``), so ``status`` reads finished
+jobs with ``sacct --completion``; KillWait is SLURM's default, 30 s.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from pathlib import Path
 
 import pytest
 
+from sparsity_tune import layout
+
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "tests" / "slurm_cluster.sh"
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
 REQUEUE_SPEC = REPO / "tests" / "data" / "slurm_requeue.yaml"
+#: What a clean job's log must not hold (Ray marks its error lines " E " after the time).
+ERROR_LINE = re.compile(r"error|traceback|exception|killed|cancelled|failed to", re.I)
+RAY_ERROR = re.compile(r"\d E \d")
+#: Record keys that are measurements (time, memory): they differ between two runs of a trial.
+MEASURED = {"epoch_time_s", "eval_time_s", "train_time_s", "peak_mem_bytes", "samples_per_s"}
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -34,7 +43,7 @@ def _cluster(cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[None]:
+def slurm_cluster(tmp_path_factory) -> Iterator[None]:
     if os.geteuid() != 0:
         pytest.skip("the local SLURM needs root to start munged, slurmctld and slurmd")
     missing = [t for t in ("munged", "slurmctld", "slurmd", "sbatch") if shutil.which(t) is None]
@@ -47,7 +56,14 @@ def slurm_cluster() -> Iterator[None]:
     started = _cluster("start")
     if started.returncode != 0:
         pytest.fail(f"tests/slurm_cluster.sh could not start SLURM:\n{started.stderr}")
+    # the job cards `submit` leaves for `status` go here, not into the user's home
+    old_state = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
     yield
+    if old_state is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = old_state
     if not was_up:
         _cluster("stop")
 
@@ -99,7 +115,7 @@ def job(job_id: str, env: dict[str, str] | None = None) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S*)", text))
 
 
-def wait_for(pred, timeout: float, what: str, interval: float = 1.0):
+def wait_for(pred, timeout: float, what: str, interval: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = pred()
@@ -124,13 +140,28 @@ def node_idle() -> bool:
     return out.stdout.split() == ["idle"]
 
 
+def release(job_id: str) -> None:
+    """SLURM holds a requeued job ~2 minutes before it may start again; let it go sooner, once
+    the node has finished the last run (slurmd refuses a relaunch in the same second as the
+    kill: "Job credential revoked")."""
+    wait_for(node_idle, 90, "the node to finish the last run")
+    time.sleep(2)
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+
+
 def log_of(storage: Path, name: str, job_id: str) -> str:
     path = storage / "slurm" / f"st-{name}-{job_id}.out"
     return path.read_text() if path.exists() else ""
 
 
 def trial_dirs(exp: Path) -> list[Path]:
-    return sorted(p.parent for p in exp.glob("*/config.json"))
+    return sorted(p.parent for p in exp.glob(f"*/{layout.CONFIG}"))
+
+
+def status_of(job_id: str, env: dict[str, str] | None = None) -> str:
+    out = cli("status", job_id, env=env)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    return out.stdout
 
 
 @pytest.fixture
@@ -144,12 +175,25 @@ def cleanup_jobs() -> Iterator[list[str]]:
 def ray_processes(job_id: str) -> list[str]:
     """Command lines of live processes that belong to this job's Ray cluster."""
     out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if re.search(rf"ray-st-{job_id}\b", line)]
+    return [line for line in out.splitlines() if re.search(rf"ray-st-{job_id}-", line)]
+
+
+def no_job_leftovers(storage: Path, job_id: str) -> list[str]:
+    """What a finished job may not leave: Ray processes, temp dirs, the token."""
+    left = ray_processes(job_id)
+    left += [str(p) for p in Path("/tmp").glob(f"ray-st-{job_id}-*")]
+    left += [str(p) for p in (storage / "slurm").glob(f".job-{job_id}-*")]
+    return left
+
+
+def error_lines(log: str) -> list[str]:
+    return [ln for ln in log.splitlines() if ERROR_LINE.search(ln) or RAY_ERROR.search(ln)]
 
 
 @pytest.mark.timeout(400)
-def test_two_smoke_sweeps_run_side_by_side(slurm_cluster, tmp_path, cleanup_jobs):
-    """Two jobs on one node at once: each gets its own ports, temp dir and token, both finish."""
+def test_two_smoke_sweeps_run_side_by_side_with_clean_logs(slurm_cluster, tmp_path, cleanup_jobs):
+    """Two jobs on one node at once: each gets its own ports, temp dir and token, both finish;
+    their logs hold no error line and `status` reads them back from the job-completion log."""
     storage = tmp_path / "results"
     ids = []
     for name in ("smoke_a", "smoke_b"):
@@ -157,6 +201,8 @@ def test_two_smoke_sweeps_run_side_by_side(slurm_cluster, tmp_path, cleanup_jobs
             str(SMOKE), "--storage", str(storage), "--name", name, "--cpus-per-node", "1"
         )
         assert f"experiment  {storage / name}" in out
+        script = Path(re.search(r"script\s+(\S+)", out).group(1))
+        assert script.stat().st_mode & 0o777 == 0o600  # site setup lines may hold secrets
         cleanup_jobs.append(jid)
         ids.append(jid)
     done = [wait_state(jid, {"COMPLETED", "FAILED", "CANCELLED"}, 300) for jid in ids]
@@ -165,14 +211,19 @@ def test_two_smoke_sweeps_run_side_by_side(slurm_cluster, tmp_path, cleanup_jobs
     for jid, name, info in zip(ids, ("smoke_a", "smoke_b"), done, strict=True):
         log = log_of(storage, name, jid)
         assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", log[-3000:]
+        assert f"sparsity-tune from {REPO / 'sparsity_tune'}, Ray " in log  # this checkout runs
         assert "Ray cluster up: 1/1 nodes" in log
+        assert error_lines(log) == [], log[-3000:]  # no srun Killed, no CANCELLED step, no Ray E
         heads.append(re.search(r"Ray head on \S+ \((\S+)\)", log).group(1))
         trials = trial_dirs(storage / name)
         assert len(trials) == 4  # 2 sparsities x 2 seeds
         assert all((t / "summary.json").exists() for t in trials)
-        assert not Path(f"/tmp/ray-st-{jid}").exists()
-        assert not (storage / "slurm" / f".job-{jid}").exists()  # the token went with the job
-        assert ray_processes(jid) == []
+        wait_for(lambda j=jid: not no_job_leftovers(storage, j), 30, "the job's leftovers to go")
+        st = status_of(jid)
+        assert st.splitlines()[0] == f"job {jid} (st-{name}): COMPLETED, exit code 0:0", st
+        assert f"experiment  {storage / name}: 4 of 4 trials finished" in st
+        assert f"log         {storage / 'slurm' / f'st-{name}-{jid}.out'}" in st
+        assert "from        sacct --completion" in st
     assert heads[0] != heads[1]
     # Submitting the same experiment again is refused unless the user asks to resume it.
     again = cli("submit", str(SMOKE), "--storage", str(storage), "--name", "smoke_a")
@@ -182,60 +233,212 @@ def test_two_smoke_sweeps_run_side_by_side(slurm_cluster, tmp_path, cleanup_jobs
     assert done[1]["StartTime"] < done[0]["EndTime"]
 
 
-@pytest.mark.timeout(400)
-def test_signalled_job_requeues_and_resumes(slurm_cluster, tmp_path, cleanup_jobs):
+def long_ones(exp: Path) -> list[Path]:
+    """The trials of tests/data/slurm_requeue.yaml that train 100 epochs."""
+    return [
+        t
+        for t in trial_dirs(exp)
+        if json.loads((t / layout.CONFIG).read_text())["params"]["train.epochs"] == 100
+    ]
+
+
+def reference_records(trial: Path) -> list[dict]:
+    """The same trial trained in this process without interruption (training is deterministic)."""
+    from sparsity_tune.trial.config import trial_config
+    from sparsity_tune.trial.data import load_dataset
+    from sparsity_tune.trial.trainer import Trainer, resolve_device
+
+    cfg = trial_config(json.loads((trial / layout.CONFIG).read_text())["config"])
+    trainer = Trainer(cfg, cpus=1, data=load_dataset(cfg.dataset, resolve_device("cpu")))
+    trainer.run()
+    return trainer.records
+
+
+def wandb_steps(exp: Path) -> dict[str, list[int]]:
+    """run id → the history steps of all its offline fragments, in order, read by W&B's own
+    reader (``wandb leet inspect``); a fragment cut short by a killed W&B service counts too."""
+    runs: dict[str, list[int]] = {}
+    for frag in sorted((exp / "wandb").glob("offline-run-*")):
+        out = subprocess.run(
+            ["wandb", "leet", "inspect", "--json", str(frag)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+        steps = []
+        for line in out.splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("type") == "history":
+                steps.append(rec["history"]["item"]["_step"])
+        runs.setdefault(frag.name.rsplit("-", 1)[1], []).extend(steps)
+    return runs
+
+
+@pytest.mark.timeout(600)
+def test_requeue_by_user_signal_then_by_sigterm_resumes_exactly(
+    slurm_cluster, tmp_path, cleanup_jobs
+):
+    """One sweep, three runs: the user signal (USR1, as before the time limit) ends run 1 once a
+    quick trial has finished; `scontrol requeue` (SIGTERM to every process of the job, as
+    preemption and the time limit without a warning do) ends run 2 while the long trials are
+    mid-run; run 3 finishes. Every check is collected, so one report says which hold."""
     storage = tmp_path / "results"
     exp = storage / "slurm_requeue"
     jid, _ = submit(str(REQUEUE_SPEC), "--storage", str(storage))
     cleanup_jobs.append(jid)
-    # Two 2-epoch trials and two 20-epoch ones; signal once a quick one has finished.
+    problems: list[str] = []
+    launcher_problems: list[str] = []  # status files and W&B: the launcher's (resume branch)
+
+    def check(ok: bool, what: str, launcher: bool = False) -> None:
+        if not ok:
+            (launcher_problems if launcher else problems).append(what)
+
+    def records_of(t: Path) -> int:
+        return len(layout.read_records(t))
+
+    # run 1: USR1 once a quick (2-epoch) trial has finished
     first = wait_for(lambda: sorted(exp.glob("*/summary.json")), 240, "a first finished trial")
-    before = {p.parent.name: p.stat().st_mtime_ns for p in first}
+    before = {p.parent.name: (p.stat().st_mtime_ns, p.read_text()) for p in first}
     subprocess.run(["scancel", "--signal=USR1", "--batch", jid], check=True)
+    pending = wait_state(jid, {"PENDING", "COMPLETED", "FAILED"}, 120)
+    log = log_of(storage, "slurm_requeue", jid)
+    assert pending["JobState"] == "PENDING" and pending["Restarts"] == "1", log[-3000:]
+    assert "USR1: the job ends soon" in log and "requeueing: the next run resumes" in log
+    st = status_of(jid)
+    check(
+        st.splitlines()[0].startswith(f"job {jid} (st-slurm_requeue): PENDING")
+        and "requeued 1 time(s)" in st.splitlines()[0],
+        f"status of the requeued job: {st}",
+    )
 
-    requeued = wait_state(jid, {"PENDING", "COMPLETED", "FAILED"}, 120)
-    assert requeued["JobState"] == "PENDING", log_of(storage, "slurm_requeue", jid)[-3000:]
-    assert requeued["Restarts"] == "1"
-    # SLURM holds a requeued job ~2 minutes before it may start again; let it go sooner, once
-    # the node has finished cleaning up the first run (slurmd refuses a relaunch in the same
-    # second as the kill: "Job credential revoked").
-    wait_for(lambda: node_idle(), 60, "the node to finish the first run")
-    time.sleep(2)
-    subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now"], check=True)
+    # run 2: SIGTERM (scontrol requeue) while a long trial trains
+    release(jid)
+    wait_for(lambda: "run 2 on" in log_of(storage, "slurm_requeue", jid), 120, "run 2")
+    wait_for(lambda: len(long_ones(exp)) == 2, 120, "both long trials to exist")
+    long_trials = long_ones(exp)
+    at_start = {t: records_of(t) for t in long_trials}
+    wait_for(
+        lambda: any(records_of(t) >= at_start[t] + 5 for t in long_trials),
+        180,
+        "a long trial to train 5 more epochs in run 2",
+    )
+    check(
+        all(not (t / layout.SUMMARY).exists() for t in long_trials),
+        "a long trial finished before the SIGTERM: make them longer",
+    )
+    subprocess.run(["scontrol", "requeue", jid], check=True)
+    wait_state(jid, {"PENDING"}, 120)
+    log = log_of(storage, "slurm_requeue", jid)
+    assert "TERM: SLURM ends this run" in log, log[-3000:]
+    assert "SLURM requeues this job; the next run resumes" in log, log[-3000:]
+
+    # run 3: to the end
+    release(jid)
     info = wait_state(jid, {"COMPLETED", "FAILED", "CANCELLED"}, 300)
-
     log = log_of(storage, "slurm_requeue", jid)
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", log[-3000:]
-    assert "USR1: the job ends soon" in log
-    assert "run 2 on" in log and "resuming the experiment" in log
+    assert info["Restarts"] == "2" and "run 3 on" in log
+    saves = re.findall(r"sweep exited with status \d+, (\d+) ms after (USR1|TERM)", log)
+    check([s[1] for s in saves] == ["USR1", "TERM"], f"saves logged: {saves}")
+    check(all(int(ms) < 25_000 for ms, _ in saves), f"saved within KillWait (30 s): {saves}")
+
     trials = trial_dirs(exp)
     assert len(trials) == 4
     for t in trials:
-        assert (t / "summary.json").exists()
-        records = (t / "records.jsonl").read_text().splitlines()
-        epochs = [int(re.search(r'"epoch": (\d+)', r).group(1)) for r in records]
-        assert epochs == list(range(1, len(epochs) + 1)), t  # no epoch trained twice
-    # Trials finished before the signal were not trained again.
-    for name, mtime in before.items():
-        assert (exp / name / "summary.json").stat().st_mtime_ns == mtime
+        got = layout.read_records(t)
+        ref = reference_records(t)
+        check([r["epoch"] for r in got] == [r["epoch"] for r in ref], f"{t.name}: epochs")
+        diffs = [
+            (r["epoch"], k)
+            for r, want in zip(got, ref, strict=False)
+            for k in want
+            if k not in MEASURED and r.get(k) != want[k]
+        ]
+        check(not diffs, f"{t.name}: records differ from an uninterrupted run at {diffs[:5]}")
+        check((t / layout.SUMMARY).exists(), f"{t.name}: no summary.json")
+        for false_status in (layout.STOPPED, layout.ERROR):
+            check(
+                not (t / false_status).exists(),
+                f"{t.name}: {false_status} in a FIFO sweep",
+                launcher=True,
+            )
+    for name, (mtime, text) in before.items():  # finished before the first signal: untouched
+        summary = exp / name / layout.SUMMARY
+        check(summary.stat().st_mtime_ns == mtime and summary.read_text() == text, f"{name} redone")
+
+    runs = wandb_steps(exp)
+    check(len(runs) == 4, f"W&B runs: {sorted(runs)}", launcher=True)
+    epochs = sorted(len(layout.read_records(t)) for t in trials)
+    for run_id, steps in runs.items():
+        check(
+            steps == list(range(1, len(steps) + 1)) and len(steps) in epochs,
+            f"W&B run {run_id}: steps {_ranges(steps)} (want 1..N once each)",
+            launcher=True,
+        )
+    st = status_of(jid)
+    check(
+        st.splitlines()[0]
+        == f"job {jid} (st-slurm_requeue): COMPLETED, exit code 0:0, requeued 2 time(s)"
+        and f"{exp}: 4 of 4 trials finished" in st,
+        f"status after the end: {st}",
+    )
+    check(not no_job_leftovers(storage, jid), f"leftovers: {no_job_leftovers(storage, jid)}")
+    assert not problems and not launcher_problems, "\n".join(problems + launcher_problems)
 
 
-@pytest.mark.timeout(200)
-def test_status_and_cancel_stop_the_ray_cluster(slurm_cluster, tmp_path, cleanup_jobs):
+def _ranges(steps: list[int]) -> str:
+    """[1, 2, 3, 7, 8] → '1-3,7-8' (a short picture of lost or repeated steps)."""
+    out, start = [], None
+    for i, s in enumerate(steps):
+        if start is None:
+            start = s
+        if i + 1 == len(steps) or steps[i + 1] != s + 1:
+            out.append(f"{start}-{s}" if s != start else str(s))
+            start = None
+    return ",".join(out)
+
+
+@pytest.mark.timeout(300)
+def test_status_of_running_pending_and_cancelled_jobs(slurm_cluster, tmp_path, cleanup_jobs):
+    """Cancel saves the sweep and stops Ray; status follows jobs from the queue to sacct."""
     storage = tmp_path / "results"
-    jid, _ = submit(str(SMOKE), "--storage", str(storage))
+    exp = storage / "slurm_requeue"
+    jid, _ = submit(str(REQUEUE_SPEC), "--storage", str(storage))  # whole node (--exclusive)
     cleanup_jobs.append(jid)
-    wait_for(lambda: "Ray cluster up" in log_of(storage, "smoke", jid), 120, "the Ray cluster")
+    wait_for(lambda: trial_dirs(exp), 120, "the sweep's first trial")
     assert ray_processes(jid)
-    st = cli("status", jid)
-    assert st.returncode == 0 and re.search(rf"\b{jid}\b.*RUNNING", st.stdout), st.stdout
+    st = status_of(jid)
+    assert st.splitlines()[0] == f"job {jid} (st-slurm_requeue): RUNNING", st
+    assert "from        squeue" in st and f"experiment  {exp}: " in st
+
+    waiting, _ = submit(str(SMOKE), "--storage", str(storage), "--name", "waiting")
+    cleanup_jobs.append(waiting)
+    st = status_of(waiting)
+    assert st.splitlines()[0].startswith(f"job {waiting} (st-waiting): PENDING ("), st
+    assert "experiment  " in st and "not created yet" in st
+    assert cli("cancel", waiting).returncode == 0
+    wait_for(lambda: "CANCELLED" in status_of(waiting).splitlines()[0], 30, "a cancelled status")
 
     out = cli("cancel", jid)
     assert out.returncode == 0, out.stderr
+    assert "each sweep saves its state first" in out.stdout
     wait_state(jid, {"CANCELLED"}, 60)
-    wait_for(lambda: not ray_processes(jid), 60, "the job's Ray processes to exit")
-    wait_for(lambda: not Path(f"/tmp/ray-st-{jid}").exists(), 30, "the Ray temp dir to go")
-    assert not (storage / "slurm" / f".job-{jid}").exists()
+    wait_for(lambda: not no_job_leftovers(storage, jid), 60, "the job's Ray processes to exit")
+    log = log_of(storage, "slurm_requeue", jid)
+    assert "TERM: SLURM ends this run" in log
+    assert re.search(r"sweep exited with status \d+, \d+ ms after TERM", log), log[-2000:]
+    assert "cancelled; the sweep's state is saved: continue it with: " in log, log[-2000:]
+    assert log.splitlines()[-1].endswith(f"--storage {storage} --resume")
+    st = wait_for(
+        lambda: (s := status_of(jid)).startswith(f"job {jid} (st-slurm_requeue): CANCELLED") and s,
+        30,
+        "status CANCELLED",
+    )
+    assert "from        sacct --completion" in st
 
 
 @pytest.mark.parametrize(
@@ -247,13 +450,16 @@ def test_status_and_cancel_stop_the_ray_cluster(slurm_cluster, tmp_path, cleanup
     ],
 )
 def test_impossible_request_is_refused_not_queued(slurm_cluster, tmp_path, argv, message):
-    queued = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
+    def queued() -> set[str]:
+        out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True)
+        return set(out.stdout.split())
+
+    before = queued()
     out = cli("submit", str(SMOKE), "--storage", str(tmp_path), *argv)
     assert out.returncode == 2
     assert message in out.stderr
     assert "Traceback" not in out.stderr
-    after = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
-    assert after == queued
+    assert queued() <= before  # nothing new in the queue (an earlier test's job may leave it)
     assert list((tmp_path / "slurm").glob("*.sbatch")) == []
 
 
@@ -285,9 +491,9 @@ def test_two_node_job_spreads_trials_over_both_ray_nodes(slurm_two_nodes, tmp_pa
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", log[-3000:]
     assert info["NodeList"] == "n[1-2]"
     assert "Ray cluster up: 2/2 nodes" in log
+    assert error_lines(log) == [], log[-3000:]
     trials = trial_dirs(storage / "smoke")
     assert len(trials) == 4 and all((t / "summary.json").exists() for t in trials)
     nodes = {json.loads((t / "config.json").read_text())["node"]["node_id"] for t in trials}
     assert len(nodes) == 2, nodes  # trials ran on both Ray nodes
-    assert not Path(f"/tmp/ray-st-{jid}").exists()
-    assert ray_processes(jid) == []
+    wait_for(lambda: not no_job_leftovers(storage, jid), 30, "the job's leftovers to go")

@@ -181,20 +181,127 @@ def test_cli_dry_run_prints_the_script(tmp_path):
     assert not (tmp_path / "slurm").exists()  # a dry run writes nothing
 
 
+# ---- bad input: exit 2, one message naming the value and what is allowed, nothing written -----
+
+INJECT = "touch /tmp/st-pwned"  # a shell line that must never reach a rendered script
+
+
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("argv", "site", "message"),
     [
-        (["--time", "two hours"], "--time 'two hours'"),
-        (["--nodes", "0"], "nodes"),
-        (["--set", "train.epochs=0"], "train.epochs"),
-        (["--site", "/nonexistent/site.yaml"], "no such file"),
+        (["--partition", f"gpu\n{INJECT}"], "", "--partition 'gpu\\ntouch /tmp/st-pwned': holds"),
+        (["--account", f"lab\n{INJECT}"], "", "--account 'lab\\ntouch"),
+        (["--partition", "gpu;id"], "", "--partition 'gpu;id': use letters, digits and _.-"),
+        ([], f"mem: |-\n  64G\n  {INJECT}\n", "mem='64G\\ntouch /tmp/st-pwned': holds control"),
+        ([], "mem: 64 GB\n", "mem='64 GB': use a number with an optional unit K, M, G or T"),
+        ([], f"qos: |-\n  normal\n  {INJECT}\n", "qos='normal\\ntouch"),
+        ([], f'setup: ["source a\\n{INJECT}"]\n', "write one shell line per entry"),
+        ([], f'sbatch: ["--constraint=a\\n{INJECT}"]\n', "one option per entry"),
+        ([], "modules: ['cuda;rm -rf ~']\n", "use a module name such as python/3.11"),
+        ([], f'python: "python\\n{INJECT}"\n', "python='python\\ntouch"),
+        (["--cpus-per-node", "0"], "", "--cpus-per-node 0: ask for at least 1 CPU per node"),
+        ([], "cpus_per_node: 0\n", "cpus_per_node=0: Input should be greater than or equal to 1"),
+        (["--gpus-per-node", "-1"], "", "--gpus-per-node -1: use 0 or more"),
+        (["--nodes", "0"], "", "--nodes 0: ask for at least 1 node"),
+        (["--time", "two hours"], "", "--time 'two hours': use minutes, MM:SS, HH:MM:SS"),
+        (["--time", "1:00:00\n"], "", "--time '1:00:00\\n': holds control characters"),
+        (["--time", "1:2:3:4"], "", "--time '1:2:3:4': use minutes"),
+        ([], "time: 8 hours\n", "time='8 hours': use minutes, MM:SS"),
+        (["--name", f"x\n{INJECT}"], "", "--name='x\\ntouch /tmp/st-pwned': not allowed; use 1-128"),
+        (["--name", "../x"], "", "--name='../x': not allowed; use 1-128 letters, digits and _.+-"),
+        (["--set", f"wandb.project=a\n{INJECT}"], "", "--set 'wandb.project=a\\ntouch"),
+        (["--set", "train.epochs=0"], "", "train.epochs"),
+        (
+            [],
+            "storage: /scratch/$ST_UNSET_VAR/st\n",
+            "$ST_UNSET_VAR is not set in this environment",
+        ),
+        (["--storage", "/scratch/${ST_UNSET_VAR}/st"], "", "$ST_UNSET_VAR is not set"),
+        ([], "log_dir: /tmp/with space\n", "use a path without spaces or shell characters"),
+        ([], "partitoin: gpu\n", "partitoin: unknown site key (see slurm/README.md"),
+        ([], "gpu_request: gres2\n", "gpu_request='gres2' is not allowed"),
+        ([], "port_base: 60000\nport_slots: 60\n", "past 65535; lower port_slots to at most 27"),
+        ([], "signal_seconds: 70000\n", "signal_seconds=70000: Input should be less than"),
+        ([], "ray_tmp_root: /scratch/a/long/node/local/dir\n", "keep it to 18"),
+        ([], "template: /nonexistent/my.tmpl\n", "template /nonexistent/my.tmpl: no such file"),
+        ([], "- partition\n", "the top level must be a mapping"),
+        ([], "partition: [unclosed\n", "not valid YAML"),
     ],
 )
-def test_cli_bad_input_exits_2_with_one_message(tmp_path, argv, message):
-    out = run_cli("submit", str(SMOKE), "--dry-run", "--storage", str(tmp_path), *argv)
+def test_bad_submit_input_exits_2_with_one_message_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, argv, site, message
+):
+    monkeypatch.delenv("ST_UNSET_VAR", raising=False)
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(site)
+    storage = tmp_path / "res"
+    base = ["submit", str(SMOKE), "--dry-run", "--site", str(site_file)]
+    if "--storage" not in argv and "storage:" not in site:
+        base += ["--storage", str(storage)]
+    assert slurm.main([*base, *argv]) == 2  # an exception would fail the test: no traceback
+    out = capsys.readouterr()
+    assert out.out == ""  # no script printed, so no shell line injected
+    lines = out.err.strip().splitlines()
+    assert lines[0].startswith("error: ")
+    assert message in out.err, out.err
+    assert len([ln for ln in lines if ln.startswith("error:")]) == 1
+    assert not storage.exists() and not Path("/tmp/st-pwned").exists()
+
+
+def test_bad_input_through_the_cli_has_no_traceback(tmp_path):
+    out = run_cli(
+        "submit", str(SMOKE), "--dry-run", "--storage", str(tmp_path / "r"), "--partition", "a\nb"
+    )
     assert out.returncode == 2
-    assert message in out.stderr
+    assert out.stdout == ""
+    assert out.stderr.startswith("error: --partition 'a\\nb': holds control characters")
     assert "Traceback" not in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_unset_variable_in_the_example_site_file_is_named(tmp_path, monkeypatch, capsys):
+    """The unedited example uses $USER; without it the message names the variable (it used to
+    say "use a path without spaces or shell characters")."""
+    monkeypatch.delenv("USER", raising=False)
+    example = REPO / "slurm" / "site.example.yaml"
+    assert slurm.main(["submit", str(SMOKE), "--dry-run", "--site", str(example)]) == 2
+    err = capsys.readouterr().err
+    assert "site config storage '/scratch/$USER/sparsity-tune': $USER is not set" in err
+
+
+def test_quoted_values_stay_data_in_the_script(tmp_path):
+    """Shell characters in --set values reach launch as one argument each, never as code."""
+    odd = '/data/a\'b;$(touch /tmp/st-pwned) `id` "c"'
+    req, site = request(tmp_path, ["--set", f"dataset.root={odd}", "--no-wandb"])
+    text = slurm.render(req, site)
+    assert not any(line.startswith("touch") for line in text.splitlines())
+    line = next(ln for ln in text.splitlines() if ln.startswith("LAUNCH_ARGS="))
+    got = subprocess.run(
+        ["bash", "-c", f'{line}\nprintf "%s\\n" "${{LAUNCH_ARGS[@]}}"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert got == ["--set", f"dataset.root={odd}", "--no-wandb"]
+    assert not Path("/tmp/st-pwned").exists()
+
+
+def test_script_runs_under_set_euo_pipefail_and_no_predictable_tmp_path(tmp_path):
+    req, site = request(tmp_path, [])
+    text = slurm.render(req, site)
+    commands = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert commands[0] == "set -euo pipefail"  # the first command, right after the #SBATCH lines
+    assert "set +u" in text and text.index("set +u") < text.index("set -u\n")
+    assert "/tmp/ray-st-" not in text  # each node's keeper makes its temp dir with mkdtemp
+    assert 'mktemp -d "${LOG_DIR}/.job-${SLURM_JOB_ID}-XXXXXXXX"' in text
+
+
+def test_submitted_script_is_private(tmp_path):
+    path = tmp_path / "job.sbatch"
+    slurm.write_private(path, "#!/bin/bash\n")
+    assert path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):  # never writes through an existing file or link
+        slurm.write_private(path, "again")
 
 
 def test_cli_rejects_paths_sbatch_cannot_read(tmp_path):
