@@ -233,10 +233,13 @@ def keep(
     signal.signal(signal.SIGTERM, on_term)
     cmd = [*program, *ray_args, f"--temp-dir={tmp}"]
     out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    # A local launcher (or a test session) pins Ray to one machine with this variable; inherited
+    # through sbatch's --export=ALL it would make `ray start` refuse a multi-node cluster.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
     pid = os.posix_spawnp(
         cmd[0],
         cmd,
-        os.environ,
+        env,
         setsigmask=SHIELDED,
         file_actions=[
             (os.POSIX_SPAWN_DUP2, out_fd, 1),

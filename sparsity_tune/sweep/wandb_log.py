@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -120,15 +121,18 @@ def read_run_dir(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def run_dirs(directory: Path, rid: str) -> list[Path]:
-    """The local directories (fragments) of run ``rid``, oldest first."""
+    """The local directories (fragments) of run ``rid``, oldest first: ``[offline-]run-<time>-
+    <rid>``, or with ``-<n>`` appended (W&B's name when that second's directory exists)."""
     wandb_dir = Path(directory) / "wandb"
     if not wandb_dir.is_dir():
         return []
-    return sorted(
-        p
-        for p in wandb_dir.glob(f"*run-*-{rid}")
-        if p.is_dir() and not p.is_symlink() and p.name.split("-")[-1] == rid
-    )
+    name = re.compile(rf"(?:offline-)?run-(\d{{8}}_\d{{6}})-{re.escape(rid)}(?:-(\d+))?")
+    found = []
+    for p in wandb_dir.glob(f"*run-*-{rid}*"):
+        m = name.fullmatch(p.name)
+        if m and p.is_dir() and not p.is_symlink():
+            found.append(((m.group(1), int(m.group(2) or 0)), p))
+    return [p for _, p in sorted(found)]
 
 
 def scan_run(directory: Path, rid: str, prune_empty: bool = True) -> RunFiles:
@@ -289,6 +293,11 @@ class _Writer:
         self.files: dict[str, RunFiles] = {}  # what earlier sessions left in each run's files
         self.logged: dict[str, int] = {}  # last step each run holds (files + this session)
         self.failed: set[str] = set()  # trials whose W&B calls failed (warned once)
+        #: why ``wandb.init`` failed in this session (e.g. wandb-core was killed: SLURM signals
+        #: every process of a job, and Go programs take SIGTERM whatever their parent blocks);
+        #: no further run is opened then, each attempt would leave an empty fragment. The next
+        #: session logs the missing steps from the trial files.
+        self.init_failed: BaseException | None = None
 
     def loop(self) -> None:
         while True:
@@ -296,6 +305,9 @@ class _Writer:
             if item[0] == "stop":
                 for tid in list(self.runs):
                     self._close(tid, 1)  # still open: the sweep was interrupted
+                for tid in self.failed:  # fragments a failed init left hold nothing: remove them
+                    with contextlib.suppress(Exception):
+                        scan_run(Path(self.t.directory), run_id(self.t.experiment, tid))
                 return
             try:
                 getattr(self, item[0])(*item[1:])
@@ -322,6 +334,8 @@ class _Writer:
     def _open(self, tid: str, src: tuple[Any, str]) -> Any:
         if tid in self.runs:
             return self.runs[tid]
+        if self.init_failed is not None:
+            raise RuntimeError(f"W&B is unavailable in this session ({self.init_failed})")
         import wandb
 
         fs, path = src
@@ -332,7 +346,15 @@ class _Writer:
         nested = cfg.get("config") or {}
         os.environ.setdefault("WANDB_SILENT", "true")
         Path(self.t.directory).mkdir(parents=True, exist_ok=True)
-        self.runs[tid] = wandb.init(
+        try:
+            self.runs[tid] = self._init(wandb, tid, cfg, nested)
+        except Exception as err:
+            self.init_failed = err
+            raise
+        return self.runs[tid]
+
+    def _init(self, wandb: Any, tid: str, cfg: dict[str, Any], nested: dict[str, Any]) -> Any:
+        return wandb.init(
             project=self.t.project,
             entity=self.t.entity,
             group=self.t.group or self.t.experiment,
@@ -352,7 +374,6 @@ class _Writer:
             },
             settings=wandb_settings(),
         )
-        return self.runs[tid]
 
     def sync(self, tid: str, src: tuple[Any, str], upto: int | None) -> None:
         """Log the trial's records up to epoch ``upto`` (all when None) that the run lacks."""

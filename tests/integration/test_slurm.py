@@ -274,7 +274,9 @@ def wandb_steps(exp: Path) -> dict[str, list[int]]:
                 continue
             if rec.get("type") == "history":
                 steps.append(rec["history"]["item"]["_step"])
-        runs.setdefault(frag.name.rsplit("-", 1)[1], []).extend(steps)
+        logs = list(frag.glob("run-*.wandb"))
+        rid = logs[0].stem.removeprefix("run-") if logs else f"(no log) {frag.name}"
+        runs.setdefault(rid, []).extend(steps)
     return runs
 
 
@@ -407,7 +409,8 @@ def test_status_of_running_pending_and_cancelled_jobs(slurm_cluster, tmp_path, c
     """Cancel saves the sweep and stops Ray; status follows jobs from the queue to sacct."""
     storage = tmp_path / "results"
     exp = storage / "slurm_requeue"
-    jid, _ = submit(str(REQUEUE_SPEC), "--storage", str(storage))  # whole node (--exclusive)
+    # whole node (--exclusive); wide layers keep it busy (~1 s an epoch) until it is cancelled
+    jid, _ = submit(str(REQUEUE_SPEC), "--storage", str(storage), "--set", "model.width=2048")
     cleanup_jobs.append(jid)
     wait_for(lambda: trial_dirs(exp), 120, "the sweep's first trial")
     assert ray_processes(jid)
@@ -432,7 +435,7 @@ def test_status_of_running_pending_and_cancelled_jobs(slurm_cluster, tmp_path, c
     assert "TERM: SLURM ends this run" in log
     assert re.search(r"sweep exited with status \d+, \d+ ms after TERM", log), log[-2000:]
     assert "cancelled; the sweep's state is saved: continue it with: " in log, log[-2000:]
-    assert log.splitlines()[-1].endswith(f"--storage {storage} --resume")
+    assert log.splitlines()[-1].endswith(f"--storage {storage} --set model.width=2048 --resume")
     st = wait_for(
         lambda: (s := status_of(jid)).startswith(f"job {jid} (st-slurm_requeue): CANCELLED") and s,
         30,

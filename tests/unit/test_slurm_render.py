@@ -207,7 +207,11 @@ INJECT = "touch /tmp/st-pwned"  # a shell line that must never reach a rendered 
         (["--time", "1:00:00\n"], "", "--time '1:00:00\\n': holds control characters"),
         (["--time", "1:2:3:4"], "", "--time '1:2:3:4': use minutes"),
         ([], "time: 8 hours\n", "time='8 hours': use minutes, MM:SS"),
-        (["--name", f"x\n{INJECT}"], "", "--name='x\\ntouch /tmp/st-pwned': not allowed; use 1-128"),
+        (
+            ["--name", f"x\n{INJECT}"],
+            "",
+            "--name='x\\ntouch /tmp/st-pwned': not allowed; use 1-128",
+        ),
         (["--name", "../x"], "", "--name='../x': not allowed; use 1-128 letters, digits and _.+-"),
         (["--set", f"wandb.project=a\n{INJECT}"], "", "--set 'wandb.project=a\\ntouch"),
         (["--set", "train.epochs=0"], "", "train.epochs"),

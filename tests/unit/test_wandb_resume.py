@@ -38,10 +38,17 @@ def test_steps_come_from_the_run_files_and_empty_fragments_go(tmp_path: Path) ->
     (header_only / log.name).write_bytes(log.read_bytes()[:7])
     no_log = real.with_name(f"offline-run-29990101_000001-{rid}")
     no_log.mkdir()
+    # W&B's name for a second run directory in the same second: "-<n>" appended
+    suffixed = real.with_name(f"offline-run-29990101_000001-{rid}-3")
+    (suffixed / "logs").mkdir(parents=True)
+    other = real.with_name(f"offline-run-29990101_000001-{rid}0")  # another run's id
+    other.mkdir()
+    assert set(wandb_log.run_dirs(tmp_path, rid)) == {real, header_only, no_log, suffixed}
 
     found = wandb_log.scan_run(tmp_path, rid)
     assert found.steps == [1, 2, 3] and not found.finished
     assert wandb_log.run_dirs(tmp_path, rid) == [real]
+    assert other.exists()  # not this run's
 
     # the log of a launcher killed mid-write: W&B's reader stops at the tear, without error
     cut = real.with_name(f"offline-run-29990101_000002-{rid}")
