@@ -908,6 +908,18 @@ def _ratio_phrase(ax: Axis, x: str, point_id: str) -> str | None:
     return f"{_times(r['ratio'])} {plain} (no interval: one seed)"
 
 
+def _compacted_phrase(c: pd.Series) -> str:
+    """A compacted point's in-run training-step ratio (train_time_speedup), read at 95%."""
+    lo, hi, r = c["ratio_ci95_lo"], c["ratio_ci95_hi"], c["ratio"]
+    ci = f"measured in the run, 95% CI [{_times(lo)}, {_times(hi)}]"
+    if lo > 1:
+        return f"training steps {_times(r)} faster once compacted ({ci})"
+    if hi < 1:
+        return f"training steps {_times(1 / r)} slower once compacted ({ci})"
+    word = "within seed noise" if np.isfinite(lo) else "no interval: one seed"
+    return f"training steps {_times(r)} once compacted ({word}, {ci})"
+
+
 def _flat_sentence(x: str, kind: str, ax: Axis) -> str:
     r = ax.table["ratio"]
     return (
@@ -1001,12 +1013,7 @@ def _granularity_sentences(a: Analysis) -> list[str]:
                 where += f" (IMP round {int(r[P.round])})"
             said = [p for x in axes if (p := _ratio_phrase(a.axes[x], x, r[P.point_id]))]
             if r[P.point_id] in steps.index:
-                c = steps.loc[r[P.point_id]]
-                said.append(
-                    f"training steps {_times(c['ratio'])} faster once compacted (measured in "
-                    f"the run, 95% CI [{_times(c['ratio_ci95_lo'])}, "
-                    f"{_times(c['ratio_ci95_hi'])}])"
-                )
+                said.append(_compacted_phrase(steps.loc[r[P.point_id]]))
             if np.isfinite(r["diff_pts"]):
                 said.append(f"{a.y} {_diff(r)}")
             clauses.append(f"{where}: " + ", ".join(said))

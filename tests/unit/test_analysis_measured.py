@@ -19,6 +19,7 @@ from analysis.measured import (
     NO_INTERVAL,
     UNJUDGED,
     WITHIN_NOISE,
+    compacted_speedup,
     granularity,
     judge_axis,
     measured_table,
@@ -126,6 +127,20 @@ def test_inference_is_paired_with_the_dense_model_timed_in_the_same_run() -> Non
     # unpaired, the same milliseconds against a dense baseline of the same spread: not resolved
     unpaired = samples({"d": (0.0, dense_ms), "a": (0.9, [5.0, 10.1, 14.9])})
     assert judge_axis(unpaired, M.train_time_s).state == FLAT
+
+
+def test_in_run_training_speedup_only_of_compacted_runs() -> None:
+    s = samples(
+        {"c": (0.9, [2.0, 2.2, 1.8]), "u": (0.9, [1.0, 1.0, 1.0])},
+        x=M.train_time_speedup,
+        **{M.deploy_format: {"c": ["compact"] * 3, "u": ["dense", "csr", "dense"]}},
+    )
+    t = compacted_speedup(s)
+    assert list(t.index) == ["c"]  # a run never compacted has no such measurement (1.0 by rule)
+    logs = np.log([2.0, 2.2, 1.8])
+    ci = stats.ttest_1samp(logs, 0.0).confidence_interval(0.95)
+    assert t.loc["c", "ratio"] == pytest.approx(np.exp(logs.mean()))
+    assert (t.loc["c", "ratio_ci95_lo"], t.loc["c", "ratio_ci95_hi"]) == pytest.approx(np.exp(ci))
 
 
 def test_granularity_groups_dense_points_apart() -> None:
