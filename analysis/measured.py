@@ -112,6 +112,8 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
     :data:`NO_INTERVAL`), and the axis's state (see the module docstring)."""
     if x not in samples or M.sparsity not in samples:
         return Axis(x, UNJUDGED, 0, _empty())
+    keep = (P.point_id, P.baseline_key, "seed", M.sparsity, x, IN_RUN_DENSE.get(x))
+    samples = samples[[c for c in dict.fromkeys(keep) if c is not None and c in samples]]
     values = pd.to_numeric(samples[x], errors="coerce")
     pruned = samples[(samples[M.sparsity] > DENSE_EPS) & (values > 0)]
     if pruned.empty:

@@ -44,7 +44,7 @@ from analysis.tables import (
     points_scale,
     seed_mean_history,
 )
-from sparsity_tune.metrics import M, direction
+from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, M, direction
 
 #: Fronts drawn by default: counted costs first, then measured ones (sparsity_tune.metrics).
 DEFAULT_X = (
@@ -234,7 +234,9 @@ def analyse(
     methods = at_equal_sparsity(samples, usable, y, scale, sign) if len(usable) else pd.DataFrame()
     vs = {m: versus_dense(samples, m, 1.0, -1.0) for m in CONVERGENCE if m in samples}
     usable_ids = set(usable[P.point_id]) if len(usable) else set()
-    axes = {x: judge_axis(samples[samples[P.point_id].isin(usable_ids)], x) for x in xs}
+    cols = [c for c in samples.columns if not str(c).startswith(LAYER_SPARSITY_PREFIX)]
+    judged = samples.loc[samples[P.point_id].isin(usable_ids), cols]
+    axes = {x: judge_axis(judged, x) for x in xs}
     why = (
         "no finished trial yet"
         if configs.empty
