@@ -37,7 +37,7 @@ class Series:
     step: bool = False  # draw lines as a staircase (fronts)
     text: list[str] | None = None  # hover text (plotly only)
     legend: bool = True
-    marker: str = "circle"  # "circle" | "square"
+    marker: str = "circle"  # "circle" | "square" | "diamond" | "triangle-up" (plotly names)
     width: float = 1.5
     end_label: str | None = None  # text written at the line's last point (labels dense curves)
 
@@ -115,8 +115,37 @@ def _log(values: pd.Series) -> bool:
     return bool(len(v) and v.max() / v.min() > 20)
 
 
-def front_chart(configs: pd.DataFrame, front: pd.DataFrame, x: str, y: str) -> Chart:
-    """All configurations faded, the front bold and joined as a staircase; bars = seed 95% CI."""
+#: Colour and marker of each pruning granularity in the fronts (other groups: the palette).
+GROUP_STYLE = {
+    "dense": ("#000000", "square"),
+    "unstructured": (PALETTE[0], "circle"),
+    "structured": (PALETTE[1], "diamond"),
+    "nm": (PALETTE[2], "triangle-up"),
+}
+
+
+def _group_styles(groups: list[str]) -> dict[str, tuple[str, str]]:
+    rest = [g for g in groups if g not in GROUP_STYLE]
+    extra = dict(zip(rest, _palette(len(rest) + 4)[4:], strict=True))
+    return {g: GROUP_STYLE.get(g, (extra.get(g, GREY), "circle")) for g in groups}
+
+
+def front_chart(
+    configs: pd.DataFrame,
+    front: pd.DataFrame,
+    x: str,
+    y: str,
+    group: str | None = None,
+    draw_front: bool = True,
+    note: str = "",
+) -> Chart:
+    """All configurations faded, the front bold and joined as a staircase; bars = ±1 seed std.
+
+    ``group``: a column of ``configs`` (the pruning granularity) that colours and marks the
+    points, dominated ones faded; ``draw_front=False`` plots the points without a front (an
+    axis whose differences are within the seed noise)."""
+    if group is not None:
+        return _grouped_front_chart(configs, front, x, y, group, draw_front, note)
     dominated = _cap(configs.drop(index=front.index, errors="ignore"))
     panel = Panel(f"{y} vs {x}", x, y, xlog=_log(configs[x]))
     panel.series.append(
@@ -148,6 +177,76 @@ def front_chart(configs: pd.DataFrame, front: pd.DataFrame, x: str, y: str) -> C
         [panel],
         "grey: dominated configurations; red: non-dominated; bars: ±1 std over seeds",
     )
+
+
+def _grouped_front_chart(
+    configs: pd.DataFrame,
+    front: pd.DataFrame,
+    x: str,
+    y: str,
+    group: str,
+    draw_front: bool,
+    note: str,
+) -> Chart:
+    panel = Panel(f"{y} vs {x}", x, y, xlog=_log(configs[x]))
+    on = configs.index.isin(front.index) if draw_front else np.zeros(len(configs), dtype=bool)
+    kind = configs[group].astype(str)
+    names = sorted(kind.unique(), key=lambda g: (g != "dense", g))
+    styles = _group_styles(names)
+    for g in names:  # the points off the front (all of them when no front is drawn)
+        part = _cap(configs[(kind == g).to_numpy() & ~on])
+        if part.empty:
+            continue
+        color, marker = styles[g]
+        panel.series.append(
+            Series(
+                part[x].to_numpy(float),
+                part[y].to_numpy(float),
+                g,
+                color=color,
+                alpha=0.35 if draw_front else 0.8,
+                yerr=_err(part, y),
+                text=part["label"].tolist(),
+                marker=marker,
+            )
+        )
+    if draw_front and len(front):
+        f = configs.loc[on].sort_values([x, y], kind="stable")
+        panel.series.append(
+            Series(
+                f[x].to_numpy(float),
+                f[y].to_numpy(float),
+                "Pareto front",
+                mode="lines",
+                color=PALETTE[3],
+                step=True,
+                legend=True,
+            )
+        )
+        for g in names:
+            pts = f[f[group].astype(str) == g]
+            if pts.empty:
+                continue
+            color, marker = styles[g]
+            panel.series.append(
+                Series(
+                    pts[x].to_numpy(float),
+                    pts[y].to_numpy(float),
+                    f"{g} (front)",
+                    color=color,
+                    yerr=_err(pts, y),
+                    text=pts["label"].tolist(),
+                    marker=marker,
+                    legend=g not in set(kind[~on]),
+                )
+            )
+        text = "colour and marker: pruning granularity; faded: dominated; red staircase: front"
+        title = f"Pareto front: {y} vs {x} (seed means)"
+    else:
+        text = "colour and marker: pruning granularity; no front drawn"
+        title = f"{y} vs {x} (seed means): no front"
+    text += "; bars: ±1 std over seeds" + (f"; {note}" if note else "")
+    return Chart(f"front_{x}", title, [panel], text)
 
 
 def by_group_chart(

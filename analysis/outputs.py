@@ -18,7 +18,9 @@ import pandas as pd
 
 from analysis import safe_io
 from analysis.load import ID_COLUMNS
+from analysis.measured import measured_table
 from analysis.questions import REFERENCE_TEXT, Analysis
+from sparsity_tune.metrics import MEASURED
 
 #: What each file holds (also listed at the end of report.html).
 FILES = {
@@ -30,6 +32,9 @@ FILES = {
     "and the seeds the observed noise would need",
     "methods.csv": "pruning variants compared at equal sparsity: difference, Welch 95% interval, "
     "verdict",
+    "measured.csv": "one row per cost axis and pruned operating point: ratio dense / pruned with "
+    "its Welch 95% and family-wise intervals over seeds (log scale), verdict, granularity, and "
+    "whether the axis moves beyond the seed noise",
     "pareto_<x>.csv": "non-dominated configurations of the accuracy metric vs cost x, with spread "
     "and hypervolume",
     "hypervolume.csv": "one row per cost axis: front size, hypervolume and its reference point",
@@ -54,6 +59,8 @@ def hypervolume_table(a: Analysis) -> pd.DataFrame:
             "y_direction": f.y_dir,
             "n_configs": f.n_configs,
             "n_front": len(f.table),
+            "kind": "measured" if f.x in MEASURED else "counted",
+            "versus_dense": a.axes[f.x].state if f.x in a.axes else "",
             "hypervolume": f.hypervolume,
             "hv_normalized": f.hv_normalized,
             "hv_ref_x": f.ref[0],
@@ -84,6 +91,7 @@ def write_all(a: Analysis, out: Path, png: bool = True, html: bool = True) -> di
     csv("configs.csv", a.configs)
     csv("points.csv", a.points)
     csv("methods.csv", a.methods)
+    csv("measured.csv", measured_table(a.points, a.axes))
     for x, f in a.fronts.items():
         csv(f"pareto_{x}.csv", f.table)
     csv("hypervolume.csv", hypervolume_table(a))

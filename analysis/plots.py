@@ -9,6 +9,9 @@ import numpy as np
 
 from analysis.charts import Chart
 
+#: plotly marker names (charts.Series.marker) to matplotlib's
+_MARKERS = {"circle": "o", "square": "s", "diamond": "D", "triangle-up": "^"}
+
 
 def draw(chart: Chart):
     """A matplotlib Figure for ``chart`` (one subplot per panel, at most 3 per row)."""
@@ -29,7 +32,7 @@ def draw(chart: Chart):
                 "label": s.name if s.legend else None,
                 "linestyle": "--" if s.dash else "-",
                 "linewidth": s.width,
-                "marker": ("s" if s.marker == "square" else "o") if "markers" in s.mode else None,
+                "marker": _MARKERS.get(s.marker, "o") if "markers" in s.mode else None,
                 "markersize": 4,
             }
             if s.mode == "markers":

@@ -3,7 +3,9 @@
 An IMP run trains each mask to the end of its round before pruning again, so every round is a
 trained network at its own sparsity, and round 0 is the run's own dense baseline (Frankle &
 Carbin's figures read IMP this way). A round's point holds the round's last record (as a trial's
-point holds its final record), ``peak_mem_bytes`` as the max over the round, and the round's own
+point holds its final record), ``peak_mem_bytes`` as the max over the round, times
+(:data:`FINAL_MASK_MEDIAN`) as the median over the epochs trained with the point's final mask
+(one epoch's wall time is at the mercy of the machine's load), and the round's own
 ``best_val_acc``, ``best_epoch``, ``test_acc_at_best_val`` and ``epochs_to_99pct`` (epochs
 counted from the round's start, i.e. from the rewind); summary-only figures (inference time,
 totals) describe the run's final network and sit on its last round. Rounds are read from
@@ -41,6 +43,11 @@ AMOUNT_KEYS: Final = frozenset(
 )
 DENSE_VARIANT: Final = "dense"
 REACH: Final = 0.99  #: "reaches 99% of" in the convergence columns
+#: Wall times whose point value is the median over the epochs trained with the point's final mask
+#: (a one_shot run's epochs after its pruning event, a gradual run's after end_epoch, an IMP
+#: round's epochs, every epoch of a dense run): what the final network costs an epoch, robust to
+#: a load spike in its last epoch.
+FINAL_MASK_MEDIAN: Final = (M.epoch_time_s, M.train_time_s, M.eval_time_s, M.samples_per_s)
 
 
 class P:
@@ -109,6 +116,12 @@ def segment_stats(h: pd.DataFrame) -> pd.DataFrame:
     out = g.tail(1).set_index(_KEY)
     if M.peak_mem_bytes in h:
         out[M.peak_mem_bytes] = g[M.peak_mem_bytes].max()
+    times = [m for m in FINAL_MASK_MEDIAN if m in h]
+    if times and M.sparsity in h:  # masks only shrink: the final mask's epochs are a tail
+        last = g[M.sparsity].transform("last")
+        same = np.isclose(h[M.sparsity], last, rtol=0, atol=1e-9) | last.isna()
+        final = h[same.to_numpy()]
+        out[times] = final.groupby(_KEY, sort=False)[times].median().reindex(out.index)
     v = h[h[M.val_acc].notna()]
     best = h.loc[v.groupby(_KEY)[M.val_acc].idxmax().to_numpy()].set_index(_KEY)
     out["_run_best"] = best[M.val_acc]
@@ -146,6 +159,11 @@ def operating_points(trials: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
     plain = fin[~imp].copy()
     plain["_seg"] = 0
     plain = plain.join(seg[[c for c in conv if c in seg]], on=_KEY)
+    for m in FINAL_MASK_MEDIAN:  # the final record's time is one epoch's: the median instead
+        if m in seg and m in plain:
+            med = seg[m].reindex(pd.MultiIndex.from_frame(plain[_KEY]))
+            plain[m] = med.to_numpy()
+            plain[m] = plain[m].fillna(fin.loc[plain.index, m])
     plain[P.round] = np.nan
     plain[P.point_id] = plain["config_id"]
     plain[P.baseline_key] = plain["base_id"]
@@ -184,11 +202,10 @@ def _imp_rounds(imp_trials: pd.DataFrame, seg: pd.DataFrame) -> pd.DataFrame:
     rows = stats.merge(imp_trials[keep], on="trial_id", how="inner")
     last = rows["_seg"].eq(rows.groupby("trial_id")["_seg"].transform("max"))
     rest = [m for m in SUMMARY_KEYS if m not in _ROUND_SUMMARY and m in imp_trials]
-    if rest:
-        tail = imp_trials.set_index("trial_id")[rest]
-        vals = tail.reindex(rows["trial_id"]).to_numpy()
-        for i, m in enumerate(rest):
-            rows[m] = pd.Series(vals[:, i], index=rows.index).where(last)
+    if rest:  # column by column: one array of mixed columns would turn numbers into objects
+        tail = imp_trials.set_index("trial_id")[rest].reindex(rows["trial_id"])
+        for m in rest:
+            rows[m] = pd.Series(tail[m].to_numpy(), index=rows.index).where(last)
     k = rows["_seg"].astype(int)
     first_len = _round0_length(rows)
     rows[P.round] = k.astype(float)

@@ -20,6 +20,18 @@ import pandas as pd
 from analysis import charts
 from analysis.compare import DIFF_COLS, at_equal_sparsity, variant_names, versus_dense
 from analysis.load import FINISHED, Experiment
+from analysis.measured import (
+    CHEAPER,
+    DEARER,
+    FLAT,
+    GRANULARITY,
+    UNJUDGED,
+    Axis,
+    compacted_speedup,
+    granularity,
+    is_measured,
+    judge_axis,
+)
 from analysis.pareto import hypervolume_2d, pareto_mask, reference_point
 from analysis.points import DENSE_VARIANT, P, numeric_point_metrics, operating_points
 from analysis.stats import BETTER, UNRESOLVED, WITHIN, WORSE, verdict, welch
@@ -32,9 +44,19 @@ from analysis.tables import (
     points_scale,
     seed_mean_history,
 )
-from sparsity_tune.metrics import M, direction
+from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, M, direction
 
-DEFAULT_X = (M.nonzero_params, M.sparse_bytes, M.peak_mem_bytes, M.train_time_s, M.epoch_time_s)
+#: Fronts drawn by default: counted costs first, then measured ones (sparsity_tune.metrics).
+DEFAULT_X = (
+    M.nonzero_params,
+    M.sparse_bytes,
+    M.peak_mem_bytes,
+    M.train_time_s,
+    M.epoch_time_s,
+    M.infer_ms_b1,
+    M.infer_ms_b256,
+    M.deploy_bytes,
+)
 DEFAULT_Y = M.test_acc
 DEFAULT_TOLERANCE = 1.0  # accuracy points (percentage points when accuracies are fractions)
 MATCH_RTOL = 0.2  # nonzero params of a "matched" pair differ by at most 20%
@@ -85,6 +107,7 @@ class Analysis:
     points: pd.DataFrame = field(default_factory=pd.DataFrame)  # seed aggregates (points.csv)
     methods: pd.DataFrame = field(default_factory=pd.DataFrame)  # equal sparsity (methods.csv)
     vs_dense: dict[str, pd.DataFrame] = field(default_factory=dict)  # convergence vs dense
+    axes: dict[str, Axis] = field(default_factory=dict)  # each front's x against dense and noise
     duplicates: int = 0  # finished trials whose settings and seed were already counted
 
     @property
@@ -96,6 +119,8 @@ class Analysis:
 def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
     """Pareto front of seed means on (x, y), directions from sparsity_tune.metrics.direction."""
     x_dir, y_dir = direction(x), direction(y)
+    if x not in configs or y not in configs:  # e.g. no run wrote that summary figure
+        configs = configs.iloc[0:0].assign(**{x: np.nan, y: np.nan})
     cand = configs[np.isfinite(configs[x].astype(float)) & np.isfinite(configs[y].astype(float))]
     if cand.empty:
         nan = float("nan")
@@ -208,18 +233,23 @@ def analyse(
     fronts = {x: front_table(usable, x, y) for x in xs}
     methods = at_equal_sparsity(samples, usable, y, scale, sign) if len(usable) else pd.DataFrame()
     vs = {m: versus_dense(samples, m, 1.0, -1.0) for m in CONVERGENCE if m in samples}
+    usable_ids = set(usable[P.point_id]) if len(usable) else set()
+    cols = [c for c in samples.columns if not str(c).startswith(LAYER_SPARSITY_PREFIX)]
+    judged = samples.loc[samples[P.point_id].isin(usable_ids), cols]
+    axes = {x: judge_axis(judged, x) for x in xs}
     why = (
         "no finished trial yet"
         if configs.empty
         else f"no finished configuration has both {y} and sparsity values"
     )
     a = Analysis(exp, trials, configs, hist, fronts, [], y, tolerance, scale, usable, why)
-    a.samples, a.points, a.methods, a.vs_dense, a.duplicates = (
+    a.samples, a.points, a.methods, a.vs_dense, a.duplicates, a.axes = (
         samples,
         points,
         methods,
         vs,
         duplicates,
+        axes,
     )
     a.sections = [
         _overview(a),
@@ -255,7 +285,8 @@ def _overview(a: Analysis) -> Section:
     if a.duplicates:
         s.sentences.append(
             f"{a.duplicates} finished trial(s) repeat the settings and seed of another "
-            "(experiments analysed together overlap); each (configuration, seed) counts once."
+            "(experiments analysed together overlap, or dense runs that differ only in pruning "
+            "settings that never acted); each (configuration, seed) counts once."
         )
     s.sentences.append(
         f"Differences are in points of {a.y} (x{_fmt(a.scale)}); every 'within tolerance', "
@@ -744,25 +775,49 @@ def _tradeoffs(a: Analysis) -> Section:
     s = Section("tradeoffs", "4. Accuracy / time / memory trade-offs (Pareto fronts)")
     if a.points.empty:
         return _no_data(s, "no finished trial yet")
+    counted = [x for x in a.fronts if not is_measured(x)]
+    measured = [x for x in a.fronts if is_measured(x)]
     s.sentences.append(
         "Fronts of the seed means of the operating points (IMP rounds included); hypervolume "
         f"reference point: the {REFERENCE_TEXT}; normalised hypervolume divides by the box "
-        "from the best observed values to it."
+        "from the best observed values to it. Counted costs (from the masks and shapes: the "
+        f"same masks give the same figure): {', '.join(counted) or 'none'}; measured costs "
+        "(wall time, memory and bytes of the model as trained or shipped, on the machine that "
+        f"ran the trial, read against the seed noise): {', '.join(measured) or 'none'}. A "
+        f"measured axis on which no pruned point differs from its dense baseline beyond the "
+        f"seed noise is called '{FLAT}' and gets no front."
     )
     for x, f in a.fronts.items():
+        kind = "measured" if is_measured(x) else "counted"
         if f.n_configs == 0:
-            s.sentences.append(f"{x}: not available (no operating point has both {x} and {y}).")
+            s.sentences.append(
+                f"{x} ({kind}): not available (no operating point has both {x} and {y})."
+            )
             continue
         cand = a.usable[a.usable[x].notna() & a.usable[y].notna()]
+        cand = cand.assign(granularity=granularity(cand))
+        ax = a.axes.get(x)
+        if ax is not None and ax.state == FLAT:
+            s.sentences.append(_flat_sentence(x, kind, ax))
+            s.charts.append(
+                charts.front_chart(
+                    cand, f.table, x, y, "granularity", draw_front=False, note=f"{x}: {FLAT}"
+                )
+            )
+            continue
         best = cand.loc[cand[y].idxmax() if f.y_dir == "max" else cand[y].idxmin()]
-        s.sentences.append(
-            f"{x}: {len(f.table)} of {f.n_configs} points are on the front; hypervolume "
+        text = (
+            f"{x} ({kind}): {len(f.table)} of {f.n_configs} points are on the front; hypervolume "
             f"{_fmt(f.hypervolume)} (normalised {_fmt(f.hv_normalized)}) against the reference "
             f"point ({x}={_fmt(f.ref[0])}, {y}={_fmt(f.ref[1])}). The most accurate "
             f"({best['label']}, {y} {_fmt(best[y])}) costs {_fmt(best[x])}; "
             + _cheapest(a, cand, best, x, f.x_dir)
         )
-        s.charts.append(charts.front_chart(cand, f.table, x, y))
+        if kind == "measured" and ax is not None:
+            text += " " + _by_granularity(a, x, ax)
+        s.sentences.append(text)
+        s.charts.append(charts.front_chart(cand, f.table, x, y, "granularity"))
+    s.sentences.extend(_granularity_sentences(a))
     costs = [
         c
         for c in (M.epoch_time_s, M.train_time_s, M.peak_mem_bytes, M.sparse_bytes)
@@ -782,7 +837,208 @@ def _tradeoffs(a: Analysis) -> Section:
                 "one line per model size",
             )
         )
+    wide = _ratio_table(a)
+    if len(wide):
+        ys = [c for c in wide.columns if c.startswith("ratio: ")]
+        s.charts.append(
+            charts.by_group_chart(
+                wide.assign(line=wide["granularity"] + " · " + wide["size"].astype(str)),
+                "measured_vs_sparsity",
+                "Measured costs of the pruned models against dense, by granularity",
+                M.sparsity,
+                ys,
+                "arch",
+                group="line",
+                note="ratio dense / pruned of the seed geometric means (above 1: cheaper; "
+                "intervals in measured.csv); one line per granularity and model size",
+            )
+        )
+        s.tables.append(
+            (
+                "Measured costs against the dense baseline: ratio dense / pruned (above 1: "
+                f"cheaper) and its verdict; difference of {y} in points (all in measured.csv)",
+                wide,
+            )
+        )
     return s
+
+
+#: Measured axes spelled out per granularity in section 4, and how each is said.
+SENTENCE_AXES = (M.infer_ms_b256, M.infer_ms_b1, M.train_time_s, M.deploy_bytes)
+_WORDS = {  # (cheaper, dearer, neither)
+    M.infer_ms_b256: ("faster at batch 256", "slower at batch 256", "at batch 256"),
+    M.infer_ms_b1: ("faster at batch 1", "slower at batch 1", "at batch 1"),
+    M.train_time_s: ("faster training epochs", "slower training epochs", "training epochs"),
+    M.epoch_time_s: ("faster epochs", "slower epochs", "whole epochs"),
+    M.peak_mem_bytes: ("less training memory", "more training memory", "training memory"),
+    M.deploy_bytes: ("smaller deployed", "larger deployed", "deployed bytes"),
+}
+RATIO_TEXT = (
+    "measured costs as the ratio dense / pruned of the seed geometric means, with the Welch 95% "
+    "interval over seeds of the log values"
+)
+
+
+def _times(r: float) -> str:
+    """A ratio: 3 digits, more near 1 (a 0.3% memory overhead is not "1.00x more")."""
+    if not np.isfinite(r):
+        return "n/a"
+    if abs(r - 1) < 0.01 and round(r, 4) != 1:
+        return f"{r:.4f}x"
+    return f"{r:.2f}x" if r < 10 else f"{r:.1f}x"
+
+
+def _pct(sparsity: float) -> str:
+    return f"{100 * sparsity:.3g}%"
+
+
+def _ratio_phrase(ax: Axis, x: str, point_id: str) -> str | None:
+    """How point ``point_id`` compares with dense on ``x``, in words, or None (not compared)."""
+    if point_id not in ax.table.index:
+        return None
+    r = ax.table.loc[point_id]
+    good, bad, plain = _WORDS.get(x, (f"less {x}", f"more {x}", x))
+    lo, hi = r["ratio_ci95_lo"], r["ratio_ci95_hi"]
+    if r["verdict"] == CHEAPER:
+        return f"{_times(r['ratio'])} {good} (95% CI [{_times(lo)}, {_times(hi)}])"
+    if r["verdict"] == DEARER:
+        return f"{_times(1 / r['ratio'])} {bad} (95% CI [{_times(1 / hi)}, {_times(1 / lo)}])"
+    if ax.state == FLAT:
+        return f"{_times(r['ratio'])} {plain} ({FLAT})"
+    if np.isfinite(lo):
+        return f"{_times(r['ratio'])} {plain} (within seed noise)"
+    return f"{_times(r['ratio'])} {plain} (no interval: one seed)"
+
+
+def _compacted_phrase(c: pd.Series) -> str:
+    """A compacted point's in-run training-step ratio (train_time_speedup), read at 95%."""
+    lo, hi, r = c["ratio_ci95_lo"], c["ratio_ci95_hi"], c["ratio"]
+    ci = f"measured in the run, 95% CI [{_times(lo)}, {_times(hi)}]"
+    if lo > 1:
+        return f"training steps {_times(r)} faster once compacted ({ci})"
+    if hi < 1:
+        return f"training steps {_times(1 / r)} slower once compacted ({ci})"
+    word = "within seed noise" if np.isfinite(lo) else "no interval: one seed"
+    return f"training steps {_times(r)} once compacted ({word}, {ci})"
+
+
+def _flat_sentence(x: str, kind: str, ax: Axis) -> str:
+    r = ax.table["ratio"]
+    return (
+        f"{x} ({kind}): {FLAT}: no pruned point's ratio to its dense baseline is resolved at "
+        f"the family-wise 5% level ({ax.k} points, Bonferroni-adjusted {WELCH} of the log "
+        f"values; ratios dense / pruned {_times(r.min())} to {_times(r.max())}), so no front "
+        "is drawn from it (the figure shows the points, by granularity)."
+    )
+
+
+def _by_granularity(a: Analysis, x: str, ax: Axis) -> str:
+    """Per granularity: how many points are cheaper than dense on ``x``, and the ratio range."""
+    if ax.state == UNJUDGED:
+        return (
+            "Not judged against the seed noise: no pruned point has a dense baseline with an "
+            "interval (a dense run with at least 2 seeds, and at least 2 seeds of its own)."
+        )
+    info = a.usable.set_index(P.point_id)
+    t = ax.table.join(info[[c for c in (M.sparsity, GRANULARITY) if c in info]], how="left")
+    t = t.assign(granularity=granularity(t))
+    parts = []
+    for g, gt in t.groupby("granularity", sort=True):
+        n_c, n_d = int((gt["verdict"] == CHEAPER).sum()), int((gt["verdict"] == DEARER).sum())
+        parts.append(
+            f"{g} cheaper at {n_c} and dearer at {n_d} of {len(gt)} points "
+            f"({_times(gt['ratio'].min())} to {_times(gt['ratio'].max())})"
+        )
+    return (
+        f"Against dense ({RATIO_TEXT}; the axis moves beyond the seed noise at the family-wise "
+        f"5% level): " + "; ".join(parts) + "."
+    )
+
+
+def _ratio_points(a: Analysis) -> tuple[list[str], pd.DataFrame]:
+    """The measured sentence axes that compared some point, and the pruned usable points they
+    compared, with their granularity."""
+    axes = [x for x in SENTENCE_AXES if x in a.axes and len(a.axes[x].table)]
+    if not axes:
+        return [], pd.DataFrame()
+    ids = set().union(*(a.axes[x].table.index for x in axes))
+    pts = a.usable[a.usable[P.point_id].isin(ids)]
+    return axes, pts.assign(granularity=granularity(pts))
+
+
+def _ratio_table(a: Analysis) -> pd.DataFrame:
+    """One row per compared pruned point: its settings, ratio and verdict on each sentence axis,
+    and its accuracy difference to dense (the section's table and figure)."""
+    axes, pts = _ratio_points(a)
+    if not axes:
+        return pd.DataFrame()
+    cols = ["arch", "size", "granularity", P.variant, P.round, M.sparsity, "n_seeds", "diff_pts"]
+    cols += ["diff_ci95_lo", "diff_ci95_hi", "label"]
+    out = pts[[c for c in cols if c in pts]].set_index(pts[P.point_id])
+    for x in axes:
+        t = a.axes[x].table
+        out[f"ratio: {x}"] = t["ratio"].reindex(out.index)
+        out[f"verdict: {x}"] = t["verdict"].reindex(out.index)
+    return out.sort_values(["arch", "size", "granularity", M.sparsity]).reset_index(drop=True)
+
+
+def _size_order(g: pd.DataFrame) -> list[str]:
+    """The model sizes of ``g``, smallest first (by total_params; by name where it is unknown)."""
+    sizes = g["size"].astype(str)
+    tp = pd.to_numeric(g[M.total_params], errors="coerce") if M.total_params in g else sizes * 0
+    most = tp.groupby(sizes.to_numpy()).max()
+    return sorted(most.index, key=lambda v: (np.nan_to_num(most[v], nan=-1.0), v))
+
+
+def _granularity_sentences(a: Analysis) -> list[str]:
+    """Research question 4 by granularity: per architecture, its largest model at every pruned
+    point (measured ratios to dense and the accuracy difference), then each granularity's gain
+    at its highest sparsity across model sizes."""
+    axes, pts = _ratio_points(a)
+    if not axes:
+        return [
+            "Not available: measured costs against dense (no pruned point has a measured cost "
+            "and a dense baseline with the same settings)."
+        ]
+    out = []
+    steps = compacted_speedup(a.samples)
+    many = pts.groupby("granularity")[P.variant].nunique()
+    for arch, g in pts.groupby("arch", sort=True):
+        size = _size_order(g)[-1]
+        sub = g[g["size"].astype(str) == size]
+        clauses = []
+        for _, r in sub.sort_values(["granularity", M.sparsity, P.variant]).iterrows():
+            where = f"{r['granularity']} {_pct(r[M.sparsity])}"
+            if many.get(r["granularity"], 1) > 1:
+                where += f" ({r[P.variant]})"
+            if np.isfinite(r[P.round]):
+                where += f" (IMP round {int(r[P.round])})"
+            said = [p for x in axes if (p := _ratio_phrase(a.axes[x], x, r[P.point_id]))]
+            if r[P.point_id] in steps.index:
+                said.append(_compacted_phrase(steps.loc[r[P.point_id]]))
+            if np.isfinite(r["diff_pts"]):
+                said.append(f"{a.y} {_diff(r)}")
+            clauses.append(f"{where}: " + ", ".join(said))
+        out.append(
+            f"{arch} {size} (the largest {arch}; {RATIO_TEXT}; {a.y} as the difference to "
+            f"dense in points): " + "; ".join(clauses) + "."
+        )
+    x0 = axes[0]
+    t = a.axes[x0].table
+    for gran, g in pts[pts[P.point_id].isin(t.index)].groupby("granularity", sort=True):
+        parts = []
+        for arch, ga in g.groupby("arch", sort=True):
+            cells = []
+            for size in _size_order(ga):
+                top = ga[ga["size"].astype(str) == size].sort_values(M.sparsity).iloc[-1]
+                r = t.loc[top[P.point_id]]
+                cells.append(f"{size} ({_pct(top[M.sparsity])}) {_times(r['ratio'])}")
+            parts.append(f"{arch} " + ", ".join(cells))
+        out.append(
+            f"{gran}, {x0} against dense at each model size's highest {gran} sparsity "
+            f"(ratio dense / pruned; smallest model first): " + "; ".join(parts) + "."
+        )
+    return out
 
 
 def _cheapest(a: Analysis, cand: pd.DataFrame, best: pd.Series, x: str, x_dir: str) -> str:

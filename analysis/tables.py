@@ -1,7 +1,8 @@
 """Seed aggregation: trials -> configurations (seed-mean, seed std, t-based 95% interval).
 
 A *configuration* is a trial's settings without its seed (and without settings that cannot change
-results, such as the data root). Everything a front or a report sentence says is about
+results, such as the data root; a finished run that never pruned a weight is dense whatever its
+``pruning.*`` settings say, so they do not make it another configuration). Everything a front or a report sentence says is about
 configurations, so one lucky seed never makes the front. Settings alone make the identity, not the
 experiment: analysed together, two experiments share a configuration only where their settings
 are equal, and a (configuration, seed) pair found in both counts once. :func:`aggregate_seeds` is
@@ -51,25 +52,45 @@ def _short_names(cols: list[str]) -> dict[str, str]:
     return {c: (s if last.count(s) == 1 else c) for c, s in zip(cols, last, strict=True)}
 
 
+def never_pruned(trials: pd.DataFrame) -> pd.Series:
+    """True for a finished trial whose final network is dense (achieved sparsity 0): its pruning
+    settings never acted (masks only shrink, and an IMP run ends sparse), so a grid of
+    granularity x sparsity that includes sparsity 0 runs the same dense network once per
+    granularity, and those runs are one configuration."""
+    if M.sparsity not in trials or "status" not in trials:
+        return pd.Series(False, index=trials.index)
+    sparsity = pd.to_numeric(trials[M.sparsity], errors="coerce")
+    return (trials["status"] == FINISHED) & sparsity.le(DENSE_EPS)
+
+
 def add_config_ids(trials: pd.DataFrame) -> pd.DataFrame:
-    """Add ``config_id`` (settings without seed), ``base_id`` (also without pruning.*),
-    ``label`` and ``base_label`` (the settings, and the non-pruning settings, that vary among
-    the trials), ``arch`` and ``size``."""
+    """Add ``config_id`` (settings without seed; a never-pruned run's without its pruning
+    settings, see :func:`never_pruned`), ``base_id`` (also without pruning.*), ``label`` and
+    ``base_label`` (the settings, and the non-pruning settings, that vary among the trials;
+    "· dense" for a never-pruned run), ``arch`` and ``size``."""
     df = trials.copy()
     ident = identity_columns(df)
+    dense = never_pruned(df)
     if not ident:  # no config.json anywhere: every trial is its own configuration
         df["config_id"] = df["trial_id"].astype(str)
     else:
-        df["config_id"] = _hash_ids(df[ident])
+        settings = df[ident]
+        if dense.any():
+            settings = settings.copy()
+            for c in (c for c in ident if c.startswith("pruning.")):
+                settings[c] = settings[c].astype(object).where(~dense, None)
+        df["config_id"] = _hash_ids(settings)
     base_cols = [c for c in ident if not c.startswith("pruning.")]
     df["base_id"] = _hash_ids(df[base_cols])
     vary = _varying(df, ident)
     names = _short_names(vary)
     fallback = df["experiment"].astype("string").fillna("config").astype(str)
     df["label"] = _label(df, vary, names, fallback)
-    df["base_label"] = _label(
-        df, [c for c in vary if not c.startswith("pruning.")], names, fallback
-    )
+    base_vary = [c for c in vary if not c.startswith("pruning.")]
+    df["base_label"] = _label(df, base_vary, names, fallback)
+    if dense.any() and any(c.startswith("pruning.") for c in vary):
+        lead = df.loc[dense, "base_label"] + " · " if base_vary else ""
+        df.loc[dense, "label"] = lead + "dense"
     df["arch"] = _col(df, "model.arch").fillna("?").astype(str)
     df["size"] = _size(df)
     return df

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from analysis import safe_io
+from analysis.measured import FLAT, measured_table
 from analysis.questions import Analysis
 
 MAX_TABLE_ROWS = 50_000
@@ -104,14 +105,18 @@ def log_analysis(
             continue
         t = _table(f.table)
         data[f"pareto/{x}"] = t
-        data[f"pareto_plot/{x}"] = wandb.plot.scatter(
-            t, x, a.y, title=f"Pareto front: {a.y} vs {x}"
-        )
+        if x not in a.axes or a.axes[x].state != FLAT:  # no front drawn from noise
+            data[f"pareto_plot/{x}"] = wandb.plot.scatter(
+                t, x, a.y, title=f"Pareto front: {a.y} vs {x}"
+            )
         run.summary[f"hypervolume/{x}"] = f.hypervolume
         run.summary[f"hv_normalized/{x}"] = f.hv_normalized
+    for x, ax in a.axes.items():
+        run.summary[f"versus_dense/{x}"] = ax.state
     from analysis.outputs import hypervolume_table
 
     data["hypervolume"] = _table(hypervolume_table(a))
+    data["measured"] = _table(measured_table(a.points, a.axes))
     for name, path in written.items():
         if name.endswith(".png"):
             data[f"plots/{Path(name).stem}"] = wandb.Image(str(path))

@@ -219,6 +219,34 @@ SUMMARY_KEYS: Final[tuple[Metric, ...]] = tuple(
 #: Metrics with a number for a value (the analysis's numeric columns).
 NUMERIC: Final[tuple[Metric, ...]] = tuple(m for m in REGISTRY.values() if m.numeric)
 
+#: Costs counted from the masks and the shapes: the same masks give the same figure, so they carry
+#: no noise and say nothing about speed by themselves (DESIGN: counted and measured costs).
+COUNTED: Final[frozenset[Metric]] = frozenset(
+    {M.total_params, M.nonzero_params, M.dense_bytes, M.sparse_bytes, M.flops_dense, M.flops_sparse}
+)
+#: Costs measured on the machine that ran the trial (wall time, memory, the bytes of the model as
+#: shipped): they depend on kernels and load, so the analysis reads them against seed noise.
+MEASURED: Final[frozenset[Metric]] = frozenset(
+    {
+        M.epoch_time_s,
+        M.train_time_s,
+        M.eval_time_s,
+        M.peak_mem_bytes,
+        M.samples_per_s,
+        M.deploy_bytes,
+        M.infer_ms_b1,
+        M.infer_ms_b256,
+        M.infer_ms_dense_b1,
+        M.infer_ms_dense_b256,
+        M.infer_speedup_b1,
+        M.infer_speedup_b256,
+        M.train_time_speedup,
+        M.total_time_s,
+        M.total_train_time_s,
+        M.peak_mem_bytes_max,
+    }
+)
+
 LAYER_SPARSITY_PREFIX: Final = "layer_sparsity/"
 
 

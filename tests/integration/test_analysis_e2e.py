@@ -14,13 +14,15 @@ from headless_chromium import check_page, chromium_binary
 from sweep_helpers import tiny_spec
 
 from analysis.load import ID_COLUMNS
+from analysis.questions import DEFAULT_X
 from sparsity_tune import layout
 from sparsity_tune.metrics import RECORD_KEYS, SUMMARY_KEYS
 from sparsity_tune.sweep import launch
 
 REPO = Path(__file__).resolve().parents[2]
-X = ("nonzero_params", "sparse_bytes", "peak_mem_bytes", "train_time_s", "epoch_time_s")
+X = tuple(DEFAULT_X)  # counted and measured costs
 PNGS = {
+    "measured_vs_sparsity",
     "learning_curves",
     "sparsity_schedule",
     "convergence",
@@ -103,6 +105,15 @@ def check_outputs(out: Path, n_trials: int, n_finished: int) -> None:
         assert len(front) >= 1 and set(front["config_id"]) <= finished_ids
     hv = pd.read_csv(out / "hypervolume.csv")
     assert hv["x"].tolist() == list(X) and hv["hypervolume"].notna().all()
+    assert set(hv["versus_dense"]) <= {"moves", "flat: within seed noise", "unjudged"}
+    assert hv.set_index("x")["kind"].to_dict()["nonzero_params"] == "counted"
+    assert hv.set_index("x")["kind"].to_dict()["infer_ms_b256"] == "measured"
+    measured = pd.read_csv(out / "measured.csv")
+    assert {"axis", "kind", "axis_state", "granularity", "ratio", "ratio_ci95_lo"} <= set(
+        measured.columns
+    )
+    assert set(measured["axis"]) <= set(X) and (measured["ratio"] > 0).all()
+    assert (measured["sparsity"] > 0).all() and set(measured["granularity"]) == {"unstructured"}
     pngs = {p.stem for p in (out / "plots").glob("*.png")}
     assert pngs >= PNGS
     assert all(p.stat().st_size > 5_000 for p in (out / "plots").glob("*.png"))

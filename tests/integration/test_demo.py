@@ -1,6 +1,7 @@
-"""The main job in miniature: search_spaces/demo.yaml with tiny epochs and a slice of the data,
-through the real launcher (Ray Tune, the trainer), then ``python -m analysis``: every research
-question the sweep covers is answered with numbers, none says "Not available"."""
+"""The main job in miniature: search_spaces/demo.yaml with tiny models, few epochs and a slice of
+the data, through the real launcher (Ray Tune, the trainer, the deployable model's timing), then
+the analysis: every research question the sweep covers is answered with numbers, none says "Not
+available", and section 4 compares the granularities on the measured axes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 import yaml
 
 from analysis.load import load_experiment
+from analysis.measured import FLAT, MOVES, UNJUDGED
 from analysis.questions import analyse
+from sparsity_tune.metrics import M
 from sparsity_tune.sweep import launch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,19 +24,24 @@ ANSWERED = ("dynamics", "tolerance", "methods", "robustness", "tradeoffs", "arch
 
 @pytest.fixture(scope="module")
 def demo(ray_session, tmp_path_factory, data_root) -> Path:
-    """demo.yaml as shipped, shrunk: 2 rounds of 2 epochs, one width, 2 seeds, 600 samples."""
+    """demo.yaml as shipped, shrunk: width 8, depths 1 and 2, dense and 90%, 2 seeds, 4 epochs
+    (prune after 2), 600 samples: 2 archs x 2 depths x 2 granularities x 2 sparsities x 2 seeds."""
     spec = yaml.safe_load((REPO / "search_spaces" / "demo.yaml").read_text())
-    assert spec["pruning"]["method"] == "imp"
+    assert spec["pruning"]["method"] == "one_shot"
     grid = spec["search"]["parameters"]
     assert set(grid["model.arch"]["values"]) == {"mlp", "cnn"}
     assert len(grid["model.depth"]["values"]) >= 2 and len(grid["model.width"]["values"]) >= 2
+    assert {"unstructured", "structured"} <= set(grid["pruning.granularity"]["values"])
+    assert 0.0 in grid["pruning.final_sparsity"]["values"]  # the dense baseline
+    assert len(spec["search"]["seeds"]) >= 3
     grid["model.width"] = {"values": [8]}
     grid["model.depth"] = {"values": [1, 2]}
+    grid["pruning.final_sparsity"] = {"values": [0.0, 0.9]}
     spec["search"]["seeds"] = [0, 1]
-    spec["search"]["checkpoint_every"] = 6
+    spec["search"]["checkpoint_every"] = 4
     spec["dataset"].update(root=str(data_root), train_limit=600, test_limit=300)
-    spec["train"]["epochs"] = 6
-    spec["pruning"].update(rounds=2, epochs_per_round=2)
+    spec["train"]["epochs"] = 4
+    spec["pruning"]["start_epoch"] = 2
     tmp = tmp_path_factory.mktemp("demo")
     path = tmp / "demo.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -47,9 +55,19 @@ NUMBER = re.compile(r"\d")
 @pytest.mark.slow
 def test_demo_answers_every_question_with_numbers(demo: Path) -> None:
     a = analyse(load_experiment(demo))
-    assert len(a.trials) == 16 and (a.trials["status"] == "finished").all()
-    # IMP rounds are the operating points: 8 configurations x 2 pruned rounds + 4 shared round 0
-    assert len(a.points) == 8 * 2 + 4 and a.points["round"].notna().all()
+    assert len(a.trials) == 32 and (a.trials["status"] == "finished").all()
+    # per size: one dense configuration (both granularities' dense runs, counted once) and the
+    # two granularities at 90%
+    assert len(a.points) == 4 * 3 and a.duplicates == 8
+    assert set(a.trials.loc[a.trials[M.sparsity] > 0, M.deploy_format]) <= {
+        "compact",
+        "csr",
+        "dense",
+    }
+    structured = a.trials[
+        (a.trials["pruning.granularity"] == "structured") & (a.trials[M.sparsity] > 0)
+    ]
+    assert (structured[M.deploy_format] == "compact").all()
     for s in a.sections:
         if s.key not in ANSWERED:
             continue
@@ -60,11 +78,41 @@ def test_demo_answers_every_question_with_numbers(demo: Path) -> None:
     for arch in ("mlp", "cnn"):
         assert f"{arch}, (a) epochs until a run first reaches 99%" in by["dynamics"]
         assert f"{arch}, (b) epochs until a run reaches 99% of the dense" in by["dynamics"]
-        assert f"{arch}, (c) IMP early stopping" in by["dynamics"]
         assert re.search(rf"{arch}: (up to sparsity|no pruned point is resolved)", by["tolerance"])
         assert f"{arch}: across 2 sizes the highest sparsity" in by["robustness"]
     assert "95% CI [" in by["tolerance"] and "pruned points:" in by["tolerance"]
-    assert "winning ticket (score=magnitude) vs random pruning (score=random)" in by["methods"]
+    assert re.search(r"granularity=(un)?structured vs granularity=(un)?structured", by["methods"])
     assert "At most " in by["arch"] and ("cnn vs mlp" in by["arch"] or "mlp vs cnn" in by["arch"])
     keys = {c.key for s in a.sections for c in s.charts}
-    assert {"imp_rounds", "imp_early_stop", "learning_curves", "convergence"} <= keys
+    assert {"learning_curves", "convergence", "measured_vs_sparsity", "front_infer_ms_b256"} <= keys
+
+
+@pytest.mark.slow
+def test_demo_compares_granularities_on_measured_axes(demo: Path) -> None:
+    a = analyse(load_experiment(demo))
+    text = next(s for s in a.sections if s.key == "tradeoffs").sentences
+    assert "Counted costs" in text[0] and "measured costs" in text[0]
+    for x in (M.infer_ms_b1, M.infer_ms_b256, M.deploy_bytes, M.train_time_s):
+        assert a.axes[x].state in (MOVES, FLAT), x  # dense baselines and 2 seeds: judged
+        assert a.axes[x].state != UNJUDGED
+        line = next(t for t in text if t.startswith(f"{x} (measured): "))
+        if a.axes[x].state == FLAT:
+            assert line.startswith(f"{x} (measured): {FLAT}: ") and "no front is drawn" in line
+        else:
+            assert "points are on the front" in line and "structured cheaper at" in line
+    # compacted models ship fewer bytes than dense: noise-free, so always resolved
+    assert a.axes[M.deploy_bytes].state == MOVES
+    for arch in ("mlp", "cnn"):
+        # the largest by parameters (a depth-1 CNN's head sees a longer signal than depth 2's)
+        line = next(t for t in text if re.match(rf"{arch} d\d×w8 \(the largest {arch};", t))
+        clauses = line.split("in points): ", 1)[1].rstrip(".").split("; ")
+        for gran in ("structured", "unstructured"):
+            part = next(c for c in clauses if c.startswith(gran + " "))
+            assert "at batch 256" in part and "at batch 1" in part, part
+            assert "deployed" in part and "test_acc " in part and "points (95% CI [" in part, part
+        assert " once compacted (" in line and "measured in the run, 95% CI [" in line
+    for gran in ("structured", "unstructured"):
+        line = next(t for t in text if t.startswith(f"{gran}, infer_ms_b256 against dense"))
+        for arch in ("cnn", "mlp"):
+            cells = line.split(f"{arch} ", 1)[1].split(";")[0]
+            assert "d1×w8 (" in cells and "d2×w8 (" in cells, line

@@ -110,8 +110,8 @@ def test_cli_when_the_accuracy_metric_is_missing_everywhere(tmp_path):
     html = (out / "report.html").read_text()
     assert "Not available: no finished configuration has both test_acc and sparsity values" in html
     assert (
-        "nonzero_params: not available (no operating point has both nonzero_params and test_acc)"
-        in html
+        "nonzero_params (counted): not available (no operating point has both nonzero_params "
+        "and test_acc)" in html
     )
     assert pd.read_csv(out / "pareto_nonzero_params.csv").empty
 

@@ -51,3 +51,4 @@ def test_wandb_offline_run_holds_the_analysis(tmp_path, monkeypatch):
     )
     assert list((media / "html").glob("report_*.html"))
     assert list((media / "table").glob("configs_*.table.json"))
+    assert list((media / "table").glob("measured_*.table.json"))  # ratios to dense, by axis

@@ -1,0 +1,221 @@
+"""Cost axes read against the dense baseline and the seed noise, by pruning granularity.
+
+A mask saves nothing by itself: what pruning buys in wall time, memory and shipped bytes depends
+on the kernels that run the pruned model (DESIGN: counted and measured costs), and a measured
+figure moves with the machine's load. So before a front is drawn on a cost axis, each pruned
+operating point is put against its dense baseline on that axis:
+
+- **ratio**: dense / pruned for a cost (above 1: cheaper; pruned / dense for a maximised axis),
+  of the seed geometric means. Its interval is the Welch interval (:func:`analysis.stats.welch`)
+  of the difference of the seeds' mean *log* values, exponentiated: times and bytes change by
+  factors, and on the log scale a ratio's interval is symmetric.
+- **the dense baseline**: for inference times the dense model timed beside the deployable one in
+  the same runs (``infer_ms_dense_b1``/``_b256``: same process, interleaved, so the machine's
+  load cancels), the ratio taken per run and its interval the Student-t one over the runs' log
+  ratios (Welch's with a spread-free second sample); for every other axis the dense baseline's
+  own seeds (:func:`analysis.points.dense_samples`: the dense configuration of the same other
+  settings, or IMP round 0), unpaired as elsewhere in the report.
+- **the axis** (:func:`judge_axis`): it *moves* when at least one point's interval at the
+  family-wise level ``1 - 0.05/k`` (Bonferroni over the ``k`` points compared on it) excludes 1;
+  it is *flat: within seed noise* when none does (then no front is drawn from it), and
+  *unjudged* when no point has an interval (no dense baseline, or one seed). Only on an axis that
+  moves is each point read at 95% (Fisher's protected comparisons: the family first).
+
+Summary figures (the deployable model's bytes and latency) describe a run's final network, so an
+IMP round before the last has none (:mod:`analysis.points`) and is never compared on them.
+
+>>> import pandas as pd
+>>> granularity(pd.DataFrame({"sparsity": [0.0, 0.9], "pruning.granularity": ["nm", "nm"]})).tolist()
+['dense', 'nm']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from analysis.points import P, dense_samples
+from analysis.stats import LEVEL, welch
+from analysis.tables import DENSE_EPS
+from sparsity_tune.metrics import MEASURED, M, direction
+
+GRANULARITY: Final = "pruning.granularity"
+DENSE: Final = "dense"
+#: Inference times are compared with the dense model timed beside them in the same runs.
+IN_RUN_DENSE: Final = {M.infer_ms_b1: M.infer_ms_dense_b1, M.infer_ms_b256: M.infer_ms_dense_b256}
+FAMILY_ALPHA: Final = 0.05  #: family-wise error rate of the flat rule (Bonferroni over points)
+
+MOVES: Final = "moves"
+FLAT: Final = "flat: within seed noise"
+UNJUDGED: Final = "unjudged"
+CHEAPER: Final = "cheaper"
+DEARER: Final = "dearer"
+WITHIN_NOISE: Final = "within seed noise"
+NO_INTERVAL: Final = "no interval"
+#: Columns of :attr:`Axis.table` (one row per pruned point compared, index ``point_id``).
+RATIO_COLS: Final = (
+    "n",
+    "dense_n",
+    "ratio",
+    "ratio_ci95_lo",
+    "ratio_ci95_hi",
+    "ratio_family_lo",
+    "ratio_family_hi",
+    "verdict",
+)
+
+
+def granularity(points: pd.DataFrame) -> pd.Series:
+    """The group a point is drawn and compared in: ``dense`` for a dense point, else its
+    ``pruning.granularity`` (``unstructured`` where it is missing: the only one there once was)."""
+    g = points[GRANULARITY] if GRANULARITY in points else pd.Series(pd.NA, index=points.index)
+    g = g.astype("string").fillna("unstructured").astype(object)
+    return g.where(~points[M.sparsity].le(DENSE_EPS), DENSE)
+
+
+def is_measured(x: str) -> bool:
+    """Whether ``x`` is a measured cost (:data:`sparsity_tune.metrics.MEASURED`)."""
+    return x in MEASURED
+
+
+@dataclass
+class Axis:
+    """One cost axis against the dense baseline: ``state`` is :data:`MOVES`, :data:`FLAT` or
+    :data:`UNJUDGED`; ``k`` points had an interval; ``table`` has :data:`RATIO_COLS`."""
+
+    x: str
+    state: str
+    k: int
+    table: pd.DataFrame
+
+
+def _log_stats(df: pd.DataFrame, key: str, col: str) -> pd.DataFrame:
+    """Mean, std and count over seeds of ``log(col)`` per ``key`` (non-positive values left out)."""
+    v = pd.to_numeric(df[col], errors="coerce")
+    ok = v > 0
+    logs = np.log(v[ok])
+    g = logs.groupby(df.loc[ok, key].to_numpy(), sort=False)
+    return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()})
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=list(RATIO_COLS), index=pd.Index([], name=P.point_id))
+
+
+def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Axis:
+    """Every pruned point's ratio to its dense baseline on ``x`` (one row per point of the
+    per-seed table ``samples``, see :func:`analysis.points.operating_points`), its 95% and
+    family-wise intervals, its verdict (:data:`CHEAPER`, :data:`DEARER`, :data:`WITHIN_NOISE`,
+    :data:`NO_INTERVAL`), and the axis's state (see the module docstring)."""
+    if x not in samples or M.sparsity not in samples:
+        return Axis(x, UNJUDGED, 0, _empty())
+    keep = (P.point_id, P.baseline_key, "seed", M.sparsity, x, IN_RUN_DENSE.get(x))
+    samples = samples[[c for c in dict.fromkeys(keep) if c is not None and c in samples]]
+    values = pd.to_numeric(samples[x], errors="coerce")
+    pruned = samples[(samples[M.sparsity] > DENSE_EPS) & (values > 0)]
+    if pruned.empty:
+        return Axis(x, UNJUDGED, 0, _empty())
+    ref_col = IN_RUN_DENSE.get(x)
+    if ref_col is not None:  # paired: each run's log(point / dense) against a spread-free 0
+        if ref_col not in pruned:
+            return Axis(x, UNJUDGED, 0, _empty())
+        ref_v = pd.to_numeric(pruned[ref_col], errors="coerce")
+        own = np.log(values[pruned.index]) - np.log(ref_v.where(ref_v > 0))
+        g = own.groupby(pruned[P.point_id].to_numpy(), sort=False)
+        mine = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()})
+        ref = pd.DataFrame({"mean": 0.0, "std": 0.0, "n": mine["n"]}, index=mine.index)
+    else:
+        mine = _log_stats(pruned, P.point_id, x)
+        by_key = _log_stats(dense_samples(samples, x), P.baseline_key, x)
+        key = pruned.groupby(P.point_id, sort=False)[P.baseline_key].first()
+        ref = by_key.reindex(key.reindex(mine.index).to_numpy()).set_axis(mine.index)
+    ref = ref.fillna({"n": 0})
+    keep = ref["n"] > 0
+    mine, ref = mine[keep], ref[keep]
+    if mine.empty:
+        return Axis(x, UNJUDGED, 0, _empty())
+    a, b = (ref, mine) if direction(x) == "min" else (mine, ref)  # log ratio: + is cheaper
+
+    def interval(level: float) -> dict[str, np.ndarray]:
+        return welch(a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"], level=level)
+
+    d = interval(LEVEL)
+    has = np.isfinite(d["lo"])
+    k = int(has.sum())
+    f = interval(1 - alpha / max(k, 1))
+    verdict = np.where(d["lo"] > 0, CHEAPER, np.where(d["hi"] < 0, DEARER, WITHIN_NOISE))
+    verdict = np.where(has, verdict, NO_INTERVAL).astype(object)
+    moved = (f["lo"] > 0) | (f["hi"] < 0)
+    state = UNJUDGED if k == 0 else (MOVES if moved.any() else FLAT)
+    if state == FLAT:
+        verdict[has] = WITHIN_NOISE  # protected: no point is read alone on a flat axis
+    table = pd.DataFrame(
+        {
+            "n": mine["n"].astype(int),
+            "dense_n": ref["n"].astype(int),
+            "ratio": np.exp(d["diff"]),
+            "ratio_ci95_lo": np.exp(d["lo"]),
+            "ratio_ci95_hi": np.exp(d["hi"]),
+            "ratio_family_lo": np.exp(f["lo"]),
+            "ratio_family_hi": np.exp(f["hi"]),
+            "verdict": verdict,
+        },
+        index=mine.index.rename(P.point_id),
+    )
+    return Axis(x, state, k, table)
+
+
+#: Columns of :func:`measured_table` taken from the points.
+_POINT_COLS = ("label", "arch", "size", P.round, M.sparsity)
+
+
+def measured_table(points: pd.DataFrame, axes: dict[str, Axis]) -> pd.DataFrame:
+    """measured.csv: one row per (cost axis, pruned point compared): the point's settings and
+    granularity, its ratio to dense with the intervals and verdict, and the axis's state."""
+    rows = []
+    info = points.set_index(P.point_id)
+    info = info.assign(granularity=granularity(info))
+    cols = [c for c in (*_POINT_COLS, "granularity") if c in info]
+    for x, ax in axes.items():
+        if ax.table.empty:
+            continue
+        t = ax.table.join(info[cols], how="left")
+        t.insert(0, "axis_state", ax.state)
+        t.insert(0, "kind", "measured" if is_measured(x) else "counted")
+        t.insert(0, "axis", x)
+        rows.append(t.reset_index())
+    if not rows:
+        return pd.DataFrame(columns=["axis", "kind", "axis_state", P.point_id, *RATIO_COLS, *cols])
+    out = pd.concat(rows, ignore_index=True)
+    lead = ["axis", "kind", "axis_state", P.point_id, *cols]
+    return out[lead + [c for c in out.columns if c not in lead]]
+
+
+COMPACT: Final = "compact"  #: deploy_format of a run whose model was physically compacted
+
+
+def compacted_speedup(samples: pd.DataFrame) -> pd.DataFrame:
+    """Per point whose runs were compacted (``deploy_format`` compact): ``train_time_speedup``,
+    each run's own interleaved measurement of a training step at dense shapes against the
+    compact model, as ``ratio`` (geometric mean over seeds) with ``ratio_ci95_lo``/``_hi``, the
+    Student-t interval over the runs' log values, and ``n``. Index ``point_id``."""
+    cols = ["n", "ratio", "ratio_ci95_lo", "ratio_ci95_hi"]
+    if M.train_time_speedup not in samples or M.deploy_format not in samples:
+        return pd.DataFrame(columns=cols, index=pd.Index([], name=P.point_id))
+    runs = samples[samples[M.deploy_format].astype("string").eq(COMPACT).fillna(False)]
+    st = _log_stats(runs, P.point_id, M.train_time_speedup)
+    zero = np.zeros(len(st))
+    d = welch(st["mean"], st["std"], st["n"], zero, zero, st["n"])
+    out = pd.DataFrame(
+        {
+            "n": st["n"].astype(int),
+            "ratio": np.exp(d["diff"]),
+            "ratio_ci95_lo": np.exp(d["lo"]),
+            "ratio_ci95_hi": np.exp(d["hi"]),
+        },
+        index=st.index.rename(P.point_id),
+    )
+    return out[cols]
