@@ -11,7 +11,8 @@ operating point is put against its dense baseline on that axis:
   factors, and on the log scale a ratio's interval is symmetric.
 - **the dense baseline**: for inference times the dense model timed beside the deployable one in
   the same runs (``infer_ms_dense_b1``/``_b256``: same process, interleaved, so the machine's
-  load cancels), the ratio taken per run and its interval the Student-t one over the runs' log
+  load cancels), for shipped bytes the dense model saved in the same runs
+  (``deploy_bytes_dense``: an IMP round before the last ships nothing), the ratio taken per run and its interval the Student-t one over the runs' log
   ratios (Welch's with a spread-free second sample); for every other axis the dense baseline's
   own seeds (:func:`analysis.points.dense_samples`: the dense configuration of the same other
   settings, or IMP round 0), unpaired as elsewhere in the report.
@@ -45,7 +46,11 @@ from sparsity_tune.metrics import MEASURED, M, direction
 GRANULARITY: Final = "pruning.granularity"
 DENSE: Final = "dense"
 #: Inference times are compared with the dense model timed beside them in the same runs.
-IN_RUN_DENSE: Final = {M.infer_ms_b1: M.infer_ms_dense_b1, M.infer_ms_b256: M.infer_ms_dense_b256}
+IN_RUN_DENSE: Final = {
+    M.infer_ms_b1: M.infer_ms_dense_b1,
+    M.infer_ms_b256: M.infer_ms_dense_b256,
+    M.deploy_bytes: M.deploy_bytes_dense,
+}
 FAMILY_ALPHA: Final = 0.05  #: family-wise error rate of the flat rule (Bonferroni over points)
 
 MOVES: Final = "moves"

@@ -98,6 +98,7 @@ def deploy_figures(
     return {
         M.deploy_format: fmt,
         M.deploy_bytes: nbytes,
+        M.deploy_bytes_dense: 4 * total + 2000,
         M.infer_ms_b1: ms1 / b1,
         M.infer_ms_b256: ms256 / b256,
         M.infer_ms_dense_b1: ms1,

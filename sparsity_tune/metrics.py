@@ -168,6 +168,9 @@ class M:
     deploy_bytes = Metric(
         "deploy_bytes", _S, _MIN, "bytes", "torch.save of the deployable model's state"
     )
+    deploy_bytes_dense = Metric(
+        "deploy_bytes_dense", _S, _MIN, "bytes", "the same for the dense model it is timed against"
+    )
     infer_ms_b1 = Metric(
         "infer_ms_b1", _S, _MIN, "ms", "measured forward of 1 test sample, deployable model"
     )
@@ -234,6 +237,7 @@ MEASURED: Final[frozenset[Metric]] = frozenset(
         M.peak_mem_bytes,
         M.samples_per_s,
         M.deploy_bytes,
+        M.deploy_bytes_dense,
         M.infer_ms_b1,
         M.infer_ms_b256,
         M.infer_ms_dense_b1,

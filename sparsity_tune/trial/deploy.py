@@ -284,7 +284,8 @@ def measure(deployed: Deployable, dense: nn.Module, x: Tensor, repeats: int = 20
     at a batch size as a whole is not shipped for it: that batch size gets the dense figures and
     speedup 1.0, and when no batch size keeps it the format is ``dense``. ``deploy_bytes`` is
     that of the model in ``deploy_format`` (for ``csr``: the one of the largest batch size that
-    ships CSR).
+    ships CSR); ``deploy_bytes_dense`` that of the dense model it was timed against (in the
+    same dtype), so a run carries its own baseline for the bytes as for the times.
     """
     dense = dense.eval()
     models = dict(deployed.models)
@@ -318,6 +319,7 @@ def measure(deployed: Deployable, dense: nn.Module, x: Tensor, repeats: int = 20
     return {
         M.deploy_format: fmt,
         M.deploy_bytes: saved_bytes(models[shipping[-1]]),
+        M.deploy_bytes_dense: saved_bytes(dense),
         M.infer_ms_b1: ms[1],
         M.infer_ms_b256: ms[256],
         M.infer_ms_dense_b1: ms_dense[1],

@@ -101,11 +101,24 @@ def test_unjudged_without_seed_spread_or_dense_baseline() -> None:
 
 
 def test_equal_noise_free_values_are_within_noise_and_different_ones_resolved() -> None:
-    same = samples({"d": (0.0, [400.0] * 3), "u": (0.9, [400.0] * 3)}, x=M.deploy_bytes)
-    assert judge_axis(same, M.deploy_bytes).state == FLAT
-    smaller = samples({"d": (0.0, [400.0] * 3), "s": (0.9, [100.0] * 3)}, x=M.deploy_bytes)
-    ax = judge_axis(smaller, M.deploy_bytes)
+    same = samples({"d": (0.0, [400.0] * 3), "u": (0.9, [400.0] * 3)}, x=M.sparse_bytes)
+    assert judge_axis(same, M.sparse_bytes).state == FLAT
+    smaller = samples({"d": (0.0, [400.0] * 3), "s": (0.9, [100.0] * 3)}, x=M.sparse_bytes)
+    ax = judge_axis(smaller, M.sparse_bytes)
     assert ax.state == MOVES and ax.table.loc["s", "ratio"] == pytest.approx(4.0)
+
+
+def test_shipped_bytes_are_paired_with_the_dense_model_saved_in_the_same_run() -> None:
+    """No dense point needed: each run saved its dense model beside the one it ships."""
+    s = samples(
+        {"s": (0.9, [100.0, 120.0, 110.0]), "u": (0.9, [400.0] * 3)},
+        x=M.deploy_bytes,
+        **{M.deploy_bytes_dense: {"s": [400.0, 480.0, 440.0], "u": [400.0] * 3}},
+    )
+    ax = judge_axis(s, M.deploy_bytes)
+    assert ax.state == MOVES and ax.k == 2
+    assert ax.table.loc["s", "ratio"] == pytest.approx(4.0)
+    assert ax.table.loc["s", "verdict"] == CHEAPER and ax.table.loc["u", "ratio"] == 1.0
 
 
 def test_inference_is_paired_with_the_dense_model_timed_in_the_same_run() -> None:
@@ -270,8 +283,11 @@ def test_deploy_figures_are_never_attached_to_earlier_imp_rounds(tmp_path) -> No
         compared = pts.loc[a.axes[x].table.index]
         assert len(compared) == 2 and (compared[P.round] == 3).all(), x  # final networks only
         assert (a.fronts[x].table[P.round] == 3).all(), x
-    # round 0 has no deploy figure to compare deploy_bytes with: not judged, never borrowed
-    assert a.axes[M.deploy_bytes].state == UNJUDGED
+    # round 0 ships nothing: the final rounds' bytes are read against the dense model each run
+    # saved (deploy_bytes_dense), never against a figure borrowed from another round
+    compared = pts.loc[a.axes[M.deploy_bytes].table.index]
+    assert len(compared) == 2 and (compared[P.round] == 3).all()
+    assert a.axes[M.deploy_bytes].state == MOVES  # structured ships a compacted, smaller model
     # train_time_s is a record: every round has its own, compared with round 0
     assert len(a.axes[M.train_time_s].table) == 6
     cnn = next(t for t in _tradeoffs(a) if t.startswith("cnn d2×w128"))
