@@ -227,7 +227,7 @@ def describe_plan(spec: Spec, storage: str, address: str | None) -> str:
     )
     lines.append(
         f"failures    retried up to {s.max_failures}x from the last checkpoint "
-        f"(every {s.checkpoint_every} epoch(s))"
+        f"(every {s.checkpoint_every} epoch(s), at least {s.checkpoint_min_interval_s:g} s apart)"
     )
     lines.append(f"cluster     {address or 'local (this machine)'}")
     return "\n".join(lines)
