@@ -513,6 +513,7 @@ def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, extra: list[An
             checkpoint_every=spec.search.checkpoint_every,
             checkpoint_min_interval_s=spec.search.checkpoint_min_interval_s,
             report_interval_s=report_interval(spec.search.scheduler),
+            report_epochs=search.report_epochs(spec),
         ),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )

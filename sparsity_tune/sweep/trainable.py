@@ -190,6 +190,7 @@ def train_trial(
     checkpoint_every: int,
     checkpoint_min_interval_s: float = 0.0,
     report_interval_s: float = REPORT_INTERVAL_S,
+    report_epochs: tuple[int, ...] = (),
 ) -> None:
     """Ray Tune function trainable (bind the keyword arguments with ``tune.with_parameters``)."""
     # one "Checkpoint successfully created" line per epoch would drown the progress table
@@ -203,7 +204,9 @@ def train_trial(
     files = TrialFiles(storage.storage_filesystem, storage.trial_fs_path)
     ckpt_bytes = [0]
     try:
-        cadence = _Cadence(checkpoint_every, checkpoint_min_interval_s, report_interval_s)
+        cadence = _Cadence(
+            checkpoint_every, checkpoint_min_interval_s, report_interval_s, report_epochs
+        )
         _run(files, ctx, cfg, params, seed, experiment, cpus, cadence, ckpt_bytes)
     except Exception as err:
         if is_storage_full(err):
@@ -219,15 +222,19 @@ class _Cadence:
     milliseconds of CPU, which at one every 5 epochs of 0.17 s was a tenth of the harness's
     cost. It protects only the epochs since the previous one, so checkpoints come every
     ``every`` epochs but no closer than ``min_interval_s`` of wall time (a retry or ``--resume``
-    trains at most that much again; the last epoch always checkpoints).
+    trains at most that much again; the last epoch always checkpoints). Plain results go at
+    most every ``report_interval_s``, and always at ``always`` (ASHA's rungs: it decides there).
     """
 
-    def __init__(self, every: int, min_interval_s: float, report_interval_s: float) -> None:
-        self.every, self.min_interval_s, self.report_interval_s = (
-            every,
-            min_interval_s,
-            report_interval_s,
-        )
+    def __init__(
+        self,
+        every: int,
+        min_interval_s: float,
+        report_interval_s: float,
+        always: tuple[int, ...] = (),
+    ) -> None:
+        self.every, self.min_interval_s = every, min_interval_s
+        self.report_interval_s, self.always = report_interval_s, frozenset(always)
         self.last_ckpt = self.last_sent = time.monotonic()
 
     def decide(self, epoch: int) -> str | None:
@@ -236,7 +243,7 @@ class _Cadence:
         if epoch % self.every == 0 and now - self.last_ckpt >= self.min_interval_s:
             self.last_ckpt = self.last_sent = now
             return "checkpoint"
-        if now - self.last_sent >= self.report_interval_s:
+        if epoch in self.always or now - self.last_sent >= self.report_interval_s:
             self.last_sent = now
             return "result"
         return None

@@ -103,3 +103,8 @@ def test_interleaved_ms_times_fewer_rounds_of_slow_calls(monkeypatch) -> None:
     runs = []
     measure.interleaved_ms([call(6.0)], repeats=20, warmup=1)
     assert len(runs) == 21
+
+
+def test_rung_epochs_are_always_sent(clock: Clock) -> None:
+    got = decisions(trainable._Cadence(100, 0.0, 1e9, always=(1, 2, 4)), clock, 0.01, 6)
+    assert [e for e, d in got.items() if d == "result"] == [1, 2, 4]
