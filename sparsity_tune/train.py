@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"{spec.name}: {cfg.model.arch} ({cfg.model.preset or f'depth {cfg.model.depth}, width {cfg.model.width}'}) "
-        f"on {cfg.dataset.name}, pruning {cfg.pruning.method}; writing {out}/",
+        f"on {cfg.dataset.name}, pruning {cfg.pruning.method}, torch threads {trainer.threads}"
+        f"{'' if cfg.train.threads else ' (default: CPUs less the load average)'}; "
+        f"writing {out}/",
         flush=True,
     )
     try:

@@ -38,6 +38,8 @@ from sparsity_tune.sweep.trainable import STORAGE_FULL
 #: How often the free space of a local storage is checked, and the least the sweep keeps free.
 SPACE_CHECK_S = 2.0
 MIN_FREE_BYTES = 1 << 20
+#: How often the list of Ray's state files in its staging directory is refreshed.
+STATE_LIST_S = 5.0
 
 log = logging.getLogger("sparsity_tune.launch")
 
@@ -54,6 +56,8 @@ class Housekeeping:
     _last_space: float = 0.0
     _backed_up: float = 0.0
     _live: set = field(default_factory=set)
+    _state_files: list = field(default_factory=list)  # Ray's state files in its staging dir
+    _listed: float = 0.0
 
 
 class SweepCallback(Callback):
@@ -150,6 +154,7 @@ class SweepCallback(Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if self.hk.local and trials:  # after Ray's last save: the newest snapshot
             self.hk._backed_up = 0.0
+            self.hk._state_files = []  # and every file of it, listed afresh
             self._backup(trials)
 
     def reserve(self) -> int:
@@ -158,11 +163,24 @@ class SweepCallback(Callback):
         return max(MIN_FREE_BYTES, 2 * hk.state_bytes + live * 2 * hk.ckpt_bytes)
 
     def _backup(self, trials: list) -> None:
-        staging = Path(trials[0].storage.experiment_driver_staging_path)
-        files = state.ray_state_files(staging)
-        newest = max((p.stat().st_mtime for p in files), default=0.0)
-        if newest <= self.hk._backed_up:
+        hk = self.hk
+        now = time.monotonic()
+        # Called on every turn of Tune's loop (tens a second): listing the staging directory
+        # (every trial's staging folder in it) each time cost more than the rest of this
+        # callback. Ray's state files keep their names within a session, so the list is
+        # refreshed every STATE_LIST_S and each turn only stats the few files on it.
+        if not hk._state_files or now - hk._listed >= STATE_LIST_S:
+            staging = Path(trials[0].storage.experiment_driver_staging_path)
+            hk._state_files, hk._listed = state.ray_state_files(staging), now
+        try:
+            newest = max((p.stat().st_mtime for p in hk._state_files), default=0.0)
+        except OSError:  # a file went away (Ray renamed it): list again next turn
+            hk._state_files = []
             return
+        if newest <= hk._backed_up:
+            return
+        staging = Path(trials[0].storage.experiment_driver_staging_path)
+        files = hk._state_files
         try:
             if state.backup_ray_state(staging, Path(self.hk.exp)):
                 self.hk._backed_up = newest

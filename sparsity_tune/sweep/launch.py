@@ -501,7 +501,7 @@ def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, extra: list[An
     from ray.tune.logger import JsonLoggerCallback
 
     from sparsity_tune.sweep import search
-    from sparsity_tune.sweep.trainable import train_trial
+    from sparsity_tune.sweep.trainable import report_interval, train_trial
 
     trainable = tune.with_resources(
         tune.with_parameters(
@@ -511,6 +511,9 @@ def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, extra: list[An
             seeds=list(spec.search.seeds),
             cpus=spec.resources.cpu,
             checkpoint_every=spec.search.checkpoint_every,
+            checkpoint_min_interval_s=spec.search.checkpoint_min_interval_s,
+            report_interval_s=report_interval(spec.search.scheduler),
+            report_epochs=search.report_epochs(spec),
         ),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )

@@ -161,6 +161,17 @@ def scheduler(spec: Spec) -> TrialScheduler:
     )
 
 
+def report_epochs(spec: Spec) -> tuple[int, ...]:
+    """Epochs whose result a trial always sends Tune: ASHA's rungs (``grace_period x
+    reduction_factor**k`` up to ``max_t``, as Ray's ``_Bracket`` lays them out), so that it
+    decides there however short the epochs; none for FIFO (results are sent by time then)."""
+    if spec.search.scheduler_metric() is None:
+        return ()
+    s, max_t = spec.search, max_epochs(spec)
+    rungs = int(math.log(max_t / s.grace_period) / math.log(s.reduction_factor) + 1)
+    return tuple(sorted({math.ceil(s.grace_period * s.reduction_factor**k) for k in range(rungs)}))
+
+
 def num_samples(spec: Spec) -> int:
     """TuneConfig.num_samples: per grid pass for grid/random; total trials for the repeater."""
     s = spec.search
@@ -227,7 +238,7 @@ def describe_plan(spec: Spec, storage: str, address: str | None) -> str:
     )
     lines.append(
         f"failures    retried up to {s.max_failures}x from the last checkpoint "
-        f"(every {s.checkpoint_every} epoch(s))"
+        f"(every {s.checkpoint_every} epoch(s), at least {s.checkpoint_min_interval_s:g} s apart)"
     )
     lines.append(f"cluster     {address or 'local (this machine)'}")
     return "\n".join(lines)

@@ -223,6 +223,13 @@ class SearchConfig(Strict):
     max_concurrent: int | None = Field(None, ge=1, le=100_000)
     max_failures: int = Field(2, ge=0, le=1000)
     checkpoint_every: int = Field(1, ge=1, le=MAX_EPOCHS)
+    checkpoint_min_interval_s: float = Field(
+        5.0,
+        ge=0,
+        le=86_400,
+        description="wall seconds a trial trains between two checkpoints at least (the last "
+        "epoch always checkpoints); 0: every checkpoint_every epochs",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SearchConfig:

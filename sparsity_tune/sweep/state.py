@@ -96,6 +96,8 @@ class LaunchRecord:
 ALLOWED_ON_RESUME = {
     "wandb.": "W&B settings only decide where the runs are logged",
     "search.max_failures": "retries continue from checkpoints and give the same records",
+    "search.checkpoint_min_interval_s": "checkpoints restore bit-for-bit: how often changes "
+    "only how much a retry trains again",
     "dataset.root": "where the data files are, not what they hold",
     "dataset.download": "whether missing data files may be downloaded",
 }

@@ -9,8 +9,9 @@ storage directory (local disk, shared filesystem or a pyarrow URI):
   checkpoint it continued from);
 * ``records.jsonl``: one line per epoch; on a restart it is first rewritten from the checkpoint's
   records, so epochs trained after the last checkpoint of a crashed attempt never appear twice;
-  Tune gets at most one result per ``REPORT_INTERVAL_S`` (the latest record), plus one with a
-  checkpoint every ``checkpoint_every`` epochs and one at the end;
+  Tune gets at most one result per ``report_interval_s`` (the latest record; see
+  :func:`report_interval`), plus one with a checkpoint every ``checkpoint_every`` epochs but at
+  most one every ``checkpoint_min_interval_s`` seconds, and one (with a checkpoint) at the end;
 * ``summary.json`` at the end. ``error.txt`` is written by Ray when a trial fails (and by this
   module when the storage is full, since Ray's copy would not fit).
 
@@ -45,14 +46,23 @@ from sparsity_tune.sweep import checkpoints
 from sparsity_tune.sweep.search import trial_params, trial_seed
 from sparsity_tune.trial.config import trial_config
 
-#: Tune gets a result at most this often (and at every checkpoint and the end). Each result costs
-#: the Tune loop ~20 ms of CPU and the trial ~7 ms, which is most of an MNIST-1D epoch.
+#: Tune gets a result at most this often (and at every checkpoint and the end) when a scheduler
+#: acts on results (ASHA); with FIFO only the live table reads them, printed every 30 s, so
+#: REPORT_INTERVAL_FIFO_S. A result is a round trip to the launcher that the trial waits for
+#: (Ray's function trainables report synchronously): ~14 ms of the trial's wall time each, and
+#: CPU in the Tune loop, the GCS and the worker (bench_sweep_efficiency.py's profile).
 REPORT_INTERVAL_S = 1.0
+REPORT_INTERVAL_FIFO_S = 10.0
 #: ``error.txt`` of a trial that stopped because its storage was full starts with this.
 STORAGE_FULL = "storage full"
 
 log = logging.getLogger(__name__)
 _DATA_CACHE: dict[str, Any] = {}  # dataset tensors kept across trials when Ray reuses the actor
+
+
+def report_interval(scheduler: str) -> float:
+    """Seconds between results a trial sends Tune between checkpoints, for this scheduler."""
+    return REPORT_INTERVAL_FIFO_S if scheduler == "fifo" else REPORT_INTERVAL_S
 
 
 class StorageFullError(OSError):
@@ -178,6 +188,9 @@ def train_trial(
     seeds: list[int],
     cpus: float,
     checkpoint_every: int,
+    checkpoint_min_interval_s: float = 0.0,
+    report_interval_s: float = REPORT_INTERVAL_S,
+    report_epochs: tuple[int, ...] = (),
 ) -> None:
     """Ray Tune function trainable (bind the keyword arguments with ``tune.with_parameters``)."""
     # one "Checkpoint successfully created" line per epoch would drown the progress table
@@ -191,11 +204,49 @@ def train_trial(
     files = TrialFiles(storage.storage_filesystem, storage.trial_fs_path)
     ckpt_bytes = [0]
     try:
-        _run(files, ctx, cfg, params, seed, experiment, cpus, checkpoint_every, ckpt_bytes)
+        cadence = _Cadence(
+            checkpoint_every, checkpoint_min_interval_s, report_interval_s, report_epochs
+        )
+        _run(files, ctx, cfg, params, seed, experiment, cpus, cadence, ckpt_bytes)
     except Exception as err:
         if is_storage_full(err):
             raise _storage_full(files, err, ckpt_bytes[0]) from None
         raise
+
+
+class _Cadence:
+    """When a finished epoch goes to Tune: with a checkpoint, as a plain result, or not at all.
+
+    A checkpoint is a Tune result plus a second round trip (Tune's save), and every second one of
+    a trial makes Tune save and sync the experiment's whole state (``num_to_keep=2``): tens of
+    milliseconds of CPU, which at one every 5 epochs of 0.17 s was a tenth of the harness's
+    cost. It protects only the epochs since the previous one, so checkpoints come every
+    ``every`` epochs but no closer than ``min_interval_s`` of wall time (a retry or ``--resume``
+    trains at most that much again; the last epoch always checkpoints). Plain results go at
+    most every ``report_interval_s``, and always at ``always`` (ASHA's rungs: it decides there).
+    """
+
+    def __init__(
+        self,
+        every: int,
+        min_interval_s: float,
+        report_interval_s: float,
+        always: tuple[int, ...] = (),
+    ) -> None:
+        self.every, self.min_interval_s = every, min_interval_s
+        self.report_interval_s, self.always = report_interval_s, frozenset(always)
+        self.last_ckpt = self.last_sent = time.monotonic()
+
+    def decide(self, epoch: int) -> str | None:
+        """``"checkpoint"``, ``"result"`` or None for a mid-run ``epoch`` just recorded."""
+        now = time.monotonic()
+        if epoch % self.every == 0 and now - self.last_ckpt >= self.min_interval_s:
+            self.last_ckpt = self.last_sent = now
+            return "checkpoint"
+        if epoch in self.always or now - self.last_sent >= self.report_interval_s:
+            self.last_sent = now
+            return "result"
+        return None
 
 
 def _run(
@@ -206,7 +257,7 @@ def _run(
     seed: int,
     experiment: str,
     cpus: float,
-    checkpoint_every: int,
+    cadence: _Cadence,
     ckpt_bytes: list[int],
 ) -> None:
     from sparsity_tune.trial import budget
@@ -254,7 +305,7 @@ def _run(
     files.write_records(trainer.records)  # the checkpoint's records, or none: never duplicates
 
     last_epoch = cfg.train.epochs
-    last_sent = [time.monotonic()]
+    cadence.last_ckpt = cadence.last_sent = time.monotonic()  # from here, after set-up
 
     def checkpoint() -> tune.Checkpoint:
         ckpt = _save_checkpoint(trainer)
@@ -269,16 +320,16 @@ def _run(
         finally:
             if ckpt is not None:
                 shutil.rmtree(ckpt.path, ignore_errors=True)
-        last_sent[0] = time.monotonic()
 
     def report(record: dict[str, Any]) -> None:
         files.append_record(record)
         epoch = record["epoch"]
         if epoch >= last_epoch:  # sent with the summary, after run() returns
             return
-        if epoch % checkpoint_every == 0:
+        what = cadence.decide(epoch)
+        if what == "checkpoint":
             send(record, checkpoint())
-        elif time.monotonic() - last_sent[0] >= REPORT_INTERVAL_S:
+        elif what == "result":
             send(record, None)
 
     summary = trainer.run(report=report)

@@ -60,6 +60,11 @@ def wandb_settings() -> Any:
     return wandb.Settings(
         x_disable_stats=True,  # no system-metrics sampler thread per run
         x_disable_meta=True,
+        # No pip package list per run: wandb.init enumerates every installed distribution for
+        # it (80 ms of the launcher's CPU per trial, 90% of an init; bench_sweep_efficiency.py),
+        # and it is the same for every trial of a sweep.
+        x_save_requirements=False,
+        x_disable_machine_info=True,  # git and job metadata: disable_git already drops them
         disable_git=True,
         disable_code=True,
         console="off",

@@ -42,6 +42,10 @@ from sparsity_tune.trial.measure import interleaved_ms
 
 BATCHES = (1, 256)
 LAYER_REPEATS = 5  # per-layer CSR-or-dense choice (the whole model is then checked too)
+#: A trial's end-of-run measurement times each batch size for about this long at most: 20
+#: interleaved rounds, fewer (5 at least) when a round is slow (see measure.interleaved_ms).
+#: A 3-layer width-32 CNN at batch 256 (2 ms a forward) then costs 25 ms instead of 40.
+MEASURE_BUDGET_MS = 25.0
 MARGIN = 0.95  # CSR must be at least 5% faster to be chosen: a tie stays dense
 
 
@@ -276,9 +280,16 @@ def saved_bytes(model: nn.Module) -> int:
     return buf.getbuffer().nbytes
 
 
-def measure(deployed: Deployable, dense: nn.Module, x: Tensor, repeats: int = 20) -> dict[str, Any]:
+def measure(
+    deployed: Deployable,
+    dense: nn.Module,
+    x: Tensor,
+    repeats: int = 20,
+    budget_ms: float | None = MEASURE_BUDGET_MS,
+) -> dict[str, Any]:
     """Deploy figures: format, saved bytes, ms of the deployable and the dense model at each
-    batch size (interleaved, median of ``repeats``), and the speedups.
+    batch size (interleaved, after 3 warm-up rounds, median of ``repeats``, or of fewer but at
+    least 5 where that many rounds would take longer than ``budget_ms``), and the speedups.
 
     A substituted kernel (``csr``, ``semi_structured``) that is not faster than the dense model
     at a batch size as a whole is not shipped for it: that batch size gets the dense figures and
@@ -300,13 +311,16 @@ def measure(deployed: Deployable, dense: nn.Module, x: Tensor, repeats: int = 20
             xb = batch(x, b)
             ship = models[b]
             if ship is dense or deployed.format == "dense":
-                (ms_dense[b],) = interleaved_ms([lambda xb=xb: dense(xb)], repeats, sync=_sync(x))
+                (ms_dense[b],) = interleaved_ms(
+                    [lambda xb=xb: dense(xb)], repeats, sync=_sync(x), budget_ms=budget_ms
+                )
                 ms[b] = ms_dense[b]
                 continue
             ms_dense[b], ms[b] = interleaved_ms(
                 [lambda xb=xb: dense(xb), lambda xb=xb, ship=ship: ship(xb)],
                 repeats,
                 sync=_sync(x),
+                budget_ms=budget_ms,
             )
             if substituted and ms[b] >= ms_dense[b]:
                 models[b], ms[b] = dense, ms_dense[b]

@@ -193,17 +193,29 @@ def interleaved_ms(
     repeats: int = 20,
     warmup: int = 3,
     sync: Callable[[], None] | None = None,
+    budget_ms: float | None = None,
+    min_repeats: int = 5,
 ) -> list[float]:
     """Median milliseconds of each call, run in turns (a, b, a, b, ...) after ``warmup`` rounds.
 
     Interleaving makes the calls share whatever else the machine is doing, so their ratio holds
     on a busy machine where each median alone would not.
+
+    ``budget_ms``: when ``repeats`` rounds would take longer than this (judged by the last
+    warm-up round), fewer rounds are timed, never fewer than ``min_repeats``. Long calls vary
+    less from run to run than short ones, so they need fewer samples for the same median; this
+    keeps the end-of-run measurement of a trial from costing more than its last epochs.
     """
     sync = sync or (lambda: None)
+    t_round = 0.0
     for _ in range(warmup):
+        t0 = time.perf_counter()
         for call in calls:
             call()
-    sync()
+        sync()
+        t_round = (time.perf_counter() - t0) * 1e3
+    if budget_ms is not None and warmup and t_round * repeats > budget_ms:
+        repeats = max(min(min_repeats, repeats), math.ceil(budget_ms / max(t_round, 1e-6)))
     times: list[list[float]] = [[] for _ in calls]
     for _ in range(repeats):
         for call, out in zip(calls, times, strict=True):

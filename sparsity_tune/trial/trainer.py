@@ -26,8 +26,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,6 +69,41 @@ def flush_denormal(enabled: bool) -> Iterator[None]:
         torch.set_flush_denormal(was_on)
 
 
+def cpu_allowance() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n or 1, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n or 1)
+
+
+def default_threads() -> int:
+    """Torch threads for a run that names none (``train.threads``) and has no CPU share (the
+    single-trial CLI; sweeps pass ``resources.cpu``): the CPU allowance less what other
+    processes keep busy now, at least 1.
+
+    "Busy" is the 1-minute load average (runnable processes, machine-wide), scaled to this
+    process's share of the machine's CPUs, rounded half up. Why not simply every CPU: torch's
+    intra-op threads meet at a barrier after every operator, so a thread that waits for a CPU
+    another process holds stalls them all; on the busy 2-core dev box MNIST-1D epochs took
+    2.2-40x longer with 2 threads than with 1, from a 2x100 MLP to a 3x128 CNN, while the default
+    stayed within the noise of the best (``benchmarks/bench_threads.py``). A load that starts
+    after the run does is not seen: set ``train.threads`` when that matters (it also keeps the
+    float rounding of a rerun the same).
+    """
+    allowance = cpu_allowance()
+    machine = max(allowance, os.cpu_count() or allowance)
+    try:
+        busy = os.getloadavg()[0] * allowance / machine
+    except OSError:  # no load average on this platform
+        busy = 0.0
+    return max(1, min(allowance, math.floor(allowance - busy + 0.5)))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -101,9 +138,9 @@ class Trainer:
     ) -> None:
         self.cfg = config
         tc = config.train
-        threads = tc.threads or (max(1, math.floor(cpus)) if cpus else None)
-        if threads:
-            torch.set_num_threads(threads)
+        threads = tc.threads or (max(1, math.floor(cpus)) if cpus else default_threads())
+        torch.set_num_threads(threads)
+        self.threads = threads
         self.device = resolve_device(tc.device)
         self.data = data if data is not None else load_dataset(config.dataset, self.device)
 

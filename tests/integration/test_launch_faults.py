@@ -48,6 +48,8 @@ def slow_spec(tmp_path: Path, data_root: Path, name: str, epochs: int = EPOCHS, 
             "parameters": {"pruning.final_sparsity": {"values": [0.5, 0.8]}},
             "seeds": [0, 1],
             "max_concurrent": 2,
+            # a checkpoint every epoch (~0.15 s): the faults below must find some to fall back on
+            "checkpoint_min_interval_s": 0,
             **search,
         },
         dataset={

@@ -46,6 +46,7 @@ def given(**dotted) -> dict:
         ({"resources__cpu": 2.0}, True),  # threads: not a setting (as in the analysis)
         ({"resources__gpu": 1.0}, False),  # device auto: the trials would move to the GPU
         ({"search__max_failures": 5}, True),
+        ({"search__checkpoint_min_interval_s": 0.0}, True),  # how often, not what, is saved
         ({"dataset__root": "/data/b"}, True),
         ({"wandb__mode": "online"}, True),
         ({"wandb__project": "q"}, True),

@@ -138,3 +138,28 @@ def test_asha_runs_on_epochs_up_to_the_largest_searched_epoch_count() -> None:
     sched = search.scheduler(spec)
     assert sched._time_attr == "epoch" and sched._metric == "val_acc" and sched._mode == "max"
     assert search.max_epochs(spec) == 12
+
+
+@pytest.mark.parametrize(
+    ("epochs", "grace", "rf"), [(6, 1, 2.0), (20, 1, 3.0), (40, 2, 3.0), (9, 3, 1.5)]
+)
+def test_asha_rungs_are_always_reported_as_ray_lays_them_out(
+    epochs: int, grace: int, rf: float
+) -> None:
+    spec = validate_spec(
+        {
+            "name": "x",
+            "train": {"epochs": epochs},
+            "search": {
+                "scheduler": "asha",
+                "metric": "val_acc",
+                "mode": "max",
+                "grace_period": grace,
+                "reduction_factor": rf,
+            },
+        }
+    )
+    bracket = search.scheduler(spec)._brackets[0]
+    milestones = {math.ceil(m) for m, _ in bracket._rungs}  # Ray's own rungs
+    assert set(search.report_epochs(spec)) == milestones
+    assert search.report_epochs(validate_spec({"name": "x"})) == ()  # FIFO: by time only
