@@ -24,6 +24,7 @@ demo: .installed
 
 test: .installed system-deps
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest -q tests
 
 lint: .installed

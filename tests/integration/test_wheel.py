@@ -9,6 +9,7 @@ template, package data), a one-epoch ``train``, and the ``sparsity-tune`` consol
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -31,7 +32,14 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     tmp = tmp_path_factory.mktemp("wheel")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-    run([*pip_wheel, "-q", "-w", str(tmp / "dist"), str(REPO)], tmp, env)
+    # setuptools writes build/ and *.egg-info beside the sources: build from a copy, so the
+    # checkout stays as it was (a stale build/lib would also shadow edits in later greps)
+    src = tmp / "src"
+    for pkg in ("sparsity_tune", "analysis"):
+        shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    run([*pip_wheel, "-q", "-w", str(tmp / "dist"), str(src)], tmp, env)
     (wheel,) = (tmp / "dist").glob("sparsity_tune-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "sparsity_tune/cluster/ray_sweep.sbatch.tmpl" in names
