@@ -13,6 +13,7 @@ import yaml
 
 from analysis.load import load_experiment
 from analysis.measured import FLAT, MOVES, UNJUDGED
+from analysis.points import P
 from analysis.questions import analyse
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep import launch
@@ -24,24 +25,22 @@ ANSWERED = ("dynamics", "tolerance", "methods", "robustness", "tradeoffs", "arch
 
 @pytest.fixture(scope="module")
 def demo(ray_session, tmp_path_factory, data_root) -> Path:
-    """demo.yaml as shipped, shrunk: width 8, depths 1 and 2, dense and 90%, 2 seeds, 4 epochs
-    (prune after 2), 600 samples: 2 archs x 2 depths x 2 granularities x 2 sparsities x 2 seeds."""
+    """demo.yaml as shipped, shrunk: width 8, depths 1 and 2, one IMP round of 90% after 2 dense
+    epochs, 2 seeds, 600 samples: 2 archs x 2 depths x 2 granularities x 2 seeds = 16 trials."""
     spec = yaml.safe_load((REPO / "search_spaces" / "demo.yaml").read_text())
-    assert spec["pruning"]["method"] == "one_shot"
+    assert spec["pruning"]["method"] == "imp"
     grid = spec["search"]["parameters"]
     assert set(grid["model.arch"]["values"]) == {"mlp", "cnn"}
     assert len(grid["model.depth"]["values"]) >= 2 and len(grid["model.width"]["values"]) >= 2
     assert {"unstructured", "structured"} <= set(grid["pruning.granularity"]["values"])
-    assert 0.0 in grid["pruning.final_sparsity"]["values"]  # the dense baseline
     assert len(spec["search"]["seeds"]) >= 3
     grid["model.width"] = {"values": [8]}
     grid["model.depth"] = {"values": [1, 2]}
-    grid["pruning.final_sparsity"] = {"values": [0.0, 0.9]}
     spec["search"]["seeds"] = [0, 1]
     spec["search"]["checkpoint_every"] = 4
     spec["dataset"].update(root=str(data_root), train_limit=600, test_limit=300)
     spec["train"]["epochs"] = 4
-    spec["pruning"]["start_epoch"] = 2
+    spec["pruning"].update(rounds=1, rate=0.9, epochs_per_round=2)
     tmp = tmp_path_factory.mktemp("demo")
     path = tmp / "demo.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -55,10 +54,11 @@ NUMBER = re.compile(r"\d")
 @pytest.mark.slow
 def test_demo_answers_every_question_with_numbers(demo: Path) -> None:
     a = analyse(load_experiment(demo))
-    assert len(a.trials) == 32 and (a.trials["status"] == "finished").all()
-    # per size: one dense configuration (both granularities' dense runs, counted once) and the
-    # two granularities at 90%
-    assert len(a.points) == 4 * 3 and a.duplicates == 8
+    assert len(a.trials) == 16 and (a.trials["status"] == "finished").all()
+    # per size: IMP round 0 of both granularities is one dense point, then each granularity's
+    # round 1 (about 90%)
+    assert len(a.points) == 4 * 3 and a.duplicates == 0
+    assert sorted(a.points[P.round].value_counts().items()) == [(0, 4), (1, 8)]
     assert set(a.trials.loc[a.trials[M.sparsity] > 0, M.deploy_format]) <= {
         "compact",
         "csr",
@@ -81,7 +81,13 @@ def test_demo_answers_every_question_with_numbers(demo: Path) -> None:
         assert re.search(rf"{arch}: (up to sparsity|no pruned point is resolved)", by["tolerance"])
         assert f"{arch}: across 2 sizes the highest sparsity" in by["robustness"]
     assert "95% CI [" in by["tolerance"] and "pruned points:" in by["tolerance"]
-    assert re.search(r"granularity=(un)?structured vs granularity=(un)?structured", by["methods"])
+    assert re.search(
+        r"granularity=(un)?structured\)? vs granularity=(un)?structured", by["methods"]
+    )
+    # the IMP-specific reading: early stopping by round, the winning ticket named
+    for arch in ("mlp", "cnn"):
+        assert f"{arch}, (c) IMP early stopping" in by["dynamics"]
+    assert "winning ticket (granularity=unstructured)" in by["dynamics"]
     assert "At most " in by["arch"] and ("cnn vs mlp" in by["arch"] or "mlp vs cnn" in by["arch"])
     keys = {c.key for s in a.sections for c in s.charts}
     assert {"learning_curves", "convergence", "measured_vs_sparsity", "front_infer_ms_b256"} <= keys
