@@ -20,7 +20,7 @@ from pathlib import Path
 from sparsity_tune import layout
 from sparsity_tune.sweep.spec import load_spec
 from sparsity_tune.trial import budget
-from sparsity_tune.trial.config import ConfigError, add_set_option, parse_overrides
+from sparsity_tune.trial.config import ConfigError, add_set_option, config_id, parse_overrides
 from sparsity_tune.trial.safe_yaml import brief
 
 #: Files of an earlier run in the same directory that this run replaces.
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 "trial_id": out.name,
                 "experiment": spec.name,
                 "seed": cfg.train.seed,
+                "config_id": config_id(cfg),
                 "params": {},
                 "config": cfg.model_dump(mode="json"),
             },
