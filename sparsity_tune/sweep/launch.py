@@ -327,6 +327,9 @@ class Launcher:
                     f"{resume_command(exp, args.address, self.use_wandb)}\n"
                     f"or pick another --name (or delete the directory to start over)"
                 )
+            self.plan = planner.build(
+                req.spec, exp, req.storage, address=args.address, use_wandb=self.use_wandb
+            )
             self.record = LaunchRecord(
                 spec=state.spec_data(req.spec),
                 spec_file=req.spec_file,
@@ -336,13 +339,11 @@ class Launcher:
                 address=args.address,
                 use_wandb=self.use_wandb,
                 group_readable=args.group_readable,
+                plan=self.plan.settings(),
             )
             write_spec(req.spec, exp)
             if req.local:
                 self.record.save(Path(exp))
-            self.plan = planner.build(
-                req.spec, exp, req.storage, address=args.address, use_wandb=self.use_wandb
-            )
             return
         if record is None and not ray_state:
             raise ConfigError(f"--resume: no experiment to resume at {exp} (run without --resume)")
@@ -363,17 +364,9 @@ class Launcher:
             )
             if req.local:
                 record.save(Path(exp))
-        data, diffs = resumed_spec(record, req, args.address, self.use_wandb)
+        self.plan, diffs = resumed_plan(record, req, args.address, self.use_wandb)
         for d in diffs:
             print(f"note: {d} (allowed: {d.allowed_because})", flush=True)
-        self.plan = planner.from_record(
-            data,
-            f"{exp}/{layout.LAUNCH}",
-            exp,
-            req.storage,
-            address=args.address,
-            use_wandb=self.use_wandb,
-        )
         if record.use_wandb != self.use_wandb:
             print(
                 f"note: W&B {'on' if self.use_wandb else 'off'} now, "
@@ -421,18 +414,30 @@ def resumed_spec(
     return data, diffs
 
 
+def resumed_plan(
+    record: LaunchRecord, req: Request, address: str | None, use_wandb: bool
+) -> tuple[Plan, list[state.Difference]]:
+    """The plan a ``--resume`` runs: the record's spec with this command's allowed differences
+    (:func:`resumed_spec`), refused where it no longer resolves into the saved plan."""
+    data, diffs = resumed_spec(record, req, address, use_wandb)
+    where = f"{req.exp}/{layout.LAUNCH}"
+    plan = planner.from_record(
+        data, where, req.exp, req.storage, address=address, use_wandb=use_wandb
+    )
+    planner.check_saved(record.plan, plan, where)
+    return plan, diffs
+
+
 def dry_run_plan(req: Request, args: argparse.Namespace) -> Plan:
     """The plan this command would run: with ``--resume``, the saved one (nothing is locked or
     written)."""
     use_wandb = not args.no_wandb
     record = LaunchRecord.load(Path(req.exp)) if args.resume and req.local else None
     if record is None:
-        return planner.build(req.spec, req.exp, req.storage, address=args.address, use_wandb=use_wandb)
-    data, _ = resumed_spec(record, req, args.address, use_wandb)
-    return planner.from_record(
-        data, f"{req.exp}/{layout.LAUNCH}", req.exp, req.storage, address=args.address,
-        use_wandb=use_wandb,
-    )
+        return planner.build(
+            req.spec, req.exp, req.storage, address=args.address, use_wandb=use_wandb
+        )
+    return resumed_plan(record, req, args.address, use_wandb)[0]
 
 
 def _can_restore(exp: str) -> bool:

@@ -7,20 +7,23 @@ settings, where the experiment lives and how many trials it holds. ``--dry-run``
 (:meth:`Plan.describe`); :mod:`sparsity_tune.sweep.search` turns it into Ray Tune objects and
 :mod:`sparsity_tune.sweep.launch` runs it, so no part of the launcher goes back to the spec.
 
-``--resume`` builds the plan from the experiment's launch record (:func:`from_record`), so a
-resumed sweep runs the saved plan by construction; the keys that may differ on resume
-(:data:`sparsity_tune.sweep.state.ALLOWED_ON_RESUME`) are applied to the record before that.
+``--resume`` builds the plan from the experiment's launch record (:func:`from_record`); the keys
+that may differ on resume (:data:`sparsity_tune.sweep.state.ALLOWED_ON_RESUME`) are applied to
+the record before that. The record also keeps what decided the trials' results
+(:meth:`Plan.settings`), and a resume whose plan differs there (another version that resolves a
+default differently) is refused (:func:`check_saved`): a resumed sweep runs the saved plan.
 Nothing here imports Ray: a dry run stays fast.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sparsity_tune import wandb_setup
 from sparsity_tune.sweep.spec import ParameterSpec, Spec, validate_spec
-from sparsity_tune.trial.config import TrialConfig
+from sparsity_tune.trial.config import ConfigError, TrialConfig, flatten, identity_keys
 
 #: Which way is better, as Ray Tune and Optuna spell it (``metrics.Direction``'s values).
 Mode = Literal["max", "min"]
@@ -104,6 +107,24 @@ class Plan:
     def trial_base(self) -> dict[str, Any]:
         """The config template as the trainable takes it (nested plain data)."""
         return self.base.model_dump(mode="json")
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the trials' results, as JSON data (``launch.json``'s ``plan``): the
+        base config's identity settings, the searched parameters, seeds, search and scheduler.
+        Not where things run or are logged, nor retries and checkpoint cadence, which may change
+        on resume."""
+        flat = self.base.flat()
+        data = {
+            "base": {k: flat[k] for k in identity_keys(flat)},
+            "parameters": {
+                k: p.model_dump(mode="json", exclude_none=True) for k, p in self.parameters.items()
+            },
+            "seeds": list(self.seeds),
+            "max_epochs": self.max_epochs,
+            "search": asdict(self.search),
+            "scheduler": asdict(self.scheduler) if self.scheduler else None,
+        }
+        return json.loads(json.dumps(data))
 
     def describe(self) -> str:
         """The ``--dry-run`` text (also printed when a sweep starts)."""
@@ -235,6 +256,22 @@ def from_record(
     return build(spec, experiment, storage, address=address, use_wandb=use_wandb)
 
 
+def check_saved(saved: dict[str, Any] | None, plan: Plan, where: str) -> None:
+    """Refuse to resume with a plan whose :meth:`Plan.settings` differ from the ``saved`` ones
+    (ConfigError naming the dotted keys); a record from before plans were saved (None) passes."""
+    if saved is None:
+        return
+    was, now = flatten(saved), flatten(plan.settings())
+    changed = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
+    if changed:
+        shown = "\n  ".join(f"{k}: {was.get(k)!r} then, {now.get(k)!r} now" for k in changed[:20])
+        raise ConfigError(
+            f"{where}: this version resolves the experiment's spec into another plan than the one "
+            f"it started with:\n  {shown}\nA resumed experiment runs as it was started: resume "
+            f"it with the version that started it, or start a new experiment with another --name."
+        )
+
+
 def max_epochs(spec: Spec) -> int:
     """The largest train.epochs any trial can have (ASHA's max_t)."""
     p = spec.search.parameters.get("train.epochs")
@@ -242,4 +279,3 @@ def max_epochs(spec: Spec) -> int:
         return spec.train.epochs
     vals = p.choices() if p.is_grid else p.bounds()
     return int(max(vals))
-

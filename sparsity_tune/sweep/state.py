@@ -69,6 +69,9 @@ class LaunchRecord:
     address: str | None = None
     use_wandb: bool = True
     group_readable: bool = False
+    #: what decided the trials' results (sparsity_tune.sweep.plan.Plan.settings); None in
+    #: records of versions before it was saved
+    plan: dict[str, Any] | None = None
     created_at: float = field(default_factory=time.time)
     version: int = RECORD_VERSION
 
