@@ -111,9 +111,7 @@ def parser() -> argparse.ArgumentParser:
         default="offline",
         help="with --wandb: online uploads now (needs `wandb login`); default offline",
     )
-    p.add_argument(
-        "--wandb-project", type=_wandb_name, default=DEFAULT_PROJECT, help="W&B project"
-    )
+    p.add_argument("--wandb-project", type=_wandb_name, default=DEFAULT_PROJECT, help="W&B project")
     p.add_argument("--wandb-entity", type=_wandb_name, help="W&B entity (default: your own)")
     p.add_argument(
         "--wandb-group", type=_wandb_name, help="W&B group (default: the experiment name)"
