@@ -42,6 +42,7 @@ from typing import Any
 from ray import tune
 
 from sparsity_tune import layout
+from sparsity_tune.metrics import M
 from sparsity_tune.sweep import checkpoints
 from sparsity_tune.sweep.search import trial_params, trial_seed
 from sparsity_tune.trial.config import config_id, trial_config
@@ -131,7 +132,7 @@ class TrialFiles:
             return None
         summary = layout.read_json(path / layout.SUMMARY)
         records = layout.read_records(path)
-        if not records or len(records) != summary.get("epochs"):
+        if not records or len(records) != summary.get(M.epochs):
             return None
         return records[-1], summary
 
@@ -324,7 +325,7 @@ def _run(
 
     def report(record: dict[str, Any]) -> None:
         files.append_record(record)
-        epoch = record["epoch"]
+        epoch = record[M.epoch]
         if epoch >= last_epoch:  # sent with the summary, after run() returns
             return
         what = cadence.decide(epoch)
