@@ -350,6 +350,7 @@ class _Writer:
                 "trial_id": tid,
                 "experiment": self.t.experiment,
                 "seed": cfg.get("seed"),
+                "config_id": cfg.get("config_id"),  # the seeds of one configuration share it
             },
             settings=wandb_settings(),
         )

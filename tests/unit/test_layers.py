@@ -2,7 +2,8 @@
 
 Layers, lowest first: the shared vocabulary (``metrics``, ``layout``, ``wandb_setup``), ``trial``,
 ``sweep``, ``cluster``; entry points (``cli``, ``train``, ``launch``, ``slurm``, ``__main__``) sit on top.
-``analysis`` may use the vocabulary and the trial layer, never ``sweep`` or ``cluster``.
+``analysis`` may use the vocabulary and the trial layer, never ``sweep`` or ``cluster``; ``sweep``
+may use ``analysis`` (the end-of-sweep summary is computed by the analysis's functions).
 Read from the source with :mod:`ast` (every import, also those inside functions; not those under
 ``if TYPE_CHECKING:``, which never run).
 """
