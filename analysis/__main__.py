@@ -21,6 +21,7 @@ from analysis.questions import DEFAULT_TOLERANCE, DEFAULT_X, DEFAULT_Y, analyse
 from analysis.safe_io import Refused
 from sparsity_tune.metrics import NUMERIC as NUMERIC_METRICS
 from sparsity_tune.metrics import M
+from sparsity_tune.wandb_setup import DEFAULT_PROJECT
 
 #: the --x/--y choices: every numeric metric of the registry but the epoch counter
 NUMERIC = [m for m in NUMERIC_METRICS if m != M.epoch]
@@ -110,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
         default="offline",
         help="with --wandb: online uploads now (needs `wandb login`); default offline",
     )
-    p.add_argument("--wandb-project", type=_wandb_name, default="sparsity-tune", help="W&B project")
+    p.add_argument("--wandb-project", type=_wandb_name, default=DEFAULT_PROJECT, help="W&B project")
     p.add_argument("--wandb-entity", type=_wandb_name, help="W&B entity (default: your own)")
     p.add_argument(
         "--wandb-group", type=_wandb_name, help="W&B group (default: the experiment name)"

@@ -501,7 +501,8 @@ def arch_compare_chart(
         "arch_compare",
         f"MLP vs CNN: {y} vs {x}",
         [p],
-        "faded: all configurations; lines: each architecture's own Pareto front",
+        "faded: all configurations (bars: ±1 std over seeds); lines: each architecture's own Pareto "
+        "front",
     )
 
 

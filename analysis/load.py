@@ -29,9 +29,9 @@ import pandas as pd
 from analysis import safe_io
 from analysis.parallel import cpu_count, process_pool
 from sparsity_tune import layout
-from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS
+from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS, M
 from sparsity_tune.trial import safe_yaml
-from sparsity_tune.trial.config import NAME_RE, flatten
+from sparsity_tune.trial.config import NAME_RE, SECTIONS, config_id, flatten, is_config_id
 
 FINISHED, FAILED, STOPPED, RUNNING, DAMAGED = (
     layout.FINISHED,
@@ -43,18 +43,20 @@ FINISHED, FAILED, STOPPED, RUNNING, DAMAGED = (
 ERROR_TAIL = 64 << 10  # bytes of error.txt read (its last line is what is shown)
 #: Columns that describe a trial rather than configure it (they lead trials.csv).
 ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_dir", "error")
+#: The configuration's identity (:func:`sparsity_tune.trial.config.config_id`): from the trial's
+#: ``config.json``, computed from its config for directories written before it was stored, and
+#: without the pruning settings for a run that never pruned (:func:`never_pruned`).
+CONFIG_ID = "config_id"
+#: Achieved sparsity at or below this counts as dense.
+DENSE_EPS = 1e-6
 #: Record keys whose trial-level value is the max over epochs rather than the final record's:
 #: the memory a run needs is its peak, and on CPU the per-epoch value is RSS *growth*, which is
 #: near zero after the first epoch. The per-epoch values stay in history.csv.
-MAX_OVER_EPOCHS = ("peak_mem_bytes",)
+MAX_OVER_EPOCHS = (M.peak_mem_bytes,)
 #: Trials per reader task, and the experiment size from which several processes read.
 CHUNK, PARALLEL_MIN = 500, 4000
-#: Record and summary keys that hold numbers (from the metric registry).
-NUMERIC_METRICS = NUMERIC
 #: Directories never searched for trials: W&B's run folders (thousands of media files).
 SKIP_DIRS = frozenset({"wandb", ".git", "__pycache__"})
-#: Sections of the nested trial config; their dotted keys are the config columns.
-CONFIG_SECTIONS = ("dataset", "model", "train", "pruning")
 
 
 class AnalysisError(ValueError):
@@ -67,8 +69,9 @@ class Experiment:
 
     root: Path
     name: str
-    trials: pd.DataFrame  # one row per trial: ID_COLUMNS, config.*, final record*, summary
-    # (*except MAX_OVER_EPOCHS, the max over the trial's records)
+    #: one row per trial: ID_COLUMNS, config_id, config.*, final record*, summary
+    #: (*except MAX_OVER_EPOCHS, the max over the trial's records)
+    trials: pd.DataFrame
     history: pd.DataFrame  # one row per trial and epoch: trial_id + record keys
     spec: dict[str, Any] = field(default_factory=dict)  # spec.yaml as written (raw mapping)
     searched: list[str] = field(default_factory=list)  # dotted keys the sweep varied (params)
@@ -83,7 +86,7 @@ class Experiment:
 
 def config_columns(df: pd.DataFrame) -> list[str]:
     """The dotted trial-config columns of a table (``model.width``, ``pruning.method``, ...)."""
-    return [c for c in df.columns if c.split(".", 1)[0] in CONFIG_SECTIONS and "." in c]
+    return [c for c in df.columns if c.split(".", 1)[0] in SECTIONS and "." in c]
 
 
 def find_trial_dirs(root: Path) -> list[Path]:
@@ -149,7 +152,7 @@ def _read_object(path: Path, problems: list[str], check: Any = None) -> dict[str
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     """Drop keys a data file must not set (the id columns: a record claiming ``status``)."""
-    return {k: v for k, v in d.items() if k not in ID_COLUMNS}
+    return {k: v for k, v in d.items() if k not in ID_COLUMNS and k != CONFIG_ID}
 
 
 def _scalar(v: Any) -> Any:
@@ -186,6 +189,7 @@ def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[s
         "trial_dir": rel,
         "error": ("damaged: " + "; ".join(problems))[:300] if problems else error,
     }
+    row[CONFIG_ID] = None  # set below, once the final sparsity is known
     row.update({k: _scalar(v) for k, v in flatten(nested).items()})
     row["_params"] = [str(k) for k in cfg.get("params") or {}]
     row["_problems"] = problems
@@ -196,7 +200,20 @@ def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[s
             row[key] = max(values) if values else row.get(key)
     if summary:
         row.update(_clean(summary))
+    if nested:
+        stored = cfg.get(CONFIG_ID)
+        if never_pruned(status, row.get(M.sparsity)):
+            row[CONFIG_ID] = config_id(nested, dense=True)
+        else:
+            row[CONFIG_ID] = stored if is_config_id(stored) else config_id(nested)
     return row, records
+
+
+def never_pruned(status: Any, sparsity: Any) -> Any:
+    """True for a finished trial whose final network is dense (achieved sparsity 0): its pruning
+    settings never acted (masks only shrink, and an IMP run ends sparse), so they are no part of
+    its configuration. Scalars (one trial) or Series (a table) alike."""
+    return (status == FINISHED) & (pd.to_numeric(sparsity, errors="coerce") <= DENSE_EPS)
 
 
 def _read_records(trial_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
@@ -384,14 +401,14 @@ def _read_spec(root: Path, warnings: list[str]) -> dict[str, Any]:
 
 def _order_trials(df: pd.DataFrame) -> pd.DataFrame:
     """Stable columns: ids, config (section order), record keys, layer sparsities, summary keys."""
-    for col in (*ID_COLUMNS, *RECORD_KEYS, *SUMMARY_KEYS):
+    for col in (*ID_COLUMNS, CONFIG_ID, *RECORD_KEYS, *SUMMARY_KEYS):
         if col not in df.columns:
-            df[col] = pd.NA if col in ID_COLUMNS else float("nan")
-    for col in NUMERIC_METRICS:  # JSON null (e.g. no validation split) -> NaN, not object
+            df[col] = pd.NA if col in (*ID_COLUMNS, CONFIG_ID) else float("nan")
+    for col in NUMERIC:  # JSON null (e.g. no validation split) -> NaN, not object
         df[col] = pd.to_numeric(df[col], errors="coerce")
-    cfg = sorted(config_columns(df), key=lambda c: (CONFIG_SECTIONS.index(c.split(".")[0]), c))
+    cfg = sorted(config_columns(df), key=lambda c: (SECTIONS.index(c.split(".")[0]), c))
     layers = sorted(c for c in df.columns if c.startswith(LAYER_SPARSITY_PREFIX))
-    known = [*ID_COLUMNS, *cfg, *RECORD_KEYS, *layers, *SUMMARY_KEYS]
+    known = [*ID_COLUMNS, CONFIG_ID, *cfg, *RECORD_KEYS, *layers, *SUMMARY_KEYS]
     extra = [c for c in df.columns if c not in set(known)]
     df = df[known + extra]
     return df.sort_values(
@@ -408,7 +425,7 @@ def _order_history(df: pd.DataFrame) -> pd.DataFrame:
     known = ["trial_id", *RECORD_KEYS, *layers]
     extra = [c for c in df.columns if c not in set(known)]
     return (
-        df[known + extra].sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
+        df[known + extra].sort_values(["trial_id", M.epoch], kind="stable").reset_index(drop=True)
     )
 
 

@@ -1,13 +1,16 @@
 """Seed aggregation: trials -> configurations (seed-mean, seed std, t-based 95% interval).
 
 A *configuration* is a trial's settings without its seed (and without settings that cannot change
-results, such as the data root; a finished run that never pruned a weight is dense whatever its
-``pruning.*`` settings say, so they do not make it another configuration). Everything a front or a report sentence says is about
-configurations, so one lucky seed never makes the front. Settings alone make the identity, not the
-experiment: analysed together, two experiments share a configuration only where their settings
-are equal, and a (configuration, seed) pair found in both counts once. :func:`aggregate_seeds` is
-the one seed aggregation (of trials, and of IMP rounds as operating points). pandas groupby does
-the work; the Student-t quantile comes from scipy (installed with mnist1d).
+results, such as the data root): its id is :func:`sparsity_tune.trial.config.config_id`, the one
+identity rule, read from each trial's ``config.json`` (:mod:`analysis.load`). A finished run that
+never pruned a weight is dense whatever its ``pruning.*`` settings say, so they do not make it
+another configuration (``config_id(..., dense=True)``). Everything a front or a report sentence
+says is about configurations, so one lucky seed never makes the front. Settings alone make the
+identity, not the experiment: analysed together, two experiments share a configuration only where
+their settings are equal, and a (configuration, seed) pair found in both counts once.
+:func:`aggregate_seeds` is the one seed aggregation (of trials, and of IMP rounds as operating
+points); the end-of-sweep summary uses it too. pandas groupby does the work; the Student-t
+quantile comes from scipy (installed with mnist1d).
 """
 
 from __future__ import annotations
@@ -15,25 +18,36 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.load import FINISHED, config_columns
+from analysis import load
+from analysis.load import CONFIG_ID, FINISHED, config_columns
+from analysis.load import DENSE_EPS as DENSE_EPS  # re-exported: the charts and comparisons use it
 from sparsity_tune.metrics import NUMERIC, M
+from sparsity_tune.trial.config import identity_keys, settings_id
 
-#: Config keys that do not make a different configuration (seeds, paths, thread counts).
-NOT_IDENTITY = frozenset(
-    {"train.seed", "dataset.root", "dataset.download", "train.threads", "train.eval_batch_size"}
-)
-#: Achieved sparsity at or below this counts as dense.
-DENSE_EPS = 1e-6
 #: Columns added to the trial table by :func:`add_config_ids`.
-DERIVED = ("config_id", "base_id", "label", "base_label", "arch", "size")
+DERIVED = (CONFIG_ID, "base_id", "label", "base_label", "arch", "size")
 
 
 def identity_columns(trials: pd.DataFrame) -> list[str]:
     """The settings that make a configuration (the experiment is not one of them)."""
-    return [c for c in config_columns(trials) if c not in NOT_IDENTITY]
+    return identity_keys(config_columns(trials))
 
 
-def _hash_ids(df: pd.DataFrame) -> pd.Series:
+def _ids(df: pd.DataFrame) -> pd.Series:
+    """:func:`~sparsity_tune.trial.config.settings_id` of each row's settings (a row's missing
+    values left out), for tables that carry no stored ``config_id``."""
+    if df.shape[1] == 0:
+        return pd.Series(settings_id({}), index=df.index)
+    records = df.astype(object).where(df.notna(), None).to_dict("records")
+    return pd.Series(
+        [settings_id({k: v for k, v in r.items() if v is not None}) for r in records],
+        index=df.index,
+    )
+
+
+def _group_ids(df: pd.DataFrame) -> pd.Series:
+    """A short hash of each row's values (vectorised): a grouping key within one table, such
+    as ``base_id``; a configuration's identity is ``config_id``."""
     if df.shape[1] == 0:
         return pd.Series("0" * 10, index=df.index)
     try:  # pandas hashes each column vectorised (object columns through factorize)
@@ -53,35 +67,35 @@ def _short_names(cols: list[str]) -> dict[str, str]:
 
 
 def never_pruned(trials: pd.DataFrame) -> pd.Series:
-    """True for a finished trial whose final network is dense (achieved sparsity 0): its pruning
-    settings never acted (masks only shrink, and an IMP run ends sparse), so a grid of
-    granularity x sparsity that includes sparsity 0 runs the same dense network once per
-    granularity, and those runs are one configuration."""
+    """:func:`analysis.load.never_pruned` of each row: a grid of granularity x sparsity that
+    includes sparsity 0 runs the same dense network once per granularity, and those runs are one
+    configuration."""
     if M.sparsity not in trials or "status" not in trials:
         return pd.Series(False, index=trials.index)
-    sparsity = pd.to_numeric(trials[M.sparsity], errors="coerce")
-    return (trials["status"] == FINISHED) & sparsity.le(DENSE_EPS)
+    return load.never_pruned(trials["status"], trials[M.sparsity]).astype(bool)
 
 
 def add_config_ids(trials: pd.DataFrame) -> pd.DataFrame:
-    """Add ``config_id`` (settings without seed; a never-pruned run's without its pruning
-    settings, see :func:`never_pruned`), ``base_id`` (also without pruning.*), ``label`` and
-    ``base_label`` (the settings, and the non-pruning settings, that vary among the trials;
-    "· dense" for a never-pruned run), ``arch`` and ``size``."""
+    """Add ``config_id`` (settings without seed, a never-pruned run's also without its pruning
+    settings, see :func:`never_pruned`; as :mod:`analysis.load` read it, else computed from the
+    columns), ``base_id`` (also without pruning.*), ``label`` and ``base_label`` (the settings,
+    and the non-pruning settings, that vary among the trials; "· dense" for a never-pruned run),
+    ``arch`` and ``size``."""
     df = trials.copy()
     ident = identity_columns(df)
     dense = never_pruned(df)
-    if not ident:  # no config.json anywhere: every trial is its own configuration
-        df["config_id"] = df["trial_id"].astype(str)
-    else:
-        settings = df[ident]
-        if dense.any():
-            settings = settings.copy()
+    stored = df[CONFIG_ID] if CONFIG_ID in df else pd.Series(pd.NA, index=df.index)
+    if stored.isna().any():  # a table not read from trial directories (no config.json)
+        if ident:
+            settings = df[ident].astype(object)
             for c in (c for c in ident if c.startswith("pruning.")):
-                settings[c] = settings[c].astype(object).where(~dense, None)
-        df["config_id"] = _hash_ids(settings)
+                settings[c] = settings[c].where(~dense, None)
+            computed = _ids(settings)
+        else:  # no settings anywhere: every trial is its own configuration
+            computed = df["trial_id"].astype(str)
+        df[CONFIG_ID] = stored.astype(object).where(stored.notna(), computed)
     base_cols = [c for c in ident if not c.startswith("pruning.")]
-    df["base_id"] = _hash_ids(df[base_cols])
+    df["base_id"] = _group_ids(df[base_cols])
     vary = _varying(df, ident)
     names = _short_names(vary)
     fallback = df["experiment"].astype("string").fillna("config").astype(str)

@@ -5,7 +5,7 @@ offline by default, project ``sparsity-tune``, group the experiment's name. Neve
 experiment directory's spec.yaml: that file may have been written by someone else, and its
 ``mode: online`` with their entity would upload this user's analysis (error lines included) to
 their W&B account. Offline runs are written under the output directory; ``wandb sync`` uploads
-them later.
+them later. Names and settings are the sweep's (:mod:`sparsity_tune.wandb_setup`).
 
 Logged: the tables (configurations, each front, hypervolumes; trials when at most
 ``MAX_TABLE_ROWS``), every PNG as an image, each front as a native W&B scatter, report.html as
@@ -16,7 +16,6 @@ W&B's report API; that path needs a W&B account and is not exercised by the test
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,10 @@ import pandas as pd
 from analysis import safe_io
 from analysis.measured import FLAT, measured_table
 from analysis.questions import Analysis
+from sparsity_tune import wandb_setup
+from sparsity_tune.wandb_setup import DEFAULT_PROJECT
 
 MAX_TABLE_ROWS = 50_000
-DEFAULT_PROJECT = "sparsity-tune"
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def wandb_target(a: Analysis, target: WandbTarget | None = None) -> dict[str, An
     return {
         "project": t.project,
         "entity": t.entity,
-        "group": t.group or a.experiment.name,
+        "group": wandb_setup.group(a.experiment.name, t.group),
         "mode": t.mode,
         "tags": None,
     }
@@ -78,13 +78,12 @@ def log_analysis(
     import wandb
 
     target = wandb_target(a, where)
-    os.environ.setdefault("WANDB_SILENT", "true")
     out_dir = out_dir or next(iter(written.values())).parent
     safe_io.output_dir(out_dir / "wandb")
     run = wandb.init(
         **target,
         job_type="analysis",
-        name=f"{a.experiment.name}-analysis",
+        name=wandb_setup.analysis_run_name(a.experiment.name),
         dir=str(out_dir),
         config={
             "y": a.y,
@@ -93,9 +92,7 @@ def log_analysis(
             "experiment": a.experiment.name,
             "n_trials": len(a.trials),
         },
-        settings=wandb.Settings(
-            console="off", x_disable_stats=True, disable_git=True, disable_code=True, silent=True
-        ),
+        settings=wandb_setup.wandb_settings(),
     )
     data: dict[str, Any] = {"configs": _table(a.configs)}
     if len(a.trials) <= MAX_TABLE_ROWS:

@@ -128,6 +128,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> Result:
 
     from sparsity_tune import layout
     from sparsity_tune.sweep import launch, trainable
+    from sparsity_tune.sweep import plan as planner
     from sparsity_tune.sweep.spec import validate_spec
     from sparsity_tune.sweep.summary import trials_frame
     from sparsity_tune.trial.data import load_dataset
@@ -174,7 +175,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> Result:
     sampler = CpuSampler()
     driver_before = trial_profile.driver_totals()
     try:
-        rc = launch.run(spec, str(storage), exp, use_wandb=not args.no_wandb)
+        plan = planner.build(spec, exp, str(storage), use_wandb=not args.no_wandb)
+        rc = launch.run(plan)
     finally:
         trainable.train_trial = original
     t2 = time.perf_counter()

@@ -18,9 +18,10 @@ import traceback
 from pathlib import Path
 
 from sparsity_tune import layout
+from sparsity_tune.metrics import M
 from sparsity_tune.sweep.spec import load_spec
 from sparsity_tune.trial import budget
-from sparsity_tune.trial.config import ConfigError, add_set_option, parse_overrides
+from sparsity_tune.trial.config import ConfigError, add_set_option, config_id, parse_overrides
 from sparsity_tune.trial.safe_yaml import brief
 
 #: Files of an earlier run in the same directory that this run replaces.
@@ -30,10 +31,10 @@ STALE = (layout.RECORDS, layout.ERROR, layout.SUMMARY)
 def _progress(epochs: int):
     def report(r: dict) -> None:
         print(
-            f"epoch {r['epoch']:>3}/{epochs}  train_loss {r['train_loss']:.4f}  "
-            f"val_acc {r['val_acc']:.4f}  test_acc {r['test_acc']:.4f}  "
-            f"sparsity {r['sparsity']:.3f} (target {r['target_sparsity']:.3f})  "
-            f"{r['train_time_s']:.2f}s train + {r['eval_time_s']:.2f}s eval",
+            f"epoch {r[M.epoch]:>3}/{epochs}  train_loss {r[M.train_loss]:.4f}  "
+            f"val_acc {r[M.val_acc]:.4f}  test_acc {r[M.test_acc]:.4f}  "
+            f"sparsity {r[M.sparsity]:.3f} (target {r[M.target_sparsity]:.3f})  "
+            f"{r[M.train_time_s]:.2f}s train + {r[M.eval_time_s]:.2f}s eval",
             flush=True,
         )
 
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 "trial_id": out.name,
                 "experiment": spec.name,
                 "seed": cfg.train.seed,
+                "config_id": config_id(cfg),
                 "params": {},
                 "config": cfg.model_dump(mode="json"),
             },
@@ -115,10 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         raise
     layout.write_json(out / layout.SUMMARY, summary)
     print(
-        f"done: test_acc {summary['final_test_acc']:.4f} at sparsity {summary['final_sparsity']:.3f}; "
-        f"best val {summary['best_val_acc']:.4f} (test {summary['test_acc_at_best_val']:.4f}); "
-        f"{summary['total_time_s']:.1f}s; inference at batch 256 {summary['infer_ms_dense_b256']:.2f} ms "
-        f"dense, {summary['infer_ms_b256']:.2f} ms {summary['deploy_format']} -> {out}/summary.json"
+        f"done: test_acc {summary[M.final_test_acc]:.4f} at sparsity "
+        f"{summary[M.final_sparsity]:.3f}; best val {summary[M.best_val_acc]:.4f} "
+        f"(test {summary[M.test_acc_at_best_val]:.4f}); {summary[M.total_time_s]:.1f}s; "
+        f"inference at batch 256 {summary[M.infer_ms_dense_b256]:.2f} ms dense, "
+        f"{summary[M.infer_ms_b256]:.2f} ms {summary[M.deploy_format]} -> {out}/summary.json"
     )
     return 0
 

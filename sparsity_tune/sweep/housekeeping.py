@@ -31,7 +31,7 @@ from ray.tune import Callback
 from sparsity_tune import layout
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep import checkpoints, state
-from sparsity_tune.sweep.spec import Spec
+from sparsity_tune.sweep.plan import Plan
 from sparsity_tune.sweep.stop import DISK_FULL, Stop
 from sparsity_tune.sweep.trainable import STORAGE_FULL
 
@@ -232,9 +232,9 @@ def backup_tuner_pkl(exp: str) -> None:
             os.replace(tmp, dest / "tuner.pkl")
 
 
-def space_needed(spec: Spec, exp: str) -> str:
+def space_needed(plan: Plan) -> str:
     """An estimate of the space the rest of the sweep needs, from what its trials wrote."""
-    root = Path(exp)
+    root = Path(plan.experiment)
     ckpt, rec, todo = 0, 0, 0
     for d in root.glob("trial_*"):
         for m in d.glob(f"{checkpoints.CHECKPOINT_PREFIX}*/{checkpoints.MANIFEST_FILE}"):
@@ -246,8 +246,8 @@ def space_needed(spec: Spec, exp: str) -> str:
                 rec = max(rec, (d / layout.RECORDS).stat().st_size // n)
         if layout.trial_status(d) != layout.FINISHED:
             todo += 1
-    todo = max(todo, spec.search.trial_count() - sum(1 for _ in root.glob("trial_*")) + todo)
-    need = todo * (3 * ckpt + spec.train.epochs * rec) + (1 << 20)
+    todo = max(todo, plan.trials - sum(1 for _ in root.glob("trial_*")) + todo)
+    need = todo * (3 * ckpt + plan.max_epochs * rec) + (1 << 20)
     return (
         f"about {need / 2**20:.1f} MiB more are needed for {todo} unfinished trial(s) "
         f"(checkpoints of {ckpt / 2**20:.2f} MiB, three kept while writing, and records)"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import logging
 import os
 import shlex
@@ -46,8 +47,11 @@ from typing import Any
 import yaml
 
 from sparsity_tune import layout
+from sparsity_tune.metrics import M
 from sparsity_tune.sweep import lock as locking
+from sparsity_tune.sweep import plan as planner
 from sparsity_tune.sweep import state, watchdog
+from sparsity_tune.sweep.plan import Plan
 from sparsity_tune.sweep.spec import Spec, load_spec, validate_spec
 from sparsity_tune.sweep.state import LaunchRecord
 from sparsity_tune.sweep.stop import SIGNALS, Interrupted, QuietRay, Stop, ray_handlers
@@ -60,7 +64,7 @@ from sparsity_tune.trial.config import (
 )
 
 #: Columns of the live table (besides the searched parameters and the seed).
-LIVE_METRICS = ("epoch", "val_acc", "test_acc", "sparsity")
+LIVE_METRICS = (M.epoch, M.val_acc, M.test_acc, M.sparsity)
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 #: Seconds the W&B writer may take to finish its runs when the sweep was interrupted (SLURM's
 #: KillWait is 30 s by default, and Ray's own stop and state save come first).
@@ -213,11 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_REFUSED
 
-    from sparsity_tune.sweep.search import describe_plan
-
     if args.dry_run:
-        print(describe_plan(req.spec, req.exp, args.address))
-        print(f"wandb       {'off' if args.no_wandb else req.spec.wandb.mode} → {req.exp}/wandb")
+        try:
+            plan = dry_run_plan(req, args)
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_REFUSED
+        print(plan.describe())
         return EXIT_OK
     return Launcher(req, args).main()
 
@@ -241,7 +247,7 @@ class Launcher:
         self.created_dir = False
         self.stop = Stop()
         self.record: LaunchRecord | None = None
-        self.spec: Spec = req.spec
+        self.plan: Plan | None = None  # what runs: built from the launch record (settle)
         self.use_wandb = not args.no_wandb
         self.ray_state = False  # Ray Tune's state exists in the experiment (set by settle)
 
@@ -321,6 +327,9 @@ class Launcher:
                     f"{resume_command(exp, args.address, self.use_wandb)}\n"
                     f"or pick another --name (or delete the directory to start over)"
                 )
+            self.plan = planner.build(
+                req.spec, exp, req.storage, address=args.address, use_wandb=self.use_wandb
+            )
             self.record = LaunchRecord(
                 spec=state.spec_data(req.spec),
                 spec_file=req.spec_file,
@@ -330,6 +339,7 @@ class Launcher:
                 address=args.address,
                 use_wandb=self.use_wandb,
                 group_readable=args.group_readable,
+                plan=self.plan.settings(),
             )
             write_spec(req.spec, exp)
             if req.local:
@@ -354,25 +364,9 @@ class Launcher:
             )
             if req.local:
                 record.save(Path(exp))
-        diffs = state.resume_differences(record.spec, state.spec_data(req.spec))
-        refused = [d for d in diffs if d.allowed_because is None]
-        if refused:
-            allowed = ", ".join(state.ALLOWED_ON_RESUME)
-            raise ConfigError(
-                f"--resume: {len(refused)} key(s) differ from how {req.spec.name!r} was started "
-                f"and can change results:\n  "
-                + "\n  ".join(str(d) for d in refused)
-                + f"\nA resumed experiment runs as it was started. Continue it with:\n  "
-                f"{resume_command(exp, args.address, self.use_wandb)}\n"
-                f"(keys that may change on resume: {allowed}, resources.cpu, and resources.gpu "
-                f"while the trials stay on the same kind of device), or start a new experiment "
-                f"with another --name."
-            )
-        data = dict(record.spec)
+        self.plan, diffs = resumed_plan(record, req, args.address, self.use_wandb)
         for d in diffs:
             print(f"note: {d} (allowed: {d.allowed_because})", flush=True)
-            set_dotted(data, d.key, d.given)
-        self.spec = validate_spec(data, f"{exp}/{layout.LAUNCH}")
         if record.use_wandb != self.use_wandb:
             print(
                 f"note: W&B {'on' if self.use_wandb else 'off'} now, "
@@ -383,20 +377,67 @@ class Launcher:
 
     # ------------------------------------------------------------------ the sweep
     def run(self) -> int:
-        from sparsity_tune.sweep.search import describe_plan
-
-        print(describe_plan(self.spec, self.req.exp, self.args.address), flush=True)
+        assert self.plan is not None
+        print(self.plan.describe(), flush=True)
         return run(
-            self.spec,
-            self.req.storage,
-            self.req.exp,
-            address=self.args.address,
+            self.plan,
             # a launcher killed before Ray saved anything leaves only launch.json: start afresh
             resume=self.req_resume and self.ray_state,
-            use_wandb=self.use_wandb and self.spec.wandb.mode != "disabled",
             stop=self.stop,
             token=self.lock.holder.token if self.lock is not None else None,
         )
+
+
+def resumed_spec(
+    record: LaunchRecord, req: Request, address: str | None, use_wandb: bool
+) -> tuple[dict[str, Any], list[state.Difference]]:
+    """The saved spec of ``record`` with this command's allowed differences applied (what a
+    resume runs), and those differences; ConfigError naming every key that would change
+    results."""
+    diffs = state.resume_differences(record.spec, state.spec_data(req.spec))
+    refused = [d for d in diffs if d.allowed_because is None]
+    if refused:
+        allowed = ", ".join(state.ALLOWED_ON_RESUME)
+        raise ConfigError(
+            f"--resume: {len(refused)} key(s) differ from how {req.spec.name!r} was started "
+            f"and can change results:\n  "
+            + "\n  ".join(str(d) for d in refused)
+            + f"\nA resumed experiment runs as it was started. Continue it with:\n  "
+            f"{resume_command(req.exp, address, use_wandb)}\n"
+            f"(keys that may change on resume: {allowed}, resources.cpu, and resources.gpu "
+            f"while the trials stay on the same kind of device), or start a new experiment "
+            f"with another --name."
+        )
+    data = copy.deepcopy(record.spec)
+    for d in diffs:
+        set_dotted(data, d.key, d.given)
+    return data, diffs
+
+
+def resumed_plan(
+    record: LaunchRecord, req: Request, address: str | None, use_wandb: bool
+) -> tuple[Plan, list[state.Difference]]:
+    """The plan a ``--resume`` runs: the record's spec with this command's allowed differences
+    (:func:`resumed_spec`), refused where it no longer resolves into the saved plan."""
+    data, diffs = resumed_spec(record, req, address, use_wandb)
+    where = f"{req.exp}/{layout.LAUNCH}"
+    plan = planner.from_record(
+        data, where, req.exp, req.storage, address=address, use_wandb=use_wandb
+    )
+    planner.check_saved(record.plan, plan, where)
+    return plan, diffs
+
+
+def dry_run_plan(req: Request, args: argparse.Namespace) -> Plan:
+    """The plan this command would run: with ``--resume``, the saved one (nothing is locked or
+    written)."""
+    use_wandb = not args.no_wandb
+    record = LaunchRecord.load(Path(req.exp)) if args.resume and req.local else None
+    if record is None:
+        return planner.build(
+            req.spec, req.exp, req.storage, address=args.address, use_wandb=use_wandb
+        )
+    return resumed_plan(record, req, args.address, use_wandb)[0]
 
 
 def _can_restore(exp: str) -> bool:
@@ -420,7 +461,7 @@ def check_wandb_login() -> None:
 
 def write_spec(spec: Spec, exp: str) -> None:
     """The resolved spec at the experiment's top (layout.SPEC), for analysis and reruns."""
-    text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    text = yaml.safe_dump(state.spec_data(spec), sort_keys=False)
     if "://" in exp:
         import pyarrow.fs
 
@@ -454,19 +495,19 @@ def _short(key: str) -> str:
     return key.split(".")[-1]
 
 
-def reporter(spec: Spec) -> Any:
+def reporter(plan: Plan) -> Any:
     from ray.tune import CLIReporter
 
-    keys = [k for k, p in spec.search.parameters.items() if p.distribution != "constant"]
+    keys = plan.varied
     shorts = [_short(k) for k in keys]
     params = {k: (s if shorts.count(s) == 1 else k) for k, s in zip(keys, shorts, strict=True)}
     cols: dict[str, str] = {}
-    if spec.search.algorithm == "optuna":  # the seed is in the config only under grid/random
+    if plan.search.algorithm == "optuna":  # the seed is in the config only under grid/random
         cols["train.seed"] = "seed"
     else:
         params["train.seed"] = "seed"
     cols.update({m: m for m in LIVE_METRICS})
-    for m in spec.search.objectives:
+    for m in plan.search.objectives:
         cols.setdefault(m, m)
     return CLIReporter(
         metric_columns=cols,
@@ -479,24 +520,25 @@ def reporter(spec: Spec) -> Any:
 
 
 # ----------------------------------------------------------------------------- Tuner
-def wandb_logger(spec: Spec, exp: str) -> Any:
+def wandb_logger(plan: Plan) -> Any:
     from sparsity_tune.sweep.wandb_log import WandbTarget, WandbTrialLogger
 
-    w = spec.wandb
+    w = plan.wandb
+    assert w is not None
     return WandbTrialLogger(
         WandbTarget(
-            experiment=spec.name,
-            directory=exp if "://" not in exp else str(Path("wandb").resolve()),
+            experiment=plan.name,
+            directory=w.directory,
             project=w.project,
             entity=w.entity,
             group=w.group,
-            tags=tuple(w.tags),
+            tags=w.tags,
             mode=w.mode,
         )
     )
 
 
-def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, extra: list[Any]) -> Any:
+def build_tuner(plan: Plan, resume: bool, extra: list[Any]) -> Any:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -506,43 +548,43 @@ def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, extra: list[An
     trainable = tune.with_resources(
         tune.with_parameters(
             train_trial,
-            base=spec.base_dict(),
-            experiment=spec.name,
-            seeds=list(spec.search.seeds),
-            cpus=spec.resources.cpu,
-            checkpoint_every=spec.search.checkpoint_every,
-            checkpoint_min_interval_s=spec.search.checkpoint_min_interval_s,
-            report_interval_s=report_interval(spec.search.scheduler),
-            report_epochs=search.report_epochs(spec),
+            base=plan.trial_base(),
+            experiment=plan.name,
+            seeds=list(plan.seeds),
+            cpus=plan.cpu,
+            checkpoint_every=plan.checkpoint_every,
+            checkpoint_min_interval_s=plan.checkpoint_min_interval_s,
+            report_interval_s=report_interval("asha" if plan.scheduler else "fifo"),
+            report_epochs=search.report_epochs(plan),
         ),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+        {"cpu": plan.cpu, "gpu": plan.gpu},
     )
     callbacks: list[Any] = [JsonLoggerCallback(), *extra]
-    failure = tune.FailureConfig(max_failures=spec.search.max_failures)
+    failure = tune.FailureConfig(max_failures=plan.max_failures)
     if resume:
         tuner = tune.Tuner.restore(
-            exp,
+            plan.experiment,
             trainable,
             resume_unfinished=True,
             resume_errored=True,
-            param_space=search.param_space(spec),
+            param_space=search.param_space(plan),
         )
         # Ray restores the run config pickled when the experiment started; this launch's
         # callbacks, reporter and retries replace it. Ray has no public setter for it
         # (ray-project/ray#41364), hence the private handle.
         rc = tuner._local_tuner.get_run_config()
-        rc.callbacks, rc.progress_reporter, rc.failure_config = callbacks, reporter(spec), failure
+        rc.callbacks, rc.progress_reporter, rc.failure_config = callbacks, reporter(plan), failure
         return tuner
     return tune.Tuner(
         trainable,
-        param_space=search.param_space(spec),
-        tune_config=search.tune_config(spec),
+        param_space=search.param_space(plan),
+        tune_config=search.tune_config(plan),
         run_config=tune.RunConfig(
-            name=spec.name,
-            storage_path=storage,
+            name=plan.name,
+            storage_path=plan.storage,
             failure_config=failure,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            progress_reporter=reporter(spec),
+            progress_reporter=reporter(plan),
             callbacks=callbacks,
             verbose=1,
         ),
@@ -550,22 +592,19 @@ def build_tuner(spec: Spec, storage: str, exp: str, resume: bool, extra: list[An
 
 
 def run(
-    spec: Spec,
-    storage: str,
-    exp: str,
+    plan: Plan,
     *,
-    address: str | None = None,
     resume: bool = False,
-    use_wandb: bool = True,
     stop: Stop | None = None,
     token: str | None = None,
 ) -> int:
-    """Run (or resume) the sweep; print the summary; return the exit status (module docstring)."""
+    """Run (or resume) the sweep of ``plan``; print the summary; return the exit status (module
+    docstring)."""
     from sparsity_tune.sweep.housekeeping import Housekeeping, SweepCallback, backup_tuner_pkl
 
+    exp, address, use_wandb = plan.experiment, plan.address, plan.wandb is not None
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our CLIReporter table
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # only the JSON logger
-    os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     stop = stop or Stop()
     stop.hint = resume_command(exp, address, use_wandb)
@@ -588,8 +627,8 @@ def run(
             _KEEPERS.append(keeper)  # its stdin must stay open as long as this process lives
         started_here = init_ray(address)
         hk = Housekeeping(exp=exp, stop=stop, local=local)
-        wb = wandb_logger(spec, exp) if use_wandb else None
-        tuner = build_tuner(spec, storage, exp, resume, [SweepCallback(hk), *([wb] if wb else [])])
+        wb = wandb_logger(plan) if use_wandb else None
+        tuner = build_tuner(plan, resume, [SweepCallback(hk), *([wb] if wb else [])])
         if resume and wb is not None and local:
             trials = sorted(p.parent for p in Path(exp).glob(f"*/{layout.CONFIG}"))
             if n := wb.catch_up(trials):
@@ -622,7 +661,7 @@ def run(
                 WandbTrialLogger.close_every_logger(
                     WANDB_CLOSE_INTERRUPTED_S if stop.stopping else 120.0
                 )
-        return _report(spec, exp, grid, stop)
+        return _report(plan, grid, stop)
     except Interrupted as intr:
         print(f"interrupted before the sweep started; continue with:\n  {stop.hint}")
         return 128 + intr.signum
@@ -637,13 +676,12 @@ def run(
             os.environ.pop(watchdog.ENV, None)
 
 
-def _report(spec: Spec, exp: str, grid: Any, stop: Stop) -> int:
+def _report(plan: Plan, grid: Any, stop: Stop) -> int:
     """Print the summary and what to do next; return the exit status."""
     from sparsity_tune.sweep.housekeeping import space_needed
-    from sparsity_tune.sweep.summary import print_summary, trials_frame
+    from sparsity_tune.sweep.summary import print_summary
 
-    print_summary(spec, exp)
-    statuses = trials_frame(exp)["status"].value_counts().to_dict() if "://" not in exp else {}
+    statuses = print_summary(plan).counts
     if stop.reason == "signal" and stop.signum is not None:
         name = signal.Signals(stop.signum).name
         print(
@@ -654,7 +692,7 @@ def _report(spec: Spec, exp: str, grid: Any, stop: Stop) -> int:
         return 128 + stop.signum
     if stop.reason == "storage_full":
         print(
-            f"\nerror: the storage is full: {stop.detail}. {space_needed(spec, exp)}. The "
+            f"\nerror: the storage is full: {stop.detail}. {space_needed(plan)}. The "
             f"sweep stopped and saved what fitted. Free space on that filesystem, then continue "
             f"with:\n  {stop.hint}",
             file=sys.stderr,

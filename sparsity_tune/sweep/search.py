@@ -1,4 +1,4 @@
-"""A validated :class:`~sparsity_tune.sweep.spec.Spec` → Ray Tune's param_space, searcher and scheduler.
+"""A sweep :class:`~sparsity_tune.sweep.plan.Plan` → Ray Tune's param_space, searcher and scheduler.
 
 Ray Tune does the heavy lifting: ``tune.grid_search``/``choice``/``uniform``/... sample the space,
 ``OptunaSearch`` (TPE, or NSGA-II / multi-objective TPE for several objectives) proposes configs,
@@ -27,9 +27,10 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater, Searcher
 from ray.tune.search.repeater import TRIAL_INDEX
 
-from sparsity_tune.sweep.spec import ParameterSpec, Spec
-
-SEED_KEY = "train.seed"
+from sparsity_tune.metrics import M
+from sparsity_tune.sweep.plan import Plan
+from sparsity_tune.sweep.spec import ParameterSpec
+from sparsity_tune.trial.config import SEED_KEY
 
 
 def domain(p: ParameterSpec, grid: bool) -> Any:
@@ -57,12 +58,12 @@ def domain(p: ParameterSpec, grid: bool) -> Any:
     raise AssertionError(f"unhandled distribution {d}")
 
 
-def param_space(spec: Spec) -> dict[str, Any]:
+def param_space(plan: Plan) -> dict[str, Any]:
     """Flat dotted keys → Ray domains; seeds as a grid axis except under optuna."""
-    s = spec.search
-    space = {k: domain(p, grid=s.algorithm == "grid") for k, p in s.parameters.items()}
-    if s.algorithm != "optuna":
-        space[SEED_KEY] = tune.grid_search(list(s.seeds))
+    algorithm = plan.search.algorithm
+    space = {k: domain(p, grid=algorithm == "grid") for k, p in plan.parameters.items()}
+    if algorithm != "optuna":
+        space[SEED_KEY] = tune.grid_search(list(plan.seeds))
     return space
 
 
@@ -106,19 +107,16 @@ class SeedRepeater(Repeater):
             )
 
 
-def optuna_searcher(spec: Spec) -> Searcher:
+def optuna_searcher(plan: Plan) -> Searcher:
     """TPE for one objective; NSGA-II (default) or multi-objective TPE for several."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    s = spec.search
-    objectives = s.optuna_objectives()
-    names, modes = list(objectives), list(objectives.values())
-    seed = s.seeds[0]
-    sampler_name = s.sampler or ("tpe" if len(names) == 1 else "nsga2")
-    if sampler_name == "nsga2":
-        pop = max(2, min(50, s.num_samples // 2 or 2))
-        sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=pop)
+    s = plan.search
+    names, modes = list(s.objectives), list(s.objectives.values())
+    seed = plan.seeds[0]
+    if s.sampler == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=s.population)
     else:
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
     metric: str | list[str] = names[0] if len(names) == 1 else names
@@ -127,62 +125,48 @@ def optuna_searcher(spec: Spec) -> Searcher:
     return OptunaSearch(metric=metric, mode=mode, sampler=sampler)
 
 
-def search_alg(spec: Spec) -> Searcher | BasicVariantGenerator:
-    s = spec.search
+def search_alg(plan: Plan) -> Searcher | BasicVariantGenerator:
+    s = plan.search
     if s.algorithm == "optuna":
-        alg: Searcher = SeedRepeater(optuna_searcher(spec), repeat=len(s.seeds), set_index=True)
+        alg: Searcher = SeedRepeater(optuna_searcher(plan), repeat=len(plan.seeds), set_index=True)
         if s.max_concurrent:
             alg = ConcurrencyLimiter(alg, max_concurrent=s.max_concurrent)
         return alg
     return BasicVariantGenerator(constant_grid_search=True, max_concurrent=s.max_concurrent or 0)
 
 
-def max_epochs(spec: Spec) -> int:
-    """The largest train.epochs any trial can have (ASHA's max_t)."""
-    p = spec.search.parameters.get("train.epochs")
-    if p is None:
-        return spec.train.epochs
-    vals = p.choices() if p.is_grid else p.bounds()
-    return int(max(vals))
-
-
-def scheduler(spec: Spec) -> TrialScheduler:
-    sm = spec.search.scheduler_metric()
-    if sm is None:
+def scheduler(plan: Plan) -> TrialScheduler:
+    sch = plan.scheduler
+    if sch is None:
         return FIFOScheduler()
-    metric, mode = sm
     return ASHAScheduler(
-        time_attr="epoch",
-        metric=metric,
-        mode=mode,
-        max_t=max_epochs(spec),
-        grace_period=spec.search.grace_period,
-        reduction_factor=spec.search.reduction_factor,
+        time_attr=M.epoch,
+        metric=sch.metric,
+        mode=sch.mode,
+        max_t=sch.max_t,
+        grace_period=sch.grace_period,
+        reduction_factor=sch.reduction_factor,
     )
 
 
-def report_epochs(spec: Spec) -> tuple[int, ...]:
+def report_epochs(plan: Plan) -> tuple[int, ...]:
     """Epochs whose result a trial always sends Tune: ASHA's rungs (``grace_period x
     reduction_factor**k`` up to ``max_t``, as Ray's ``_Bracket`` lays them out), so that it
     decides there however short the epochs; none for FIFO (results are sent by time then)."""
-    if spec.search.scheduler_metric() is None:
+    sch = plan.scheduler
+    if sch is None:
         return ()
-    s, max_t = spec.search, max_epochs(spec)
-    rungs = int(math.log(max_t / s.grace_period) / math.log(s.reduction_factor) + 1)
-    return tuple(sorted({math.ceil(s.grace_period * s.reduction_factor**k) for k in range(rungs)}))
+    rungs = int(math.log(sch.max_t / sch.grace_period) / math.log(sch.reduction_factor) + 1)
+    return tuple(
+        sorted({math.ceil(sch.grace_period * sch.reduction_factor**k) for k in range(rungs)})
+    )
 
 
-def num_samples(spec: Spec) -> int:
-    """TuneConfig.num_samples: per grid pass for grid/random; total trials for the repeater."""
-    s = spec.search
-    return s.num_samples * len(s.seeds) if s.algorithm == "optuna" else s.num_samples
-
-
-def tune_config(spec: Spec) -> tune.TuneConfig:
+def tune_config(plan: Plan) -> tune.TuneConfig:
     return tune.TuneConfig(
-        search_alg=search_alg(spec),
-        scheduler=scheduler(spec),
-        num_samples=num_samples(spec),
+        search_alg=search_alg(plan),
+        scheduler=scheduler(plan),
+        num_samples=plan.search.tune_samples,
         reuse_actors=True,  # one worker process runs trial after trial: no torch re-import
         trial_dirname_creator=trial_dirname,
         trial_name_creator=trial_dirname,  # the live table's first column
@@ -192,53 +176,3 @@ def tune_config(spec: Spec) -> tune.TuneConfig:
 def trial_dirname(trial: Any) -> str:
     """Short, stable trial directory names (Ray's default embeds every parameter value)."""
     return f"trial_{trial.trial_id}"
-
-
-def describe_plan(spec: Spec, storage: str, address: str | None) -> str:
-    """The --dry-run text: trials, axes, algorithm, scheduler, resources, where results go."""
-    s = spec.search
-    lines = [
-        f"experiment  {spec.name}  →  {storage}",
-        f"algorithm   {s.algorithm}"
-        + (
-            f" ({s.sampler or ('tpe' if len(s.optuna_objectives()) == 1 else 'nsga2')})"
-            if s.algorithm == "optuna"
-            else ""
-        ),
-        f"trials      {s.trial_count()} = {s.configs_to_sample()} configuration(s)"
-        f" x {len(s.seeds)} seed(s) {s.seeds}",
-    ]
-    if s.parameters:
-        lines.append("parameters")
-        width = max(len(k) for k in s.parameters)
-        for k, p in s.parameters.items():
-            lines.append(f"  {k:<{width}}  {p.describe()}")
-    else:
-        lines.append("parameters  (none: the base config, once per seed)")
-    if s.objectives:
-        lines.append("objectives  " + ", ".join(f"{k} ({v})" for k, v in s.objectives.items()))
-    sm = s.scheduler_metric()
-    lines.append(
-        f"scheduler   {s.scheduler}"
-        + (
-            f" on {sm[0]} ({sm[1]}), grace {s.grace_period} epoch(s), "
-            f"reduction {s.reduction_factor:g}, max_t {max_epochs(spec)}"
-            if sm
-            else ""
-        )
-    )
-    cap = f", at most {s.max_concurrent} at once" if s.max_concurrent else ""
-    lines.append(
-        f"resources   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial{cap}"
-    )
-    base = spec.base()
-    lines.append(
-        f"base        {base.model.arch} {base.model.preset or f'depth {base.model.depth} width {base.model.width}'}"
-        f" on {base.dataset.name}, {base.train.epochs} epochs, pruning {base.pruning.method}"
-    )
-    lines.append(
-        f"failures    retried up to {s.max_failures}x from the last checkpoint "
-        f"(every {s.checkpoint_every} epoch(s), at least {s.checkpoint_min_interval_s:g} s apart)"
-    )
-    lines.append(f"cluster     {address or 'local (this machine)'}")
-    return "\n".join(lines)

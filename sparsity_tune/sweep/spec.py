@@ -47,23 +47,21 @@ from sparsity_tune.trial.config import (
     MAX_EPOCHS,
     NAME_RE,
     NAME_RULE,
+    SECTIONS,
     ConfigError,
-    DatasetConfig,
-    ModelConfig,
-    PruningConfig,
     Seed,
     Strict,
-    TrainConfig,
     TrialConfig,
+    TrialSections,
     cap_lines,
     format_validation_error,
+    section_model,
     set_dotted,
     show_key,
     trial_config,
 )
 from sparsity_tune.trial.safe_yaml import brief
-
-TRIAL_SECTIONS = ("dataset", "model", "train", "pruning")
+from sparsity_tune.wandb_setup import DEFAULT_PROJECT
 
 #: W&B sweep distributions we map onto Ray Tune sampling functions (see search.py).
 Distribution = Literal[
@@ -250,13 +248,13 @@ class SearchConfig(Strict):
         if self.scheduler != "asha":
             return None
         name = self.metric or next(iter(self.objectives))
-        return name, self.mode or self.objectives.get(name) or metrics.direction(name)
+        return name, self.mode or self.objectives.get(name) or metrics.direction(name).value
 
     def optuna_objectives(self) -> dict[str, str]:
         if self.objectives:
             return dict(self.objectives)
         assert self.metric is not None
-        return {self.metric: self.mode or metrics.direction(self.metric)}
+        return {self.metric: self.mode or metrics.direction(self.metric).value}
 
     def configs_to_sample(self) -> int:
         """Distinct configurations (before seeds)."""
@@ -277,39 +275,35 @@ class ResourcesConfig(Strict):
 
 
 class WandbConfig(Strict):
-    project: Name = "sparsity-tune"
+    project: Name = DEFAULT_PROJECT
     entity: Name | None = None
     group: Name | None = None
     tags: list[Annotated[str, AfterValidator(_tag)]] = Field(default_factory=list, max_length=64)
     mode: Literal["offline", "online", "disabled"] = "offline"
 
 
-class Spec(Strict):
+class Spec(TrialSections):
+    """A search space: the trial's sections (:class:`TrialSections`, the base config every trial
+    starts from) plus the sweep's own."""
+
     name: Name
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    pruning: PruningConfig = Field(default_factory=PruningConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
 
     def base(self) -> TrialConfig:
         """The trial config before any search parameter is applied."""
-        return trial_config(self.base_dict())
-
-    def base_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k).model_dump(mode="json") for k in TRIAL_SECTIONS}
+        return trial_config(self.trial_dict())
 
     def resolve(self, params: dict[str, Any], seed: int) -> TrialConfig:
         """The config of one trial: base + sampled dotted params + seed."""
-        return trial_config(self.base_dict(), {**params, "train.seed": seed})
+        return trial_config(self.trial_dict(), {**params, "train.seed": seed})
 
 
 # ---------------------------------------------------------------------- reading files
 
 
-TOP_KEYS = ("name", *TRIAL_SECTIONS, "search", "resources", "wandb")
+TOP_KEYS = ("name", *SECTIONS, "search", "resources", "wandb")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -421,7 +415,7 @@ def from_wandb_sweep(data: dict[str, Any], where: str = "sweep") -> dict[str, An
     for key, p in params.items():
         if key == "train.seed" and isinstance(p, dict) and "values" in p:
             search["seeds"] = p["values"]
-        elif isinstance(p, dict) and set(p) == {"value"} and key.split(".")[0] in TRIAL_SECTIONS:
+        elif isinstance(p, dict) and set(p) == {"value"} and key.split(".")[0] in SECTIONS:
             set_dotted(spec, key, p["value"])
         else:
             search_params[key] = p
@@ -510,7 +504,7 @@ def check_search(spec: Spec) -> None:
             else:
                 problems.append(
                     f"{where}: no such key; parameters are dotted keys of the base config "
-                    f"starting with one of {', '.join(TRIAL_SECTIONS)} (e.g. model.width)"
+                    f"starting with one of {', '.join(SECTIONS)} (e.g. model.width)"
                 )
             continue
         if s.algorithm == "grid" and not p.is_grid:
@@ -584,14 +578,6 @@ def check_search(spec: Spec) -> None:
         raise ConfigError(cap_lines(problems))
 
 
-_SECTION_MODELS = {
-    "dataset": DatasetConfig,
-    "model": ModelConfig,
-    "train": TrainConfig,
-    "pruning": PruningConfig,
-}
-
-
 def _field_error(key: str, value: Any) -> str | None:
     """Check one value against its field's type and range alone (pydantic TypeAdapter).
 
@@ -599,7 +585,7 @@ def _field_error(key: str, value: Any) -> str | None:
     checked per grid point (grid) or when the trial starts (random/optuna).
     """
     section, _, field = key.partition(".")
-    model = _SECTION_MODELS[section]
+    model = section_model(section)
     info = model.model_fields[field]
     adapter = TypeAdapter(Annotated[info.annotation, info], config=model.model_config)
     try:
@@ -616,7 +602,7 @@ def _check_grid(spec: Spec) -> list[str]:
         return []
     keys = list(params)
     combos = itertools.product(*(params[k].choices() for k in keys))
-    base = spec.base_dict()
+    base = spec.trial_dict()
     for combo in itertools.islice(combos, MAX_GRID_CHECK):
         point = dict(zip(keys, combo, strict=True))
         try:
@@ -641,7 +627,7 @@ def _check_memory(spec: Spec) -> list[str]:
         for k, p in spec.search.parameters.items()
         if budget.affects(k)
     }
-    base = spec.base_dict()
+    base = spec.trial_dict()
     combos = itertools.product(*candidates.values())
     for combo in itertools.islice(combos, MAX_MEMORY_CHECK):
         point = dict(zip(candidates, combo, strict=True))

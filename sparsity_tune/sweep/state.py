@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsity_tune import layout
-from sparsity_tune.trial.config import ConfigError, flatten
+from sparsity_tune.trial.config import NOT_IDENTITY, ConfigError, flatten
 
 RECORD_VERSION = 1
 BACKUP_DIR = ".ray-state"
@@ -43,9 +43,10 @@ RAY_STATE_PATTERNS = ("tuner.pkl", "experiment_state-*.json", "*-state-*.json", 
 
 
 def spec_data(spec: Any) -> dict[str, Any]:
-    """A validated Spec as plain data: every key that has a value (None means "the default",
-    and ``value: null`` would read back as a given value)."""
-    return spec.model_dump(mode="json", exclude_none=True)
+    """A validated Spec as plain data, ``name`` first: every key that has a value (None means
+    "the default", and ``value: null`` would read back as a given value)."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    return {k: data[k] for k in ("name", *data) if k in data}
 
 
 def _drop_none(obj: Any) -> Any:
@@ -68,6 +69,9 @@ class LaunchRecord:
     address: str | None = None
     use_wandb: bool = True
     group_readable: bool = False
+    #: what decided the trials' results (sparsity_tune.sweep.plan.Plan.settings); None in
+    #: records of versions before it was saved
+    plan: dict[str, Any] | None = None
     created_at: float = field(default_factory=time.time)
     version: int = RECORD_VERSION
 
@@ -92,14 +96,15 @@ class LaunchRecord:
 
 
 # ----------------------------------------------------------------------------- resume rules
-#: Keys that may differ on --resume, because they cannot change any trial's results, and why.
+#: Keys that may differ on --resume, because they cannot change any trial's results, and why:
+#: the sweep's own (where runs are logged, retries) and the trial settings that are no part of a
+#: configuration's identity (:data:`~sparsity_tune.trial.config.NOT_IDENTITY`).
 ALLOWED_ON_RESUME = {
     "wandb.": "W&B settings only decide where the runs are logged",
     "search.max_failures": "retries continue from checkpoints and give the same records",
     "search.checkpoint_min_interval_s": "checkpoints restore bit-for-bit: how often changes "
     "only how much a retry trains again",
-    "dataset.root": "where the data files are, not what they hold",
-    "dataset.download": "whether missing data files may be downloaded",
+    **NOT_IDENTITY,
 }
 
 

@@ -5,8 +5,8 @@ the storage, restarting failed trials). This module glues the Trainer's ``report
 and writes the trial-directory files of :mod:`sparsity_tune.layout` straight into the trial's
 storage directory (local disk, shared filesystem or a pyarrow URI):
 
-* ``config.json`` at start (trial id, experiment, seed, params, full config, node that ran it, the
-  checkpoint it continued from);
+* ``config.json`` at start (trial id, experiment, seed, configuration id, params, full config,
+  node that ran it, the checkpoint it continued from);
 * ``records.jsonl``: one line per epoch; on a restart it is first rewritten from the checkpoint's
   records, so epochs trained after the last checkpoint of a crashed attempt never appear twice;
   Tune gets at most one result per ``report_interval_s`` (the latest record; see
@@ -42,9 +42,10 @@ from typing import Any
 from ray import tune
 
 from sparsity_tune import layout
+from sparsity_tune.metrics import M
 from sparsity_tune.sweep import checkpoints
 from sparsity_tune.sweep.search import trial_params, trial_seed
-from sparsity_tune.trial.config import trial_config
+from sparsity_tune.trial.config import config_id, trial_config
 
 #: Tune gets a result at most this often (and at every checkpoint and the end) when a scheduler
 #: acts on results (ASHA); with FIFO only the live table reads them, printed every 30 s, so
@@ -131,7 +132,7 @@ class TrialFiles:
             return None
         summary = layout.read_json(path / layout.SUMMARY)
         records = layout.read_records(path)
-        if not records or len(records) != summary.get("epochs"):
+        if not records or len(records) != summary.get(M.epochs):
             return None
         return records[-1], summary
 
@@ -293,6 +294,7 @@ def _run(
             "trial_id": ctx.get_trial_id(),
             "experiment": experiment,
             "seed": seed,
+            "config_id": config_id(cfg),
             "params": params,
             "config": cfg.model_dump(mode="json"),
             "node": node,
@@ -323,7 +325,7 @@ def _run(
 
     def report(record: dict[str, Any]) -> None:
         files.append_record(record)
-        epoch = record["epoch"]
+        epoch = record[M.epoch]
         if epoch >= last_epoch:  # sent with the summary, after run() returns
             return
         what = cadence.decide(epoch)

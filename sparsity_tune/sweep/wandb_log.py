@@ -12,7 +12,7 @@ calls :meth:`WandbTrialLogger.on_checkpoint`) and in full when the trial complet
 the last checkpoint may be trained again after a crash, so they are logged only once they can no
 longer change. Each run: ``id`` = a stable hash of experiment + trial id, ``resume="allow"`` (a
 retried or resumed trial continues its own run), ``group`` = the experiment, ``job_type`` = the
-pruning method.
+pruning method (names and settings: :mod:`sparsity_tune.wandb_setup`).
 
 **Which steps a run already holds** is read from its offline files with W&B's own reader
 (``wandb leet inspect --json``), once per run and launcher session: a launcher killed before
@@ -26,10 +26,8 @@ bounds the flush.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import os
 import queue
 import re
 import shutil
@@ -43,35 +41,11 @@ from typing import Any, ClassVar
 
 from ray.tune import Callback
 
-from sparsity_tune import layout, metrics
+from sparsity_tune import layout, metrics, wandb_setup
 from sparsity_tune.trial.config import flatten
+from sparsity_tune.wandb_setup import run_id, wandb_settings
 
 log = logging.getLogger(__name__)
-
-
-def run_id(experiment: str, trial_id: str) -> str:
-    """Stable across retries and ``--resume``: the same trial always maps to the same W&B run."""
-    return hashlib.sha256(f"{experiment}/{trial_id}".encode()).hexdigest()[:16]
-
-
-def wandb_settings() -> Any:
-    import wandb
-
-    return wandb.Settings(
-        x_disable_stats=True,  # no system-metrics sampler thread per run
-        x_disable_meta=True,
-        # No pip package list per run: wandb.init enumerates every installed distribution for
-        # it (80 ms of the launcher's CPU per trial, 90% of an init; bench_sweep_efficiency.py),
-        # and it is the same for every trial of a sweep.
-        x_save_requirements=False,
-        x_disable_machine_info=True,  # git and job metadata: disable_git already drops them
-        disable_git=True,
-        disable_code=True,
-        console="off",
-        silent=True,
-        finish_timeout=30,
-        init_timeout=120,
-    )
 
 
 @dataclass(frozen=True)
@@ -349,7 +323,7 @@ class _Writer:
             raise FileNotFoundError(f"{path}/{layout.CONFIG}")
         cfg = json.loads(text)
         nested = cfg.get("config") or {}
-        os.environ.setdefault("WANDB_SILENT", "true")
+        wandb_setup.quiet()
         Path(self.t.directory).mkdir(parents=True, exist_ok=True)
         try:
             self.runs[tid] = self._init(wandb, tid, cfg, nested)
@@ -362,10 +336,10 @@ class _Writer:
         return wandb.init(
             project=self.t.project,
             entity=self.t.entity,
-            group=self.t.group or self.t.experiment,
+            group=wandb_setup.group(self.t.experiment, self.t.group),
             job_type=(nested.get("pruning") or {}).get("method"),
             tags=list(self.t.tags) or None,
-            name=f"{self.t.experiment}-{tid}",
+            name=wandb_setup.run_name(self.t.experiment, tid),
             id=run_id(self.t.experiment, tid),
             resume="allow",
             dir=self.t.directory,
@@ -376,6 +350,7 @@ class _Writer:
                 "trial_id": tid,
                 "experiment": self.t.experiment,
                 "seed": cfg.get("seed"),
+                "config_id": cfg.get("config_id"),  # the seeds of one configuration share it
             },
             settings=wandb_settings(),
         )

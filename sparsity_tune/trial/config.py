@@ -2,7 +2,9 @@
 
 Parsed once, at the edge, into pydantic models (pydantic does the heavy lifting: types, ranges,
 unknown keys). Nothing deeper re-validates or reads raw dicts. Grouping by concern follows
-OpenLTH's hparams; :func:`config_hash` is the run's stable identity.
+OpenLTH's hparams: :class:`TrialSections` is the one place that says which sections a trial has
+(:data:`SECTIONS`; a sweep's spec extends it). :func:`config_id` is a configuration's identity
+(OpenLTH's hash of the settings): every setting but the seed and :data:`NOT_IDENTITY`.
 
 Errors are turned into one line per problem that names the dotted key, the bad value and what is
 allowed (:class:`ConfigError`), so CLIs can print them and exit with status 2.
@@ -224,13 +226,31 @@ class PruningConfig(Strict):
         )
 
 
-class TrialConfig(Strict):
-    """Everything one training run needs; the trainer takes exactly this."""
+class TrialSections(Strict):
+    """The sections of a trial's settings, declared once: :class:`TrialConfig` adds the rules
+    that join them, a sweep's spec adds its own sections beside them."""
 
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     pruning: PruningConfig = Field(default_factory=PruningConfig)
+
+    def trial_dict(self) -> dict[str, Any]:
+        """The trial sections as nested plain data (what :func:`trial_config` takes)."""
+        return self.model_dump(mode="json", include=set(SECTIONS))
+
+
+#: The sections of a trial config, in order (``dataset``, ``model``, ``train``, ``pruning``).
+SECTIONS: tuple[str, ...] = tuple(TrialSections.model_fields)
+
+
+def section_model(section: str) -> type[Strict]:
+    """The pydantic model of one section (``"train"`` -> :class:`TrainConfig`)."""
+    return TrialSections.model_fields[section].annotation  # type: ignore[return-value]
+
+
+class TrialConfig(TrialSections):
+    """Everything one training run needs; the trainer takes exactly this."""
 
     @model_validator(mode="after")
     def _cross(self) -> TrialConfig:
@@ -407,7 +427,62 @@ def trial_config(
         raise ConfigError(format_validation_error(err)) from None
 
 
-def config_hash(cfg: TrialConfig, length: int = 10) -> str:
-    """Stable identity of a configuration (OpenLTH-style): same settings, same hash."""
-    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
+#: Settings that do not make a different configuration, and why: where the data lives, how
+#: many CPU threads run it, how evaluation is batched. Seeds of one configuration differ only in
+#: ``train.seed`` (:data:`SEED_KEY`, never part of the identity either). ``train.device`` stays
+#: in it: a CPU and a GPU run of the same settings differ in every measured cost (time, memory,
+#: latency), so pooling them as seeds would blur those figures.
+NOT_IDENTITY: dict[str, str] = {
+    "dataset.root": "where the data files are, not what they hold",
+    "dataset.download": "whether missing data files may be downloaded",
+    "train.threads": "CPU threads run the same steps (a trial's CPU share sets them)",
+    "train.eval_batch_size": "evaluation batches see the same samples with the same weights",
+}
+SEED_KEY = "train.seed"
+#: Length of :func:`config_id` (hex digits of a SHA-256).
+CONFIG_ID_LENGTH = 12
+
+
+def identity_keys(keys: Any, *, dense: bool = False) -> list[str]:
+    """The dotted keys among ``keys`` that make a configuration: not the seed, not
+    :data:`NOT_IDENTITY`; with ``dense`` (a run whose final network has no pruned weight) not the
+    ``pruning.*`` settings either, which never acted: a grid of granularity x sparsity that
+    includes sparsity 0 runs one dense configuration, not one per granularity."""
+    return [
+        k
+        for k in keys
+        if k != SEED_KEY and k not in NOT_IDENTITY and not (dense and k.startswith("pruning."))
+    ]
+
+
+def config_id(config: TrialConfig | dict[str, Any], *, dense: bool = False) -> str:
+    """A configuration's identity: a stable hash of its settings without the seed and the keys
+    of :data:`NOT_IDENTITY`, so the seeds of one configuration share it, and two experiments
+    pool trials only where every result-changing setting is equal. ``dense``: see
+    :func:`identity_keys` (known only once the run finished; the analysis applies it).
+
+    ``config`` is a :class:`TrialConfig` or its nested JSON form (``config.json``'s ``config``:
+    old trial directories get the same id as new ones of the same settings).
+
+    >>> config_id(trial_config()) == config_id(trial_config({}, {"train.seed": 7}))
+    True
+    """
+    nested = config.model_dump(mode="json") if isinstance(config, TrialConfig) else config
+    return settings_id(flatten(nested), dense=dense)
+
+
+def settings_id(flat: dict[str, Any], *, dense: bool = False) -> str:
+    """:func:`config_id` of settings given as dotted keys (the keys that are no part of the
+    identity are left out here)."""
+    settings = {k: flat[k] for k in sorted(identity_keys(flat, dense=dense))}
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:CONFIG_ID_LENGTH]
+
+
+def is_config_id(value: Any) -> bool:
+    """True for a string shaped like :func:`config_id`'s (a ``config.json`` may be anyone's)."""
+    return (
+        isinstance(value, str)
+        and len(value) == CONFIG_ID_LENGTH
+        and all(c in "0123456789abcdef" for c in value)
+    )

@@ -449,20 +449,20 @@ class Trainer:
             t2 = time.perf_counter() - self.ticket_time_s
             t_eval -= self.ticket_time_s
             record = {
-                "epoch": self.epoch,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
+                M.epoch: self.epoch,
+                M.train_loss: train_loss,
+                M.train_acc: train_acc,
+                M.val_loss: val_loss,
+                M.val_acc: val_acc,
+                M.test_loss: test_loss,
+                M.test_acc: test_acc,
                 **self.size_metrics(),
-                "epoch_time_s": t2 - t0,
-                "eval_time_s": t2 - t_eval,
-                "train_time_s": t1 - t0,
-                "peak_mem_bytes": peak_mem,
-                "samples_per_s": n / (t1 - t0),
-                "lr": lr,
+                M.epoch_time_s: t2 - t0,
+                M.eval_time_s: t2 - t_eval,
+                M.train_time_s: t1 - t0,
+                M.peak_mem_bytes: peak_mem,
+                M.samples_per_s: n / (t1 - t0),
+                M.lr: lr,
             }
             record.update(
                 {

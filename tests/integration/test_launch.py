@@ -12,7 +12,7 @@ from sweep_helpers import tiny_spec, trial_dirs, trial_files, wandb_runs
 
 from sparsity_tune import layout, metrics
 from sparsity_tune.sweep import launch
-from sparsity_tune.sweep.summary import pareto_configs, trials_frame
+from sparsity_tune.sweep.summary import summarise, trials_frame
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,7 @@ def test_multi_objective_optuna_returns_its_pareto_trials(
     assert not (exp / "wandb").exists()
 
     objectives = {"val_acc": "max", "nonzero_params": "min"}
-    front = pareto_configs(df, params, objectives)
+    front = summarise(df, objectives).front
     assert "Pareto-optimal configurations" in out and 1 <= len(front) <= 3
     means = df.groupby(params)[list(objectives)].mean().reset_index()
     for _, row in means.iterrows():
@@ -215,8 +215,8 @@ def test_asha_stops_weak_trials_early(ray_session, tmp_path: Path, data_root: Pa
     stopped = df[df["status"] == "stopped"]
     finished = df[df["status"] == "finished"]
     assert len(stopped) >= 1 and len(finished) >= 1
-    assert (finished["epochs"] == 6).all()
-    assert ((stopped["epochs"] >= 1) & (stopped["epochs"] < 6)).all()
+    assert (finished["epochs_done"] == 6).all()
+    assert ((stopped["epochs_done"] >= 1) & (stopped["epochs_done"] < 6)).all()
     # the launcher marks them, so analysis reads "stopped", not "running"
     from analysis.load import load_experiment
 

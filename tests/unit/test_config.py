@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from sparsity_tune.trial.config import ConfigError, config_hash, parse_overrides, trial_config
+from sparsity_tune.trial.config import (
+    NOT_IDENTITY,
+    ConfigError,
+    config_id,
+    is_config_id,
+    parse_overrides,
+    trial_config,
+)
 
 
 def test_defaults_are_valid_and_flatten_to_dotted_keys():
@@ -88,9 +95,19 @@ def test_overrides_parse_yaml_values_and_reject_garbage():
         parse_overrides(["train.lr"])
 
 
-def test_config_hash_is_stable_and_sensitive():
+def test_config_id_is_stable_and_sensitive():
     a, b = trial_config(), trial_config({}, {"train.lr": 0.5})
-    assert config_hash(a) == config_hash(trial_config()) != config_hash(b)
+    assert config_id(a) == config_id(trial_config()) != config_id(b)
+    assert is_config_id(config_id(a)) and not is_config_id("../etc")
+
+
+def test_config_id_leaves_out_the_seed_and_the_settings_that_change_no_result():
+    a = trial_config()
+    same = {"train.seed": 7, "dataset.root": "/elsewhere", "train.threads": 3}
+    assert set(same) - {"train.seed"} <= set(NOT_IDENTITY)
+    assert config_id(a) == config_id(trial_config({}, same))
+    # the nested JSON form (config.json's "config") gives the same id as the typed config
+    assert config_id(a.model_dump(mode="json")) == config_id(a)
 
 
 def test_strategy_keys_of_other_strategies_are_ignored_so_a_base_sweeps_over_methods():
@@ -111,4 +128,4 @@ def test_reinit_is_part_of_the_config_identity():
     imp = {"pruning.method": "imp", "train.epochs": 4, "pruning.rounds": 1}
     a = trial_config({}, {**imp, "pruning.rewind": "init"})
     b = trial_config({}, {**imp, "pruning.rewind": "reinit"})
-    assert b.flat()["pruning.rewind"] == "reinit" and config_hash(a) != config_hash(b)
+    assert b.flat()["pruning.rewind"] == "reinit" and config_id(a) != config_id(b)

@@ -1,8 +1,9 @@
 """The package's layers import only downwards, and no module imports itself back (no cycles).
 
-Layers, lowest first: the shared vocabulary (``metrics``, ``layout``), ``trial``, ``sweep``,
-``cluster``; entry points (``cli``, ``train``, ``launch``, ``slurm``, ``__main__``) sit on top.
-``analysis`` may use the vocabulary and the trial layer, never ``sweep`` or ``cluster``.
+Layers, lowest first: the shared vocabulary (``metrics``, ``layout``, ``wandb_setup``), ``trial``,
+``sweep``, ``cluster``; entry points (``cli``, ``train``, ``launch``, ``slurm``, ``__main__``) sit on top.
+``analysis`` may use the vocabulary and the trial layer, never ``sweep`` or ``cluster``; ``sweep``
+may use ``analysis`` (the end-of-sweep summary is computed by the analysis's functions).
 Read from the source with :mod:`ast` (every import, also those inside functions; not those under
 ``if TYPE_CHECKING:``, which never run).
 """
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+#: Modules of the vocabulary layer (what every layer may import).
+VOCABULARY = ("metrics", "layout", "wandb_setup")
 RANK = {"vocabulary": 0, "trial": 1, "analysis": 2, "sweep": 3, "cluster": 4, "entry": 5}
 
 
@@ -22,7 +25,7 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if parts[0] == "analysis":
         return "analysis"
-    if len(parts) == 1 or parts[1] in ("metrics", "layout"):
+    if len(parts) == 1 or parts[1] in VOCABULARY:
         return "vocabulary"  # the bare package: its __init__ holds only a docstring
     return parts[1] if parts[1] in ("trial", "sweep", "cluster") else "entry"
 

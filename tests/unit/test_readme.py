@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sparsity_tune import metrics
@@ -15,6 +16,22 @@ def test_readme_names_every_config_key_and_metric():
     missing = [k for k in trial_config().flat() if f"`{k}`" not in readme]
     missing += [k for k in (*metrics.RECORD_KEYS, *metrics.SUMMARY_KEYS) if f"`{k}`" not in readme]
     assert not missing, f"README.md does not document: {missing}"
+
+
+def test_readme_metric_tables_list_exactly_the_registry():
+    """The key columns of the Metrics section's tables name each registry metric once, and
+    nothing else (besides the per-layer ``layer_sparsity/<param>`` family)."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Metrics") :]
+    section = section[: section.index("\n#", 1)]
+    listed = [
+        name
+        for line in section.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`([^`]+)`", line.split("|")[1])
+    ]
+    expected = [*metrics.REGISTRY, f"{metrics.LAYER_SPARSITY_PREFIX}<param>"]
+    assert sorted(listed) == sorted(expected)
 
 
 def test_readme_layout_lists_every_module():

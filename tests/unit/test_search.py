@@ -1,4 +1,4 @@
-"""Spec → Ray Tune translation: domains, seeds as a column, and the seed-averaging repeater."""
+"""Plan → Ray Tune translation: domains, seeds as a column, and the seed-averaging repeater."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.sample import Categorical, Float, Integer
 from ray.tune.search.variant_generator import generate_variants
 
-from sparsity_tune.sweep import search
+from sparsity_tune.sweep import plan, search
 from sparsity_tune.sweep.spec import ParameterSpec, validate_spec
 
 BASE = {
@@ -19,6 +19,11 @@ BASE = {
     "train": {"epochs": 4},
     "pruning": {"method": "gradual", "final_sparsity": 0.5, "end_epoch": 3},
 }
+
+
+def plan_of(data: dict) -> plan.Plan:
+    """The plan a launcher would run for a spec (W&B off: nothing here logs)."""
+    return plan.build(validate_spec(data), "/nowhere/x", "/nowhere", use_wandb=False)
 
 
 def test_int_uniform_includes_max_like_wandb() -> None:
@@ -47,7 +52,7 @@ def test_values_are_a_grid_for_grid_and_a_choice_otherwise() -> None:
 
 
 def test_random_search_keeps_a_sample_fixed_across_its_seeds() -> None:
-    spec = validate_spec(
+    p = plan_of(
         {
             **BASE,
             "search": {
@@ -60,22 +65,22 @@ def test_random_search_keeps_a_sample_fixed_across_its_seeds() -> None:
             },
         }
     )
-    space = search.param_space(spec)
+    space = search.param_space(p)
     assert space["train.seed"] == tune.grid_search([0, 1, 2])
-    alg = search.search_alg(spec)
+    alg = search.search_alg(p)
     assert alg._constant_grid_search  # the generator Ray uses for this sweep keeps samples fixed
     lrs: dict[float, list[int]] = {}
-    for _ in range(search.num_samples(spec)):  # what BasicVariantGenerator does per sample
+    for _ in range(p.search.tune_samples):  # what BasicVariantGenerator does per sample
         for _, c in generate_variants(space, constant_grid_search=alg._constant_grid_search):
             lrs.setdefault(c["train.lr"], []).append(c["train.seed"])
     assert len(lrs) == 3 and all(sorted(s) == [0, 1, 2] for s in lrs.values())
 
 
 def test_grid_space_has_every_point_once_per_seed() -> None:
-    spec = validate_spec(
+    p = plan_of(
         {**BASE, "search": {"parameters": {"model.width": {"values": [8, 16]}}, "seeds": [3, 4]}}
     )
-    variants = [v for _, v in generate_variants(search.param_space(spec))]
+    variants = [v for _, v in generate_variants(search.param_space(p))]
     assert sorted((v["model.width"], v["train.seed"]) for v in variants) == [
         (8, 3),
         (8, 4),
@@ -124,7 +129,7 @@ def test_seed_repeater_averages_each_objective_over_the_seeds() -> None:
 
 
 def test_asha_runs_on_epochs_up_to_the_largest_searched_epoch_count() -> None:
-    spec = validate_spec(
+    p = plan_of(
         {
             **BASE,
             "search": {
@@ -135,9 +140,9 @@ def test_asha_runs_on_epochs_up_to_the_largest_searched_epoch_count() -> None:
             },
         }
     )
-    sched = search.scheduler(spec)
+    sched = search.scheduler(p)
     assert sched._time_attr == "epoch" and sched._metric == "val_acc" and sched._mode == "max"
-    assert search.max_epochs(spec) == 12
+    assert p.max_epochs == p.scheduler.max_t == 12 and sched._max_t == 12
 
 
 @pytest.mark.parametrize(
@@ -146,7 +151,7 @@ def test_asha_runs_on_epochs_up_to_the_largest_searched_epoch_count() -> None:
 def test_asha_rungs_are_always_reported_as_ray_lays_them_out(
     epochs: int, grace: int, rf: float
 ) -> None:
-    spec = validate_spec(
+    p = plan_of(
         {
             "name": "x",
             "train": {"epochs": epochs},
@@ -159,7 +164,7 @@ def test_asha_rungs_are_always_reported_as_ray_lays_them_out(
             },
         }
     )
-    bracket = search.scheduler(spec)._brackets[0]
+    bracket = search.scheduler(p)._brackets[0]
     milestones = {math.ceil(m) for m, _ in bracket._rungs}  # Ray's own rungs
-    assert set(search.report_epochs(spec)) == milestones
-    assert search.report_epochs(validate_spec({"name": "x"})) == ()  # FIFO: by time only
+    assert set(search.report_epochs(p)) == milestones
+    assert search.report_epochs(plan_of({"name": "x"})) == ()  # FIFO: by time only

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sparsity_tune import wandb_setup
 from sparsity_tune.sweep import wandb_log
 
 pytestmark = pytest.mark.slow
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_steps_come_from_the_run_files_and_empty_fragments_go(tmp_path: Path) -> None:
     import wandb
 
-    rid = wandb_log.run_id("exp", "t1")
+    rid = wandb_setup.run_id("exp", "t1")
     run = wandb.init(
         project="p",
         id=rid,
@@ -23,7 +24,7 @@ def test_steps_come_from_the_run_files_and_empty_fragments_go(tmp_path: Path) ->
         mode="offline",
         resume="allow",
         reinit="create_new",
-        settings=wandb_log.wandb_settings(),
+        settings=wandb_setup.wandb_settings(),
     )
     for step in (1, 2, 3):
         run.log({"val_acc": step / 10}, step=step)

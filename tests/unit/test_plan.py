@@ -1,0 +1,81 @@
+"""The sweep plan: built once from the spec, printed by --dry-run, saved in launch.json and run
+again as saved by --resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from sparsity_tune import layout
+from sparsity_tune.sweep import launch, state
+from sparsity_tune.sweep import plan as planner
+from sparsity_tune.sweep.spec import validate_spec
+
+SPEC = {
+    "name": "s",
+    "train": {"epochs": 4},
+    "pruning": {"method": "gradual", "final_sparsity": 0.5, "end_epoch": 2},
+    "search": {
+        "algorithm": "optuna",
+        "objectives": {"val_acc": "max", "nonzero_params": "min"},
+        "parameters": {"train.lr": {"distribution": "log_uniform_values", "min": 1e-3, "max": 0.1}},
+        "num_samples": 4,
+        "seeds": [0, 1],
+    },
+}
+
+
+def spec_file(tmp_path: Path) -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    return p
+
+
+def test_the_plan_resolves_every_default_once() -> None:
+    p = planner.build(validate_spec(SPEC), "/r/s", "/r")
+    assert p.trials == 8 and p.search.sampler == "nsga2" and p.search.population == 2
+    assert p.search.tune_samples == 8 and p.scheduler is None and p.max_epochs == 4
+    assert p.wandb is not None and p.wandb.group == "s" and p.wandb.directory == "/r/s"
+    text = p.describe()
+    assert "trials      8 = 4 configuration(s) x 2 seed(s) [0, 1]" in text
+    assert "optuna (nsga2)" in text and "wandb       offline → /r/s/wandb" in text
+
+
+def test_settings_leave_out_what_may_change_on_resume() -> None:
+    a = planner.build(validate_spec(SPEC), "/r/s", "/r")
+    other = {**SPEC, "dataset": {"root": "/elsewhere"}, "resources": {"cpu": 2}}
+    b = planner.build(validate_spec(other), "/q/s", "/q", use_wandb=False)
+    assert a.settings() == b.settings()
+    lr = {**SPEC, "train": {"epochs": 4, "lr": 0.5}}
+    assert planner.build(validate_spec(lr), "/r/s", "/r").settings() != a.settings()
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    res = tmp_path / "res"
+    assert launch.main([str(spec_file(tmp_path)), "--storage", str(res), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"experiment  s  →  {res / 's'}") and "objectives  val_acc" in out
+    assert not res.exists()
+
+
+def test_resume_runs_the_saved_plan_or_refuses(tmp_path: Path, capsys) -> None:
+    exp = tmp_path / "res" / "s"
+    exp.mkdir(parents=True)
+    argv = [str(spec_file(tmp_path)), "--storage", str(exp.parent)]
+    req = launch.request(launch.parse_args(argv))
+    saved = planner.build(req.spec, req.exp, req.storage).settings()
+    record = state.LaunchRecord(
+        spec=state.spec_data(req.spec), spec_file="s.yaml", overrides=[], name="s",
+        storage=req.storage, plan=saved,
+    )  # fmt: skip
+    record.save(exp)
+    assert state.LaunchRecord.load(exp).plan == saved  # round-trips through launch.json
+    assert launch.main([*argv, "--resume", "--dry-run", "--set", "wandb.project=p2"]) == 0
+    assert "(project p2, group s)" in capsys.readouterr().out
+    # a version that resolves the same spec into another plan (here: another sampler) is refused
+    record.plan = {**saved, "search": {**saved["search"], "sampler": "tpe"}}
+    record.save(exp)
+    assert launch.main([*argv, "--resume", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "search.sampler: 'tpe' then, 'nsga2' now" in err and str(exp / layout.LAUNCH) in err
