@@ -23,8 +23,8 @@ What keeps an experiment right when a sweep is interrupted, resumed or started t
 * **Nothing outlives the launcher** (:mod:`sparsity_tune.sweep.watchdog`), and a local Ray listens
   on 127.0.0.1 only.
 
-Exit status: 0 every trial finished (or was stopped early by ASHA); 1 some trial failed, or the
-storage is full; 2 the command was refused (bad input, experiment locked or already there, a
+Exit status: 0 every trial finished (or was stopped early by ASHA); 1 some trial failed or has
+damaged files, or the storage is full; 2 the command was refused (bad input, experiment locked or already there, a
 resume that would change results, an untrusted experiment directory); 128 + N interrupted by
 signal N (state saved; continue with ``--resume``).
 """
@@ -709,7 +709,13 @@ def _report(plan: Plan, grid: Any, stop: Stop) -> int:
             f"{failed} trial(s) failed; see error.txt in their directories, then retry them "
             f"with:\n  {stop.hint}"
         )
-    return EXIT_FAILED if failed or unfinished else EXIT_OK
+    damaged = statuses.get(layout.DAMAGED, 0)
+    if damaged:
+        print(
+            f"{damaged} trial(s) have files that cannot be read (damaged); their results are "
+            f"left out of the summary and the analysis: see their directories"
+        )
+    return EXIT_FAILED if failed or unfinished or damaged else EXIT_OK
 
 
 if __name__ == "__main__":

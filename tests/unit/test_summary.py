@@ -47,3 +47,21 @@ def test_a_trial_that_failed_before_it_started_is_counted(tmp_path: Path, capsys
     assert s.counts == {layout.FINISHED: 10, layout.FAILED: 1}
     assert "11 trial(s): 10 finished, 0 stopped early, 1 failed" in out
     assert "failed trials: early" in out and "best test_acc first" in out
+
+
+def test_damaged_trials_make_the_sweep_exit_1(monkeypatch, capsys) -> None:
+    """A trial whose files cannot be read is left out of every figure: the sweep must not say
+    "all done" (exit 0) about it."""
+    from types import SimpleNamespace
+
+    from sparsity_tune.sweep import launch, summary
+    from sparsity_tune.sweep.stop import Stop
+
+    def fake(counts):
+        monkeypatch.setattr(summary, "print_summary", lambda plan: SimpleNamespace(counts=counts))
+
+    fake({layout.FINISHED: 3})
+    assert launch._report(None, None, Stop()) == launch.EXIT_OK
+    fake({layout.FINISHED: 3, layout.DAMAGED: 1})
+    assert launch._report(None, None, Stop()) == launch.EXIT_FAILED
+    assert "1 trial(s) have files that cannot be read" in capsys.readouterr().out
