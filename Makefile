@@ -25,7 +25,7 @@ demo: .installed
 test: .installed system-deps
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q --durations=25 tests
 
 lint: .installed
 	$(PYTHON) -m ruff check .

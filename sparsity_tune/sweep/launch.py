@@ -205,6 +205,9 @@ def resume_command(exp: str, address: str | None, use_wandb: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _own_wandb_service()
+    # A handler that cannot write (W&B's debug.log on a full disk) would print a traceback per
+    # log line; the full storage is reported once, by the launcher (sweep.housekeeping).
+    logging.raiseExceptions = False
     if args.address is None and "ray" not in sys.modules:
         # A local Ray binds every service to this address; Ray's own switch for "no cluster"
         # (read when ray is imported) makes 127.0.0.1 stay 127.0.0.1 instead of the host's IP.
@@ -279,6 +282,12 @@ class Launcher:
                 state.check_trusted(Path(req.exp))
                 for fixed in state.repair_ray_state(Path(req.exp)):
                     print(f"note: Ray's state file {fixed}", flush=True)
+                for gone in state.forget_missing_checkpoints(Path(req.exp)):
+                    print(
+                        f"note: Ray's state names a deleted checkpoint ({gone}): that trial "
+                        f"continues from the newest intact checkpoint in its directory",
+                        flush=True,
+                    )
             return self.run()
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)

@@ -15,7 +15,8 @@
   state files into the experiment directory in place, so a full disk can cut one off. The launcher
   keeps an atomic copy of each complete snapshot (``.ray-state/``) and, before resuming, puts it
   back over any state file that no longer parses (JSON, or pickle structure read with
-  :mod:`pickletools`, which executes nothing).
+  :mod:`pickletools`, which executes nothing). A backup can be older than Ray's deletion of old
+  checkpoints (``num_to_keep``): :func:`forget_missing_checkpoints` then drops Ray's reference.
 """
 
 from __future__ import annotations
@@ -280,3 +281,45 @@ def repair_ray_state(exp: Path) -> list[str]:
             os.replace(tmp, exp / src.name)
             fixed.append(f"{src.name} (missing: from backup)")
     return fixed
+
+
+def forget_missing_checkpoints(exp: Path) -> list[str]:
+    """Drop Ray's reference to a trial checkpoint that no longer exists; return the trials.
+
+    Ray refuses to restore a trial whose recorded checkpoint is gone ("Could not recover from
+    checkpoint as it does not exist on storage anymore") and fails it ``max_failures`` times. Its
+    state names a deleted checkpoint when the state is a backup taken before Ray deleted old
+    checkpoints (``num_to_keep``; a full disk stops later backups). Ray's reference is only a
+    formality here: a trial continues from the newest intact checkpoint in its own directory
+    (:mod:`sparsity_tune.sweep.trainable`), so without one Ray restarts the trial and the
+    trainable resumes from its files. Call after :func:`check_trusted` (this unpickles Ray's
+    run metadata, as Ray itself does on restore).
+    """
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.storage import _exists_at_fs_path
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+
+    forgotten: list[str] = []
+    for path in ray_state_files(Path(exp)):
+        if not fnmatch.fnmatch(path.name, "experiment_state-*.json") or not is_intact(path):
+            continue
+        data = json.loads(path.read_text())
+        changed = False
+        for entry in data.get("trial_data", []):
+            meta = _TrainingRunMetadata.from_json_state(entry[1])
+            manager = meta.checkpoint_manager
+            latest = manager.latest_checkpoint_result if manager is not None else None
+            if latest is None or latest.checkpoint is None:
+                continue
+            ckpt = latest.checkpoint
+            if _exists_at_fs_path(ckpt.filesystem, ckpt.path):
+                continue
+            meta.checkpoint_manager = _CheckpointManager(manager.checkpoint_config)
+            entry[1] = meta.get_json_state()
+            forgotten.append(f"{Path(ckpt.path).parent.name}/{Path(ckpt.path).name}")
+            changed = True
+        if changed:
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, path)
+    return forgotten

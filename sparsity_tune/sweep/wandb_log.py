@@ -282,8 +282,23 @@ class _Writer:
         while True:
             item = self.queue.get()
             if item[0] == "stop":
+                unclean = False
                 for tid in list(self.runs):
-                    self._close(tid, 1)  # still open: the sweep was interrupted
+                    try:
+                        self._close(tid, 1)  # still open: the sweep was interrupted
+                    except Exception as err:  # e.g. ENOSPC: wandb's own log file, a full disk
+                        unclean = True
+                        log.warning(
+                            "W&B: run of trial %s not closed cleanly (%s); the next --resume "
+                            "logs its missing steps from the trial files",
+                            tid,
+                            err,
+                        )
+                if unclean:  # a run that failed to finish stays "in use" in this process's
+                    import wandb  # W&B service: end the service with the session
+
+                    with contextlib.suppress(Exception):
+                        wandb.teardown(1)
                 for tid in self.failed:  # fragments a failed init left hold nothing: remove them
                     with contextlib.suppress(Exception):
                         scan_run(Path(self.t.directory), run_id(self.t.experiment, tid))

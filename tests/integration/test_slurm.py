@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sparsity_tune import layout
 
@@ -233,12 +234,17 @@ def test_two_smoke_sweeps_run_side_by_side_with_clean_logs(slurm_cluster, tmp_pa
     assert done[1]["StartTime"] < done[0]["EndTime"]
 
 
+LONG_EPOCHS = max(
+    yaml.safe_load(REQUEUE_SPEC.read_text())["search"]["parameters"]["train.epochs"]["values"]
+)
+
+
 def long_ones(exp: Path) -> list[Path]:
-    """The trials of tests/data/slurm_requeue.yaml that train 100 epochs."""
+    """The trials of tests/data/slurm_requeue.yaml that train the most epochs."""
     return [
         t
         for t in trial_dirs(exp)
-        if json.loads((t / layout.CONFIG).read_text())["params"]["train.epochs"] == 100
+        if json.loads((t / layout.CONFIG).read_text())["params"]["train.epochs"] == LONG_EPOCHS
     ]
 
 

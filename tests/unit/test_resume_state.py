@@ -194,3 +194,38 @@ def test_the_watchdog_ends_what_a_killed_launcher_started(tmp_path: Path) -> Non
     finally:
         for pid in watchdog.marked_pids("tok123"):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_ray_state_forgets_checkpoints_that_no_longer_exist(tmp_path) -> None:
+    """A backup of Ray's state taken before Ray deleted old checkpoints names one that is gone;
+    Ray would fail that trial on restore. The reference is dropped, the others kept."""
+    import json
+
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint, CheckpointConfig
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+
+    from sparsity_tune.sweep import state
+
+    def entry(ckpt_dir) -> list[str]:
+        meta = _TrainingRunMetadata()
+        meta.checkpoint_manager = _CheckpointManager(CheckpointConfig(num_to_keep=2))
+        ckpt = Checkpoint.from_directory(str(ckpt_dir))
+        meta.checkpoint_manager.register_checkpoint(_TrainingResult(checkpoint=ckpt, metrics={}))
+        return ["{}", meta.get_json_state()]
+
+    kept = tmp_path / "trial_a" / "checkpoint_000004"
+    kept.mkdir(parents=True)
+    gone = tmp_path / "trial_b" / "checkpoint_000002"
+    path = tmp_path / "experiment_state-2026-01-01_00-00-00.json"
+    path.write_text(json.dumps({"runner_data": {}, "trial_data": [entry(kept), entry(gone)]}))
+
+    assert state.forget_missing_checkpoints(tmp_path) == ["trial_b/checkpoint_000002"]
+    data = json.loads(path.read_text())
+    latest = [
+        _TrainingRunMetadata.from_json_state(m).checkpoint_manager.latest_checkpoint_result
+        for _, m in data["trial_data"]
+    ]
+    assert latest[0].checkpoint.path == str(kept) and latest[1] is None
+    assert state.forget_missing_checkpoints(tmp_path) == []  # nothing more to drop
