@@ -306,13 +306,14 @@ def forget_missing_checkpoints(exp: Path) -> list[str]:
         data = json.loads(path.read_text())
         changed = False
         for entry in data.get("trial_data", []):
-            meta = _TrainingRunMetadata.from_json_state(entry[1])
-            manager = meta.checkpoint_manager
-            latest = manager.latest_checkpoint_result if manager is not None else None
-            if latest is None or latest.checkpoint is None:
-                continue
-            ckpt = latest.checkpoint
-            if _exists_at_fs_path(ckpt.filesystem, ckpt.path):
+            try:
+                meta = _TrainingRunMetadata.from_json_state(entry[1])
+                manager = meta.checkpoint_manager
+                latest = manager.latest_checkpoint_result if manager is not None else None
+                ckpt = latest.checkpoint if latest is not None else None
+                if ckpt is None or _exists_at_fs_path(ckpt.filesystem, ckpt.path):
+                    continue
+            except Exception:  # a shape this Ray does not write: leave the entry to Ray
                 continue
             meta.checkpoint_manager = _CheckpointManager(manager.checkpoint_config)
             entry[1] = meta.get_json_state()

@@ -294,8 +294,10 @@ class _Writer:
                             tid,
                             err,
                         )
-                if unclean:  # a run that failed to finish stays "in use" in this process's
-                    import wandb  # W&B service: end the service with the session
+                if unclean:
+                    # a run whose finish failed stays "in use" in this process's W&B service:
+                    # end the service with the session, so a resume in this process can open it
+                    import wandb
 
                     with contextlib.suppress(Exception):
                         wandb.teardown(1)
