@@ -40,7 +40,11 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
             "seeds": [0, 1],
             "max_concurrent": 1,  # trials one after the other: a clean cut between them
         },
-        train={"epochs": 4, "batch_size": 50, "lr": 0.01},
+        # trials of about 2 s on a quiet machine: long enough that Ctrl-C, sent once the first
+        # has finished, lands before the last one does (tiny trials all finished first)
+        dataset={"name": "mnist1d", "root": str(data_root), "train_limit": 4000, "test_limit": 300},
+        model={"arch": "mlp", "depth": 2, "width": 256},
+        train={"epochs": 4, "batch_size": 10, "lr": 0.01},
     )
     storage = tmp_path / "res"
     exp = storage / "resume"
