@@ -284,7 +284,8 @@ def repair_ray_state(exp: Path) -> list[str]:
 
 
 def forget_missing_checkpoints(exp: Path) -> list[str]:
-    """Drop Ray's reference to a trial checkpoint that no longer exists; return the trials.
+    """Drop Ray's reference to a trial checkpoint that no longer exists; return what was dropped
+    (``trial_dir/checkpoint_N``).
 
     Ray refuses to restore a trial whose recorded checkpoint is gone ("Could not recover from
     checkpoint as it does not exist on storage anymore") and fails it ``max_failures`` times. Its
@@ -293,7 +294,9 @@ def forget_missing_checkpoints(exp: Path) -> list[str]:
     formality here: a trial continues from the newest intact checkpoint in its own directory
     (:mod:`sparsity_tune.sweep.trainable`), so without one Ray restarts the trial and the
     trainable resumes from its files. Call after :func:`check_trusted` (this unpickles Ray's
-    run metadata, as Ray itself does on restore).
+    run metadata, as Ray itself does on restore). It reads Ray's own private classes, so a Ray
+    that changes them is caught by ``tests/unit/test_resume_state.py`` (an entry of a shape it
+    cannot read is left to Ray).
     """
     from ray.train._internal.checkpoint_manager import _CheckpointManager
     from ray.train._internal.storage import _exists_at_fs_path
