@@ -322,6 +322,20 @@ class Launcher:
                 print(f"note: stopped {n} process(es) the dead launcher left behind", flush=True)
 
     # ------------------------------------------------------------------ launch record
+    def _given_record(self, **extra: Any) -> LaunchRecord:
+        """The launch record of the spec, ``--set`` values and flags given to this command."""
+        req = self.req
+        return LaunchRecord(
+            spec=state.spec_data(req.spec),
+            spec_file=req.spec_file,
+            overrides=req.overrides,
+            name=req.spec.name,
+            storage=req.storage,
+            address=self.args.address,
+            use_wandb=self.use_wandb,
+            **extra,
+        )
+
     def settle(self) -> None:
         """Read or write the launch record under the lock; refuse what would change results."""
         req, args = self.req, self.args
@@ -339,16 +353,8 @@ class Launcher:
             self.plan = planner.build(
                 req.spec, exp, req.storage, address=args.address, use_wandb=self.use_wandb
             )
-            self.record = LaunchRecord(
-                spec=state.spec_data(req.spec),
-                spec_file=req.spec_file,
-                overrides=req.overrides,
-                name=req.spec.name,
-                storage=req.storage,
-                address=args.address,
-                use_wandb=self.use_wandb,
-                group_readable=args.group_readable,
-                plan=self.plan.settings(),
+            self.record = self._given_record(
+                group_readable=args.group_readable, plan=self.plan.settings()
             )
             write_spec(req.spec, exp)
             if req.local:
@@ -362,15 +368,7 @@ class Launcher:
                 f"given now is saved as its record",
                 flush=True,
             )
-            record = LaunchRecord(
-                spec=state.spec_data(req.spec),
-                spec_file=req.spec_file,
-                overrides=req.overrides,
-                name=req.spec.name,
-                storage=req.storage,
-                address=args.address,
-                use_wandb=self.use_wandb,
-            )
+            record = self._given_record()
             if req.local:
                 record.save(Path(exp))
         self.plan, diffs = resumed_plan(record, req, args.address, self.use_wandb)

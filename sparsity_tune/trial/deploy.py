@@ -330,10 +330,12 @@ def measure(
         fmt = "dense"
     same = {b: models[b] is dense or deployed.format == "dense" for b in BATCHES}
     speedup = {b: 1.0 if same[b] else ms_dense[b] / ms[b] for b in BATCHES}
+    dense_bytes = saved_bytes(dense)
+    shipped = models[shipping[-1]]
     return {
         M.deploy_format: fmt,
-        M.deploy_bytes: saved_bytes(models[shipping[-1]]),
-        M.deploy_bytes_dense: saved_bytes(dense),
+        M.deploy_bytes: dense_bytes if shipped is dense else saved_bytes(shipped),
+        M.deploy_bytes_dense: dense_bytes,
         M.infer_ms_b1: ms[1],
         M.infer_ms_b256: ms[256],
         M.infer_ms_dense_b1: ms_dense[1],
