@@ -27,6 +27,7 @@ import itertools
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -170,7 +171,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> Result:
         log_to_driver=False,
         _node_ip_address="127.0.0.1",
     )
-    t1 = time.perf_counter()
+    t1, t1_epoch = time.perf_counter(), time.time()
     cpu_before = process_cpu()
     sampler = CpuSampler()
     driver_before = trial_profile.driver_totals()
@@ -179,7 +180,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> Result:
         rc = launch.run(plan)
     finally:
         trainable.train_trial = original
-    t2 = time.perf_counter()
+    t2, t2_epoch = time.perf_counter(), time.time()
     cpu_after = sampler.stop()
     driver_after = trial_profile.driver_totals()
     ray.shutdown()
@@ -199,7 +200,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> Result:
         load_before, load_after, rc,
     )  # fmt: skip
     if args.profile:
-        res.profile = _profile(prof_dir, driver_before, driver_after, t1, t2)
+        res.profile = _profile(prof_dir, driver_before, driver_after, t1_epoch, t2_epoch)
     _print_mode(res, args)
     if args.keep:
         print(f"kept {storage}")
@@ -219,13 +220,20 @@ def _profile(prof_dir: Path, before: dict, after: dict, t_start: float, t_end: f
             for i in range(3):
                 worker[k][i] += v[i]
     # slot time a worker spent between two of its trials (Tune: result, stop, reset, start)
-    by_pid: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    by_pid: dict[int, list[dict]] = defaultdict(list)
     for line in lines:
-        by_pid[line["pid"]].append((line["start"], line["end"]))
-    gaps = 0.0
+        by_pid[line["pid"]].append(line)
+    gaps, first_extra, later_outside, n_later = 0.0, 0.0, [], 0
     for spans in by_pid.values():
-        spans.sort()
-        gaps += sum(b[0] - a[1] for a, b in itertools.pairwise(spans) if b[0] > a[1])
+        spans.sort(key=lambda x: x["start"])
+        gaps += sum(
+            b["start"] - a["end"] for a, b in itertools.pairwise(spans) if b["start"] > a["end"]
+        )
+        later_outside += [_outside(x) for x in spans[1:]]
+    typical = statistics.median(later_outside) if later_outside else 0.0
+    for spans in by_pid.values():  # a worker's first trial pays its one-time imports and loads
+        first_extra += _outside(spans[0]) - typical
+    n_later = len(later_outside)
     zero = [0.0, 0.0, 0]
     driver = {
         k: [v[i] - before.get(k, zero)[i] for i in range(3)]
@@ -241,10 +249,40 @@ def _profile(prof_dir: Path, before: dict, after: dict, t_start: float, t_end: f
         "trial_wall": sum(x["end"] - x["start"] for x in lines),
         "gaps": gaps,
         "workers": len(by_pid),
+        "typical_outside": typical,  # median wall outside the trainer of a worker's later trial
+        "first_extra": first_extra,  # what the workers' first trials took beyond that
+        "n_later": n_later,
+        # per worker: sweep start -> its first trial (launcher set-up, worker start, imports),
+        # its last trial -> sweep end (waiting for the other slots, end of the sweep)
+        "head": [min(x["start"] for x in spans) - t_start for spans in by_pid.values()],
+        "tail": [t_end - max(x["end"] for x in spans) for spans in by_pid.values()],
     }
 
 
 TRAINER = "trainer: epochs (train+prune+eval)"
+
+
+def _outside(line: dict) -> float:
+    """Wall seconds of one trial's ``train_trial`` not spent in the trainer."""
+    return (line["end"] - line["start"]) - line["items"].get(TRAINER, [0.0, 0.0])[1]
+
+
+def split(r: Result) -> tuple[float, float, float] | None:
+    """The overhead's CPU-slot seconds per trial as (start-up, marginal, end): start-up is each
+    worker slot's wait for its first trial plus what that first trial took beyond a later one
+    (imports of torch and Ray Tune, the dataset); marginal is what every trial costs outside the
+    trainer (its own start and end, reporting, checkpoints, the gap to the next trial): the part
+    that grows with the number of trials; end is a slot's wait from its last trial to the end of
+    the sweep (other slots still running, Tune's and W&B's shut-down). They add up to
+    :attr:`Result.overhead` when every CPU had a worker."""
+    p = r.profile
+    if not p or p["workers"] != r.cpus:
+        return None
+    n = r.trials
+    start = (sum(p["head"]) + p["first_extra"]) / n
+    marginal = (p["typical_outside"] * n + p["gaps"]) / n
+    end = sum(p["tail"]) / n
+    return start, marginal, end
 
 
 def _print_mode(r: Result, args: argparse.Namespace) -> None:
@@ -270,6 +308,15 @@ def _print_mode(r: Result, args: argparse.Namespace) -> None:
         return
     p = r.profile
     w, d = p["worker"], p["driver"]
+    parts = split(r)
+    if parts is not None:
+        start, marginal, end = parts
+        print(
+            f"  = start-up {start:.2f} (per worker slot "
+            f"{start * n / p['workers']:.2f} s, once) + marginal {marginal:.2f} (every trial) "
+            f"+ end {end:.2f} (other slots still running, shut-down) + rest "
+            f"{r.overhead - start - marginal - end:.2f}"
+        )
     trainer_cpu = w.get(TRAINER, [0.0])[0]
     print(
         f"CPU outside the trainer: {(total - trainer_cpu) / n:.3f} s/trial "
@@ -290,6 +337,10 @@ def _print_mode(r: Result, args: argparse.Namespace) -> None:
         f"  worker  {'slot idle before first / after last trial':<42} {'':>7} "
         f"{(r.wall * p['workers'] - p['trial_wall'] - p['gaps']) / n:7.3f}"
     )
+    head = ", ".join(f"{x:.2f}" for x in sorted(p["head"]))
+    tail = ", ".join(f"{x:.2f}" for x in sorted(p["tail"]))
+    print(f"  worker  {'  sweep start -> first trial, s per worker':<42} {head}")
+    print(f"  worker  {'  last trial -> sweep end, s per worker':<42} {tail}")
     launcher = r.cpu_by_group.get("launcher (Tune loop, W&B)", 0.0)
     for k, v in sorted(d.items(), key=lambda kv: kv[0]):
         print(f"  driver  {k:<42} {v[0] / n:7.3f} {v[1] / n:7.3f} {v[2] / n:6.1f}")
@@ -312,6 +363,11 @@ def _side_by_side(results: list[Result]) -> None:
         ("overhead per trial, CPU-slot s", lambda r: f"{r.overhead:.2f}"),
         ("CPU of all processes per trial s", lambda r: f"{sum(r.cpu_by_group.values()) / r.trials:.2f}"),
     ]  # fmt: skip
+    if all(split(r) for r in results):
+        rows += [
+            ("  start-up, once per worker slot s", lambda r: f"{split(r)[0] * r.trials / r.cpus:.2f}"),
+            ("  marginal per trial s", lambda r: f"{split(r)[1]:.3f}"),
+        ]  # fmt: skip
     if all(r.profile for r in results):
         rows.append(
             (

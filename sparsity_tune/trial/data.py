@@ -9,7 +9,9 @@ Sources (``dataset.name``):
 * ``mnist1d`` (embedded default): generated locally by the ``mnist1d`` package's own generator
   (``mnist1d.data.make_dataset`` with ``get_dataset_args()``: 5000 signals of length 40, split
   4000 train / 1000 test), cached under ``<root>/mnist1d/<args-hash>.pt`` so later trials load it
-  in milliseconds; regenerated when the file is absent. No internet needed.
+  in milliseconds (through ``mnist1d-<version>.json``, which names that file for the installed
+  package, so a cache hit does not import it); regenerated when the file is absent or torn. No
+  internet needed.
 * ``mnist``, ``fashion_mnist``: ``torchvision.datasets.MNIST`` / ``FashionMNIST`` (raw IDX files
   under ``<root>/MNIST/raw`` or ``<root>/FashionMNIST/raw``; ``*.gz`` files as published are
   decompressed there first, at most :data:`MAX_IDX_BYTES` each, so a gzip bomb cannot fill the
@@ -31,13 +33,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
 import pickle
 import random
+import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,38 +215,87 @@ def mnist1d_cache_path(root: Path, args: dict) -> Path:
     return Path(root) / "mnist1d" / f"{hashlib.sha256(blob).hexdigest()[:12]}.pt"
 
 
-def _load_mnist1d(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    from mnist1d.data import get_dataset_args, make_dataset
+_CACHE_NAME = re.compile(r"[0-9a-f]{12}\.pt")
 
-    args = get_dataset_args(as_dict=True)
-    path = mnist1d_cache_path(root, args)
-    if path.exists():
-        try:
-            d = torch.load(path, weights_only=True)
-            return d["train_x"], d["train_y"], d["test_x"], d["test_y"]
-        except Exception:  # a torn or foreign file: regenerate it below
-            pass
-    # make_dataset reseeds the global numpy/random generators; keep the caller's streams intact.
-    np_state, py_state = np.random.get_state(), random.getstate()
+
+def mnist1d_pointer_path(root: Path) -> Path | None:
+    """``<root>/mnist1d/mnist1d-<version>.json``: the name of the cache file for the installed
+    ``mnist1d`` (None when it has no version). Importing ``mnist1d`` to hash its arguments also
+    imports scipy and matplotlib (0.8 s of every trial worker's and CLI run's start-up, measured);
+    its default arguments are code of the package, so one version means one cache file."""
     try:
-        raw = make_dataset(get_dataset_args())
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    d = {
-        "train_x": torch.from_numpy(raw["x"]).float().unsqueeze(1),
-        "train_y": torch.from_numpy(raw["y"]).long(),
-        "test_x": torch.from_numpy(raw["x_test"]).float().unsqueeze(1),
-        "test_y": torch.from_numpy(raw["y_test"]).long(),
-    }
+        version = importlib.metadata.version("mnist1d")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return Path(root) / "mnist1d" / f"mnist1d-{re.sub(r'[^A-Za-z0-9.+_-]', '_', version)}.json"
+
+
+def _read_mnist1d(path: Path) -> dict[str, Tensor] | None:
+    try:
+        d = torch.load(path, weights_only=True)
+        return {k: d[k] for k in ("train_x", "train_y", "test_x", "test_y")}
+    except Exception:  # absent, torn or foreign: the caller regenerates it
+        return None
+
+
+def _cached_mnist1d(root: Path) -> dict[str, Tensor] | None:
+    """The cache file the version pointer names, read without importing ``mnist1d``."""
+    pointer = mnist1d_pointer_path(root)
+    if pointer is None:
+        return None
+    try:
+        name = json.loads(pointer.read_text())["file"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(name, str) or not _CACHE_NAME.fullmatch(name):
+        return None  # a pointer names a file beside it, nothing else
+    return _read_mnist1d(pointer.parent / name)
+
+
+def _replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per-process: trials race safely
-        torch.save(d, tmp)
+        write(tmp)
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only root only costs regeneration next time
+
+
+def _load_mnist1d(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    d = _cached_mnist1d(root)
+    if d is None:
+        d = _generate_mnist1d(root)
     return d["train_x"], d["train_y"], d["test_x"], d["test_y"]
+
+
+def _generate_mnist1d(root: Path) -> dict[str, Tensor]:
+    """The cache file of ``mnist1d``'s own arguments, generated when absent or torn, and the
+    version pointer to it written."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    path = mnist1d_cache_path(root, get_dataset_args(as_dict=True))
+    d = _read_mnist1d(path)
+    if d is None:
+        # make_dataset reseeds the global numpy/random generators; keep the caller's streams.
+        np_state, py_state = np.random.get_state(), random.getstate()
+        try:
+            raw = make_dataset(get_dataset_args())
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+        d = {
+            "train_x": torch.from_numpy(raw["x"]).float().unsqueeze(1),
+            "train_y": torch.from_numpy(raw["y"]).long(),
+            "test_x": torch.from_numpy(raw["x_test"]).float().unsqueeze(1),
+            "test_y": torch.from_numpy(raw["y_test"]).long(),
+        }
+        _replace_atomically(path, lambda tmp: torch.save(d, tmp))
+    pointer = mnist1d_pointer_path(root)
+    if pointer is not None:
+        blob = json.dumps({"file": path.name})
+        _replace_atomically(pointer, lambda tmp: tmp.write_text(blob))
+    return d
 
 
 # --- torchvision: MNIST, Fashion-MNIST -------------------------------------------------------

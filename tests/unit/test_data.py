@@ -21,6 +21,7 @@ from sparsity_tune.trial.data import (
     iterate_batches,
     load_dataset,
     mnist1d_cache_path,
+    mnist1d_pointer_path,
 )
 
 # --- writers of the real formats ------------------------------------------------------------
@@ -258,6 +259,46 @@ def test_mnist1d_regenerates_a_torn_cache(mnist1d_root: Path) -> None:
     again = load_dataset(cfg)
     torch.testing.assert_close(again.test_x, first.test_x)
     assert path.stat().st_size > 1000
+
+
+def test_mnist1d_cache_hit_does_not_import_the_package(mnist1d_root: Path) -> None:
+    """The version pointer is what spares every trial worker mnist1d's scipy/matplotlib imports;
+    a fresh interpreter shows whether a load from the cache imports it."""
+    import json
+    import subprocess
+    import sys
+
+    load_dataset(DatasetConfig(name="mnist1d", root=str(mnist1d_root)))  # cache + pointer
+    pointer = mnist1d_pointer_path(mnist1d_root)
+    assert pointer is not None and pointer.parent == mnist1d_root / "mnist1d"
+    assert (pointer.parent / json.loads(pointer.read_text())["file"]).is_file()
+    code = (
+        "import sys\n"
+        "from sparsity_tune.trial.config import DatasetConfig\n"
+        "from sparsity_tune.trial.data import load_dataset\n"
+        f"d = load_dataset(DatasetConfig(name='mnist1d', root={str(mnist1d_root)!r}))\n"
+        "print(len(d.test_y), 'mnist1d' in sys.modules, 'matplotlib' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1000", "False", "False"]
+
+
+@pytest.mark.parametrize("name", ["../elsewhere.pt", "/etc/passwd", 7, "0123456789ab.pt"])
+def test_mnist1d_pointer_to_anything_but_a_good_file_beside_it_regenerates(
+    tmp_path: Path, name: object
+) -> None:
+    import json
+
+    cfg = DatasetConfig(name="mnist1d", root=str(tmp_path), test_limit=50)
+    first = load_dataset(cfg)
+    pointer = mnist1d_pointer_path(tmp_path)
+    assert pointer is not None
+    good = json.loads(pointer.read_text())["file"]
+    (tmp_path / "elsewhere.pt").write_bytes(b"not a cache")
+    pointer.write_text(json.dumps({"file": name}))
+    again = load_dataset(cfg)  # falls back to mnist1d's own arguments
+    torch.testing.assert_close(again.test_x, first.test_x)
+    assert json.loads(pointer.read_text()) == {"file": good}  # and points right again
 
 
 # --- batching -------------------------------------------------------------------------------
