@@ -223,17 +223,16 @@ def _profile(prof_dir: Path, before: dict, after: dict, t_start: float, t_end: f
     by_pid: dict[int, list[dict]] = defaultdict(list)
     for line in lines:
         by_pid[line["pid"]].append(line)
-    gaps, first_extra, later_outside, n_later = 0.0, 0.0, [], 0
+    gaps, first_extra, later_outside = 0.0, 0.0, []
     for spans in by_pid.values():
         spans.sort(key=lambda x: x["start"])
         gaps += sum(
             b["start"] - a["end"] for a, b in itertools.pairwise(spans) if b["start"] > a["end"]
         )
         later_outside += [_outside(x) for x in spans[1:]]
-    typical = statistics.median(later_outside) if later_outside else 0.0
+    typical = statistics.fmean(later_outside) if later_outside else 0.0
     for spans in by_pid.values():  # a worker's first trial pays its one-time imports and loads
         first_extra += _outside(spans[0]) - typical
-    n_later = len(later_outside)
     zero = [0.0, 0.0, 0]
     driver = {
         k: [v[i] - before.get(k, zero)[i] for i in range(3)]
@@ -249,9 +248,8 @@ def _profile(prof_dir: Path, before: dict, after: dict, t_start: float, t_end: f
         "trial_wall": sum(x["end"] - x["start"] for x in lines),
         "gaps": gaps,
         "workers": len(by_pid),
-        "typical_outside": typical,  # median wall outside the trainer of a worker's later trial
+        "typical_outside": typical,  # mean wall outside the trainer of a worker's later trial
         "first_extra": first_extra,  # what the workers' first trials took beyond that
-        "n_later": n_later,
         # per worker: sweep start -> its first trial (launcher set-up, worker start, imports),
         # its last trial -> sweep end (waiting for the other slots, end of the sweep)
         "head": [min(x["start"] for x in spans) - t_start for spans in by_pid.values()],

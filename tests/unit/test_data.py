@@ -284,11 +284,14 @@ def test_mnist1d_cache_hit_does_not_import_the_package(mnist1d_root: Path) -> No
 
 
 @pytest.mark.parametrize("name", ["../elsewhere.pt", "/etc/passwd", 7, "0123456789ab.pt"])
-def test_mnist1d_pointer_to_anything_but_a_good_file_beside_it_regenerates(
-    tmp_path: Path, name: object
+def test_mnist1d_pointer_to_anything_but_a_good_file_beside_it_is_ignored(
+    mnist1d_root: Path, tmp_path: Path, name: object
 ) -> None:
     import json
+    import shutil
 
+    load_dataset(DatasetConfig(name="mnist1d", root=str(mnist1d_root)))
+    shutil.copytree(mnist1d_root / "mnist1d", tmp_path / "mnist1d")  # no generating it again
     cfg = DatasetConfig(name="mnist1d", root=str(tmp_path), test_limit=50)
     first = load_dataset(cfg)
     pointer = mnist1d_pointer_path(tmp_path)
