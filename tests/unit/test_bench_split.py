@@ -7,6 +7,7 @@ did not add up to the figure it explains would mislead whoever reads it.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def test_split_adds_up_to_the_overhead(tmp_path: Path) -> None:
         line(2, 14.2, 29.0, 14.0),
         line(1, 21.0, 25.1, 4.0),
     ]
-    (tmp_path / "workers.jsonl").write_text("".join(f"{bench.json.dumps(x)}\n" for x in lines))
+    (tmp_path / "workers.jsonl").write_text("".join(f"{json.dumps(x)}\n" for x in lines))
     profile = bench._profile(tmp_path, {}, {}, t_start=0.0, t_end=30.0)
     work = sum(x["items"][TRAINER][1] for x in lines)
     r = bench.Result("long", len(lines), 10, 30.0, 0.0, work, work, 2, {}, "", "", profile=profile)
@@ -55,7 +56,7 @@ def test_split_adds_up_to_the_overhead(tmp_path: Path) -> None:
 
 
 def test_no_split_when_a_cpu_had_no_worker(tmp_path: Path) -> None:
-    (tmp_path / "workers.jsonl").write_text(bench.json.dumps(line(1, 1.0, 5.0, 3.0)) + "\n")
+    (tmp_path / "workers.jsonl").write_text(json.dumps(line(1, 1.0, 5.0, 3.0)) + "\n")
     profile = bench._profile(tmp_path, {}, {}, t_start=0.0, t_end=6.0)
     r = bench.Result("short", 1, 1, 6.0, 0.0, 3.0, 3.0, 2, {}, "", "", profile=profile)
     assert bench.split(r) is None

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import pickle
 import random
+import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -264,10 +268,6 @@ def test_mnist1d_regenerates_a_torn_cache(mnist1d_root: Path) -> None:
 def test_mnist1d_cache_hit_does_not_import_the_package(mnist1d_root: Path) -> None:
     """The version pointer is what spares every trial worker mnist1d's scipy/matplotlib imports;
     a fresh interpreter shows whether a load from the cache imports it."""
-    import json
-    import subprocess
-    import sys
-
     load_dataset(DatasetConfig(name="mnist1d", root=str(mnist1d_root)))  # cache + pointer
     pointer = mnist1d_pointer_path(mnist1d_root)
     assert pointer is not None and pointer.parent == mnist1d_root / "mnist1d"
@@ -287,9 +287,6 @@ def test_mnist1d_cache_hit_does_not_import_the_package(mnist1d_root: Path) -> No
 def test_mnist1d_pointer_to_anything_but_a_good_file_beside_it_is_ignored(
     mnist1d_root: Path, tmp_path: Path, name: object
 ) -> None:
-    import json
-    import shutil
-
     load_dataset(DatasetConfig(name="mnist1d", root=str(mnist1d_root)))
     shutil.copytree(mnist1d_root / "mnist1d", tmp_path / "mnist1d")  # no generating it again
     cfg = DatasetConfig(name="mnist1d", root=str(tmp_path), test_limit=50)
@@ -297,7 +294,8 @@ def test_mnist1d_pointer_to_anything_but_a_good_file_beside_it_is_ignored(
     pointer = mnist1d_pointer_path(tmp_path)
     assert pointer is not None
     good = json.loads(pointer.read_text())["file"]
-    (tmp_path / "elsewhere.pt").write_bytes(b"not a cache")
+    real = torch.load(pointer.parent / good, weights_only=True)  # a well-formed file outside
+    torch.save({k: torch.zeros_like(v) for k, v in real.items()}, tmp_path / "elsewhere.pt")
     pointer.write_text(json.dumps({"file": name}))
     again = load_dataset(cfg)  # falls back to mnist1d's own arguments
     torch.testing.assert_close(again.test_x, first.test_x)
