@@ -31,6 +31,7 @@ so no statistic leaks from validation or test data.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.metadata
@@ -41,7 +42,7 @@ import pickle
 import random
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sparsity_tune import layout
 from sparsity_tune.trial.config import IMAGE_DATASETS, ConfigError, DatasetConfig
 
 _TORCHVISION_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
@@ -252,16 +254,6 @@ def _cached_mnist1d(root: Path) -> dict[str, Tensor] | None:
     return _read_mnist1d(pointer.parent / name)
 
 
-def _replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per-process: trials race safely
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only root only costs regeneration next time
-
-
 def _load_mnist1d(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     d = _cached_mnist1d(root)
     if d is None:
@@ -290,11 +282,17 @@ def _generate_mnist1d(root: Path) -> dict[str, Tensor]:
             "test_x": torch.from_numpy(raw["x_test"]).float().unsqueeze(1),
             "test_y": torch.from_numpy(raw["y_test"]).long(),
         }
-        _replace_atomically(path, lambda tmp: torch.save(d, tmp))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per-process: races are safe
+            torch.save(d, tmp)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only root only costs regeneration next time
     pointer = mnist1d_pointer_path(root)
     if pointer is not None:
-        blob = json.dumps({"file": path.name})
-        _replace_atomically(pointer, lambda tmp: tmp.write_text(blob))
+        with contextlib.suppress(OSError):  # as above: the slow path again next time
+            layout.write_text(pointer, json.dumps({"file": path.name}))
     return d
 
 
