@@ -344,6 +344,14 @@ class Launcher:
         ray_state = self.ray_state = _can_restore(exp)
         if not args.resume:
             trials = req.local and any(Path(exp).glob("trial_*"))
+            if record is not None and not ray_state and not trials:
+                # a launch that stopped before Ray saved anything or any trial started (a crash,
+                # a kill): nothing ran, so nothing can be lost by starting it as given now
+                print(
+                    f"note: {exp} holds a launch that never ran a trial; starting it afresh",
+                    flush=True,
+                )
+                record = None
             if record is not None or ray_state or trials:
                 raise ConfigError(
                     f"{exp} already holds this experiment; continue it with:\n  "

@@ -108,17 +108,24 @@ class SeedRepeater(Repeater):
 
 
 def optuna_searcher(plan: Plan) -> Searcher:
-    """TPE for one objective; NSGA-II (default) or multi-objective TPE for several."""
+    """TPE for one objective; NSGA-II (default) or multi-objective TPE for several.
+
+    The samplers are Optuna's, made picklable (:mod:`sparsity_tune.sweep.samplers`): Ray pickles
+    the searcher with the tuner and at every searcher checkpoint."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
+
+    from sparsity_tune.sweep.samplers import NSGAIISampler, TPESampler
 
     s = plan.search
     names, modes = list(s.objectives), list(s.objectives.values())
     seed = plan.seeds[0]
     if s.sampler == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=s.population)
+        sampler: optuna.samplers.BaseSampler = NSGAIISampler(
+            seed=seed, population_size=s.population
+        )
     else:
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        sampler = TPESampler(seed=seed, multivariate=True)
     metric: str | list[str] = names[0] if len(names) == 1 else names
     mode: str | list[str] = modes[0] if len(modes) == 1 else modes
     optuna.logging.set_verbosity(optuna.logging.WARNING)

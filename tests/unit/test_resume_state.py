@@ -229,3 +229,42 @@ def test_ray_state_forgets_checkpoints_that_no_longer_exist(tmp_path) -> None:
     ]
     assert latest[0].checkpoint.path == str(kept) and latest[1] is None
     assert state.forget_missing_checkpoints(tmp_path) == []  # nothing more to drop
+
+
+def test_a_launch_that_crashed_before_any_trial_is_started_again_by_a_plain_rerun(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Issue 19: a crash in ``tune.Tuner(...)`` left launch.json and spec.yaml, and the rerun was
+    refused (exit 2) with advice to ``--resume`` an experiment in which nothing ever ran."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "crashy",
+                "train": {"epochs": 2},
+                "pruning": {"method": "none"},
+                "search": {"parameters": {"model.width": {"values": [8]}}},
+                "resources": {"cpu": 1},
+            }
+        )
+    )
+    argv = [str(spec), "--storage", str(tmp_path / "res"), "--no-wandb"]
+
+    def crash(*_: object, **__: object) -> int:
+        raise RuntimeError("cannot pickle '_thread.lock' object")
+
+    monkeypatch.setattr(launch, "run", crash)
+    with pytest.raises(RuntimeError):
+        launch.main(argv)
+    exp = tmp_path / "res" / "crashy"
+    assert (exp / layout.LAUNCH).exists()  # what the crash left
+
+    ran: list[bool] = []
+    monkeypatch.setattr(launch, "run", lambda plan, resume, **_: ran.append(resume) or 0)
+    assert launch.main(argv) == 0
+    assert ran == [False]  # started afresh, not "resumed"
+    assert "never ran a trial; starting it afresh" in capsys.readouterr().out
+
+    (exp / "trial_0001").mkdir()  # once a trial exists, a plain rerun is refused as before
+    assert launch.main(argv) == 2
+    assert "--resume" in capsys.readouterr().err

@@ -168,3 +168,61 @@ def test_asha_rungs_are_always_reported_as_ray_lays_them_out(
     milestones = {math.ceil(m) for m, _ in bracket._rungs}  # Ray's own rungs
     assert set(search.report_epochs(p)) == milestones
     assert search.report_epochs(plan_of({"name": "x"})) == ()  # FIFO: by time only
+
+
+PICKLE_CASES = {
+    "grid": {"algorithm": "grid", "parameters": {"model.width": {"values": [8, 16]}}},
+    "random": {
+        "algorithm": "random",
+        "parameters": {"train.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 0.1}},
+        "num_samples": 2,
+    },
+    "optuna-tpe-1": {
+        "algorithm": "optuna",
+        "objectives": {"val_acc": "max"},
+        "parameters": {"train.lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 0.1}},
+        "num_samples": 4,
+    },
+    "optuna-nsga2-2": {
+        "algorithm": "optuna",
+        "objectives": {"val_acc": "max", "nonzero_params": "min"},
+        "parameters": {"pruning.final_sparsity": {"distribution": "uniform", "min": 0, "max": 0.9}},
+        "num_samples": 4,
+        "max_concurrent": 2,
+    },
+    "optuna-tpe-2": {
+        "algorithm": "optuna",
+        "sampler": "tpe",
+        "objectives": {"val_acc": "max", "nonzero_params": "min"},
+        "parameters": {"pruning.final_sparsity": {"distribution": "uniform", "min": 0, "max": 0.9}},
+        "num_samples": 4,
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(PICKLE_CASES))
+def test_the_search_algorithm_survives_rays_pickle_round_trips(case: str, tmp_path) -> None:
+    """What Ray does with it: cloudpickle inside the TuneConfig (tuner.pkl), then, once the
+    searcher has seen the space and suggested, ``save``/``restore`` at every checkpoint."""
+    import ray.cloudpickle as cloudpickle
+    from ray.tune.search import ConcurrencyLimiter
+
+    p = plan_of({**BASE, "search": {**PICKLE_CASES[case], "seeds": [0, 1]}})
+    alg = search.search_alg(p)
+    config = search.tune_config(p)
+    copy = cloudpickle.loads(cloudpickle.dumps(config))
+    assert type(copy.search_alg) is type(alg)
+    if p.search.algorithm != "optuna":
+        return
+    alg.set_search_properties(None, None, search.param_space(p))
+    suggested = [alg.suggest(f"t{i}") for i in range(2)]
+    params = [search.trial_params(c) for c in suggested]
+    assert params[0] == params[1] and set(params[0]) == set(p.parameters)  # one config, 2 seeds
+    alg.save(str(tmp_path / "searcher.pkl"))
+    fresh = search.search_alg(p)
+    fresh.set_search_properties(None, None, search.param_space(p))
+    fresh.restore(str(tmp_path / "searcher.pkl"))
+    inner = fresh.searcher if isinstance(fresh, ConcurrencyLimiter) else fresh
+    sampler = inner.searcher._ot_study.sampler
+    assert type(sampler).__module__ == "sparsity_tune.sweep.samplers"
+    assert search.trial_params(fresh.suggest("t2")).keys() == p.parameters.keys()  # still works
