@@ -78,6 +78,8 @@ class Experiment:
     warnings: list[str] = field(default_factory=list)  # one per damaged trial or refused file
     #: experiment name -> directory, when several experiments are analysed together
     sources: dict[str, Path] = field(default_factory=dict)
+    #: experiment name -> the package versions it started with (launch.json; see sparsity_tune.stack)
+    stacks: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def config_columns(self) -> list[str]:
@@ -330,15 +332,36 @@ def load_experiment(
     history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     trials = _order_trials(pd.DataFrame(rows))
     history = _order_history(history)
+    name = _experiment_name(spec, trials, root, warnings)
+    versions = _read_versions(root, warnings)
     return Experiment(
         root=root,
-        name=_experiment_name(spec, trials, root, warnings),
+        name=name,
         trials=trials,
         history=history,
         spec=spec,
         searched=sorted(searched),
         warnings=warnings,
+        stacks={name: versions} if versions else {},
     )
+
+
+def _read_versions(root: Path, warnings: list[str]) -> dict[str, str]:
+    """The ``versions`` saved in launch.json, or {} (a ``train --out`` run, an older version's
+    experiment); only short strings are kept, since they reach the report."""
+    try:
+        data = safe_io.read_json(root / layout.LAUNCH)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:  # safe_io.Refused is a ValueError
+        warnings.append(f"{layout.LAUNCH}: {err}; package versions not shown")
+        return {}
+    versions = data.get("versions") if isinstance(data, dict) else None
+    if not isinstance(versions, dict):
+        return {}
+    return {
+        str(k)[:40]: v[:40] for k, v in versions.items() if isinstance(v, str) and isinstance(k, str)
+    }
 
 
 def _experiment_name(
@@ -473,6 +496,7 @@ def load_experiments(
         searched=searched,
         warnings=[f"{n}: {w}" for n, e in zip(names, parts, strict=True) for w in e.warnings],
         sources=dict(zip(names, paths, strict=True)),
+        stacks={n: v for n, e in zip(names, parts, strict=True) for v in e.stacks.values()},
     )
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from analysis.charts import Chart, sparsity_colorscale
 from analysis.questions import REFERENCE_TEXT, Analysis
+from sparsity_tune import stack
 
 _DASH = {True: "dash", False: "solid"}
 
@@ -177,6 +178,18 @@ def _sources(a: Analysis) -> str:
     return f"{len(items)} experiments analysed together: " + "; ".join(items)
 
 
+def _stack(a: Analysis) -> str:
+    """The package versions behind the figures (escaped HTML): what "repeat exactly" needs."""
+    stacks = a.experiment.stacks
+    if not stacks:
+        return "Package versions: not recorded (no launch.json from this version of sparsity-tune)."
+    lines = {stack.describe(v) for v in stacks.values()}
+    if len(lines) == 1:
+        return f"Package versions: {esc(lines.pop())}."
+    each = "; ".join(f"{esc(n)}: {esc(stack.describe(v))}" for n, v in stacks.items())
+    return f"Package versions differ between the experiments: {each}."
+
+
 def render(a: Analysis, files: dict[str, str] | None = None) -> str:
     """The report as one HTML string."""
     from plotly.offline import get_plotlyjs
@@ -192,6 +205,7 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
         f"operating point), tolerance {a.tolerance:g} point(s), every claim read from the "
         f"Welch 95% interval of a difference over seeds. Hypervolume reference point: the "
         f"{REFERENCE_TEXT}.</p>",
+        f"<p class='note'>{_stack(a)}</p>",
     ]
     for s in a.sections:
         parts.append(f"<section id='sec-{s.key}'><h2>{esc(s.title)}</h2>")

@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from sparsity_tune import layout
+from sparsity_tune import layout, stack
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep import lock as locking
 from sparsity_tune.sweep import plan as planner
@@ -362,7 +362,9 @@ class Launcher:
                 req.spec, exp, req.storage, address=args.address, use_wandb=self.use_wandb
             )
             self.record = self._given_record(
-                group_readable=args.group_readable, plan=self.plan.settings()
+                group_readable=args.group_readable,
+                plan=self.plan.settings(),
+                versions=stack.versions(),
             )
             write_spec(req.spec, exp)
             if req.local:
@@ -382,6 +384,14 @@ class Launcher:
         self.plan, diffs = resumed_plan(record, req, args.address, self.use_wandb)
         for d in diffs:
             print(f"note: {d} (allowed: {d.allowed_because})", flush=True)
+        changed = stack.differences(record.versions or {}, stack.versions())
+        if changed:
+            print(
+                f"note: resumed on other package versions than it started with "
+                f"({'; '.join(changed)}): trials that continue may differ from an "
+                f"uninterrupted run in the last digits",
+                flush=True,
+            )
         if record.use_wandb != self.use_wandb:
             print(
                 f"note: W&B {'on' if self.use_wandb else 'off'} now, "

@@ -73,6 +73,8 @@ class LaunchRecord:
     #: what decided the trials' results (sparsity_tune.sweep.plan.Plan.settings); None in
     #: records of versions before it was saved
     plan: dict[str, Any] | None = None
+    #: the package versions it started with (sparsity_tune.stack.versions); None in older records
+    versions: dict[str, str] | None = None
     created_at: float = field(default_factory=time.time)
     version: int = RECORD_VERSION
 

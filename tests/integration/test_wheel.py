@@ -1,7 +1,7 @@
 """A normal (non-editable) install works: the wheel ships everything read at run time.
 
-Builds the wheel, installs it into a fresh virtual environment (reusing this interpreter's
-site-packages for torch, Ray and the rest, so nothing is downloaded), and runs the installed
+Builds the wheel, installs it into a fresh virtual environment (reusing the running
+environment's packages for torch, Ray and the rest, so nothing is downloaded), and runs the installed
 package from a directory outside the checkout: ``slurm submit --dry-run`` (reads the batch
 template, package data), a one-epoch ``train``, and the ``sparsity-tune`` console command.
 """
@@ -43,8 +43,22 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     (wheel,) = (tmp / "dist").glob("sparsity_tune-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "sparsity_tune/cluster/ray_sweep.sbatch.tmpl" in names
-    run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp / "venv")], tmp, env)
+    run([sys.executable, "-m", "venv", str(tmp / "venv")], tmp, env)
     python = tmp / "venv" / "bin" / "python"
+    # torch, Ray, ... come from the environment running this test, whatever it is (a venv,
+    # activated or not, or the system Python): its import path, less the checkout, goes into
+    # the new venv's import path (`--system-site-packages` would give the base interpreter's,
+    # which has no torch when the tests run in a venv). A .pth line adds a path without running
+    # the .pth files in it, so the checkout's editable install does not come along.
+    site_dir = run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp, env
+    ).stdout.strip()
+    borrowed = [
+        p
+        for p in sys.path
+        if p and Path(p).is_dir() and not Path(p).resolve().is_relative_to(REPO.resolve())
+    ]
+    (Path(site_dir) / "zz_test_env.pth").write_text("\n".join(borrowed) + "\n")
     run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], tmp, env)
     env["PATH"] = f"{tmp / 'venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return python, env

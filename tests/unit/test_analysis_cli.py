@@ -157,3 +157,21 @@ def test_cli_refuses_a_bad_directory_among_several(tmp_path, capsys):
     write_experiment(tmp_path / "ok", grid={"model.depth": [1]}, seeds=(0,), epochs=2)
     assert main([str(tmp_path / "ok"), str(tmp_path / "missing"), "--quiet"]) == 2
     assert "missing: not a directory" in capsys.readouterr().err
+
+
+def test_the_report_names_the_package_versions_of_launch_json(tmp_path):
+    """Issue 19: a figure can be traced to its stack (launch.json's versions, in the header)."""
+    from sparsity_tune import layout, stack
+
+    root = tmp_path / "exp"
+    write_experiment(root, grid={"model.depth": [1]}, seeds=(0,), epochs=2)
+    out = tmp_path / "out"
+    assert main([str(root), "--out", str(out), "--quiet"]) == 0
+    assert "Package versions: not recorded" in (out / "report.html").read_text()
+
+    versions = {**stack.versions(), "optuna": "5.1.0<script>"}
+    (root / layout.LAUNCH).write_text(json.dumps({"versions": versions}))
+    assert main([str(root), "--out", str(out), "--quiet"]) == 0
+    html = (out / "report.html").read_text()
+    assert f"Package versions: python {versions['python']}, torch {versions['torch']}" in html
+    assert "optuna 5.1.0&lt;script&gt;" in html  # escaped like every file-borne string

@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 #: Modules of the vocabulary layer (what every layer may import).
-VOCABULARY = ("metrics", "layout", "wandb_setup")
+VOCABULARY = ("metrics", "layout", "wandb_setup", "stack")
 RANK = {"vocabulary": 0, "trial": 1, "analysis": 2, "sweep": 3, "cluster": 4, "entry": 5}
 
 

@@ -268,3 +268,17 @@ def test_a_launch_that_crashed_before_any_trial_is_started_again_by_a_plain_reru
     (exp / "trial_0001").mkdir()  # once a trial exists, a plain rerun is refused as before
     assert launch.main(argv) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_the_launch_record_keeps_the_package_versions(tmp_path: Path, monkeypatch) -> None:
+    from sparsity_tune import stack
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"name": "v", "train": {"epochs": 1}, "resources": {"cpu": 1}}))
+    monkeypatch.setattr(launch, "run", lambda *a, **k: 0)
+    assert launch.main([str(spec), "--storage", str(tmp_path), "--no-wandb"]) == 0
+    saved = json.loads((tmp_path / "v" / layout.LAUNCH).read_text())["versions"]
+    assert saved == stack.versions() and set(stack.PACKAGES) <= set(saved)
+    assert stack.differences(saved, {**saved, "optuna": "9.0"}) == [
+        f"optuna {saved['optuna']} -> 9.0"
+    ]
