@@ -360,7 +360,9 @@ def _read_versions(root: Path, warnings: list[str]) -> dict[str, str]:
     if not isinstance(versions, dict):
         return {}
     return {
-        str(k)[:40]: v[:40] for k, v in versions.items() if isinstance(v, str) and isinstance(k, str)
+        str(k)[:40]: v[:40]
+        for k, v in versions.items()
+        if isinstance(v, str) and isinstance(k, str)
     }
 
 
