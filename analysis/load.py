@@ -11,8 +11,8 @@ The directory may come from someone else, so files are read through :mod:`analys
 with a file that cannot be read or does not have the contract's shape (non-UTF-8, a torn line
 that is not the last, ``config`` that is not an object, ...) gets status ``damaged``, one warning
 naming the file (:attr:`Experiment.warnings`) and its reason in the ``error`` column; it never
-stops the analysis. A torn *last* line of records.jsonl is normal (a trial killed mid-write) and
-is skipped silently.
+stops the analysis. A torn *last* line of records.jsonl is normal for a trial killed mid-write and
+is skipped; in a *finished* trial it cannot come from the writer, so it is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -169,8 +169,16 @@ def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[s
     """
     problems: list[str] = []
     cfg = _read_object(trial_dir / layout.CONFIG, problems, _config_problem) or {}
-    records = _read_records(trial_dir, problems)
+    torn: list[int] = []
+    records = _read_records(trial_dir, problems, torn)
     summary = _read_object(trial_dir / layout.SUMMARY, problems)
+    if torn and summary is not None:  # a finished trial's writer was never killed mid-write
+        row_notes = [
+            f"trial {trial_dir.name}: finished, yet line {torn[0]} of {layout.RECORDS} is torn "
+            f"(skipped); a finished trial never has one: was the file truncated or edited?"
+        ]
+    else:
+        row_notes = []
     error_path = trial_dir / layout.ERROR
     has_error = safe_io.entry_exists(error_path)
     error = _last_line(error_path, problems) if has_error and summary is None else None
@@ -195,6 +203,7 @@ def load_trial(trial_dir: Path, root: Path) -> tuple[dict[str, Any], list[dict[s
     row.update({k: _scalar(v) for k, v in flatten(nested).items()})
     row["_params"] = [str(k) for k in cfg.get("params") or {}]
     row["_problems"] = problems
+    row["_notes"] = row_notes
     if records:
         row.update(_clean(records[-1]))
         for key in MAX_OVER_EPOCHS:
@@ -218,10 +227,13 @@ def never_pruned(status: Any, sparsity: Any) -> Any:
     return (status == FINISHED) & (pd.to_numeric(sparsity, errors="coerce") <= DENSE_EPS)
 
 
-def _read_records(trial_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
+def _read_records(
+    trial_dir: Path, problems: list[str], torn: list[int] | None = None
+) -> list[dict[str, Any]]:
     """All records in one json.loads call (3x fewer decoder calls than one per line); when that
-    fails, line by line: a torn *last* line is skipped silently, any other bad line or a
-    non-object record is a problem (the records read so far are kept)."""
+    fails, line by line: a torn *last* line is skipped (its number appended to ``torn``: the
+    caller warns when the trial finished), any other bad line or a non-object record is a
+    problem (the records read so far are kept)."""
     path = trial_dir / layout.RECORDS
     try:
         text = safe_io.read_text(path, safe_io.MAX_RECORDS_BYTES)
@@ -246,6 +258,8 @@ def _read_records(trial_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
                 if i < len(lines) - 1:  # only the last line may be torn (killed mid-write)
                     problems.append(f"{path}: line {i + 1} is not valid JSON")
                     break
+                if torn is not None:
+                    torn.append(i + 1)
     objects = [r for r in records if isinstance(r, dict)]
     if len(objects) < len(records):
         problems.append(f"{path}: {len(records) - len(objects)} record(s) are not JSON objects")
@@ -325,6 +339,7 @@ def load_experiment(
     rows = [r for part, _ in parts for r in part]
     searched = {k for r in rows for k in r.pop("_params", ())}
     for r in rows:
+        warnings.extend(r.pop("_notes", ()))
         problems = r.pop("_problems", ())
         if problems:
             warnings.append(f"trial {r['trial_dir']} counted as damaged: " + "; ".join(problems))

@@ -54,8 +54,10 @@ from sparsity_tune.trial.config import (
     TrialConfig,
     TrialSections,
     cap_lines,
+    error_key,
     format_validation_error,
     section_model,
+    set_by,
     set_dotted,
     show_key,
     trial_config,
@@ -461,14 +463,24 @@ def load_spec(
         data["name"] = stem
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
-    return validate_spec(data, str(path), sweep)
+    return validate_spec(data, str(path), sweep, given=list(overrides or ()))
 
 
-def validate_spec(data: dict[str, Any], where: str = "spec", sweep: bool = True) -> Spec:
+def validate_spec(
+    data: dict[str, Any], where: str = "spec", sweep: bool = True, given: list[str] | None = None
+) -> Spec:
+    """The spec, or ConfigError naming each bad key (``given``: the keys set with ``--set``, so
+    a bad one there is blamed on ``--set``, not on the file)."""
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{where}:\n" + format_validation_error(err)) from None
+        keys = [(error_key(e), e["type"] == "extra_forbidden") for e in err.errors()]
+        if given and all(set_by(k, given, unknown) for k, unknown in keys):
+            where = "--set"
+        elif given and any(set_by(k, given, unknown) for k, unknown in keys):
+            where = f"{where} and --set"
+        text = format_validation_error(err, model=Spec, given=given or ())
+        raise ConfigError(f"{where}:\n{text}") from None
     try:
         spec.base()  # cross-section checks of the trial config (end_epoch vs epochs, presets...)
         check_search(spec)

@@ -18,9 +18,13 @@ strings, and every number has a range. Values reach here from YAML read by
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import re
+import types
+import typing
+from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -373,16 +377,69 @@ def _allowed(e: Any) -> str:
     return msg.removeprefix("Input should be ")
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+def error_key(e: Any, prefix: str = "") -> str:
+    """The dotted config key of one pydantic error (union-member tags left out), unquoted."""
+    loc = ".".join(str(x) for x in e["loc"] if not _TYPE_TAG.fullmatch(str(x)))
+    return f"{prefix}{loc}".strip(".")
+
+
+def _keys_beside(model: type[BaseModel], parts: list[str]) -> list[str]:
+    """The keys a config model allows at the place of ``parts[-1]`` (walks nested models,
+    optional ones and ``dict[str, Model]`` values); [] where the place is free-form."""
+    here: Any = model
+    for part in parts[:-1]:
+        fields = getattr(here, "model_fields", None)
+        if fields is not None:
+            if part not in fields:
+                return []
+            here = fields[part].annotation
+        elif typing.get_origin(here) is dict:
+            here = typing.get_args(here)[1]
+        else:
+            return []
+        while typing.get_origin(here) in (typing.Union, types.UnionType):
+            here = next((a for a in typing.get_args(here) if a is not type(None)), None)
+    return list(getattr(here, "model_fields", {}))
+
+
+def did_you_mean(model: type[BaseModel] | None, key: str) -> str:
+    """``"did you mean model.width?"`` for an unknown ``model.widht`` (difflib's closest
+    allowed key at the same place), else ``""``."""
+    if model is None:
+        return ""
+    parts = key.split(".")
+    close = difflib.get_close_matches(parts[-1], _keys_beside(model, parts), n=1, cutoff=0.6)
+    return f"did you mean {'.'.join([*parts[:-1], close[0]])}?" if close else ""
+
+
+def format_validation_error(
+    err: ValidationError,
+    prefix: str = "",
+    *,
+    model: type[BaseModel] | None = None,
+    given: Collection[str] = (),
+) -> str:
     """One line per bad key: the dotted key, the value given (bounded, see ``brief``) and what is
-    allowed; the members of a union (``int | float``) are joined with "or" on one line."""
+    allowed; the members of a union (``int | float``) are joined with "or" on one line.
+
+    ``model`` (the validated class) lets an unknown key suggest the closest allowed one;
+    ``given`` (the dotted keys of ``--set``) names ``--set`` as the source of a bad key set there.
+    """
     by_key: dict[str, list[str]] = {}
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"] if not _TYPE_TAG.fullmatch(str(x)))
-        key = show_key(f"{prefix}{loc}".strip("."))
+        dotted = error_key(e, prefix)
+        key = show_key(dotted)
+        unknown = e["type"] == "extra_forbidden"
+        if set_by(dotted, given, unknown):
+            key = f"--set {key}"
         value = safe_yaml.brief(e.get("input"))
-        if e["type"] == "extra_forbidden":
-            line = f"{key}: unknown key (check the spelling; see README 'Config keys')"
+        if unknown:
+            hint = did_you_mean(model, error_key(e))
+            line = f"{key}: unknown key" + (
+                f", {hint} (see README 'Config keys')"
+                if hint
+                else " (check the spelling; see README 'Config keys')"
+            )
         elif e["type"] in ("value_error", "assertion_error") or "input" not in e:
             line = f"{key}: {_allowed(e)}" if key else _allowed(e)
         else:
@@ -394,6 +451,14 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
         by_key.setdefault(key, []).append(line)
     lines = [line for group in by_key.values() for line in dict.fromkeys(group)]
     return cap_lines(lines)
+
+
+def set_by(key: str, given: Collection[str], unknown: bool = False) -> bool:
+    """Whether ``key`` (or the section holding it) was set with ``--set``; an ``unknown`` key
+    also when ``--set`` made it as the section of the key it set (``--set serch.x=1``)."""
+    return any(
+        key == g or key.startswith(f"{g}.") or (unknown and g.startswith(f"{key}.")) for g in given
+    )
 
 
 def cap_lines(lines: list[str], most: int = 20) -> str:
@@ -424,7 +489,9 @@ def trial_config(
     try:
         return TrialConfig.model_validate(nested)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err)) from None
+        raise ConfigError(
+            format_validation_error(err, model=TrialConfig, given=list(overrides or ()))
+        ) from None
 
 
 #: Settings that do not make a different configuration, and why: where the data lives, how

@@ -77,6 +77,19 @@ def test_torn_last_line_and_list_values(tmp_path):
     exp = load_experiment(tmp_path)
     assert exp.trials.loc[0, "epochs_done"] == len(records)
     assert json.loads(exp.trials.loc[0, "model.hidden"]) == [64, 32]
+    assert exp.trials.loc[0, "status"] == "running" and exp.warnings == []  # normal: killed
+
+
+def test_a_torn_line_in_a_finished_trial_is_skipped_with_a_warning(tmp_path):
+    cfg, records, summary = trial_files("mlp", 1, 32, 0.0, 0)
+    d = write_trial(tmp_path / "t", cfg, records, summary)
+    with open(d / layout.RECORDS, "a") as f:
+        f.write('{"epoch": 7, "train_lo')
+    exp = load_experiment(tmp_path)
+    assert exp.trials.loc[0, "status"] == "finished"
+    assert exp.trials.loc[0, "epochs_done"] == len(records)
+    (warning,) = exp.warnings
+    assert f"finished, yet line {len(records) + 1} of records.jsonl is torn" in warning
 
 
 def test_trial_that_has_only_its_config_yet_is_running(tmp_path):

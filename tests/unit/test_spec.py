@@ -267,3 +267,53 @@ def test_overrides_apply_before_validation(tmp_path: Path) -> None:
     assert spec.search.trial_count() == 6
     with pytest.raises(ConfigError, match=r"search\.num_samples"):
         load_spec(path, {"search.num_samples": 0})
+
+
+@pytest.mark.parametrize(
+    ("file_extra", "overrides", "head", "lines"),
+    [
+        # a typo given with --set is blamed on --set, with the closest key
+        (
+            {},
+            {"model.widht": 3},
+            "--set:",
+            ["--set model.widht: unknown key, did you mean model.width?"],
+        ),
+        (
+            {},
+            {"serch.num_samples": 3},
+            "--set:",
+            ["--set serch: unknown key, did you mean search?"],
+        ),
+        ({}, {"train.epochs": "x"}, "--set:", ["--set train.epochs='x': allowed: a whole number"]),
+        # one from the file, one from --set: both sources named
+        (
+            {"trian": {"epochs": 1}},
+            {"pruning.final_sparsty": 0.5},
+            "s.yaml and --set:",
+            [
+                "trian: unknown key, did you mean train?",
+                "--set pruning.final_sparsty: unknown key, did you mean pruning.final_sparsity?",
+            ],
+        ),
+        # in the file: the file is named; nothing close: no guess
+        (
+            {"search": {"zzzzzz": 1}},
+            {},
+            "s.yaml:",
+            ["search.zzzzzz: unknown key (check the spelling"],
+        ),
+    ],
+)
+def test_a_bad_key_names_its_source_and_the_closest_allowed_key(
+    tmp_path: Path, file_extra: dict, overrides: dict, head: str, lines: list[str]
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **file_extra}))
+    with pytest.raises(ConfigError) as err:
+        load_spec(path, overrides)
+    first, *rest = str(err.value).splitlines()
+    assert first.endswith(head) and (head != "--set:" or first == "--set:")
+    assert len(rest) == len(lines)
+    for want in lines:
+        assert any(got.startswith(want) for got in rest), (want, rest)
