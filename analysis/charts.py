@@ -422,6 +422,18 @@ def _segments(cdf: pd.DataFrame, row: pd.Series) -> list[tuple[pd.DataFrame, flo
 MAX_IMP_PANELS = 12  # (architecture, size) panels of the IMP rounds figure
 
 
+def log_ticks(values: np.ndarray, min_ratio: float = 1.2) -> list[float]:
+    """Tick positions for a log axis at the given values, readable: each rounded to 3
+    significant digits, and one kept of any two closer than ``min_ratio`` (structured and
+    unstructured rounds of the same target remain 50% and 50.02% of the weights; both ticks
+    would print on top of each other)."""
+    kept: list[float] = []
+    for v in sorted({float(f"{x:.3g}") for x in values if x > 0}, reverse=True):
+        if not kept or kept[-1] / v >= min_ratio:
+            kept.append(v)
+    return sorted(kept)
+
+
 def imp_rounds_chart(
     points: pd.DataFrame, key: str, title: str, y: str, ylabel: str | None = None
 ) -> Chart:
@@ -437,7 +449,7 @@ def imp_rounds_chart(
     for (arch, size), g in groups[:MAX_IMP_PANELS]:
         p = Panel(f"{arch} · {size}", "% of weights remaining", ylabel or y, xlog=True)
         p.xreverse = True
-        ticks = sorted({round(100 * v, 2) for v in g[P.remaining].dropna()})
+        ticks = log_ticks(100 * g[P.remaining].dropna().to_numpy(float))
         p.xticks = ticks if len(ticks) <= 8 else None
         for v in variants:
             line = g[g[P.variant] == v]

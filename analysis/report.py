@@ -18,6 +18,7 @@ import pandas as pd
 from analysis.charts import Chart, sparsity_colorscale
 from analysis.questions import REFERENCE_TEXT, Analysis
 from sparsity_tune import stack
+from sparsity_tune.metrics import REGISTRY
 
 _DASH = {True: "dash", False: "solid"}
 
@@ -93,6 +94,7 @@ def figure(chart: Chart):
             type="log" if panel.xlog else "linear",
             autorange="reversed" if panel.xreverse else True,
             tickvals=panel.xticks,
+            ticktext=[f"{v:g}" for v in panel.xticks] if panel.xticks else None,
             row=r,
             col=c,
         )
@@ -151,8 +153,41 @@ def _cell(v: object) -> object:
     return esc(v)
 
 
+#: Units of whole quantities: a seed mean of them prints as a whole number, its spread beside it.
+WHOLE_UNITS = ("count", "bytes", "FLOPs")
+
+
+def _whole(v: object, spread: object) -> str:
+    """``848 ± 12`` (seed mean, seed std), ``848`` when the seeds agree, ``""`` when missing."""
+    if not isinstance(v, (int, float, np.number)) or not np.isfinite(v):
+        return ""
+    text = f"{round(float(v)):,}"
+    if isinstance(spread, (int, float, np.number)) and np.isfinite(spread) and spread >= 0.5:
+        text += f" ± {round(float(spread)):,}"
+    return text
+
+
+def _whole_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns of counted quantities (nonzero parameters, bytes, FLOPs: the metric registry's
+    unit) as whole numbers, each with its ``<name>_std`` column folded in beside it."""
+    df = df.copy()
+    for col in list(df.columns):
+        metric = REGISTRY.get(col)
+        if metric is None or metric.unit not in WHOLE_UNITS:
+            continue
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            continue
+        std = df.pop(f"{col}_std") if f"{col}_std" in df.columns else None
+        spreads = std.tolist() if std is not None else [None] * len(df)
+        cells = [_whole(v, s) for v, s in zip(df[col].tolist(), spreads, strict=True)]
+        df[col] = cells
+        if any("±" in c for c in cells):
+            df = df.rename(columns={col: f"{col} (mean ± seed std)"})
+    return df
+
+
 def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
-    shown = df.head(max_rows)
+    shown = _whole_counts(df.head(max_rows))
     more = (
         f" (first {max_rows} of {len(df)} rows; full table in the CSV files)"
         if len(df) > max_rows

@@ -103,3 +103,33 @@ def test_learning_curves_have_a_sparsity_colour_bar_and_labelled_dense_curves():
     bars = [t for t in pfig.data if t.marker is not None and t.marker.showscale]
     assert len(bars) == 1 and bars[0].marker.colorbar.title.text == "sparsity"
     assert [t.text[0] for t in pfig.data if t.mode == "text"] == labels
+
+
+def test_log_ticks_keep_one_of_two_that_would_overlap():
+    """IMP rounds of structured and unstructured pruning: 50% vs 50.02% remaining, 12.5 vs
+    12.56 (the demo's report printed both, on top of each other)."""
+    from analysis.charts import log_ticks
+
+    remaining = np.array([100, 50.0, 50.0219, 25.0, 25.0371, 12.5, 12.5644, 6.25])
+    assert log_ticks(remaining) == [6.25, 12.6, 25.0, 50.0, 100.0]
+    assert log_ticks(np.array([100, 90, 80])) == [80.0, 100.0]  # 100/90 < 1.2: 90 dropped
+    assert log_ticks(np.array([0.0, 1.0])) == [1.0]  # nothing at zero on a log axis
+
+
+def test_counts_print_whole_with_their_seed_spread():
+    """Nonzero parameters are counts: a seed mean prints as "848 ± 12", not "847.667"."""
+    from analysis.report import _table_html
+
+    df = pd.DataFrame(
+        {
+            "label": ["a", "b", "c"],
+            "nonzero_params": [847.667, 1000.0, np.nan],
+            "nonzero_params_std": [12.3, 0.0, np.nan],
+            "test_acc": [0.91234, 0.5, 0.7],
+        }
+    )
+    html = _table_html("t", df)
+    assert "847.667" not in html and "847.7" not in html
+    assert "<td>848 ± 12</td>" in html and "<td>1,000</td>" in html
+    assert "nonzero_params (mean ± seed std)" in html and "nonzero_params_std" not in html
+    assert "<td>0.9123</td>" in html  # other numbers as before
