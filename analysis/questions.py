@@ -150,6 +150,11 @@ def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
 
 
 # ---------------------------------------------------------------------------------- wording
+def _count(v: float) -> str:
+    """A count (nonzero parameters; a seed mean of counts) as a whole number: ``26,702``."""
+    return f"{round(float(v)):,}" if np.isfinite(v) else "n/a"
+
+
 def _fmt(v: float, digits: int = 3) -> str:
     if not np.isfinite(v):
         return "n/a"
@@ -1108,8 +1113,8 @@ def _arch(a: Analysis) -> Section:
             tol_txt = f"; no pruned point resolved within {_fmt(tol)} point(s) of dense"
         b = at_budget.get(arch)
         s.sentences.append(
-            f"{arch}: best {y} {_fmt(top[y])} ({top['label']}, {_fmt(top[x])} nonzero params); "
-            f"best with at most {_fmt(budget)} nonzero params: "
+            f"{arch}: best {y} {_fmt(top[y])} ({top['label']}, {_count(top[x])} nonzero params); "
+            f"best with at most {_count(budget)} nonzero params: "
             f"{_fmt(b[y]) if b is not None else 'n/a'}{tol_txt}."
         )
     if len(at_budget) >= 2:
@@ -1122,7 +1127,7 @@ def _arch(a: Analysis) -> Section:
         v = {BETTER: "better", WORSE: "worse", UNRESOLVED: "not resolved"}
         word = v[verdict(dd["lo"], dd["hi"], 0.0)[0]]
         s.sentences.append(
-            f"At most {_fmt(budget)} nonzero params, {na} vs {nb}: {_signed(dd['diff'][0])} "
+            f"At most {_count(budget)} nonzero params, {na} vs {nb}: {_signed(dd['diff'][0])} "
             f"points of {y} ({_interval(dd['lo'][0], dd['hi'][0])}, {WELCH}): {na} {word}."
         )
     s.charts.append(charts.arch_compare_chart(c, fronts, x, y))

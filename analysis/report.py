@@ -138,11 +138,14 @@ def _clean(a: np.ndarray) -> list:
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
-p.note{color:#666;font-size:.9em} table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+body{font-family:system-ui,sans-serif;margin:2em auto;padding:0 1.5em;color:#222}
+h1,h2,h3,p,ul{max-width:1150px} h1{font-size:1.6em}
+h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+p.note{color:#666;font-size:.9em} table{border-collapse:collapse;font-size:.8em;margin:0}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right} th{background:#f4f4f4}
-.missing{color:#a33} .tbl{overflow-x:auto}
+.missing{color:#a33}
+.tbl{overflow:auto;max-height:75vh;max-width:100%;margin:.5em 0;border:1px solid #ddd}
+.tbl th{position:sticky;top:0;z-index:1}
 """
 
 
@@ -186,6 +189,19 @@ def _whole_counts(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _verdicts_first(df: pd.DataFrame) -> pd.DataFrame:
+    """The answer before the numbers behind it: a ``verdict`` column moves to just after the
+    leading label columns, so it is seen without scrolling a wide table sideways."""
+    verdicts = [c for c in df.columns if "verdict" in str(c)]
+    if not verdicts:
+        return df
+    rest = [c for c in df.columns if c not in verdicts]
+    lead = 0
+    while lead < len(rest) and not pd.api.types.is_numeric_dtype(df[rest[lead]]):
+        lead += 1
+    return df[[*rest[:lead], *verdicts, *rest[lead:]]]
+
+
 def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
     shown = _whole_counts(df.head(max_rows))
     more = (
@@ -193,7 +209,9 @@ def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
         if len(df) > max_rows
         else ""
     )
-    shown = shown.rename(columns=esc)
+    shown = _verdicts_first(shown)
+    # headers may break after "_" (diff_ci95_lo): a wide table then fits more often
+    shown = shown.rename(columns=lambda c: esc(c).replace("_", "_<wbr>"))
     for col in shown.columns:  # cells from trial files: escape here, to_html(escape=False) below
         if not pd.api.types.is_numeric_dtype(shown[col]):  # object, str (pandas 3), category
             shown[col] = shown[col].map(_cell)

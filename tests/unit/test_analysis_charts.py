@@ -131,5 +131,31 @@ def test_counts_print_whole_with_their_seed_spread():
     html = _table_html("t", df)
     assert "847.667" not in html and "847.7" not in html
     assert "<td>848 ± 12</td>" in html and "<td>1,000</td>" in html
-    assert "nonzero_params (mean ± seed std)" in html and "nonzero_params_std" not in html
+    assert "nonzero_<wbr>params (mean ± seed std)" in html and "params_<wbr>std" not in html
     assert "<td>0.9123</td>" in html  # other numbers as before
+
+
+def test_a_wide_table_shows_its_verdict_first_in_a_scroll_box():
+    """The demo's methods table hid its verdict column beyond the right edge."""
+    from analysis.report import _CSS, _table_html
+
+    df = pd.DataFrame(
+        {
+            "arch": ["cnn"],
+            "base_label": ["arch=cnn depth=2"],
+            "sparsity": [0.5],
+            "diff_ci95_lo": [-1.0],
+            "verdict": ["not resolved"],
+        }
+    )
+    html = _table_html("t", df)
+    heads = [h.split("</th>")[0] for h in html.split("<th>")[1:]]
+    assert [h.replace("<wbr>", "") for h in heads] == [
+        "arch",
+        "base_label",
+        "verdict",
+        "sparsity",
+        "diff_ci95_lo",
+    ]
+    assert "diff_<wbr>ci95_<wbr>lo" in html  # headers may wrap
+    assert ".tbl{overflow:auto;max-height:75vh" in _CSS  # its scroll bar stays on screen
