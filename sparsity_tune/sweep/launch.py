@@ -52,9 +52,10 @@ from sparsity_tune.sweep import lock as locking
 from sparsity_tune.sweep import plan as planner
 from sparsity_tune.sweep import state, watchdog
 from sparsity_tune.sweep.plan import Plan
-from sparsity_tune.sweep.spec import Spec, load_spec, validate_spec
+from sparsity_tune.sweep.spec import Spec
 from sparsity_tune.sweep.state import LaunchRecord
 from sparsity_tune.sweep.stop import SIGNALS, Interrupted, QuietRay, Stop, ray_handlers
+from sparsity_tune.sweep.validate import load_spec, validate_spec
 from sparsity_tune.trial.config import (
     ConfigError,
     add_set_option,

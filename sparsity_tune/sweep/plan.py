@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sparsity_tune import wandb_setup
-from sparsity_tune.sweep.spec import ParameterSpec, Spec, validate_spec
+from sparsity_tune.sweep.spec import ParameterSpec, Spec
+from sparsity_tune.sweep.validate import validate_spec
 from sparsity_tune.trial.config import ConfigError, TrialConfig, flatten, identity_keys
 
 #: Which way is better, as Ray Tune and Optuna spell it (``metrics.Direction``'s values).

@@ -10,7 +10,7 @@ import yaml
 from sparsity_tune import layout
 from sparsity_tune.sweep import launch, state
 from sparsity_tune.sweep import plan as planner
-from sparsity_tune.sweep.spec import validate_spec
+from sparsity_tune.sweep.validate import validate_spec
 
 SPEC = {
     "name": "s",
