@@ -60,6 +60,19 @@ class SchedulerPlan:
 
 
 @dataclass(frozen=True)
+class WandbTarget:
+    """Where and how the runs of one experiment are written."""
+
+    experiment: str
+    directory: str  # wandb writes <directory>/wandb/<run dirs>
+    project: str
+    entity: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+    mode: str = "offline"
+
+
+@dataclass(frozen=True)
 class WandbPlan:
     """Where the trial runs are written."""
 

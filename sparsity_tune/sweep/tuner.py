@@ -47,7 +47,8 @@ def reporter(plan: Plan) -> Any:
 
 # ----------------------------------------------------------------------------- Tuner
 def wandb_logger(plan: Plan) -> Any:
-    from sparsity_tune.sweep.wandb_log import WandbTarget, WandbTrialLogger
+    from sparsity_tune.sweep.plan import WandbTarget
+    from sparsity_tune.sweep.wandb_log import WandbTrialLogger
 
     w = plan.wandb
     assert w is not None
