@@ -27,8 +27,9 @@ from typing import Any
 import pandas as pd
 
 from analysis import safe_io
-from analysis.parallel import cpu_count, process_pool
+from analysis.parallel import process_pool
 from sparsity_tune import layout
+from sparsity_tune.machine import cpu_allowance
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS, M
 from sparsity_tune.trial import safe_yaml
 from sparsity_tune.trial.config import NAME_RE, SECTIONS, config_id, flatten, is_config_id
@@ -403,7 +404,7 @@ def _experiment_name(
 def _workers(n_dirs: int, jobs: int | None) -> int:
     if jobs is not None:
         return max(1, jobs)
-    return 1 if n_dirs < PARALLEL_MIN else min(cpu_count(), 8)
+    return 1 if n_dirs < PARALLEL_MIN else min(cpu_allowance(), 8)
 
 
 def _load_chunk(dirs: list[Path], root: Path) -> tuple[list[dict[str, Any]], pd.DataFrame]:

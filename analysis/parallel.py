@@ -8,16 +8,9 @@ and only while this process is single-threaded; otherwise the work runs in-proce
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
-
-
-def cpu_count() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor | None:

@@ -108,9 +108,10 @@ def save_png(chart: Chart, out_dir: Path) -> Path:
 
 def save_pngs(charts: list[Chart], out_dir: Path, jobs: int | None = None) -> list[Path]:
     """Save many charts; matplotlib draws in one process per CPU (drawing is CPU-bound)."""
-    from analysis.parallel import cpu_count, process_pool
+    from analysis.parallel import process_pool
+    from sparsity_tune.machine import cpu_allowance
 
-    pool = process_pool(min(len(charts), jobs or cpu_count())) if len(charts) >= 4 else None
+    pool = process_pool(min(len(charts), jobs or cpu_allowance())) if len(charts) >= 4 else None
     if pool is None:
         return [save_png(c, out_dir) for c in charts]
     with pool:

@@ -130,8 +130,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> Result:
     from sparsity_tune import layout
     from sparsity_tune.sweep import launch, trainable
     from sparsity_tune.sweep import plan as planner
-    from sparsity_tune.sweep.spec import validate_spec
     from sparsity_tune.sweep.summary import trials_frame
+    from sparsity_tune.sweep.validate import validate_spec
     from sparsity_tune.trial.data import load_dataset
 
     trials, epochs = MODES[mode]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sparsity_tune import layout
 from sparsity_tune.metrics import M
-from sparsity_tune.sweep.spec import load_spec
+from sparsity_tune.sweep.validate import load_spec
 from sparsity_tune.trial import budget
 from sparsity_tune.trial.config import ConfigError, add_set_option, config_id, parse_overrides
 from sparsity_tune.trial.safe_yaml import brief

@@ -315,7 +315,7 @@ def _flag(what: str, value: str | None, pattern: re.Pattern[str], allowed: str) 
 
 def build_request(args: argparse.Namespace, site: SiteConfig) -> JobRequest:
     """Merge flags over site defaults and validate everything now, not in the queue."""
-    from sparsity_tune.sweep.spec import load_spec
+    from sparsity_tune.sweep.validate import load_spec
 
     for kv in args.overrides:
         plain_text("--set", kv)

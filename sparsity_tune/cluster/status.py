@@ -252,7 +252,7 @@ def planned_trials(exp: Path) -> int | None:
 
     Older launchers wrote unset fields as null (``value: null`` beside ``values: [...]``), which
     the spec reader refuses; nulls are dropped first."""
-    from sparsity_tune.sweep.spec import validate_spec
+    from sparsity_tune.sweep.validate import validate_spec
     from sparsity_tune.trial import safe_yaml
     from sparsity_tune.trial.config import ConfigError
 

@@ -29,6 +29,7 @@ import pyarrow.fs
 from ray.tune import Callback
 
 from sparsity_tune import layout
+from sparsity_tune.machine import free_bytes
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep import checkpoints, state
 from sparsity_tune.sweep.plan import Plan
@@ -142,7 +143,7 @@ class SweepCallback(Callback):
         if now - hk._last_space < SPACE_CHECK_S or hk.stop.stopping:
             return
         hk._last_space = now
-        free = _free_bytes(hk.exp)
+        free = free_bytes(hk.exp)
         need = self.reserve()
         if free is not None and free < need:
             hk.stop.request(
@@ -187,14 +188,6 @@ class SweepCallback(Callback):
                 self.hk.state_bytes = sum(p.stat().st_size for p in files)
         except OSError as err:
             log.debug("backup of Ray's state failed: %s", err)
-
-
-def _free_bytes(path: str) -> int | None:
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize
 
 
 def _trial_has_summary(trial: Any) -> bool:

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sparsity_tune import wandb_setup
-from sparsity_tune.sweep.spec import ParameterSpec, Spec, validate_spec
+from sparsity_tune.sweep.spec import ParameterSpec, Spec
+from sparsity_tune.sweep.validate import validate_spec
 from sparsity_tune.trial.config import ConfigError, TrialConfig, flatten, identity_keys
 
 #: Which way is better, as Ray Tune and Optuna spell it (``metrics.Direction``'s values).
@@ -56,6 +57,19 @@ class SchedulerPlan:
     grace_period: int
     reduction_factor: float
     max_t: int  # the largest train.epochs any trial can have
+
+
+@dataclass(frozen=True)
+class WandbTarget:
+    """Where and how the runs of one experiment are written."""
+
+    experiment: str
+    directory: str  # wandb writes <directory>/wandb/<run dirs>
+    project: str
+    entity: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+    mode: str = "offline"
 
 
 @dataclass(frozen=True)

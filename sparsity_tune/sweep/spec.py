@@ -18,13 +18,14 @@ Layout of a spec YAML::
     wandb: {project: ..., mode: offline}
 
 A W&B sweep file (``method``, ``metric``, ``parameters``, ``early_terminate``, ``run_cap``) is
-accepted too and mapped onto the same :class:`Spec` by :func:`from_wandb_sweep`.
+accepted too and mapped onto the same :class:`Spec` by
+:func:`sparsity_tune.sweep.wandb_sweep.from_wandb_sweep`.
 
-pydantic validates the shapes; :func:`check_search` adds the checks that need the base config
-(parameter paths exist, every value and range end is a valid trial config, objectives are metric
-names, every configuration the search can reach fits a machine like this one, a ``cuda`` device
-has a GPU in ``resources``). Problems raise :class:`~sparsity_tune.trial.config.ConfigError`
-naming the key.
+pydantic validates the shapes here; :mod:`sparsity_tune.sweep.validate` adds the checks that need
+the base config (parameter paths exist, every value and range end is a valid trial config,
+objectives are metric names, every configuration fits a machine like this one) and reads files
+(:func:`~sparsity_tune.sweep.validate.load_spec`). Problems raise
+:class:`~sparsity_tune.trial.config.ConfigError` naming the key.
 
 Files are read by :mod:`sparsity_tune.trial.safe_yaml` (UTF-8, no duplicate keys, no alias
 bombs). An empty file is refused: a spec must say at least its ``name`` or one section, so that a
@@ -33,16 +34,15 @@ truncated or mistyped file never runs 30 epochs of defaults.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from sparsity_tune import metrics
-from sparsity_tune.trial import budget, safe_yaml
+from sparsity_tune.trial import safe_yaml
 from sparsity_tune.trial.config import (
     MAX_EPOCHS,
     NAME_RE,
@@ -53,13 +53,6 @@ from sparsity_tune.trial.config import (
     Strict,
     TrialConfig,
     TrialSections,
-    cap_lines,
-    error_key,
-    format_validation_error,
-    section_model,
-    set_by,
-    set_dotted,
-    show_key,
     trial_config,
 )
 from sparsity_tune.trial.safe_yaml import brief
@@ -94,8 +87,6 @@ FLOAT_DISTRIBUTIONS = (
     "q_log_uniform_values",
     "normal",
 )
-MAX_GRID_CHECK = 20_000  # grid combinations validated one by one before Ray starts
-MAX_MEMORY_CHECK = 1_000  # combinations of memory-relevant values estimated before Ray starts
 
 TAG_RE = re.compile(r"[A-Za-z0-9_.:+/ -]{1,64}")
 
@@ -331,340 +322,3 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if bad:
         raise ConfigError(f"{path}: top-level key {brief(bad[0])} is not allowed; use {TOP_KEYS}")
     return data
-
-
-def is_wandb_sweep(data: dict[str, Any]) -> bool:
-    """A W&B sweep file has ``method`` at the top and no ``search`` section."""
-    return "method" in data and "search" not in data
-
-
-WANDB_SWEEP_KEYS = (
-    "method",
-    "metric",
-    "parameters",
-    "early_terminate",
-    "run_cap",
-    "name",
-    "description",
-    "program",
-    "command",
-    "project",
-    "entity",
-)
-WANDB_METHODS = {"grid": "grid", "random": "random", "bayes": "optuna"}
-
-
-def _flatten_sweep_parameters(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """W&B nests sections as ``model: {parameters: {width: {...}}}``; we use dotted keys."""
-    out: dict[str, Any] = {}
-    for key, val in params.items():
-        if (
-            isinstance(val, dict)
-            and set(val) == {"parameters"}
-            and isinstance(val["parameters"], dict)
-        ):
-            out.update(_flatten_sweep_parameters(val["parameters"], f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = val
-    return out
-
-
-def from_wandb_sweep(data: dict[str, Any], where: str = "sweep") -> dict[str, Any]:
-    """Map a W&B sweep config onto our spec layout (the README has the table).
-
-    method grid/random/bayes → search.algorithm grid/random/optuna (TPE);
-    metric {name, goal} → search.objectives {name: max|min}; parameters → search.parameters, except
-    ``value:`` entries, which set the base config, and ``train.seed`` values, which become
-    search.seeds; early_terminate {type: hyperband, min_iter, eta} → search.scheduler asha with
-    grace_period=min_iter and reduction_factor=eta; run_cap (runs) → num_samples = run_cap / seeds
-    (rounded up); name, project, entity
-    → name, wandb.project, wandb.entity. ``program``/``command`` are ignored: the trial is always
-    the shared trainer.
-    """
-    unknown = sorted(set(data) - set(WANDB_SWEEP_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"{where}: W&B sweep file with unknown top-level key(s) {brief(unknown)}; "
-            f"allowed: {', '.join(WANDB_SWEEP_KEYS)}"
-        )
-    method = data["method"]
-    if not isinstance(method, str) or method not in WANDB_METHODS:
-        raise ConfigError(
-            f"{where}: method={brief(method)} is not supported; allowed: {', '.join(WANDB_METHODS)}"
-        )
-    spec: dict[str, Any] = {}
-    search: dict[str, Any] = {"algorithm": WANDB_METHODS[method]}
-    if "name" in data:
-        spec["name"] = data["name"]
-    wandb: dict[str, Any] = {k: data[k] for k in ("project", "entity") if k in data}
-    if wandb:
-        spec["wandb"] = wandb
-    metric = data.get("metric")
-    if metric is not None:
-        if not isinstance(metric, dict) or not isinstance(metric.get("name"), str):
-            raise ConfigError(f"{where}: metric must be {{name: val_acc, goal: maximize}}")
-        goal = metric.get("goal", "minimize")
-        if goal not in ("maximize", "minimize"):
-            raise ConfigError(
-                f"{where}: metric.goal={brief(goal)} is not allowed; use maximize or minimize"
-            )
-        search["objectives"] = {metric["name"]: "max" if goal == "maximize" else "min"}
-    raw_params = data.get("parameters") or {}
-    if not isinstance(raw_params, dict):
-        raise ConfigError(f"{where}: parameters must be a mapping of key: {{values: [...]}}")
-    params = _flatten_sweep_parameters(raw_params)
-    search_params: dict[str, Any] = {}
-    for key, p in params.items():
-        if key == "train.seed" and isinstance(p, dict) and "values" in p:
-            search["seeds"] = p["values"]
-        elif isinstance(p, dict) and set(p) == {"value"} and key.split(".")[0] in SECTIONS:
-            set_dotted(spec, key, p["value"])
-        else:
-            search_params[key] = p
-    search["parameters"] = search_params
-    et = data.get("early_terminate")
-    if et is not None:
-        if not isinstance(et, dict) or et.get("type") != "hyperband":
-            raise ConfigError(
-                f"{where}: early_terminate must be {{type: hyperband, min_iter: N, eta: 3}}"
-            )
-        extra = sorted(map(str, set(et) - {"type", "min_iter", "eta", "max_iter", "s", "strict"}))
-        if extra:
-            raise ConfigError(f"{where}: early_terminate.{brief(extra[0])}: unknown key")
-        search["scheduler"] = "asha"
-        search["grace_period"] = et.get("min_iter", 1)
-        if "eta" in et:
-            search["reduction_factor"] = et["eta"]
-    if "run_cap" in data:  # W&B counts runs; we count configurations, each run once per seed
-        cap, n_seeds = data["run_cap"], len(search.get("seeds") or [0])
-        search["num_samples"] = -(-cap // n_seeds) if isinstance(cap, int) and cap > 0 else cap
-    spec["search"] = search
-    return spec
-
-
-def load_spec(
-    path: str | Path, overrides: dict[str, Any] | None = None, sweep: bool = True
-) -> Spec:
-    """Read (our format or a W&B sweep file), apply ``--set`` overrides, validate fully.
-
-    ``sweep=False`` (the one-trial CLI) skips the checks that only concern Ray (resources).
-    Raises ConfigError naming each bad key; nothing about Ray is touched here.
-    """
-    data = read_yaml(path)
-    if is_wandb_sweep(data):
-        data = from_wandb_sweep(data, str(path))
-    if "name" not in data:
-        stem = Path(path).stem
-        if not NAME_RE.fullmatch(stem):
-            raise ConfigError(
-                f"{path}: no name: in the spec and the file name {brief(stem)} is not a valid "
-                f"experiment name; add name: NAME ({NAME_RULE})"
-            )
-        data["name"] = stem
-    for key, value in (overrides or {}).items():
-        set_dotted(data, key, value)
-    return validate_spec(data, str(path), sweep, given=list(overrides or ()))
-
-
-def validate_spec(
-    data: dict[str, Any], where: str = "spec", sweep: bool = True, given: list[str] | None = None
-) -> Spec:
-    """The spec, or ConfigError naming each bad key (``given``: the keys set with ``--set``, so
-    a bad one there is blamed on ``--set``, not on the file)."""
-    try:
-        spec = Spec.model_validate(data)
-    except ValidationError as err:
-        keys = [(error_key(e), e["type"] == "extra_forbidden") for e in err.errors()]
-        if given and all(set_by(k, given, unknown) for k, unknown in keys):
-            where = "--set"
-        elif given and any(set_by(k, given, unknown) for k, unknown in keys):
-            where = f"{where} and --set"
-        text = format_validation_error(err, model=Spec, given=given or ())
-        raise ConfigError(f"{where}:\n{text}") from None
-    try:
-        spec.base()  # cross-section checks of the trial config (end_epoch vs epochs, presets...)
-        check_search(spec)
-        if sweep:
-            check_resources(spec)
-    except ConfigError as err:
-        raise ConfigError(f"{where}:\n{err}") from None
-    return spec
-
-
-# ---------------------------------------------------------------------- search checks
-
-
-def check_search(spec: Spec) -> None:
-    """The checks that need the base config; raise ConfigError with one line per problem."""
-    s = spec.search
-    problems: list[str] = []
-    base_flat = spec.base().flat()
-    sections = {k.split(".")[0] for k in base_flat}
-
-    for key, p in s.parameters.items():
-        where = show_key(f"search.parameters.{key}")
-        if key == "train.seed":
-            problems.append(f"{where}: seeds are set by search.seeds (e.g. seeds: [0, 1, 2])")
-            continue
-        if key not in base_flat:
-            head = key.split(".")[0]
-            if head in sections:
-                keys = sorted(k.split(".", 1)[1] for k in base_flat if k.startswith(head + "."))
-                problems.append(
-                    f"{where}: no such key in the trial config; keys of {brief(head)}: {', '.join(keys)}"
-                )
-            else:
-                problems.append(
-                    f"{where}: no such key; parameters are dotted keys of the base config "
-                    f"starting with one of {', '.join(SECTIONS)} (e.g. model.width)"
-                )
-            continue
-        if s.algorithm == "grid" and not p.is_grid:
-            problems.append(
-                f"{where}: {p.distribution} cannot be enumerated by algorithm grid; "
-                f"give values: [...] or use algorithm random or optuna"
-            )
-        if s.algorithm == "optuna" and p.distribution == "categorical":
-            bad = [v for v in p.choices() if not isinstance(v, (str, int, float, bool, type(None)))]
-            if bad:
-                problems.append(
-                    f"{where}: optuna samples only scalar values (numbers, strings, bools), "
-                    f"got {brief(bad[0])}; search a scalar key instead (e.g. model.width)"
-                )
-        if p.distribution in FLOAT_DISTRIBUTIONS and "whole number" in (
-            _field_error(key, 1.5) or ""
-        ):
-            problems.append(
-                f"{where}: distribution {p.distribution} samples fractional numbers and {key} "
-                "takes whole numbers; allowed: int_uniform, or values: [...]"
-            )
-            continue
-        probe = p.choices() if p.is_grid else p.bounds()
-        for v in probe:
-            err = _field_error(key, v)
-            if err:
-                problems.append(f"{where}: {err}")
-                break
-
-    for name in s.objectives:
-        if not metrics.is_metric(name):
-            problems.append(
-                show_key(f"search.objectives.{name}") + ": not a metric name; use a record key "
-                f"({', '.join(metrics.RECORD_KEYS[1:8])}, ...) or a summary key "
-                f"({', '.join(metrics.SUMMARY_KEYS[:5])}, ...)"
-            )
-    if s.metric is not None and not metrics.is_metric(s.metric):
-        problems.append(
-            f"search.metric={brief(s.metric)}: not a metric name; see metrics.RECORD_KEYS/"
-            "SUMMARY_KEYS"
-        )
-    if s.algorithm == "optuna" and not s.objectives and s.metric is None:
-        problems.append(
-            "search.objectives: algorithm optuna needs at least one objective, "
-            "e.g. objectives: {val_acc: max} (several for multi-objective)"
-        )
-    if s.scheduler == "asha":
-        if s.metric is None and len(s.objectives) != 1:
-            problems.append(
-                "search.metric: scheduler asha stops trials on one metric; "
-                + (
-                    f"objectives list {len(s.objectives)}, so name one with metric: val_acc"
-                    if s.objectives
-                    else "set metric: val_acc (and mode: max)"
-                )
-            )
-        else:
-            m = s.metric or next(iter(s.objectives))
-            if m not in metrics.RECORD_KEYS and not m.startswith(metrics.LAYER_SPARSITY_PREFIX):
-                problems.append(
-                    f"search.metric={brief(m)}: asha compares trials epoch by epoch, so its metric "
-                    f"must be a per-epoch record key (val_acc, val_loss, test_acc, ...)"
-                )
-    if s.mode is not None and s.metric is None:
-        problems.append("search.mode: set search.metric too (mode is the metric's direction)")
-    if s.algorithm == "grid" and not problems:
-        problems += _check_grid(spec)
-    if not problems:
-        problems += _check_memory(spec)
-    if problems:
-        raise ConfigError(cap_lines(problems))
-
-
-def _field_error(key: str, value: Any) -> str | None:
-    """Check one value against its field's type and range alone (pydantic TypeAdapter).
-
-    Cross-key rules (end_epoch vs epochs, ...) depend on the other sampled values, so they are
-    checked per grid point (grid) or when the trial starts (random/optuna).
-    """
-    section, _, field = key.partition(".")
-    model = section_model(section)
-    info = model.model_fields[field]
-    adapter = TypeAdapter(Annotated[info.annotation, info], config=model.model_config)
-    try:
-        adapter.validate_python(value)
-    except ValidationError as err:
-        return format_validation_error(err, key).replace("\n", "; ")
-    return None
-
-
-def _check_grid(spec: Spec) -> list[str]:
-    """Every grid point must be a valid trial config (catches cross-key clashes early)."""
-    params = spec.search.parameters
-    if not params:
-        return []
-    keys = list(params)
-    combos = itertools.product(*(params[k].choices() for k in keys))
-    base = spec.trial_dict()
-    for combo in itertools.islice(combos, MAX_GRID_CHECK):
-        point = dict(zip(keys, combo, strict=True))
-        try:
-            trial_config(base, point)
-        except ConfigError as err:
-            shown = ", ".join(f"{k}={brief(v)}" for k, v in point.items())
-            return [f"search.parameters: grid point {shown} is not a valid trial config: {err}"]
-    return []
-
-
-def _check_memory(spec: Spec) -> list[str]:
-    """Every configuration the search can reach must fit a machine like this one.
-
-    Only keys the estimate depends on are combined (model, dataset, batch sizes, optimizer...):
-    each searched value for grids and categorical choices, both ends of a range, so the largest
-    corner is always among them. Combinations that are invalid for other reasons are skipped
-    (other checks, or the trial itself, refuse them). The trial re-checks against the memory
-    free on its node when it starts.
-    """
-    candidates = {
-        k: (p.choices() if p.is_grid else p.bounds())
-        for k, p in spec.search.parameters.items()
-        if budget.affects(k)
-    }
-    base = spec.trial_dict()
-    combos = itertools.product(*candidates.values())
-    for combo in itertools.islice(combos, MAX_MEMORY_CHECK):
-        point = dict(zip(candidates, combo, strict=True))
-        try:
-            cfg = trial_config(base, point)
-        except ConfigError:
-            continue
-        try:
-            budget.check_could_fit(cfg)
-        except ConfigError as err:
-            at = ", ".join(f"{k}={brief(v)}" for k, v in point.items())
-            return [f"search.parameters: {at}: {err}" if at else str(err)]
-    return []
-
-
-def check_resources(spec: Spec) -> None:
-    """A trial told to use CUDA must be given a GPU: Ray hides GPUs from trials with gpu: 0."""
-    devices = {spec.train.device}
-    p = spec.search.parameters.get("train.device")
-    if p is not None and p.is_grid:
-        devices |= {v for v in p.choices() if isinstance(v, str)}
-    cuda = sorted(d for d in devices if d.startswith("cuda"))
-    if cuda and spec.resources.gpu == 0:
-        raise ConfigError(
-            f"train.device={cuda[0]!r} with resources.gpu=0: Ray gives such a trial no GPU, so it "
-            "would see no CUDA device; allowed: resources.gpu > 0 (e.g. 1, or 0.5 to share one) "
-            "or train.device: auto"
-        )

@@ -42,6 +42,7 @@ from typing import Any
 from ray import tune
 
 from sparsity_tune import layout
+from sparsity_tune.machine import free_bytes
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep import checkpoints
 from sparsity_tune.sweep.search import trial_params, trial_seed
@@ -154,19 +155,11 @@ def _node() -> dict[str, Any]:
     return {"node_id": ctx.get_node_id(), "hostname": socket.gethostname(), "pid": os.getpid()}
 
 
-def _free_bytes(path: str) -> int | None:
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize
-
-
 def _storage_full(files: TrialFiles, err: BaseException, ckpt_bytes: int) -> StorageFullError:
     """Free what a cut-off write left (unverified checkpoints), write error.txt, and return the
     one error that says what happened."""
     removed = checkpoints.remove_unverified(files.fs, files.path) if files.local else []
-    free = _free_bytes(files.path) if files.local else None
+    free = free_bytes(files.path) if files.local else None
     need = 2 * ckpt_bytes + 64 * 1024  # the next checkpoint (Ray keeps two) + records and state
     msg = (
         f"{STORAGE_FULL}: no space left on {files.path} (free: "

@@ -42,23 +42,11 @@ from typing import Any, ClassVar
 from ray.tune import Callback
 
 from sparsity_tune import layout, metrics, wandb_setup
+from sparsity_tune.sweep.plan import WandbTarget
 from sparsity_tune.trial.config import flatten
 from sparsity_tune.wandb_setup import run_id, wandb_settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WandbTarget:
-    """Where and how the runs of one experiment are written."""
-
-    experiment: str
-    directory: str  # wandb writes <directory>/wandb/<run dirs>
-    project: str
-    entity: str | None = None
-    group: str | None = None
-    tags: tuple[str, ...] = ()
-    mode: str = "offline"
 
 
 @dataclass

@@ -29,13 +29,13 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sparsity_tune.machine import cpu_allowance
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, M
 from sparsity_tune.trial import compaction, deploy, measure, pruning
 from sparsity_tune.trial.config import TrialConfig
@@ -67,18 +67,6 @@ def flush_denormal(enabled: bool) -> Iterator[None]:
         yield
     finally:
         torch.set_flush_denormal(was_on)
-
-
-def cpu_allowance() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            n = min(n or 1, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, n or 1)
 
 
 def default_threads() -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sparsity_tune.sweep import trainable
-from sparsity_tune.sweep.spec import validate_spec
+from sparsity_tune.sweep.validate import validate_spec
 from sparsity_tune.trial import measure
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from sparsity_tune import layout
-from sparsity_tune.sweep import launch, state
+from sparsity_tune.sweep import launch, resolve, state
 from sparsity_tune.sweep import plan as planner
-from sparsity_tune.sweep.spec import validate_spec
+from sparsity_tune.sweep.validate import validate_spec
 
 SPEC = {
     "name": "s",
@@ -63,7 +63,7 @@ def test_resume_runs_the_saved_plan_or_refuses(tmp_path: Path, capsys) -> None:
     exp = tmp_path / "res" / "s"
     exp.mkdir(parents=True)
     argv = [str(spec_file(tmp_path)), "--storage", str(exp.parent)]
-    req = launch.request(launch.parse_args(argv))
+    req = resolve.request(launch.parse_args(argv))
     saved = planner.build(req.spec, req.exp, req.storage).settings()
     record = state.LaunchRecord(
         spec=state.spec_data(req.spec), spec_file="s.yaml", overrides=[], name="s",

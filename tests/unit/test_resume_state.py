@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from sparsity_tune import layout
-from sparsity_tune.sweep import launch, state, watchdog
+from sparsity_tune.sweep import launch, resolve, state, watchdog
 from sparsity_tune.trial.config import ConfigError
 
 SAVED = {
@@ -153,7 +153,7 @@ def test_resume_of_nothing_is_refused_and_leaves_no_directory(tmp_path: Path, ca
 def test_a_changed_spec_is_refused_naming_the_keys(tmp_path: Path, capsys) -> None:
     exp = tmp_path / "res" / "s"
     exp.mkdir(parents=True)
-    spec = launch.request(
+    spec = resolve.request(
         launch.parse_args([str(spec_file(tmp_path)), "--storage", str(exp.parent)])
     )
     state.LaunchRecord(

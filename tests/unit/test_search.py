@@ -12,7 +12,8 @@ from ray.tune.search.sample import Categorical, Float, Integer
 from ray.tune.search.variant_generator import generate_variants
 
 from sparsity_tune.sweep import plan, search
-from sparsity_tune.sweep.spec import ParameterSpec, validate_spec
+from sparsity_tune.sweep.spec import ParameterSpec
+from sparsity_tune.sweep.validate import validate_spec
 
 BASE = {
     "name": "t",

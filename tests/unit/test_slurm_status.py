@@ -13,7 +13,7 @@ import pytest
 from sparsity_tune import layout
 from sparsity_tune.cluster import status
 from sparsity_tune.sweep.launch import write_spec
-from sparsity_tune.sweep.spec import load_spec
+from sparsity_tune.sweep.validate import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ from analysis.synthetic import write_experiment
 from sparsity_tune import layout
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep import plan as planner
-from sparsity_tune.sweep.spec import validate_spec
 from sparsity_tune.sweep.summary import print_summary, summarise, trials_frame
+from sparsity_tune.sweep.validate import validate_spec
 
 OBJECTIVES = {M.test_acc: "max", M.nonzero_params: "min"}
 GRID = {"model.arch": ["mlp"], "model.depth": [1], "model.width": [32, 64]}
