@@ -9,12 +9,14 @@ verdict read where the sweep stopped stays valid. :func:`judge` gives every comp
 at its current look; :func:`plan_wave` decides, after a wave of results, which configurations get
 seeds for the next look, greedily by expected resolution per unit of cost:
 
-- a comparison is *open* when unresolved at its look, below the last look, its next look's seeds
-  are not already launched, and the seeds the observed noise would need at the sequential level
-  (:func:`analysis.stats.seeds_needed`) are within ``max``; otherwise it is resolved, waiting or
-  out of reach;
+- a comparison is *open* when unresolved at its look (or before the first), below the last look,
+  its next look's seeds are not all launched yet, and the seeds the observed noise would need at
+  the sequential level (:func:`analysis.stats.seeds_needed`) are within ``max``; otherwise it
+  is resolved, waiting or out of reach;
 - its *expected resolution* is the probability that the interval at the next look ``N`` clears
-  the line, taking the observed difference and spreads as the truth:
+  the line, taking the observed difference and spreads (of every seed back, also those past the
+  look: what decides *whether* to go on may use any data, only the verdict waits for a look)
+  as the truth:
   ``Phi(|gap| / se_N - t_q(df_N))`` with ``se_N = sqrt((sd_a² + sd_b²) / N)``, Welch's ``df_N``
   and ``q`` the sequential level's quantile;
 - its *cost* is the seeds each of its configurations still lacks for ``N`` times that
@@ -177,6 +179,7 @@ def plan_wave(
     trial-epochs); ``launched``: seeds per configuration already started, finished or not
     (default: as many as the shortest value list of its sides); ``budget``: what is left."""
     table = judge(comparisons, values, schedule, level)
+    q = sequential_level(len(schedule), level)
     planned: dict[str, int] = {}
     for c in comparisons:
         for cfg, side in zip(c.configs, (c.a, c.b), strict=False):
@@ -186,21 +189,27 @@ def plan_wave(
     state, prob, nxt = {}, {}, {}
     for c in comparisons:
         r = table.loc[c.key]
-        look = int(r["look"])
-        later = [n for n in schedule if n > look]
+        a, b = (np.asarray(values.get(k, ()), dtype=float) for k in (c.a, c.b))
+        later = [n for n in schedule if n > r["look"]]
         if r["verdict"] != UNRESOLVED:
             state[c.key] = RESOLVED
-        elif look == 0:
+            continue
+        if min(len(a), len(b)) < 2:
             state[c.key] = WAITING
-        elif not later or not r["seeds_needed"] <= schedule[-1]:
+            continue
+        # the estimate uses every seed back, also those past the look (allowed: the union bound
+        # holds whatever decides the stopping; only the verdict must wait for a look)
+        gap = float(a.mean() - b.mean() - c.line)
+        sd_a, sd_b = float(np.std(a, ddof=1)), float(np.std(b, ddof=1))
+        need = seeds_needed(sd_a, sd_b, gap, level=q)
+        if not later or not need <= schedule[-1]:
             state[c.key] = OUT_OF_REACH
         elif all(planned.get(g, 0) >= later[0] for g in c.configs):
             state[c.key] = WAITING
         else:
             state[c.key] = OPEN
             nxt[c.key] = later[0]
-            gap = float(r["diff"] - c.line)
-            prob[c.key] = p_resolve(gap, r["sd_a"], r["sd_b"], later[0], len(schedule), level)
+            prob[c.key] = p_resolve(gap, sd_a, sd_b, later[0], len(schedule), level)
     decisions: list[Decision] = []
     spent = 0.0
     todo = [c for c in comparisons if state[c.key] == OPEN]

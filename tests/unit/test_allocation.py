@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import math
 
+import numpy as np
 import pytest
 from scipy import stats as sps
 
@@ -38,7 +39,7 @@ VALUES = {
     "Z": [0.0, 0.1, 0.2],
     "W": [0.3, 0.4, 0.5],  # W vs U: the next look's seeds of both are already launched
     "U": [0.0, 0.1, 0.2],
-    "V": [0.3, 0.4],  # before the first look
+    "V": [0.3, 0.4],  # before the first look, whose seed is launched
 }
 COSTS = {"D": 1.0, "P1": 1.0, "P2": 1.0, "P3": 3.0, "P4": 1.0, "X": 10.0, "Y": 1.0, "Z": 1.0}
 COSTS |= {"W": 1.0, "U": 1.0, "V": 1.0}
@@ -92,7 +93,9 @@ def test_allocation_order_on_a_hand_made_case() -> None:
     1 + 30 = 31; P2 vs D goes first (it plans D's seeds 3-5 and P2's). Step 2: D is free now,
     Y vs Z costs 6, P3 vs D 9, X vs D 30: Y vs Z. Step 3: P3 vs D (9; all 21 spent). Step 4: X vs
     D costs 30, more than the 0 left: over budget. W vs U waits for seeds launched."""
-    w = plan_wave(COMPARISONS, VALUES, COSTS, SCHEDULE, budget=21.0, launched={"W": 6, "U": 6})
+    w = plan_wave(
+        COMPARISONS, VALUES, COSTS, SCHEDULE, budget=21.0, launched={"W": 6, "U": 6, "V": 3}
+    )
     got = [(d.config, d.first_seed, d.seeds, d.cost, d.comparison) for d in w.decisions]
     assert got == [
         ("P2", 3, 6, 3.0, "P2 vs D"),
@@ -122,10 +125,12 @@ def test_allocation_order_on_a_hand_made_case() -> None:
 def test_without_budget_nothing_is_planned_and_the_plan_is_pure() -> None:
     none = plan_wave(COMPARISONS, VALUES, COSTS, SCHEDULE, budget=0.0)
     assert none.decisions == [] and none.spent == 0.0
-    assert set(none.table["state"]) == {OVER_BUDGET, RESOLVED, OUT_OF_REACH, WAITING}
+    assert set(none.table["state"]) == {OVER_BUDGET, RESOLVED, OUT_OF_REACH}
     a = plan_wave(COMPARISONS, VALUES, COSTS, SCHEDULE, budget=100.0)
     b = plan_wave(COMPARISONS, VALUES, COSTS, SCHEDULE, budget=100.0)
-    assert a.decisions == b.decisions and a.spent == 57.0  # 21 above, X's 30, W and U's 6
+    assert (
+        a.decisions == b.decisions and a.spent == 58.0
+    )  # 21 above, X's 30, W and U's 6, V's third seed
 
 
 def test_a_launched_look_waits_and_the_last_look_is_out_of_reach() -> None:
@@ -146,8 +151,27 @@ def test_an_imp_round_and_its_baseline_share_one_configuration() -> None:
 
 
 def test_spent_where_sums_per_configuration() -> None:
-    w = plan_wave(COMPARISONS, VALUES, COSTS, SCHEDULE, budget=21.0, launched={"W": 6, "U": 6})
+    w = plan_wave(
+        COMPARISONS, VALUES, COSTS, SCHEDULE, budget=21.0, launched={"W": 6, "U": 6, "V": 3}
+    )
     t = spent_where(w.decisions, {g: 3 * c for g, c in COSTS.items()})
     assert t.loc["P3", ["initial", "added_seeds", "added", "total"]].tolist() == [9.0, 3, 9.0, 18.0]
     assert t.loc["D", "for"] == "P2 vs D" and t.loc["P4", "added_seeds"] == 0
     assert t.index[0] == "X" and t["added"].sum() == w.spent  # X: 30 initial, the most
+
+
+def test_seeds_past_the_look_inform_the_estimate_not_the_verdict() -> None:
+    """A has 5 seeds, B 3: the verdict reads the first 3 of each (look 3); the allocator's
+    expected resolution uses all 5 (a later look must wait for B's seeds 4-6 alone)."""
+    cs = [Comparison("A vs B", "A", "B")]
+    vals = {"A": [0.3, 0.4, 0.5, 0.45, 0.35], "B": [0.0, 0.1, 0.2]}
+    w = plan_wave(cs, vals, {"A": 1.0, "B": 2.0}, SCHEDULE, 99.0, launched={"A": 5, "B": 3})
+    assert w.table.loc["A vs B", "look"] == 3 and w.table.loc["A vs B", "diff"] == pytest.approx(
+        0.3
+    )
+    sd_a = float(np.std(vals["A"], ddof=1))
+    assert w.table.loc["A vs B", "p_resolve"] == pytest.approx(_p(0.3, sd_a, 0.1, 6))
+    assert [(d.config, d.first_seed, d.seeds, d.cost) for d in w.decisions] == [
+        ("A", 5, 6, 1.0),
+        ("B", 3, 6, 6.0),
+    ]
