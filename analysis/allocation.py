@@ -48,6 +48,8 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from analysis.compare import sparsity_cells, variant_order
+from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
     LEVEL,
     UNRESOLVED,
@@ -56,6 +58,8 @@ from analysis.stats import (
     sequential_samples,
     verdict,
 )
+from analysis.tables import DENSE_EPS
+from sparsity_tune.metrics import M
 
 RESOLVED: Final = "resolved"
 OPEN: Final = "open"  #: unresolved and worth seeds: a candidate of the next wave
@@ -261,3 +265,74 @@ def spent_where(decisions: Sequence[Decision], initial_cost: Mapping[str, float]
     out["total"] = out["initial"] + out["added"]
     out.index.name = "config"
     return out.sort_values(["total", "added"], ascending=False, kind="stable")
+
+
+def report_comparisons(
+    samples: pd.DataFrame,
+    points: pd.DataFrame,
+    metric: str,
+    scale: float,
+    sign: float,
+    tolerance: float,
+) -> tuple[list[Comparison], dict[str, list[float]]]:
+    """The comparisons :mod:`analysis.compare` makes, as the allocator's inputs: each pruned
+    point against its dense baseline (line ``-tolerance``; :func:`~analysis.compare.versus_dense`)
+    and every pair of variants in a cell of equal sparsity (line 0;
+    :func:`~analysis.compare.at_equal_sparsity`, same cells and order), with each side's values
+    in points (``sign * scale * metric``), one per seed in ascending seed order (the order an
+    adaptive sweep adds seeds). Configurations: a point's ``config_id``; a plain point's dense
+    baseline is the dense configuration with its other settings; an IMP round's is its own run
+    (round 0 of the same trials), so both sides grow together."""
+    k = sign * scale
+    s = samples[samples[metric].notna() & samples["seed"].notna()]
+    values: dict[str, list[float]] = {}
+    configs: dict[str, str] = {}
+
+    def side(name: str, rows: pd.DataFrame, by: list[str]) -> None:
+        per_seed = rows.groupby([*by, "seed"])[metric].mean().sort_index(level="seed")
+        values[name] = [k * float(v) for v in per_seed.to_numpy()]
+
+    out: list[Comparison] = []
+    pruned = s[s[M.sparsity] > DENSE_EPS]
+    dense = s[s[M.sparsity] <= DENSE_EPS]
+    dense_keys = set(dense_samples(samples, metric)[P.baseline_key])
+    for pid, g in pruned.groupby(P.point_id, sort=True):
+        bk = g[P.baseline_key].iloc[0]
+        if bk not in dense_keys:
+            continue
+        cfg = str(g["config_id"].iloc[0])
+        d = dense[dense[P.baseline_key] == bk]
+        imp = g[P.round].notna().any()
+        base_cfg = cfg if imp else str(sorted(d["config_id"].dropna().astype(str))[0])
+        side(f"point:{pid}", g, [])
+        if f"dense:{bk}" not in values:
+            side(f"dense:{bk}", d.groupby("seed", as_index=False)[metric].mean(), [])
+        out.append(
+            Comparison(f"{pid} vs dense", f"point:{pid}", f"dense:{bk}", -tolerance, cfg, base_cfg)
+        )
+    usable = points[points[metric].notna() & points[M.sparsity].notna()]
+    cells = sparsity_cells(usable)
+    p = usable.assign(_cell=cells)
+    p = p[p["_cell"].notna() & (p[P.variant] != DENSE_VARIANT)]
+    if len(p) and p[P.variant].nunique() > 1:
+        rank = {v: i for i, v in enumerate(variant_order(p, metric, sign))}
+        m = s.merge(p[[P.point_id, "_cell"]], on=P.point_id, how="inner")
+        for cell, g in m.groupby("_cell", sort=True):
+            vs = sorted(g[P.variant].unique(), key=lambda v: rank.get(v, len(rank)))
+            for v in vs:
+                gv = g[g[P.variant] == v]
+                side(f"cell:{cell}:{v}", gv, [])
+                configs[f"{cell}:{v}"] = str(sorted(gv["config_id"].dropna().astype(str))[0])
+            for i, va in enumerate(vs):
+                for vb in vs[i + 1 :]:
+                    out.append(
+                        Comparison(
+                            f"{cell}: {va} vs {vb}",
+                            f"cell:{cell}:{va}",
+                            f"cell:{cell}:{vb}",
+                            0.0,
+                            configs[f"{cell}:{va}"],
+                            configs[f"{cell}:{vb}"],
+                        )
+                    )
+    return out, values

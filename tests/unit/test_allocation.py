@@ -21,9 +21,13 @@ from analysis.allocation import (
     judge,
     p_resolve,
     plan_wave,
+    report_comparisons,
     spent_where,
 )
+from analysis.load import load_experiment
+from analysis.questions import analyse
 from analysis.stats import BETTER, UNRESOLVED
+from analysis.synthetic import write_experiment
 
 SCHEDULE = (3, 6, 12)
 #: sd 0.1 each; Y and P2/P3 sit 0.3 above Z and D: unresolved at 3 seeds with 3 looks
@@ -175,3 +179,42 @@ def test_seeds_past_the_look_inform_the_estimate_not_the_verdict() -> None:
         ("A", 5, 6, 1.0),
         ("B", 3, 6, 6.0),
     ]
+
+
+@pytest.mark.parametrize(
+    ("grid", "fixed"),
+    [
+        ({"pruning.final_sparsity": [0.0, 0.5, 0.9], "pruning.score": ["magnitude", "random"]}, {}),
+        ({"pruning.method": ["imp"], "pruning.score": ["magnitude", "random"]}, {"rounds": 2}),
+    ],
+    ids=["gradual", "imp"],
+)
+def test_report_comparisons_are_the_reports_own(tmp_path, grid, fixed) -> None:
+    """On a written experiment, judge() with one look (3 seeds) gives exactly the report's
+    intervals and verdicts, for the comparisons with dense and between methods alike."""
+    base = {"model.arch": ["mlp"], "model.depth": [1], "model.width": [32]}
+    write_experiment(tmp_path, grid={**base, **grid}, seeds=(0, 1, 2), epochs=3, **fixed)
+    a = analyse(load_experiment(tmp_path, progress=False, jobs=1), tolerance=1.0)
+    cs, values = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, a.tolerance)
+    t = judge(cs, values, (3,))
+    vd = a.points.set_index("point_id")
+    vd = vd[vd["verdict"].notna()]
+    mine = t[t.index.str.endswith(" vs dense")]
+    assert len(mine) == len(vd) > 0
+    for pid, r in vd.iterrows():
+        got = mine.loc[f"{pid} vs dense"]
+        assert (got["lo"], got["hi"], got["verdict"]) == (
+            pytest.approx(r["diff_ci95_lo"]),
+            pytest.approx(r["diff_ci95_hi"]),
+            r["verdict"],
+        )
+    pairs = t[~t.index.str.endswith(" vs dense")]
+    assert len(pairs) == len(a.methods) > 0
+    got = sorted(zip(pairs["lo"], pairs["hi"], pairs["verdict"], strict=True))
+    ref = a.methods[["diff_ci95_lo", "diff_ci95_hi", "verdict"]].itertuples(index=False)
+    for (lo, hi, v), (rlo, rhi, rv) in zip(got, sorted(ref), strict=True):
+        assert (lo, hi, v) == (pytest.approx(rlo), pytest.approx(rhi), rv)
+    sides = {g for c in cs for g in c.configs}
+    assert sides <= set(a.samples["config_id"].dropna().astype(str))
+    if "imp" in str(grid):  # an IMP round and its baseline grow together: one configuration
+        assert all(len(c.configs) == 1 for c in cs if c.key.endswith(" vs dense"))
