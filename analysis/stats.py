@@ -155,3 +155,65 @@ def seeds_needed_many(
     out[both & (sa**2 + sb**2 == 0)] = 2.0
     out[both & (sa**2 + sb**2 > 0) & (g == 0)] = np.inf
     return out
+
+
+#: The procedure an adaptive sweep's intervals use (named in the report).
+SEQUENTIAL: Final = "Welch intervals with Bonferroni alpha spending over a fixed set of looks"
+
+
+def look_schedule(initial: int, maximum: int) -> tuple[int, ...]:
+    """Seeds per configuration at which an adaptive sweep may judge a comparison: ``initial``,
+    then doubling, then ``maximum`` (``(3, 12)`` -> ``(3, 6, 12)``; ``(3, 10)`` -> ``(3, 6,
+    10)``; ``(3, 3)`` -> ``(3,)``, one look: today's fixed-seed interval). Fixed before any
+    result is seen, which is what makes :func:`sequential_level` valid. Few looks keep the
+    per-look level close to the nominal one; doubling is the usual group-sequential spacing."""
+    if initial < 2 or maximum < initial:
+        raise ValueError(
+            f"seeds: need 2 <= initial <= max, got initial={initial}, max={maximum} "
+            "(an interval needs two seeds per side)"
+        )
+    looks, n = [initial], initial
+    while 2 * n < maximum:
+        n *= 2
+        looks.append(n)
+    if looks[-1] != maximum:
+        looks.append(maximum)
+    return tuple(looks)
+
+
+def sequential_level(looks: int, level: float = LEVEL) -> float:
+    """The level of each look's interval when a comparison may be judged at up to ``looks``
+    fixed seed counts: ``1 - (1 - level) / looks`` (Bonferroni spending of ``1 - level`` evenly
+    over the looks). Each look's interval misses the truth with probability at most
+    ``(1 - level) / looks``, so all of them cover it at once with probability at least
+    ``level`` (the union bound), whatever rule decides when to stop adding seeds: the verdict
+    read at the look where the sweep stopped is as valid as a fixed-seed one."""
+    if looks < 1:
+        raise ValueError(f"looks must be >= 1, got {looks}")
+    return 1 - (1 - level) / looks
+
+
+def look_of(n: np.ndarray, schedule: tuple[int, ...]) -> np.ndarray:
+    """The seed count of the last look reached with ``n`` seeds (the largest schedule entry
+    ``<= n``), elementwise; 0 before the first look."""
+    s = np.asarray(schedule)
+    idx = np.searchsorted(s, np.asarray(n), side="right")
+    return np.where(idx > 0, s[np.maximum(idx - 1, 0)], 0)
+
+
+def sequential_samples(
+    a: np.ndarray, b: np.ndarray, schedule: tuple[int, ...], level: float = LEVEL
+) -> dict[str, float]:
+    """The valid-under-optional-stopping interval of ``mean(a) - mean(b)`` (:data:`SEQUENTIAL`):
+    both sides cut to their first ``L`` seeds, ``L`` the last look both have reached (seeds in
+    the order the sweep added them), and the Welch interval at :func:`sequential_level` of the
+    number of looks. Keys of :func:`welch` plus ``look`` (``L``; 0 and a NaN interval before
+    the first look). Using only the first ``L`` makes every look a fixed-``n`` statistic,
+    which the union bound needs; seeds past the look wait for the next one."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    look = int(look_of(np.array(min(len(a), len(b))), schedule))
+    if look == 0:
+        nan = math.nan
+        return {"diff": nan, "se": nan, "df": nan, "lo": nan, "hi": nan, "look": 0.0}
+    d = welch_samples(a[:look], b[:look], sequential_level(len(schedule), level))
+    return {**d, "look": float(look)}

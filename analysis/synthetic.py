@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,18 @@ def _knee(depth: int, width: int, score: str, rewind: str, granularity: str) -> 
 #: Run-to-run spread of measured times: between runs (machine load) and within one run's
 #: interleaved dense-vs-deployable timing (what an in-run ratio sees).
 LOAD_NOISE, RATIO_NOISE = 0.15, 0.03
+#: Seed-to-seed spread of a configuration's final accuracy when its true mean is set.
+SEED_SD = 0.01
+
+
+def seed_acc(config: str, mean: float, seed: int, sd: float = SEED_SD) -> float:
+    """Final test accuracy of seed ``seed`` of ``config`` whose true seed mean is ``mean``
+    (normal, spread ``sd``): drawn from ``(config, seed)`` alone, so a seed's value is the same
+    in whatever order seeds run, on disk (:func:`trial_files` with ``true_acc``) or in memory
+    (``benchmarks/bench_allocation.py``). True differences between configurations are then
+    exactly the differences of the ``mean`` given."""
+    rng = np.random.default_rng(zlib.crc32(f"{config}|{seed}".encode()))
+    return float(mean + sd * rng.standard_normal())
 
 
 def deploy_figures(
@@ -124,13 +137,17 @@ def trial_files(
     rounds: int = 3,
     rate: float = 0.5,
     experiment: str = "synthetic",
+    true_acc: float | None = None,
+    seed_sd: float = SEED_SD,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """config.json, records and summary of one synthetic trial.
 
     ``method`` defaults to ``none`` at sparsity 0 and ``gradual`` otherwise. With ``imp``,
     ``epochs`` is the length of each of the ``rounds + 1`` rounds, the sparsity after round
     ``k`` is ``1 - (1 - rate)^k`` (``sparsity`` is ignored) and each round's records restart
-    their climb, as a rewound IMP run does.
+    their climb, as a rewound IMP run does. With ``true_acc``, the final round's accuracies
+    are shifted so that the last record's ``test_acc`` is :func:`seed_acc` of the trial's
+    configuration (its id without the seed): a known truth for checking verdicts.
     """
     method = method or ("none" if sparsity == 0 else "gradual")
     key = (arch, depth, width, sparsity, seed)
@@ -195,6 +212,12 @@ def trial_files(
                 rec[f"layer_sparsity/{name}"] = round(s_e * w) / w
             records.append(rec)
     last = [r for r in records if r[M.sparsity] == records[-1][M.sparsity]]
+    if true_acc is not None:
+        name = _trial_id(arch, depth, width, sparsity, method, score, rewind, granularity, imp)
+        shift = seed_acc(name, true_acc, seed, seed_sd) - records[-1][M.test_acc]
+        for r in records[-seg_len:]:
+            for k in (M.train_acc, M.val_acc, M.test_acc):
+                r[k] += shift
     val = [r[M.val_acc] for r in last]
     best = int(np.argmax(val))
     summary = {
@@ -230,14 +253,31 @@ def trial_files(
         "pruning.final_sparsity": sparsity,
         "train.seed": seed,
     }
-    tid = f"{arch}_d{depth}_w{width}_s{int(sparsity * 100):02d}_seed{seed}"
-    if imp or score != "magnitude" or rewind != "init" or granularity != "unstructured":
-        tid = f"{arch}_d{depth}_w{width}_{method}_{score}_{rewind}_{granularity}_seed{seed}"
-        if not imp:
-            tid = tid.replace(f"_{method}_", f"_{method}{int(sparsity * 100):02d}_")
+    tid = _trial_id(arch, depth, width, sparsity, method, score, rewind, granularity, imp)
+    tid = f"{tid}_seed{seed}"
     config = {"trial_id": tid, "experiment": experiment, "seed": seed, "params": params}
     config["config"] = nested
     return config, records, summary
+
+
+def _trial_id(
+    arch: str,
+    depth: int,
+    width: int,
+    sparsity: float,
+    method: str,
+    score: str,
+    rewind: str,
+    granularity: str,
+    imp: bool,
+) -> str:
+    """A synthetic configuration's name: its trial id without the ``_seed<k>`` suffix."""
+    tid = f"{arch}_d{depth}_w{width}_s{int(sparsity * 100):02d}"
+    if imp or score != "magnitude" or rewind != "init" or granularity != "unstructured":
+        tid = f"{arch}_d{depth}_w{width}_{method}_{score}_{rewind}_{granularity}"
+        if not imp:
+            tid = tid.replace(f"_{method}_", f"_{method}{int(sparsity * 100):02d}_")
+    return tid
 
 
 def write_experiment(
@@ -248,6 +288,7 @@ def write_experiment(
     running: int = 0,
     failed: int = 0,
     name: str = "synthetic",
+    truth: Callable[[dict[str, Any]], float | None] | None = None,
     **fixed: Any,
 ) -> list[Path]:
     """Write spec.yaml and one trial directory per grid point and seed; returns the trial dirs.
@@ -256,7 +297,9 @@ def write_experiment(
     ``{"pruning.method": ["imp"], "pruning.score": ["magnitude", "random"]}``); ``fixed`` are
     more keyword arguments of :func:`trial_files` for every trial (``rounds=4``). The last
     ``running`` trials get only part of their records and no summary; the ``failed`` before
-    them get records, an error.txt and no summary.
+    them get records, an error.txt and no summary. ``truth`` maps a grid point (its dict of
+    grid keys) to the true seed-mean final ``test_acc`` of its configuration (None: the model's
+    own), so the true difference of any two configurations is known (:func:`seed_acc`).
     """
     grid = {**GRID, **(grid or {})}
     root = Path(root)
@@ -281,6 +324,7 @@ def write_experiment(
             experiment=name,
             **extra,
             **fixed,
+            **({"true_acc": truth(point)} if truth else {}),
         )
         d = root / "trials" / cfg["trial_id"]
         d.mkdir(parents=True, exist_ok=True)

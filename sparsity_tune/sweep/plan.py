@@ -31,6 +31,18 @@ Mode = Literal["max", "min"]
 
 
 @dataclass(frozen=True)
+class SeedsPlan:
+    """Adaptive seeds (``search.seeds: {initial, max}``, :mod:`sparsity_tune.sweep.replicate`):
+    seeds ``0..initial-1`` for every configuration, more up to ``max`` where a comparison is
+    open, judged at ``looks``; ``budget`` in trial-epochs (None: only ``max`` limits)."""
+
+    initial: int
+    max: int
+    looks: tuple[int, ...]
+    budget: float | None
+
+
+@dataclass(frozen=True)
 class SearchPlan:
     """How configurations are proposed."""
 
@@ -46,6 +58,8 @@ class SearchPlan:
     max_concurrent: int | None
     #: NSGA-II's population (None for other samplers)
     population: int | None = None
+    #: adaptive seeds (None: every configuration runs every seed of ``Plan.seeds``)
+    adaptive: SeedsPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,12 @@ class Plan:
             f"trials      {self.trials} = {s.configurations} configuration(s)"
             f" x {len(self.seeds)} seed(s) {list(self.seeds)}",
         ]
+        if (a := s.adaptive) is not None:
+            budget = f"budget {a.budget:g} trial-epochs" if a.budget else "no budget but max"
+            lines.append(
+                f"seeds       adaptive: {a.initial} first, up to {a.max} where a comparison is "
+                f"open (looks at {', '.join(map(str, a.looks))} seeds; {budget})"
+            )
         if self.parameters:
             lines.append("parameters")
             width = max(len(k) for k in self.parameters)
@@ -214,6 +234,7 @@ def build(
         tune_samples=s.num_samples * len(s.seeds) if s.algorithm == "optuna" else s.num_samples,
         max_concurrent=s.max_concurrent,
         population=max(2, min(50, s.num_samples // 2 or 2)) if sampler == "nsga2" else None,
+        adaptive=seeds_plan(spec),
     )
     scheduler = None
     if (sm := s.scheduler_metric()) is not None:
@@ -284,6 +305,16 @@ def check_saved(saved: dict[str, Any] | None, plan: Plan, where: str) -> None:
             f"it started with:\n  {shown}\nA resumed experiment runs as it was started: resume "
             f"it with the version that started it, or start a new experiment with another --name."
         )
+
+
+def seeds_plan(spec: Spec) -> SeedsPlan | None:
+    """``search.seeds: {initial, max}`` and ``search.budget`` resolved (None for a seed list)."""
+    from analysis.stats import look_schedule
+
+    a = spec.search.adaptive
+    if a is None:
+        return None
+    return SeedsPlan(a.initial, a.max, look_schedule(a.initial, a.max), spec.search.budget)
 
 
 def max_epochs(spec: Spec) -> int:

@@ -39,7 +39,13 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from sparsity_tune import metrics
 from sparsity_tune.trial import safe_yaml
@@ -197,6 +203,25 @@ def _num(x: float | None) -> str:
     return str(int(x)) if x is not None and float(x).is_integer() else f"{x:g}"
 
 
+class AdaptiveSeeds(Strict):
+    """``search.seeds: {initial: k, max: n}``: every configuration starts with seeds ``0..k-1``;
+    after each wave of results the sweep adds seeds ``k, k+1, ...`` (up to ``n`` per
+    configuration) where a comparison the report makes is still open
+    (:mod:`analysis.allocation`), judged at the looks of :func:`analysis.stats.look_schedule`."""
+
+    initial: int = Field(ge=2, le=1000, description="seeds every configuration gets first")
+    max: int = Field(ge=2, le=1000, description="most seeds a configuration may get")
+
+    @model_validator(mode="after")
+    def _check(self) -> AdaptiveSeeds:
+        if self.max < self.initial:
+            raise ValueError(
+                f"search.seeds: max={self.max} is below initial={self.initial}; max is the most "
+                "seeds a configuration may get (e.g. {initial: 3, max: 12})"
+            )
+        return self
+
+
 class SearchConfig(Strict):
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
     algorithm: Literal["grid", "random", "optuna"] = "grid"
@@ -205,6 +230,13 @@ class SearchConfig(Strict):
         None, description="optuna sampler; default tpe (one objective) or nsga2 (several)"
     )
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=1000)
+    budget: float | None = Field(
+        None,
+        gt=0,
+        le=1e12,
+        description="adaptive seeds only: trial-epochs the sweep may spend in all (each trial "
+        "counts its train.epochs); default: no limit but seeds.max",
+    )
     scheduler: Literal["fifo", "asha"] = "fifo"
     metric: str | None = Field(None, max_length=200)
     mode: Literal["max", "min"] | None = None
@@ -221,6 +253,53 @@ class SearchConfig(Strict):
         description="wall seconds a trial trains between two checkpoints at least (the last "
         "epoch always checkpoints); 0: every checkpoint_every epochs",
     )
+
+    _adaptive: AdaptiveSeeds | None = PrivateAttr(None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _adaptive_seeds(cls, data: Any, handler: Any) -> SearchConfig:
+        """``seeds: {initial, max}`` → the list of the initial seeds, the rest kept aside
+        (:attr:`adaptive`): everything that reads ``seeds`` sees the seeds that run first."""
+        adaptive = None
+        if isinstance(data, dict) and isinstance(data.get("seeds"), dict):
+            try:
+                adaptive = AdaptiveSeeds.model_validate(data["seeds"])
+            except ValidationError as err:
+                shown = "; ".join(
+                    f"search.seeds.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                    if e["loc"]
+                    else str(e["msg"]).removeprefix("Value error, ")
+                    for e in err.errors()
+                )
+                raise ValueError(
+                    f"{shown} (adaptive seeds are written {{initial: 3, max: 12}}: integers, "
+                    "2 <= initial <= max <= 1000)"
+                ) from None
+            data = {**data, "seeds": list(range(adaptive.initial))}
+        out = handler(data)
+        out._adaptive = adaptive
+        if adaptive is None and out.budget is not None:
+            raise ValueError(
+                f"search.budget={out.budget:g} applies to adaptive seeds only; write "
+                "search.seeds as {initial: 3, max: 12} or drop search.budget"
+            )
+        if adaptive is not None and out.algorithm != "grid":
+            raise ValueError(
+                f"search.seeds={{initial, max}} needs algorithm grid (got {out.algorithm!r}): "
+                "the comparisons seeds are added for must be known from the start"
+            )
+        if adaptive is not None and out.scheduler != "fifo":
+            raise ValueError(
+                f"search.seeds={{initial, max}} needs scheduler fifo (got {out.scheduler!r}): "
+                "a trial stopped early has no final value to judge"
+            )
+        return out
+
+    @property
+    def adaptive(self) -> AdaptiveSeeds | None:
+        """``seeds: {initial, max}`` as written, or None for a list of seeds."""
+        return self._adaptive
 
     @model_validator(mode="after")
     def _check(self) -> SearchConfig:

@@ -1,0 +1,338 @@
+"""Where the next seeds go: the comparisons a report makes, judged look by look, and the seeds
+that would resolve the most of them per unit of cost.
+
+An adaptive sweep starts every configuration with ``initial`` seeds and may add seeds up to
+``max``, judging each comparison (a pruned point against its dense baseline, two methods at
+equal sparsity) only at the seed counts of :func:`analysis.stats.look_schedule`, with the
+interval of :func:`analysis.stats.sequential_samples` (:data:`analysis.stats.SEQUENTIAL`), so a
+verdict read where the sweep stopped stays valid. :func:`judge` gives every comparison's verdict
+at its current look; :func:`plan_wave` decides, after a wave of results, which configurations get
+seeds for the next look, greedily by expected resolution per unit of cost:
+
+- a comparison is *open* when unresolved at its look (or before the first), below the last look,
+  its next look's seeds are not all launched yet, and the seeds the observed noise would need at
+  the sequential level (:func:`analysis.stats.seeds_needed`) are within ``max``; otherwise it
+  is resolved, waiting or out of reach;
+- its *expected resolution* is the probability that the interval at the next look ``N`` clears
+  the line, taking the observed difference and spreads (of every seed back, also those past the
+  look: what decides *whether* to go on may use any data, only the verdict waits for a look)
+  as the truth:
+  ``Phi(|gap| / se_N - t_q(df_N))`` with ``se_N = sqrt((sd_a² + sd_b²) / N)``, Welch's ``df_N``
+  and ``q`` the sequential level's quantile;
+- its *cost* is the seeds each of its configurations still lacks for ``N`` times that
+  configuration's cost per seed, each share divided by the open comparisons that need seeds of
+  the same configuration (a dense baseline serves many comparisons, so its seeds are cheap per
+  comparison);
+- the highest ratio is taken first (ties: the order of the comparisons given), its seeds are
+  planned, the ratios of the rest are recomputed (seeds already planned are free), and a
+  comparison whose marginal cost exceeds what is left of the budget is skipped. The wave ends
+  when nothing open is left.
+
+Everything is a pure function of the values seen, in the order the seeds were added, so a
+resumed sweep that replays the same results makes the same decisions.
+
+>>> cs = [Comparison("p1 vs dense", "p1", "dense")]
+>>> values = {"p1": [0.3, 0.4, 0.5], "dense": [0.0, 0.1, 0.2]}  # diff 0.3, not resolved
+>>> w = plan_wave(cs, values, {"p1": 1.0, "dense": 1.0}, (3, 6, 12), budget=10.0)
+>>> [(d.config, d.first_seed, d.seeds) for d in w.decisions], w.spent
+([('p1', 3, 6), ('dense', 3, 6)], 6.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from analysis.compare import sparsity_cells, variant_order
+from analysis.points import DENSE_VARIANT, P, dense_samples
+from analysis.stats import (
+    LEVEL,
+    UNRESOLVED,
+    seeds_needed,
+    sequential_level,
+    sequential_samples,
+    verdict,
+)
+from analysis.tables import DENSE_EPS
+from sparsity_tune.metrics import M
+
+RESOLVED: Final = "resolved"
+OPEN: Final = "open"  #: unresolved and worth seeds: a candidate of the next wave
+WAITING: Final = "waiting"  #: the seeds of its next (or first) look are launched, not all back
+OUT_OF_REACH: Final = "out of reach"  #: at the last look, or would need more than max seeds
+OVER_BUDGET: Final = "over budget"  #: open, but its seeds cost more than the budget left
+STATES: Final = (RESOLVED, OPEN, WAITING, OUT_OF_REACH, OVER_BUDGET)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One difference the report judges: ``a - b`` (signed so that positive is better, in the
+    report's points) against ``line`` (``-tolerance``; 0 for method against method). ``a`` and
+    ``b`` name the value lists; ``config_a``/``config_b`` the configurations whose seeds produce
+    them (default: the same names; an IMP round and its round-0 baseline share one)."""
+
+    key: str
+    a: str
+    b: str
+    line: float = 0.0
+    config_a: str | None = None
+    config_b: str | None = None
+
+    @property
+    def configs(self) -> tuple[str, ...]:
+        ca, cb = self.config_a or self.a, self.config_b or self.b
+        return (ca,) if ca == cb else (ca, cb)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Seeds ``first_seed .. seeds - 1`` (0-based positions in the seed order) of ``config``,
+    chosen for ``comparison`` whose next look is ``seeds``; ``cost`` in budget units."""
+
+    config: str
+    first_seed: int
+    seeds: int
+    cost: float
+    comparison: str
+    p_resolve: float
+    score: float
+
+    @property
+    def why(self) -> str:
+        return (
+            f"{self.config}: seeds {self.first_seed + 1}-{self.seeds} for {self.comparison} "
+            f"(P(resolved at {self.seeds} seeds) = {self.p_resolve:.2f}, cost {self.cost:g})"
+        )
+
+
+@dataclass
+class Wave:
+    """One allocation round: the decisions in the order taken, the budget they spend and every
+    comparison's state and judgement (a :func:`judge` table plus ``state`` and ``p_resolve``)."""
+
+    decisions: list[Decision]
+    spent: float
+    table: pd.DataFrame = field(repr=False)
+
+    def as_records(self) -> list[dict[str, object]]:
+        """The decisions as plain dicts (for the experiment's allocation log)."""
+        return [asdict(d) for d in self.decisions]
+
+
+def judge(
+    comparisons: Sequence[Comparison],
+    values: Mapping[str, Sequence[float]],
+    schedule: tuple[int, ...],
+    level: float = LEVEL,
+) -> pd.DataFrame:
+    """Every comparison at its current look (:func:`analysis.stats.sequential_samples`), one
+    row each indexed by ``key``: ``look``, ``diff``, ``lo``, ``hi``, ``sd_a``, ``sd_b`` (of the
+    seeds the look uses), ``verdict`` against its line, and ``seeds_needed`` at the sequential
+    level where unresolved (inf: beyond any count). With a one-look schedule this is today's
+    fixed-seed Welch interval."""
+    q = sequential_level(len(schedule), level)
+    rows = []
+    for c in comparisons:
+        a = np.asarray(values.get(c.a, ()), dtype=float)
+        b = np.asarray(values.get(c.b, ()), dtype=float)
+        d = sequential_samples(a, b, schedule, level)
+        n = int(d["look"])
+        sd_a = float(np.std(a[:n], ddof=1)) if n >= 2 else math.nan
+        sd_b = float(np.std(b[:n], ddof=1)) if n >= 2 else math.nan
+        v = str(verdict([d["lo"]], [d["hi"]], -c.line)[0])
+        need = math.nan
+        if v == UNRESOLVED and n:
+            need = seeds_needed(sd_a, sd_b, d["diff"] - c.line, level=q)
+        rows.append((c.key, n, d["diff"], d["lo"], d["hi"], sd_a, sd_b, v, need))
+    cols = ["key", "look", "diff", "lo", "hi", "sd_a", "sd_b", "verdict", "seeds_needed"]
+    return pd.DataFrame(rows, columns=cols).set_index("key")
+
+
+def p_resolve(
+    gap: float, sd_a: float, sd_b: float, n: int, looks: int, level: float = LEVEL
+) -> float:
+    """Probability that the sequential interval at ``n`` seeds per side clears a line ``gap``
+    away, if the observed gap and spreads were the truth (normal approximation of the
+    difference, Welch's degrees of freedom at ``n``)."""
+    s2 = sd_a**2 + sd_b**2
+    if s2 == 0:
+        return 1.0 if gap != 0 else 0.0
+    from scipy.special import ndtr, stdtrit
+
+    df = (n - 1) * s2**2 / (sd_a**4 + sd_b**4)
+    t = float(stdtrit(df, 0.5 + sequential_level(looks, level) / 2))
+    return float(ndtr(abs(gap) / math.sqrt(s2 / n) - t))
+
+
+def plan_wave(
+    comparisons: Sequence[Comparison],
+    values: Mapping[str, Sequence[float]],
+    costs: Mapping[str, float],
+    schedule: tuple[int, ...],
+    budget: float,
+    launched: Mapping[str, int] | None = None,
+    level: float = LEVEL,
+) -> Wave:
+    """The next wave's seeds (see the module docstring for the rule). ``values``: each side's
+    results in seed order; ``costs``: budget units per seed of each configuration (e.g. its
+    trial-epochs); ``launched``: seeds per configuration already started, finished or not
+    (default: as many as the shortest value list of its sides); ``budget``: what is left."""
+    table = judge(comparisons, values, schedule, level)
+    q = sequential_level(len(schedule), level)
+    planned: dict[str, int] = {}
+    for c in comparisons:
+        for cfg, side in zip(c.configs, (c.a, c.b), strict=False):
+            n = len(values.get(side, ()))
+            planned[cfg] = min(planned.get(cfg, n), n)
+    planned.update(launched or {})
+    state, prob, nxt = {}, {}, {}
+    for c in comparisons:
+        r = table.loc[c.key]
+        a, b = (np.asarray(values.get(k, ()), dtype=float) for k in (c.a, c.b))
+        later = [n for n in schedule if n > r["look"]]
+        if r["verdict"] != UNRESOLVED:
+            state[c.key] = RESOLVED
+            continue
+        if min(len(a), len(b)) < 2:
+            state[c.key] = WAITING
+            continue
+        # the estimate uses every seed back, also those past the look (allowed: the union bound
+        # holds whatever decides the stopping; only the verdict must wait for a look)
+        gap = float(a.mean() - b.mean() - c.line)
+        sd_a, sd_b = float(np.std(a, ddof=1)), float(np.std(b, ddof=1))
+        need = seeds_needed(sd_a, sd_b, gap, level=q)
+        if not later or not need <= schedule[-1]:
+            state[c.key] = OUT_OF_REACH
+        elif all(planned.get(g, 0) >= later[0] for g in c.configs):
+            state[c.key] = WAITING
+        else:
+            state[c.key] = OPEN
+            nxt[c.key] = later[0]
+            prob[c.key] = p_resolve(gap, sd_a, sd_b, later[0], len(schedule), level)
+    decisions: list[Decision] = []
+    spent = 0.0
+    todo = [c for c in comparisons if state[c.key] == OPEN]
+    while todo:
+        lack = [{g: max(0, nxt[c.key] - planned.get(g, 0)) for g in c.configs} for c in todo]
+        share: dict[str, int] = {}
+        for need in lack:
+            for g, k in need.items():
+                share[g] = share.get(g, 0) + (k > 0)
+        best, best_score = -1, -math.inf
+        for i, (c, need) in enumerate(zip(todo, lack, strict=True)):
+            per = sum(k * costs[g] / share[g] for g, k in need.items() if k)
+            score = math.inf if per == 0 else prob[c.key] / per
+            if score > best_score:
+                best, best_score = i, score
+        c, need = todo.pop(best), lack[best]
+        cost = sum(k * costs[g] for g, k in need.items())
+        if spent + cost > budget + 1e-9:
+            state[c.key] = OVER_BUDGET
+            continue
+        for g, k in need.items():
+            if k:
+                d = Decision(
+                    g, planned.get(g, 0), nxt[c.key], k * costs[g], c.key, prob[c.key], best_score
+                )
+                decisions.append(d)
+                planned[g] = nxt[c.key]
+        spent += cost
+    table["state"] = pd.Series(state)
+    table["p_resolve"] = pd.Series(prob)
+    return Wave(decisions, spent, table)
+
+
+def spent_where(decisions: Sequence[Decision], initial_cost: Mapping[str, float]) -> pd.DataFrame:
+    """What was spent where: per configuration, the initial seeds' cost, the seeds added and
+    their cost, the comparisons they were added for; sorted by total cost (the end-of-sweep
+    summary's table)."""
+    rows = {
+        g: {"initial": c, "added_seeds": 0, "added": 0.0, "for": []}
+        for g, c in initial_cost.items()
+    }
+    for d in decisions:
+        r = rows.setdefault(d.config, {"initial": 0.0, "added_seeds": 0, "added": 0.0, "for": []})
+        r["added_seeds"] += d.seeds - d.first_seed
+        r["added"] += d.cost
+        r["for"].append(d.comparison)
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out["for"] = out["for"].map(lambda ks: ", ".join(dict.fromkeys(ks)))
+    out["total"] = out["initial"] + out["added"]
+    out.index.name = "config"
+    return out.sort_values(["total", "added"], ascending=False, kind="stable")
+
+
+def report_comparisons(
+    samples: pd.DataFrame,
+    points: pd.DataFrame,
+    metric: str,
+    scale: float,
+    sign: float,
+    tolerance: float,
+) -> tuple[list[Comparison], dict[str, list[float]]]:
+    """The comparisons :mod:`analysis.compare` makes, as the allocator's inputs: each pruned
+    point against its dense baseline (line ``-tolerance``; :func:`~analysis.compare.versus_dense`)
+    and every pair of variants in a cell of equal sparsity (line 0;
+    :func:`~analysis.compare.at_equal_sparsity`, same cells and order), with each side's values
+    in points (``sign * scale * metric``), one per seed in ascending seed order (the order an
+    adaptive sweep adds seeds). Configurations: a point's ``config_id``; a plain point's dense
+    baseline is the dense configuration with its other settings; an IMP round's is its own run
+    (round 0 of the same trials), so both sides grow together."""
+    k = sign * scale
+    s = samples[samples[metric].notna() & samples["seed"].notna()]
+    values: dict[str, list[float]] = {}
+    configs: dict[str, str] = {}
+
+    def side(name: str, rows: pd.DataFrame, by: list[str]) -> None:
+        per_seed = rows.groupby([*by, "seed"])[metric].mean().sort_index(level="seed")
+        values[name] = [k * float(v) for v in per_seed.to_numpy()]
+
+    out: list[Comparison] = []
+    pruned = s[s[M.sparsity] > DENSE_EPS]
+    dense = s[s[M.sparsity] <= DENSE_EPS]
+    dense_keys = set(dense_samples(samples, metric)[P.baseline_key])
+    for pid, g in pruned.groupby(P.point_id, sort=True):
+        bk = g[P.baseline_key].iloc[0]
+        if bk not in dense_keys:
+            continue
+        cfg = str(g["config_id"].iloc[0])
+        d = dense[dense[P.baseline_key] == bk]
+        imp = g[P.round].notna().any()
+        base_cfg = cfg if imp else str(sorted(d["config_id"].dropna().astype(str))[0])
+        side(f"point:{pid}", g, [])
+        if f"dense:{bk}" not in values:
+            side(f"dense:{bk}", d.groupby("seed", as_index=False)[metric].mean(), [])
+        out.append(
+            Comparison(f"{pid} vs dense", f"point:{pid}", f"dense:{bk}", -tolerance, cfg, base_cfg)
+        )
+    usable = points[points[metric].notna() & points[M.sparsity].notna()]
+    cells = sparsity_cells(usable)
+    p = usable.assign(_cell=cells)
+    p = p[p["_cell"].notna() & (p[P.variant] != DENSE_VARIANT)]
+    if len(p) and p[P.variant].nunique() > 1:
+        rank = {v: i for i, v in enumerate(variant_order(p, metric, sign))}
+        m = s.merge(p[[P.point_id, "_cell"]], on=P.point_id, how="inner")
+        for cell, g in m.groupby("_cell", sort=True):
+            vs = sorted(g[P.variant].unique(), key=lambda v: rank.get(v, len(rank)))
+            for v in vs:
+                gv = g[g[P.variant] == v]
+                side(f"cell:{cell}:{v}", gv, [])
+                configs[f"{cell}:{v}"] = str(sorted(gv["config_id"].dropna().astype(str))[0])
+            for i, va in enumerate(vs):
+                for vb in vs[i + 1 :]:
+                    out.append(
+                        Comparison(
+                            f"{cell}: {va} vs {vb}",
+                            f"cell:{cell}:{va}",
+                            f"cell:{cell}:{vb}",
+                            0.0,
+                            configs[f"{cell}:{va}"],
+                            configs[f"{cell}:{vb}"],
+                        )
+                    )
+    return out, values

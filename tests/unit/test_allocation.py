@@ -1,0 +1,220 @@
+"""The allocation of seeds to open comparisons: states, expected resolution, the exact order on
+a hand-made case, the budget, and what was spent where."""
+
+from __future__ import annotations
+
+import doctest
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from analysis import allocation
+from analysis.allocation import (
+    OPEN,
+    OUT_OF_REACH,
+    OVER_BUDGET,
+    RESOLVED,
+    WAITING,
+    Comparison,
+    judge,
+    p_resolve,
+    plan_wave,
+    report_comparisons,
+    spent_where,
+)
+from analysis.load import load_experiment
+from analysis.questions import analyse
+from analysis.stats import BETTER, UNRESOLVED
+from analysis.synthetic import write_experiment
+
+SCHEDULE = (3, 6, 12)
+#: sd 0.1 each; Y and P2/P3 sit 0.3 above Z and D: unresolved at 3 seeds with 3 looks
+#: (t(1 - 0.05/6, 4) * 0.0816 = 0.335 > 0.3)
+VALUES = {
+    "D": [0.0, 0.1, 0.2],
+    "P1": [1.0, 1.1, 1.2],  # resolved: better
+    "P2": [0.3, 0.4, 0.5],
+    "P3": [0.3, 0.4, 0.5],
+    "P4": [0.05, 0.1, 0.15],  # diff 0 to D: never resolves
+    "X": [0.35, 0.4, 0.45],  # less noise, but ten times the cost
+    "Y": [0.3, 0.4, 0.5],
+    "Z": [0.0, 0.1, 0.2],
+    "W": [0.3, 0.4, 0.5],  # W vs U: the next look's seeds of both are already launched
+    "U": [0.0, 0.1, 0.2],
+    "V": [0.3, 0.4],  # before the first look, whose seed is launched
+}
+COSTS = {"D": 1.0, "P1": 1.0, "P2": 1.0, "P3": 3.0, "P4": 1.0, "X": 10.0, "Y": 1.0, "Z": 1.0}
+COSTS |= {"W": 1.0, "U": 1.0, "V": 1.0}
+COMPARISONS = [
+    Comparison("Y vs Z", "Y", "Z"),  # first in the list, no shared side
+    Comparison("P1 vs D", "P1", "D"),
+    Comparison("P2 vs D", "P2", "D"),
+    Comparison("P3 vs D", "P3", "D"),
+    Comparison("P4 vs D", "P4", "D"),
+    Comparison("X vs D", "X", "D"),
+    Comparison("P2 vs P3", "P2", "P3"),
+    Comparison("W vs U", "W", "U"),
+    Comparison("V vs D", "V", "D"),
+]
+
+
+def _p(gap: float, sd_a: float, sd_b: float, n: int) -> float:
+    """Expected resolution by hand: normal cdf of gap/se minus the t quantile at 1 - 0.05/6."""
+    s2 = sd_a**2 + sd_b**2
+    df = (n - 1) * s2**2 / (sd_a**4 + sd_b**4)
+    return float(sps.norm.cdf(gap / math.sqrt(s2 / n) - sps.t.ppf(1 - 0.05 / 6, df)))
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(allocation).failed == 0
+
+
+def test_p_resolve_by_hand() -> None:
+    assert p_resolve(0.3, 0.1, 0.1, 6, 3) == pytest.approx(_p(0.3, 0.1, 0.1, 6))
+    assert p_resolve(-0.3, 0.1, 0.1, 6, 3) == pytest.approx(_p(0.3, 0.1, 0.1, 6))
+    assert p_resolve(0.3, 0.05, 0.1, 6, 3) == pytest.approx(_p(0.3, 0.05, 0.1, 6))
+    assert p_resolve(0.0, 0.1, 0.1, 6, 3) == pytest.approx(_p(0.0, 0.1, 0.1, 6))  # 0.002
+    assert (p_resolve(0.1, 0.0, 0.0, 6, 3), p_resolve(0.0, 0.0, 0.0, 6, 3)) == (1.0, 0.0)
+
+
+def test_judge_reads_each_comparison_at_its_look() -> None:
+    t = judge(COMPARISONS, VALUES, SCHEDULE)
+    assert t.loc["P1 vs D", "verdict"] == BETTER
+    assert t.loc["P2 vs D", "verdict"] == UNRESOLVED
+    assert t.loc["P2 vs D", "look"] == 3 and t.loc["V vs D", "look"] == 0
+    half = sps.t.ppf(1 - 0.05 / 6, 4) * math.sqrt(0.02 / 3)
+    assert (t.loc["P2 vs D", "lo"], t.loc["P2 vs D", "hi"]) == pytest.approx(
+        (0.3 - half, 0.3 + half)
+    )
+    assert t.loc["P4 vs D", "seeds_needed"] == math.inf
+
+
+def test_allocation_order_on_a_hand_made_case() -> None:
+    """Step 1: the dense baseline D is needed by P2, P3 and X, so a comparison with D pays a
+    third of D's seeds: P2 vs D costs 3/3 + 3 = 4, Y vs Z 6, P3 vs D 1 + 9 = 10, X vs D
+    1 + 30 = 31; P2 vs D goes first (it plans D's seeds 3-5 and P2's). Step 2: D is free now,
+    Y vs Z costs 6, P3 vs D 9, X vs D 30: Y vs Z. Step 3: P3 vs D (9; all 21 spent). Step 4: X vs
+    D costs 30, more than the 0 left: over budget. W vs U waits for seeds launched."""
+    w = plan_wave(
+        COMPARISONS, VALUES, COSTS, SCHEDULE, budget=21.0, launched={"W": 6, "U": 6, "V": 3}
+    )
+    got = [(d.config, d.first_seed, d.seeds, d.cost, d.comparison) for d in w.decisions]
+    assert got == [
+        ("P2", 3, 6, 3.0, "P2 vs D"),
+        ("D", 3, 6, 3.0, "P2 vs D"),
+        ("Y", 3, 6, 3.0, "Y vs Z"),
+        ("Z", 3, 6, 3.0, "Y vs Z"),
+        ("P3", 3, 6, 9.0, "P3 vs D"),
+    ]
+    assert w.spent == 21.0
+    p = _p(0.3, 0.1, 0.1, 6)
+    assert [d.score for d in w.decisions[::2]] == pytest.approx([p / 4, p / 6, p / 9])
+    assert w.table["state"].to_dict() == {
+        "Y vs Z": OPEN,
+        "P1 vs D": RESOLVED,
+        "P2 vs D": OPEN,
+        "P3 vs D": OPEN,
+        "P4 vs D": OUT_OF_REACH,
+        "X vs D": OVER_BUDGET,
+        "P2 vs P3": OUT_OF_REACH,
+        "W vs U": WAITING,
+        "V vs D": WAITING,
+    }
+    assert w.table.loc["X vs D", "p_resolve"] == pytest.approx(_p(0.3, 0.05, 0.1, 6))
+    assert w.decisions[0].why == "P2: seeds 4-6 for P2 vs D (P(resolved at 6 seeds) = 0.99, cost 3)"
+
+
+def test_without_budget_nothing_is_planned_and_the_plan_is_pure() -> None:
+    none = plan_wave(COMPARISONS, VALUES, COSTS, SCHEDULE, budget=0.0)
+    assert none.decisions == [] and none.spent == 0.0
+    assert set(none.table["state"]) == {OVER_BUDGET, RESOLVED, OUT_OF_REACH}
+    a = plan_wave(COMPARISONS, VALUES, COSTS, SCHEDULE, budget=100.0)
+    b = plan_wave(COMPARISONS, VALUES, COSTS, SCHEDULE, budget=100.0)
+    assert (
+        a.decisions == b.decisions and a.spent == 58.0
+    )  # 21 above, X's 30, W and U's 6, V's third seed
+
+
+def test_a_launched_look_waits_and_the_last_look_is_out_of_reach() -> None:
+    cs = [Comparison("A vs B", "A", "B")]
+    vals = {"A": [0.2, 0.3, 0.4], "B": [0.0, 0.1, 0.2]}  # 95%: 0.2 +- 0.227, unresolved
+    w = plan_wave(cs, vals, {"A": 1.0, "B": 1.0}, SCHEDULE, 99.0, launched={"A": 6, "B": 6})
+    assert w.decisions == [] and w.table.loc["A vs B", "state"] == WAITING
+    w = plan_wave(cs, vals, {"A": 1.0, "B": 1.0}, (3,), 99.0)  # one look: nothing to add
+    assert w.decisions == [] and w.table.loc["A vs B", "state"] == OUT_OF_REACH
+
+
+def test_an_imp_round_and_its_baseline_share_one_configuration() -> None:
+    """Both sides from one IMP trial per seed: one configuration gets the seeds, once."""
+    cs = [Comparison("r1 vs r0", "imp/r1", "imp/r0", config_a="imp", config_b="imp")]
+    vals = {"imp/r1": [0.3, 0.4, 0.5], "imp/r0": [0.0, 0.1, 0.2]}
+    w = plan_wave(cs, vals, {"imp": 4.0}, SCHEDULE, 99.0)
+    assert [(d.config, d.first_seed, d.seeds, d.cost) for d in w.decisions] == [("imp", 3, 6, 12.0)]
+
+
+def test_spent_where_sums_per_configuration() -> None:
+    w = plan_wave(
+        COMPARISONS, VALUES, COSTS, SCHEDULE, budget=21.0, launched={"W": 6, "U": 6, "V": 3}
+    )
+    t = spent_where(w.decisions, {g: 3 * c for g, c in COSTS.items()})
+    assert t.loc["P3", ["initial", "added_seeds", "added", "total"]].tolist() == [9.0, 3, 9.0, 18.0]
+    assert t.loc["D", "for"] == "P2 vs D" and t.loc["P4", "added_seeds"] == 0
+    assert t.index[0] == "X" and t["added"].sum() == w.spent  # X: 30 initial, the most
+
+
+def test_seeds_past_the_look_inform_the_estimate_not_the_verdict() -> None:
+    """A has 5 seeds, B 3: the verdict reads the first 3 of each (look 3); the allocator's
+    expected resolution uses all 5 (a later look must wait for B's seeds 4-6 alone)."""
+    cs = [Comparison("A vs B", "A", "B")]
+    vals = {"A": [0.3, 0.4, 0.5, 0.45, 0.35], "B": [0.0, 0.1, 0.2]}
+    w = plan_wave(cs, vals, {"A": 1.0, "B": 2.0}, SCHEDULE, 99.0, launched={"A": 5, "B": 3})
+    assert w.table.loc["A vs B", "look"] == 3 and w.table.loc["A vs B", "diff"] == pytest.approx(
+        0.3
+    )
+    sd_a = float(np.std(vals["A"], ddof=1))
+    assert w.table.loc["A vs B", "p_resolve"] == pytest.approx(_p(0.3, sd_a, 0.1, 6))
+    assert [(d.config, d.first_seed, d.seeds, d.cost) for d in w.decisions] == [
+        ("A", 5, 6, 1.0),
+        ("B", 3, 6, 6.0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("grid", "fixed"),
+    [
+        ({"pruning.final_sparsity": [0.0, 0.5, 0.9], "pruning.score": ["magnitude", "random"]}, {}),
+        ({"pruning.method": ["imp"], "pruning.score": ["magnitude", "random"]}, {"rounds": 2}),
+    ],
+    ids=["gradual", "imp"],
+)
+def test_report_comparisons_are_the_reports_own(tmp_path, grid, fixed) -> None:
+    """On a written experiment, judge() with one look (3 seeds) gives exactly the report's
+    intervals and verdicts, for the comparisons with dense and between methods alike."""
+    base = {"model.arch": ["mlp"], "model.depth": [1], "model.width": [32]}
+    write_experiment(tmp_path, grid={**base, **grid}, seeds=(0, 1, 2), epochs=3, **fixed)
+    a = analyse(load_experiment(tmp_path, progress=False, jobs=1), tolerance=1.0)
+    cs, values = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, a.tolerance)
+    t = judge(cs, values, (3,))
+    vd = a.points.set_index("point_id")
+    vd = vd[vd["verdict"].notna()]
+    mine = t[t.index.str.endswith(" vs dense")]
+    assert len(mine) == len(vd) > 0
+    for pid, r in vd.iterrows():
+        got = mine.loc[f"{pid} vs dense"]
+        assert (got["lo"], got["hi"], got["verdict"]) == (
+            pytest.approx(r["diff_ci95_lo"]),
+            pytest.approx(r["diff_ci95_hi"]),
+            r["verdict"],
+        )
+    pairs = t[~t.index.str.endswith(" vs dense")]
+    assert len(pairs) == len(a.methods) > 0
+    got = sorted(zip(pairs["lo"], pairs["hi"], pairs["verdict"], strict=True))
+    ref = a.methods[["diff_ci95_lo", "diff_ci95_hi", "verdict"]].itertuples(index=False)
+    for (lo, hi, v), (rlo, rhi, rv) in zip(got, sorted(ref), strict=True):
+        assert (lo, hi, v) == (pytest.approx(rlo), pytest.approx(rhi), rv)
+    sides = {g for c in cs for g in c.configs}
+    assert sides <= set(a.samples["config_id"].dropna().astype(str))
+    if "imp" in str(grid):  # an IMP round and its baseline grow together: one configuration
+        assert all(len(c.configs) == 1 for c in cs if c.key.endswith(" vs dense"))
