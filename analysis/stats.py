@@ -155,3 +155,19 @@ def seeds_needed_many(
     out[both & (sa**2 + sb**2 == 0)] = 2.0
     out[both & (sa**2 + sb**2 > 0) & (g == 0)] = np.inf
     return out
+
+
+def upper_bound(
+    mean: np.ndarray, sd: np.ndarray, n: np.ndarray, df: np.ndarray, level: float = 0.9
+) -> np.ndarray:
+    """One-sided upper confidence bound of a seed mean: ``mean + t_level(df) * sd / sqrt(n)``.
+
+    ``df`` is given, not ``n - 1``, so a spread pooled over configurations passes its pooled
+    degrees of freedom (inf: the normal quantile). The optimistic accuracy of a configuration
+    for early stopping (:mod:`sparsity_tune.sweep.pareto_rungs`).
+
+    >>> round(float(upper_bound(0.8, 0.02, 4, 3, 0.95)), 4)   # t_0.95(3) = 2.3534
+    0.8235
+    """
+    m, s, k = (np.asarray(v, dtype=float) for v in (mean, sd, n))
+    return m + _t(level, np.asarray(df, dtype=float)) * s / np.sqrt(k)
