@@ -212,7 +212,7 @@ class SearchConfig(Strict):
         None, description="optuna sampler; default tpe (one objective) or nsga2 (several)"
     )
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=1000)
-    scheduler: Literal["fifo", "asha"] = "fifo"
+    scheduler: Literal["fifo", "asha", "pareto_asha"] = "fifo"
     metric: str | None = Field(None, max_length=200)
     mode: Literal["max", "min"] | None = None
     grace_period: int = Field(1, ge=1, le=MAX_EPOCHS)
@@ -245,10 +245,20 @@ class SearchConfig(Strict):
     # ------------------------------------------------------------------ derived settings
     def scheduler_metric(self) -> tuple[str, str] | None:
         """(metric, mode) that ASHA compares epoch by epoch, or None for fifo."""
+        if self.scheduler == "pareto_asha":
+            name = self.pareto_split()[0]
+            return name, "max"
         if self.scheduler != "asha":
             return None
         name = self.metric or next(iter(self.objectives))
         return name, self.mode or self.objectives.get(name) or metrics.direction(name).value
+
+    def pareto_split(self) -> tuple[str, tuple[str, ...]]:
+        """pareto_asha: (the accuracy it compares, the cost objectives): the one maximised
+        per-epoch objective that is not a sparsity, and the rest (checked by validate_spec)."""
+        costs = tuple(k for k in self.objectives if k in PARETO_COSTS)
+        acc = [k for k in self.objectives if k not in PARETO_COSTS]
+        return (acc[0] if acc else ""), costs
 
     def optuna_objectives(self) -> dict[str, str]:
         if self.objectives:
@@ -568,6 +578,8 @@ def check_search(spec: Spec) -> None:
                     f"search.metric={brief(m)}: asha compares trials epoch by epoch, so its metric "
                     f"must be a per-epoch record key (val_acc, val_loss, test_acc, ...)"
                 )
+    if s.scheduler == "pareto_asha":
+        problems += _check_pareto(s)
     if s.mode is not None and s.metric is None:
         problems.append("search.mode: set search.metric too (mode is the metric's direction)")
     if s.algorithm == "grid" and not problems:
@@ -593,6 +605,40 @@ def _field_error(key: str, value: Any) -> str | None:
     except ValidationError as err:
         return format_validation_error(err, key).replace("\n", "; ")
     return None
+
+
+#: Cost objectives pareto_asha accepts: fixed by the schedule's target before training.
+PARETO_COSTS: tuple[str, ...] = (
+    metrics.M.nonzero_params,
+    metrics.M.sparsity,
+    metrics.M.target_sparsity,
+    metrics.M.final_sparsity,
+)
+
+
+def _check_pareto(s: SearchConfig) -> list[str]:
+    """pareto_asha needs one accuracy (maximised, per epoch) and at least one cost fixed from the
+    start; measured costs exist only at a run's end, so they cannot steer a stop."""
+    acc, costs = s.pareto_split()
+    others = [k for k in s.objectives if k not in PARETO_COSTS]
+    problems = []
+    if not costs or len(others) != 1:
+        problems.append(
+            f"search.objectives={brief(dict(s.objectives))}: scheduler pareto_asha needs one "
+            f"accuracy (e.g. test_acc: max) and costs from {', '.join(PARETO_COSTS)} "
+            "(known from the start), e.g. objectives: {test_acc: max, nonzero_params: min}"
+        )
+    elif acc not in metrics.RECORD_KEYS or s.objectives[acc] != "max":
+        problems.append(
+            show_key(f"search.objectives.{acc}")
+            + f"={s.objectives[acc]}: pareto_asha compares a per-epoch accuracy, maximised "
+            "(val_acc, test_acc, train_acc: max)"
+        )
+    if s.metric is not None:
+        problems.append(
+            f"search.metric={brief(s.metric)}: pareto_asha reads search.objectives; drop metric"
+        )
+    return problems
 
 
 def _check_grid(spec: Spec) -> list[str]:
