@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import charts
+from analysis import charts, stopping
 from analysis.compare import DIFF_COLS, at_equal_sparsity, variant_names, versus_dense
 from analysis.load import FINISHED, Experiment
 from analysis.measured import (
@@ -287,6 +287,8 @@ def _overview(a: Analysis) -> Section:
         + (f" ({n_imp} of them IMP rounds, round 0 being the dense baseline)" if n_imp else "")
         + ". Unfinished trials are listed in trials.csv and left out of every figure."
     )
+    if (b := stopping.budget(a.trials)) is not None:
+        s.sentences.append(stopping.sentence(b))
     if a.duplicates:
         s.sentences.append(
             f"{a.duplicates} finished trial(s) repeat the settings and seed of another "
@@ -820,8 +822,12 @@ def _tradeoffs(a: Analysis) -> Section:
         )
         if kind == "measured" and ax is not None:
             text += " " + _by_granularity(a, x, ax)
+        stopped = stopping.stopped_points(a.trials, x, y)
+        if len(stopped):
+            text += " " + stopping.front_sentence(stopped, f.table, x, y, f.x_dir, f.y_dir)
         s.sentences.append(text)
         s.charts.append(charts.front_chart(cand, f.table, x, y, "granularity"))
+        stopping.mark_on_chart(s.charts[-1], stopped, x, y)
     s.sentences.extend(_granularity_sentences(a))
     costs = [
         c

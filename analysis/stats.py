@@ -217,3 +217,19 @@ def sequential_samples(
         return {"diff": nan, "se": nan, "df": nan, "lo": nan, "hi": nan, "look": 0.0}
     d = welch_samples(a[:look], b[:look], sequential_level(len(schedule), level))
     return {**d, "look": float(look)}
+
+
+def upper_bound(
+    mean: np.ndarray, sd: np.ndarray, n: np.ndarray, df: np.ndarray, level: float = 0.9
+) -> np.ndarray:
+    """One-sided upper confidence bound of a seed mean: ``mean + t_level(df) * sd / sqrt(n)``.
+
+    ``df`` is given, not ``n - 1``, so a spread pooled over configurations passes its pooled
+    degrees of freedom (inf: the normal quantile). The optimistic accuracy of a configuration
+    for early stopping (:mod:`sparsity_tune.sweep.pareto_rungs`).
+
+    >>> round(float(upper_bound(0.8, 0.02, 4, 3, 0.95)), 4)   # t_0.95(3) = 2.3534
+    0.8235
+    """
+    m, s, k = (np.asarray(v, dtype=float) for v in (mean, sd, n))
+    return m + _t(level, np.asarray(df, dtype=float)) * s / np.sqrt(k)

@@ -87,6 +87,15 @@ class WandbTarget:
 
 
 @dataclass(frozen=True)
+class ParetoSchedulerPlan(SchedulerPlan):
+    """pareto_asha's settings: ``metric`` is the accuracy compared, ``costs`` the objectives
+    fixed by the schedule's target (:mod:`sparsity_tune.sweep.pareto_stop`)."""
+
+    kind: str = "pareto_asha"
+    costs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class WandbPlan:
     """Where the trial runs are written."""
 
@@ -182,7 +191,11 @@ class Plan:
         lines.append(
             "scheduler   "
             + (
-                f"asha on {sch.metric} ({sch.mode}), grace {sch.grace_period} epoch(s), "
+                f"pareto_asha on {sch.metric} at each configuration's own "
+                f"{', '.join(sch.costs)}, grace {sch.grace_period} epoch(s), "
+                f"reduction {sch.reduction_factor:g}, max_t {sch.max_t}"
+                if isinstance(sch, ParetoSchedulerPlan)
+                else f"asha on {sch.metric} ({sch.mode}), grace {sch.grace_period} epoch(s), "
                 f"reduction {sch.reduction_factor:g}, max_t {sch.max_t}"
                 if sch
                 else "fifo"
@@ -237,7 +250,16 @@ def build(
         adaptive=seeds_plan(spec),
     )
     scheduler = None
-    if (sm := s.scheduler_metric()) is not None:
+    if s.scheduler == "pareto_asha":
+        scheduler = ParetoSchedulerPlan(
+            metric=s.pareto_split()[0],
+            mode="max",
+            grace_period=s.grace_period,
+            reduction_factor=s.reduction_factor,
+            max_t=max_epochs(spec),
+            costs=s.pareto_split()[1],
+        )
+    elif (sm := s.scheduler_metric()) is not None:
         scheduler = SchedulerPlan(
             metric=sm[0],
             mode=sm[1],

@@ -28,7 +28,7 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater,
 from ray.tune.search.repeater import TRIAL_INDEX
 
 from sparsity_tune.metrics import M
-from sparsity_tune.sweep.plan import Plan
+from sparsity_tune.sweep.plan import ParetoSchedulerPlan, Plan
 from sparsity_tune.sweep.spec import ParameterSpec
 from sparsity_tune.trial.config import SEED_KEY
 
@@ -146,6 +146,21 @@ def scheduler(plan: Plan) -> TrialScheduler:
     sch = plan.scheduler
     if sch is None:
         return FIFOScheduler()
+    if isinstance(sch, ParetoSchedulerPlan):
+        from sparsity_tune.sweep.pareto_stop import ParetoASHA
+
+        return ParetoASHA(
+            experiment=plan.experiment,
+            base=plan.trial_base(),
+            seeds=list(plan.seeds),
+            accuracy=sch.metric,
+            costs=sch.costs,
+            grace_period=sch.grace_period,
+            reduction_factor=sch.reduction_factor,
+            max_t=sch.max_t,
+            params_of=trial_params,
+            seed_of=trial_seed,
+        )
     return ASHAScheduler(
         time_attr=M.epoch,
         metric=sch.metric,
@@ -163,6 +178,12 @@ def report_epochs(plan: Plan) -> tuple[int, ...]:
     sch = plan.scheduler
     if sch is None:
         return ()
+    if isinstance(sch, ParetoSchedulerPlan):
+        from sparsity_tune.sweep import pareto_stop
+
+        epochs = pareto_stop.report_epochs(sch.grace_period, sch.reduction_factor, sch.max_t)
+        clock = pareto_stop.phase_clock(plan.base)  # IMP: rungs move to the rounds' ends
+        return tuple(sorted({*epochs, *(clock.rung_epoch(e) for e in epochs)}))
     rungs = int(math.log(sch.max_t / sch.grace_period) / math.log(sch.reduction_factor) + 1)
     return tuple(
         sorted({math.ceil(sch.grace_period * sch.reduction_factor**k) for k in range(rungs)})

@@ -237,7 +237,7 @@ class SearchConfig(Strict):
         description="adaptive seeds only: trial-epochs the sweep may spend in all (each trial "
         "counts its train.epochs); default: no limit but seeds.max",
     )
-    scheduler: Literal["fifo", "asha"] = "fifo"
+    scheduler: Literal["fifo", "asha", "pareto_asha"] = "fifo"
     metric: str | None = Field(None, max_length=200)
     mode: Literal["max", "min"] | None = None
     grace_period: int = Field(1, ge=1, le=MAX_EPOCHS)
@@ -317,10 +317,20 @@ class SearchConfig(Strict):
     # ------------------------------------------------------------------ derived settings
     def scheduler_metric(self) -> tuple[str, str] | None:
         """(metric, mode) that ASHA compares epoch by epoch, or None for fifo."""
+        if self.scheduler == "pareto_asha":
+            name = self.pareto_split()[0]
+            return name, "max"
         if self.scheduler != "asha":
             return None
         name = self.metric or next(iter(self.objectives))
         return name, self.mode or self.objectives.get(name) or metrics.direction(name).value
+
+    def pareto_split(self) -> tuple[str, tuple[str, ...]]:
+        """pareto_asha: (the accuracy it compares, the cost objectives): the one maximised
+        per-epoch objective that is not a sparsity, and the rest (checked by validate_spec)."""
+        costs = tuple(k for k in self.objectives if k in PARETO_COSTS)
+        acc = [k for k in self.objectives if k not in PARETO_COSTS]
+        return (acc[0] if acc else ""), costs
 
     def optuna_objectives(self) -> dict[str, str]:
         if self.objectives:
@@ -401,3 +411,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if bad:
         raise ConfigError(f"{path}: top-level key {brief(bad[0])} is not allowed; use {TOP_KEYS}")
     return data
+
+
+#: Cost objectives pareto_asha accepts: fixed by the schedule's target before training.
+PARETO_COSTS: tuple[str, ...] = (
+    metrics.M.nonzero_params,
+    metrics.M.sparsity,
+    metrics.M.target_sparsity,
+    metrics.M.final_sparsity,
+)

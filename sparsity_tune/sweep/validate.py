@@ -16,7 +16,13 @@ from typing import Annotated, Any
 from pydantic import TypeAdapter, ValidationError
 
 from sparsity_tune import metrics
-from sparsity_tune.sweep.spec import FLOAT_DISTRIBUTIONS, Spec, read_yaml
+from sparsity_tune.sweep.spec import (
+    FLOAT_DISTRIBUTIONS,
+    PARETO_COSTS,
+    SearchConfig,
+    Spec,
+    read_yaml,
+)
 from sparsity_tune.sweep.wandb_sweep import from_wandb_sweep, is_wandb_sweep
 from sparsity_tune.trial import budget
 from sparsity_tune.trial.config import (
@@ -177,6 +183,8 @@ def check_search(spec: Spec) -> None:
                     f"search.metric={brief(m)}: asha compares trials epoch by epoch, so its metric "
                     f"must be a per-epoch record key (val_acc, val_loss, test_acc, ...)"
                 )
+    if s.scheduler == "pareto_asha":
+        problems += _check_pareto(s)
     if s.mode is not None and s.metric is None:
         problems.append("search.mode: set search.metric too (mode is the metric's direction)")
     if s.algorithm == "grid" and not problems:
@@ -185,6 +193,31 @@ def check_search(spec: Spec) -> None:
         problems += _check_memory(spec)
     if problems:
         raise ConfigError(cap_lines(problems))
+
+
+def _check_pareto(s: SearchConfig) -> list[str]:
+    """pareto_asha needs one accuracy (maximised, per epoch) and at least one cost fixed from the
+    start; measured costs exist only at a run's end, so they cannot steer a stop."""
+    acc, costs = s.pareto_split()
+    others = [k for k in s.objectives if k not in PARETO_COSTS]
+    problems = []
+    if not costs or len(others) != 1:
+        problems.append(
+            f"search.objectives={brief(dict(s.objectives))}: scheduler pareto_asha needs one "
+            f"accuracy (e.g. test_acc: max) and costs from {', '.join(PARETO_COSTS)} "
+            "(known from the start), e.g. objectives: {test_acc: max, nonzero_params: min}"
+        )
+    elif acc not in metrics.RECORD_KEYS or s.objectives[acc] != "max":
+        problems.append(
+            show_key(f"search.objectives.{acc}")
+            + f"={s.objectives[acc]}: pareto_asha compares a per-epoch accuracy, maximised "
+            "(val_acc, test_acc, train_acc: max)"
+        )
+    if s.metric is not None:
+        problems.append(
+            f"search.metric={brief(s.metric)}: pareto_asha reads search.objectives; drop metric"
+        )
+    return problems
 
 
 def _field_error(key: str, value: Any) -> str | None:

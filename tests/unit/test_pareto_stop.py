@@ -1,0 +1,206 @@
+"""search.scheduler pareto_asha: spec rules, target costs, phase clocks, and the saved decisions
+that make --resume, retries and requeues repeat the same stops (sparsity_tune.sweep.pareto_stop)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from ray.tune.schedulers import TrialScheduler
+
+from sparsity_tune.sweep import pareto_stop, plan, search
+from sparsity_tune.sweep.pareto_rungs import PhaseClock
+from sparsity_tune.sweep.pareto_stop import ParetoASHA, append_log, read_log, target_costs
+from sparsity_tune.sweep.validate import validate_spec
+from sparsity_tune.trial.config import ConfigError, config_id, trial_config
+
+BASE = {
+    "name": "t",
+    "model": {"arch": "mlp", "depth": 2, "width": 32},
+    "train": {"epochs": 10},
+    "pruning": {"method": "gradual", "final_sparsity": 0.5, "end_epoch": 4},
+}
+TRIAL = {k: v for k, v in BASE.items() if k != "name"}
+SEARCH = {
+    "parameters": {"pruning.final_sparsity": {"values": [0.5, 0.9]}},
+    "seeds": [0, 1],
+    "objectives": {"test_acc": "max", "nonzero_params": "min"},
+    "scheduler": "pareto_asha",
+    "grace_period": 2,
+}
+
+
+def plan_of(search_over: dict, tmp: str = "/nowhere/x") -> plan.Plan:
+    spec = validate_spec({**BASE, "search": {**SEARCH, **search_over}})
+    return plan.build(spec, tmp, str(Path(tmp).parent), use_wandb=False)
+
+
+# ------------------------------------------------------------------ spec and plan
+def test_plan_and_ray_scheduler() -> None:
+    p = plan_of({})
+    sch = p.scheduler
+    assert isinstance(sch, plan.ParetoSchedulerPlan)
+    assert (sch.metric, sch.costs, sch.grace_period, sch.max_t) == (
+        "test_acc",
+        ("nonzero_params",),
+        2,
+        10,
+    )
+    assert p.settings()["scheduler"]["kind"] == "pareto_asha"
+    assert "pareto_asha on test_acc at each configuration's own nonzero_params" in p.describe()
+    ray_sch = search.scheduler(p)
+    assert isinstance(ray_sch, ParetoASHA) and ray_sch.milestones == (2, 6)
+    assert search.report_epochs(p) == (1, 2, 6)
+
+
+def test_asha_plans_are_unchanged() -> None:
+    spec = validate_spec(
+        {**BASE, "search": {"objectives": {"test_acc": "max"}, "scheduler": "asha"}}
+    )
+    s = plan.build(spec, "/nowhere/x", "/nowhere", use_wandb=False).settings()["scheduler"]
+    assert set(s) == {"metric", "mode", "grace_period", "reduction_factor", "max_t"}
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"objectives": {"test_acc": "max"}}, "needs one accuracy"),
+        ({"objectives": {"test_acc": "max", "infer_ms_b256": "min"}}, "needs one accuracy"),
+        (
+            {"objectives": {"test_acc": "max", "val_acc": "max", "nonzero_params": "min"}},
+            "needs one accuracy",
+        ),
+        ({"objectives": {"test_loss": "min", "nonzero_params": "min"}}, "test_loss=min"),
+        ({"objectives": {"best_val_acc": "max", "nonzero_params": "min"}}, "per-epoch accuracy"),
+        ({"metric": "test_acc"}, "drop metric"),
+    ],
+)
+def test_bad_objectives_name_the_key(over: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate_spec({**BASE, "search": {**SEARCH, **over}})
+
+
+# ------------------------------------------------------------------ costs and phases
+def test_target_costs_from_the_schedule() -> None:
+    # MLP 40 -> 32 -> 32 -> 10: 1312 + 1056 + 330 = 2698 parameters, prunable (hidden weights)
+    # 1280 + 1024 = 2304; at 0.9: 2698 - round(2073.6) = 624
+    cfg = trial_config(TRIAL, {"pruning.final_sparsity": 0.9})
+    assert target_costs(cfg, ("nonzero_params", "sparsity")) == (624.0, pytest.approx(0.1))
+    imp = trial_config(
+        TRIAL,
+        {"pruning.method": "imp", "pruning.rate": 0.5, "pruning.rounds": 2, "train.epochs": 9},
+    )
+    assert target_costs(imp, ("nonzero_params",)) == (2698.0 - 1728,)  # 0.75 * 2304
+    dense = trial_config(TRIAL, {"pruning.method": "none"})
+    assert target_costs(dense, ("nonzero_params",)) == (2698.0,)
+    with pytest.raises(ValueError, match="'infer_ms_b256' is not fixed"):
+        target_costs(cfg, ("infer_ms_b256",))
+
+
+def test_phase_clocks_of_the_schedules() -> None:
+    assert pareto_stop.phase_clock(trial_config(TRIAL)) == PhaseClock("gradual", 0, 4, 1)
+    imp = trial_config(
+        TRIAL,
+        {
+            "pruning.method": "imp",
+            "pruning.rounds": 3,
+            "pruning.epochs_per_round": 2,
+            "train.epochs": 8,
+        },
+    )
+    assert pareto_stop.phase_clock(imp) == PhaseClock("imp", period=2)
+    one = trial_config(TRIAL, {"pruning.method": "one_shot", "pruning.start_epoch": 3})
+    assert pareto_stop.phase_clock(one) == PhaseClock("one_shot", start=3)
+    assert pareto_stop.phase_clock(trial_config(TRIAL, {"pruning.method": "none"})).kind == "none"
+
+
+# ------------------------------------------------------------------ decisions saved and resumed
+def trial(tid: str, sparsity: float, seed: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        trial_id=tid, config={"pruning.final_sparsity": sparsity, "train.seed": seed}
+    )
+
+
+TRIALS = {"a0": (0.5, 0), "a1": (0.5, 1), "b0": (0.9, 0), "b1": (0.9, 1)}
+# b (0.9: fewer nonzero params) is far ahead of a at epoch 2: a stops; b goes on
+EVENTS = [
+    ("a0", 1, 0.30),
+    ("b0", 1, 0.40),
+    ("a0", 2, 0.50),
+    ("b0", 2, 0.90),
+    ("a1", 1, 0.3),
+    ("b1", 2, 0.91),
+    ("a1", 2, 0.52),
+    ("b0", 3, 0.9),
+    ("b0", 6, 0.93),
+]
+
+
+def scheduler(tmp_path: Path) -> ParetoASHA:
+    return search.scheduler(plan_of({}, str(tmp_path / "exp")))
+
+
+def feed(sch: ParetoASHA, events: list) -> list[str]:
+    out = []
+    for tid, epoch, acc in events:
+        t = trial(tid, *TRIALS[tid])
+        out.append(sch.on_trial_result(None, t, {"epoch": epoch, "test_acc": acc}))
+    return out
+
+
+def test_a_sweep_stops_the_dominated_configuration(tmp_path: Path) -> None:
+    sch = scheduler(tmp_path)
+    got = feed(sch, EVENTS)
+    C, S = TrialScheduler.CONTINUE, TrialScheduler.STOP
+    # a0 at epoch 2: first at its rung -> continue; b0: cheaper and better; then a1 at
+    # epoch 2: a's pooled bound 0.51 + t * sd / sqrt 2 is beaten by b's 0.905 -> stop
+    assert got == [C, C, C, C, C, C, S, C, C]
+    saved = read_log(str(tmp_path / "exp" / pareto_stop.DECISIONS))
+    assert [(e["seed"], e["epoch"], e["action"]) for e in saved] == [
+        ("0", 2, "continue"),
+        ("0", 2, "continue"),
+        ("1", 2, "continue"),
+        ("1", 2, "stop"),
+        ("0", 6, "continue"),
+    ]
+    a_id = config_id(trial_config(TRIAL, {"pruning.final_sparsity": 0.5}))
+    assert saved[3]["config"] == a_id and set(sch.rungs().stopped) == {a_id}
+
+
+@pytest.mark.parametrize("cut", range(len(EVENTS) + 1))
+def test_resume_repeats_the_same_decisions(tmp_path: Path, cut: int) -> None:
+    whole = feed(scheduler(tmp_path / "whole"), EVENTS)
+    first = scheduler(tmp_path / "cut")
+    pickled = pickle.dumps(first)  # what Ray saves in tuner.pkl when the sweep starts
+    got = feed(first, EVENTS[:cut])
+    resumed = pickle.loads(pickled)  # --resume / a requeued launcher: a fresh process
+    # trials restored from a checkpoint report their last epochs again, then go on
+    redo = [e for e in EVENTS[:cut] if e[1] >= 2][-2:]
+    assert feed(resumed, redo) == [got[EVENTS.index(e)] for e in redo]
+    got += feed(resumed, EVENTS[cut:])
+    assert got == whole
+    log = tmp_path / "cut" / "exp" / pareto_stop.DECISIONS
+    assert read_log(str(log)) == read_log(str(tmp_path / "whole" / "exp" / pareto_stop.DECISIONS))
+
+
+def test_a_stop_saved_before_an_interruption_is_never_revived(tmp_path: Path) -> None:
+    sch = scheduler(tmp_path)
+    feed(sch, EVENTS[:7])
+    again = pickle.loads(pickle.dumps(sch))
+    # a's seeds come back (retry, requeue) with excellent results: still stopped
+    assert feed(again, [("a0", 3, 0.99), ("a1", 2, 0.99)]) == [TrialScheduler.STOP] * 2
+
+
+def test_log_file_round_trip_and_torn_line(tmp_path: Path) -> None:
+    path = str(tmp_path / "d" / "log.jsonl")
+    assert read_log(path) == []
+    append_log(path, [{"a": 1}])
+    append_log(path, [{"b": [2, 3]}, {"c": None}])
+    assert read_log(path) == [{"a": 1}, {"b": [2, 3]}, {"c": None}]
+    with open(path, "a") as f:
+        f.write('{"d": ')  # the launcher killed mid-write
+    assert read_log(path) == [{"a": 1}, {"b": [2, 3]}, {"c": None}]
+    assert json.loads(Path(path).read_text().splitlines()[0]) == {"a": 1}
