@@ -286,7 +286,8 @@ class TrialConfig(TrialSections):
             lambda: GRANULARITIES[p.granularity].check(self, schedule),
             lambda: schedule.check(self),
             lambda: SCORES[p.score].check(self),
-            lambda: check_control(self),
+            lambda: check_control(self, schedule, GRANULARITIES[p.granularity]),
+            lambda: self._check_iterations(),
         ):
             try:
                 check()
@@ -297,6 +298,17 @@ class TrialConfig(TrialSections):
         if self.model.preset is not None:
             check_preset(self.model.preset, self.dataset.name)
         return self
+
+    def _check_iterations(self) -> None:
+        """A score that iterates over targets (SynFlow) needs a granularity a target moves."""
+        p = self.pruning
+        passes = SCORES[p.score].iterations(p)
+        if passes > 1 and GRANULARITIES[p.granularity].fixed_sparsity:
+            raise ValueError(
+                f"pruning.score={p.score!r} with pruning.synflow_iterations={passes} does not "
+                f"combine with pruning.granularity={p.granularity!r}: its pattern fixes the "
+                "sparsity, so there are no targets to iterate over; allowed: synflow_iterations 1"
+            )
 
     @property
     def imp_epochs_per_round(self) -> int:

@@ -28,26 +28,29 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from sparsity_tune.trial.config import PruningConfig, TrialConfig
+    from sparsity_tune.trial.granularity import Granularity
     from sparsity_tune.trial.method import PruneContext
+    from sparsity_tune.trial.schedule import Schedule
     from sparsity_tune.trial.units import UnitGroup
 
 CONTROLS = ("none", "shuffle_layer", "reinit", "invert")
 
 
-def check_control(cfg: TrialConfig) -> None:
-    """Raise ``ValueError`` naming ``pruning.control`` where the control is not defined."""
-    from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES
-
+def check_control(
+    cfg: TrialConfig, schedule: type[Schedule], granularity: type[Granularity]
+) -> None:
+    """Raise ``ValueError`` naming ``pruning.control`` where the control is not defined for the
+    run's schedule and granularity (their classes, from the registry)."""
     p = cfg.pruning
     if p.control == "none":
         return
-    if SCHEDULES[p.method].regrows:
+    if schedule.regrows:
         raise ValueError(
             f"pruning.control={p.control!r} does not combine with pruning.method={p.method!r}: "
             "its mask changes all through training, so a control of one mask says nothing about "
             "it; allowed: control none"
         )
-    if p.control == "shuffle_layer" and not GRANULARITIES[p.granularity].free_elements:
+    if p.control == "shuffle_layer" and not granularity.free_elements:
         raise ValueError(
             f"pruning.control='shuffle_layer' does not combine with "
             f"pruning.granularity={p.granularity!r}: a shuffled mask is no longer of that "

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from sparsity_tune.trial.config import TrialConfig
-    from sparsity_tune.trial.method import MaskUpdate, PruneContext
+    from sparsity_tune.trial.method import PruneContext
+    from sparsity_tune.trial.regrow import MaskUpdate
 
 #: RigL stops updating masks after this fraction of training by default.
 END_FRACTION = 0.75

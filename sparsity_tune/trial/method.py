@@ -17,14 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-from sparsity_tune.trial.config import PruningConfig
 from sparsity_tune.trial.controls import Inverted, shuffle_layer
-from sparsity_tune.trial.granularity import Granularity
-from sparsity_tune.trial.scores import Score
+
+if TYPE_CHECKING:
+    from sparsity_tune.trial.config import PruningConfig
+    from sparsity_tune.trial.granularity import Granularity
+    from sparsity_tune.trial.scores import Score
 
 Batches = Callable[[int, int], Iterator[tuple[Tensor, Tensor]]]
 
@@ -48,16 +51,6 @@ class PruneContext:
     step: int
     epoch: int
     generator: torch.Generator
-
-
-@dataclass(frozen=True)
-class MaskUpdate:
-    """A prune-and-regrow update: the new masks and, per layer, the weights that became active
-    (zero-valued, their optimizer state to be reset) and how many were dropped."""
-
-    masks: dict[str, Tensor]
-    grown: dict[str, Tensor]
-    dropped: dict[str, int]
 
 
 def event_targets(target: float, iterations: int) -> list[float]:

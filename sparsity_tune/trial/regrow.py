@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from sparsity_tune.trial.method import MaskUpdate
+
+@dataclass(frozen=True)
+class MaskUpdate:
+    """A prune-and-regrow update: the new masks and, per layer, the weights that became active
+    (zero-valued, their optimizer state to be reset) and how many were dropped."""
+
+    masks: dict[str, Tensor]
+    grown: dict[str, Tensor]
+    dropped: dict[str, int]
 
 
 def cosine_fraction(step: int, end_step: int, initial: float) -> float:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor, nn
 
-    from sparsity_tune.trial.config import PruningConfig, TrialConfig
+    from sparsity_tune.trial.config import PruningConfig
     from sparsity_tune.trial.method import PruneContext
 
 #: GraSP divides the logits by this temperature in both gradient passes (alecwangcq/GraSP and
@@ -166,18 +166,6 @@ class SynFlow(_Saliency):
     (:func:`~sparsity_tune.trial.method.event_targets`)."""
 
     name: ClassVar[str] = "synflow"
-
-    @classmethod
-    def check(cls, cfg: TrialConfig) -> None:
-        from sparsity_tune.trial.registry import GRANULARITIES
-
-        p = cfg.pruning
-        if p.synflow_iterations > 1 and GRANULARITIES[p.granularity].fixed_sparsity:
-            raise ValueError(
-                f"pruning.synflow_iterations={p.synflow_iterations} does not combine with "
-                f"pruning.granularity={p.granularity!r}: its pattern fixes the sparsity, so there "
-                "is no sequence of targets to iterate over; allowed: synflow_iterations 1"
-            )
 
     @classmethod
     def iterations(cls, cfg: PruningConfig) -> int:

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 if TYPE_CHECKING:
     from sparsity_tune.trial.config import TrialConfig
-    from sparsity_tune.trial.method import MaskUpdate, PruneContext
+    from sparsity_tune.trial.method import PruneContext
+    from sparsity_tune.trial.regrow import MaskUpdate
 
 ScheduleKind = Literal["cubic", "linear", "exponential"]
 

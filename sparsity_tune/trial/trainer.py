@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, M
-from sparsity_tune.trial import compaction, deploy, measure, pruning
+from sparsity_tune.trial import compaction, connectivity, deploy, measure, pruning
 from sparsity_tune.trial.config import TrialConfig
 from sparsity_tune.trial.data import DataSplits, iterate_batches, load_dataset
 from sparsity_tune.trial.method import PruneContext, prune_event
@@ -520,6 +520,7 @@ class Trainer:
                 M.peak_mem_bytes: peak_mem,
                 M.samples_per_s: n / (t1 - t0),
                 M.lr: lr,
+                M.effective_sparsity: self.effective_sparsity(),
             }
             record.update(
                 {
@@ -552,6 +553,12 @@ class Trainer:
         masks = self.dense_masks()
         allowed = self.granularity.allowed_pruned(masks, self.target)
         return measure.size_metrics(masks, self.dense_params, self.macs, self.target, allowed)
+
+    def effective_sparsity(self) -> float:
+        """Pruned or disconnected weights / prunable weights (:mod:`~sparsity_tune.trial.connectivity`)."""
+        return connectivity.effective_sparsity(
+            self.dense_model(), self.dense_masks(), tuple(self.data.input_shape)
+        )
 
     def _training_state(self) -> Iterator[Tensor]:
         return measure.training_state(self.model, self.optimizer, self.masks)
