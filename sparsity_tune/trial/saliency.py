@@ -117,8 +117,8 @@ def synflow_scores(ctx: PruneContext) -> dict[str, Tensor]:
 
     model, params = masked_copy(ctx, torch.float64)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.abs_() if name in params else p.zero_()
+        for p in model.parameters():  # weights (pruned or not) |w|; biases (1-D) zero
+            p.abs_() if p.dim() > 1 else p.zero_()
     x = torch.ones(
         (1, *ctx.input_shape), dtype=torch.float64, device=next(iter(params.values())).device
     )

@@ -127,6 +127,17 @@ def test_synflow_is_theta_times_path_flow_gradient_of_the_absolute_network():
     assert torch.equal(net[2].weight.detach().abs(), a2)  # the run's model is untouched
 
 
+def test_synflow_flows_through_weights_that_are_not_pruned():
+    """The output layer is usually not prunable: its |W| still carries the flow."""
+    net = small_net()
+    ctx = context(net)
+    ctx.params = {"0.weight": net[0].weight}
+    ctx.masks = {"0.weight": torch.ones(HID, IN, dtype=torch.bool)}
+    a1, a2 = net[0].weight.detach().abs(), net[2].weight.detach().abs()
+    got = synflow_scores(ctx)
+    torch.testing.assert_close(got["0.weight"], a1 * a2.sum(0)[:, None])
+
+
 def test_event_targets_decay_the_density_geometrically_and_end_on_the_target():
     assert event_targets(0.9, 1) == [0.9]
     ts = event_targets(0.99, 100)
