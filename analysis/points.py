@@ -36,6 +36,7 @@ import pandas as pd
 from analysis.load import FINISHED
 from analysis.tables import DENSE_EPS, identity_columns
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS, M
+from sparsity_tune.trial.registry import SCHEDULES
 
 #: Pruning settings that set *how much* is pruned rather than *how*: not part of a variant.
 AMOUNT_KEYS: Final = frozenset(
@@ -142,7 +143,9 @@ def operating_points(trials: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
     columns of :class:`P`. A (point, seed) pair found twice is kept once."""
     fin = trials[trials["status"] == FINISHED]
     method = fin["pruning.method"] if "pruning.method" in fin else pd.Series("", index=fin.index)
-    imp = method.astype("string").fillna("").eq("imp").to_numpy()
+    # rounds with a rewind (IMP): the schedule's own property, not its name
+    rewinding = {name for name, schedule in SCHEDULES.items() if schedule.rewinds}
+    imp = method.astype("string").fillna("").isin(rewinding).to_numpy()
     hist = history
     if len(fin) < len(trials) and len(history):  # unfinished trials' records are not points
         hist = history[history["trial_id"].isin(set(fin["trial_id"]))]

@@ -139,6 +139,13 @@ class M:
         "samples_per_s", _R, _MAX, "samples/s", "training samples / train_time_s"
     )
     lr = Metric("lr", _R, None, "", "learning rate used in this epoch")
+    effective_sparsity = Metric(
+        "effective_sparsity",
+        _R,
+        _MAX,
+        "fraction",
+        "prunable weights pruned or cut off from input or output by pruned neighbours",
+    )
 
     # ------------------------------------------------------------------ once per run
     best_val_acc = Metric(

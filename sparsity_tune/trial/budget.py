@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsity_tune.trial.config import ConfigError, DatasetConfig, ModelConfig, TrialConfig
+from sparsity_tune.trial.registry import SCHEDULES
 
 GiB = 1 << 30
 _FLOAT = 4  # bytes of a float32
@@ -64,9 +65,13 @@ def estimate(cfg: TrialConfig) -> Need:
         "train": cfg.train.model_dump(
             mode="json", include={"batch_size", "eval_batch_size", "optimizer", "momentum"}
         ),
-        "pruning": cfg.pruning.model_dump(
-            mode="json", include={"method", "rewind", "prune_output"}
-        ),
+        "pruning": {
+            "prune_output": cfg.pruning.prune_output,
+            "pruned": bool(SCHEDULES[cfg.pruning.method].prunes),
+            # IMP keeps the weights it rewinds to (and reinit the ticket's) unless rewind: none
+            "rewind_copy": SCHEDULES[cfg.pruning.method].rewinds
+            and (cfg.pruning.rewind != "none" or cfg.pruning.control == "reinit"),
+        },
     }
     return _estimate(json.dumps(key, sort_keys=True))
 
@@ -107,8 +112,7 @@ def _estimate(key: str) -> Need:
     eval_batch = min(t["eval_batch_size"], max(n_train, n_test))
     eval_act = eval_batch * 2 * max(sizes, default=0) * _FLOAT
     optimizer = {"adam": 2, "adamw": 2}.get(t["optimizer"], 1 if t["momentum"] > 0 else 0)
-    pruned = p["method"] != "none"
-    imp_copy = p["method"] == "imp" and p["rewind"] != "none"
+    pruned, imp_copy = p["pruned"], p["rewind_copy"]
     parts = (
         ("parameters", n_params * _FLOAT),
         ("gradients", n_params * _FLOAT),
@@ -150,6 +154,7 @@ AFFECTS = (
     "train.momentum",
     "pruning.method",
     "pruning.rewind",
+    "pruning.control",
     "pruning.prune_output",
 )
 

@@ -39,6 +39,7 @@ from pydantic import (
 )
 
 from sparsity_tune.trial import safe_yaml
+from sparsity_tune.trial.controls import check_control
 from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
 
 Preset = Literal["lenet300_100", "lenet5", "conv2", "conv4", "conv6", "mnist1d_cnn"]
@@ -207,6 +208,30 @@ class PruningConfig(Strict):
     prune_output: bool = Field(False, description="also prune the output layer")
     n: int = Field(2, ge=1, le=1024, description="nm: weights kept in every group of m")
     m: int = Field(4, ge=2, le=1024, description="nm: group size")
+    control: Literal["none", "shuffle_layer", "reinit", "invert"] = Field(
+        "none",
+        description="sanity check of the mask (Frankle et al. 2021): shuffle each layer's mask, "
+        "fresh random weights, or keep the lowest-scored weights",
+    )
+    distribution: Literal["scope", "erk"] = Field(
+        "scope", description="per-layer densities: as pruning.scope says, or Erdos-Renyi-Kernel"
+    )
+    score_batch_size: int = Field(
+        100, ge=1, le=MAX_COUNT, description="snip, grasp: samples per scoring batch"
+    )
+    score_batches: int = Field(1, ge=1, le=10_000, description="snip, grasp: scoring batches")
+    synflow_iterations: int = Field(
+        100, ge=1, le=10_000, description="synflow: score-and-prune passes per pruning event"
+    )
+    update_every: int = Field(
+        100, ge=1, le=MAX_COUNT, description="set, rigl: optimizer steps between mask updates"
+    )
+    end_step: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="set, rigl: last mask update; default 75% of steps"
+    )
+    drop_fraction: float = Field(
+        0.3, gt=0.0, le=1.0, description="set, rigl: fraction of kept weights dropped, cosine decay"
+    )
 
     @field_validator("method", "score", "granularity")
     @classmethod
@@ -265,6 +290,8 @@ class TrialConfig(TrialSections):
             lambda: GRANULARITIES[p.granularity].check(self, schedule),
             lambda: schedule.check(self),
             lambda: SCORES[p.score].check(self),
+            lambda: check_control(self, schedule, GRANULARITIES[p.granularity]),
+            lambda: self._check_iterations(),
         ):
             try:
                 check()
@@ -275,6 +302,17 @@ class TrialConfig(TrialSections):
         if self.model.preset is not None:
             check_preset(self.model.preset, self.dataset.name)
         return self
+
+    def _check_iterations(self) -> None:
+        """A score that iterates over targets (SynFlow) needs a granularity a target moves."""
+        p = self.pruning
+        passes = SCORES[p.score].iterations(p)
+        if passes > 1 and GRANULARITIES[p.granularity].fixed_sparsity:
+            raise ValueError(
+                f"pruning.score={p.score!r} with pruning.synflow_iterations={passes} does not "
+                f"combine with pruning.granularity={p.granularity!r}: its pattern fixes the "
+                "sparsity, so there are no targets to iterate over; allowed: synflow_iterations 1"
+            )
 
     @property
     def imp_epochs_per_round(self) -> int:
@@ -506,6 +544,18 @@ NOT_IDENTITY: dict[str, str] = {
     "train.eval_batch_size": "evaluation batches see the same samples with the same weights",
 }
 SEED_KEY = "train.seed"
+#: Keys added after identities were first saved, with their defaults: left out of the identity
+#: while at that default, so a ``config.json`` written before they existed keeps its id.
+LATER_DEFAULTS: dict[str, Any] = {
+    "pruning.control": "none",
+    "pruning.distribution": "scope",
+    "pruning.score_batch_size": 100,
+    "pruning.score_batches": 1,
+    "pruning.synflow_iterations": 100,
+    "pruning.update_every": 100,
+    "pruning.end_step": None,
+    "pruning.drop_fraction": 0.3,
+}
 #: Length of :func:`config_id` (hex digits of a SHA-256).
 CONFIG_ID_LENGTH = 12
 
@@ -541,7 +591,11 @@ def config_id(config: TrialConfig | dict[str, Any], *, dense: bool = False) -> s
 def settings_id(flat: dict[str, Any], *, dense: bool = False) -> str:
     """:func:`config_id` of settings given as dotted keys (the keys that are no part of the
     identity are left out here)."""
-    settings = {k: flat[k] for k in sorted(identity_keys(flat, dense=dense))}
+    settings = {
+        k: flat[k]
+        for k in sorted(identity_keys(flat, dense=dense))
+        if k not in LATER_DEFAULTS or flat[k] != LATER_DEFAULTS[k]
+    }
     blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:CONFIG_ID_LENGTH]
 

@@ -222,17 +222,19 @@ def semi_structured_model(
 def build(
     model: nn.Module,
     masks: Mapping[str, Tensor],
-    granularity: str,
+    semi_structured: bool,
     x: Tensor,
     compacted: bool,
 ) -> Deployable:
-    """The deployable model for each batch size of :data:`BATCHES` (see the module docstring)."""
+    """The deployable model for each batch size of :data:`BATCHES` (see the module docstring).
+    ``semi_structured``: the masks are N:M (the granularity's
+    :attr:`~sparsity_tune.trial.granularity.Granularity.semi_structured`), so 2:4 is tried."""
     if compacted:
         return Deployable("compact", dict.fromkeys(BATCHES, model.eval()), "compacted layers")
     pruned = any(not bool(m.all()) for m in masks.values())
     if not pruned:
         return Deployable("dense", dict.fromkeys(BATCHES, model.eval()), "nothing pruned")
-    if granularity == "nm":
+    if semi_structured:
         if semi_structured_available(x.device):
             ship, chosen = semi_structured_model(model, masks)
             if chosen:

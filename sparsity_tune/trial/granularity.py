@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
     from sparsity_tune.trial.config import PruningConfig, TrialConfig
+    from sparsity_tune.trial.method import PruneContext
     from sparsity_tune.trial.schedule import Schedule
     from sparsity_tune.trial.scores import Score
 
@@ -33,10 +34,36 @@ class Granularity:
     :meth:`compute_masks` and :meth:`allowed_pruned`."""
 
     name: ClassVar[str]
+    #: Masks remove whole units, so the model can be rebuilt smaller once they are final.
+    compacts: ClassVar[bool] = False
+    #: The pattern fixes the sparsity (N:M: 1 - n/m): a target does not move it.
+    fixed_sparsity: ClassVar[bool] = False
+    #: Masks are free per weight: a mask may be shuffled within its layer, given per-layer
+    #: densities (``pruning.distribution: erk``), or pruned and regrown weight by weight.
+    free_elements: ClassVar[bool] = False
+    #: Masks fit the 2:4 semi-structured format of sparse tensor cores (deploy tries it).
+    semi_structured: ClassVar[bool] = False
 
     @classmethod
     def check(cls, cfg: TrialConfig, schedule: type[Schedule]) -> None:
-        """Raise ``ValueError`` naming the key, the value and what is allowed. Default: none."""
+        """Raise ``ValueError`` naming the key, the value and what is allowed. Default: the
+        element-wise choices (``distribution: erk``, a schedule that regrows) need
+        :attr:`free_elements`."""
+        p = cfg.pruning
+        if cls.free_elements:
+            return
+        if p.distribution == "erk":
+            raise ValueError(
+                f"pruning.distribution='erk' does not combine with "
+                f"pruning.granularity={p.granularity!r}: ERK sets a density per layer weight by "
+                "weight; allowed: granularity unstructured, or distribution scope"
+            )
+        if schedule.regrows:
+            raise ValueError(
+                f"pruning.method={p.method!r} does not combine with "
+                f"pruning.granularity={p.granularity!r}: it drops and regrows single weights; "
+                "allowed: granularity unstructured"
+            )
 
     def __init__(self, cfg: PruningConfig) -> None:
         self.cfg = cfg
@@ -57,7 +84,12 @@ class Granularity:
         return target
 
     def compute_masks(
-        self, masks: Mapping[str, Tensor], target: float, score: Score, generator: torch.Generator
+        self,
+        masks: Mapping[str, Tensor],
+        target: float,
+        score: Score,
+        generator: torch.Generator,
+        ctx: PruneContext | None = None,
     ) -> dict[str, Tensor]:
         """New masks for ``target`` (a fraction of all prunable weights); ``masks`` untouched."""
         raise NotImplementedError
@@ -72,17 +104,39 @@ class Unstructured(Granularity):
     all prunable weights; layer-wise: per layer). Combines with every schedule."""
 
     name: ClassVar[str] = "unstructured"
+    free_elements: ClassVar[bool] = True
 
     def compute_masks(
-        self, masks: Mapping[str, Tensor], target: float, score: Score, generator: torch.Generator
+        self,
+        masks: Mapping[str, Tensor],
+        target: float,
+        score: Score,
+        generator: torch.Generator,
+        ctx: PruneContext | None = None,
     ) -> dict[str, Tensor]:
         from sparsity_tune.trial.pruning import compute_masks
 
-        scores = score.elements(self.weights(), generator)
+        scores = score.elements(self.weights(), generator, ctx)
+        if self.cfg.distribution == "erk":
+            targets = self.layer_targets(masks, target)
+            return {
+                n: compute_masks({n: scores[n]}, {n: m}, targets[n], "layerwise")[n]
+                for n, m in masks.items()
+            }
         return compute_masks(scores, masks, target, self.cfg.scope)
 
+    def layer_targets(self, masks: Mapping[str, Tensor], target: float) -> dict[str, float]:
+        """Per-layer targets of ``pruning.distribution: erk``
+        (:func:`~sparsity_tune.trial.distribution.layer_targets`)."""
+        from sparsity_tune.trial.distribution import layer_targets
+
+        return layer_targets({n: tuple(m.shape) for n, m in masks.items()}, target)
+
     def allowed_pruned(self, masks: Mapping[str, Tensor], target: float) -> tuple[int, int]:
-        if self.cfg.scope == "layerwise":
+        if self.cfg.distribution == "erk":
+            targets = self.layer_targets(masks, target)
+            k = sum(round(targets[n] * m.numel()) for n, m in masks.items())
+        elif self.cfg.scope == "layerwise":
             k = sum(round(target * m.numel()) for m in masks.values())
         else:
             k = round(target * sum(m.numel() for m in masks.values()))

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from sparsity_tune.trial.config import TrialConfig
+    from sparsity_tune.trial.method import PruneContext
     from sparsity_tune.trial.schedule import Schedule
     from sparsity_tune.trial.scores import Score
 
@@ -31,9 +32,12 @@ class NM(Granularity):
     """``nm``: keep ``pruning.n`` of every ``pruning.m`` consecutive weights of a row."""
 
     name: ClassVar[str] = "nm"
+    fixed_sparsity: ClassVar[bool] = True
+    semi_structured: ClassVar[bool] = True
 
     @classmethod
     def check(cls, cfg: TrialConfig, schedule: type[Schedule]) -> None:
+        super().check(cfg, schedule)
         p = cfg.pruning
         if not p.n < p.m:
             raise ValueError(
@@ -51,11 +55,18 @@ class NM(Granularity):
         return 1.0 - self.cfg.n / self.cfg.m
 
     def compute_masks(
-        self, masks: Mapping[str, Tensor], target: float, score: Score, generator: torch.Generator
+        self,
+        masks: Mapping[str, Tensor],
+        target: float,
+        score: Score,
+        generator: torch.Generator,
+        ctx: PruneContext | None = None,
     ) -> dict[str, Tensor]:
         from sparsity_tune.trial.pruning import nm_masks
 
-        return nm_masks(score.elements(self.weights(), generator), masks, self.cfg.n, self.cfg.m)
+        return nm_masks(
+            score.elements(self.weights(), generator, ctx), masks, self.cfg.n, self.cfg.m
+        )
 
     def allowed_pruned(self, masks: Mapping[str, Tensor], target: float) -> tuple[int, int]:
         from sparsity_tune.trial.pruning import nm_pruned_count

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 from typing import Final
 
+from sparsity_tune.trial.dst import SET, RigL
 from sparsity_tune.trial.granularity import Granularity, Unstructured
 from sparsity_tune.trial.nm import NM
+from sparsity_tune.trial.saliency import Grasp, Snip, SynFlow
 from sparsity_tune.trial.schedule import Gradual, Iterative, NoPruning, OneShot, Schedule
 from sparsity_tune.trial.scores import Magnitude, Random, Score
 from sparsity_tune.trial.structured import Structured
 
 #: ``pruning.method``: when to prune and to what target.
 SCHEDULES: Final[dict[str, type[Schedule]]] = {
-    s.name: s for s in (NoPruning, OneShot, Gradual, Iterative)
+    s.name: s for s in (NoPruning, OneShot, Gradual, Iterative, SET, RigL)
 }
 #: ``pruning.score``: what goes first.
-SCORES: Final[dict[str, type[Score]]] = {s.name: s for s in (Magnitude, Random)}
+SCORES: Final[dict[str, type[Score]]] = {
+    s.name: s for s in (Magnitude, Random, Snip, Grasp, SynFlow)
+}
 #: ``pruning.granularity``: what a pruned thing is.
 GRANULARITIES: Final[dict[str, type[Granularity]]] = {
     g.name: g for g in (Unstructured, NM, Structured)

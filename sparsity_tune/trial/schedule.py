@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 if TYPE_CHECKING:
     from sparsity_tune.trial.config import TrialConfig
+    from sparsity_tune.trial.method import PruneContext
+    from sparsity_tune.trial.regrow import MaskUpdate
 
 ScheduleKind = Literal["cubic", "linear", "exponential"]
 
@@ -107,6 +109,11 @@ class Schedule:
     rewinds: ClassVar[bool] = False
     #: At most one pruning event: a granularity whose sparsity is fixed (N:M) needs this.
     single_event: ClassVar[bool] = False
+    #: Masks also grow during training (dynamic sparse training, :mod:`~sparsity_tune.trial.dst`):
+    #: the trainer calls :meth:`update_masks` after every optimizer step.
+    regrows: ClassVar[bool] = False
+    #: Ever prunes (``none`` does not): what a run costs in masks and scores.
+    prunes: ClassVar[bool] = True
 
     @classmethod
     def check(cls, cfg: TrialConfig) -> None:
@@ -129,6 +136,10 @@ class Schedule:
         """Whether the trainer must call :meth:`after_step` after every optimizer step."""
         return False
 
+    def update_masks(self, steps_done: int, ctx: PruneContext) -> MaskUpdate | None:
+        """Prune-and-regrow after ``steps_done`` optimizer steps (only if :attr:`regrows`)."""
+        return None
+
     @property
     def segment_epochs(self) -> int:
         """Epochs of one optimizer/LR-schedule segment: the whole run, or one IMP round."""
@@ -150,6 +161,7 @@ class NoPruning(Schedule):
 
     name: ClassVar[str] = "none"
     single_event: ClassVar[bool] = True
+    prunes: ClassVar[bool] = False
     epochs: int
 
     @classmethod

@@ -18,21 +18,38 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-    from sparsity_tune.trial.config import TrialConfig
+    from sparsity_tune.trial.config import PruningConfig, TrialConfig
+    from sparsity_tune.trial.method import PruneContext
     from sparsity_tune.trial.units import UnitGroup
 
 
 class Score:
-    """A pruning score. Subclasses set :attr:`name` and implement :meth:`elements`."""
+    """A pruning score. Subclasses set :attr:`name` and implement :meth:`elements`.
+
+    A score that needs more than the weights (a batch, gradients, the model: SNIP, GraSP,
+    SynFlow) sets :attr:`data_driven` and reads what it needs from the
+    :class:`~sparsity_tune.trial.method.PruneContext` the trainer passes at a pruning event.
+    """
 
     name: ClassVar[str]
+    #: Needs the event's :class:`~sparsity_tune.trial.method.PruneContext` (model, batches, loss).
+    data_driven: ClassVar[bool] = False
 
     @classmethod
     def check(cls, cfg: TrialConfig) -> None:
         """Raise ``ValueError`` naming the key, the value and what is allowed. Default: no keys."""
 
+    @classmethod
+    def iterations(cls, cfg: PruningConfig) -> int:
+        """Score-and-prune passes one pruning event takes (SynFlow's iterative form: many, each
+        on the masks of the previous one, the density decaying geometrically); default 1."""
+        return 1
+
     def elements(
-        self, weights: Mapping[str, Tensor], generator: torch.Generator
+        self,
+        weights: Mapping[str, Tensor],
+        generator: torch.Generator,
+        ctx: PruneContext | None = None,
     ) -> dict[str, Tensor]:
         """One score per weight entry, shaped like the weight."""
         raise NotImplementedError
@@ -43,12 +60,13 @@ class Score:
         masks: Mapping[str, Tensor],
         groups: list[UnitGroup],
         generator: torch.Generator,
+        ctx: PruneContext | None = None,
     ) -> dict[str, Tensor]:
         """One score per unit of each group (keyed by producer name): by default the mean of
         :meth:`elements` over the unit's kept weights (:func:`~sparsity_tune.trial.units.mean_unit_scores`)."""
         from sparsity_tune.trial.units import mean_unit_scores
 
-        return mean_unit_scores(self.elements(weights, generator), masks, groups)
+        return mean_unit_scores(self.elements(weights, generator, ctx), masks, groups)
 
 
 class Magnitude(Score):
@@ -58,7 +76,10 @@ class Magnitude(Score):
     name: ClassVar[str] = "magnitude"
 
     def elements(
-        self, weights: Mapping[str, Tensor], generator: torch.Generator
+        self,
+        weights: Mapping[str, Tensor],
+        generator: torch.Generator,
+        ctx: PruneContext | None = None,
     ) -> dict[str, Tensor]:
         from sparsity_tune.trial.pruning import magnitude_scores
 
@@ -72,7 +93,10 @@ class Random(Score):
     name: ClassVar[str] = "random"
 
     def elements(
-        self, weights: Mapping[str, Tensor], generator: torch.Generator
+        self,
+        weights: Mapping[str, Tensor],
+        generator: torch.Generator,
+        ctx: PruneContext | None = None,
     ) -> dict[str, Tensor]:
         from sparsity_tune.trial.pruning import random_scores
 
@@ -84,6 +108,7 @@ class Random(Score):
         masks: Mapping[str, Tensor],
         groups: list[UnitGroup],
         generator: torch.Generator,
+        ctx: PruneContext | None = None,
     ) -> dict[str, Tensor]:
         from sparsity_tune.trial.units import random_unit_scores
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
     from sparsity_tune.trial.config import TrialConfig
+    from sparsity_tune.trial.method import PruneContext
     from sparsity_tune.trial.schedule import Schedule
     from sparsity_tune.trial.scores import Score
 
@@ -33,9 +34,11 @@ class Structured(Granularity):
     """``structured``: remove whole units; see the module docstring."""
 
     name: ClassVar[str] = "structured"
+    compacts: ClassVar[bool] = True
 
     @classmethod
     def check(cls, cfg: TrialConfig, schedule: type[Schedule]) -> None:
+        super().check(cfg, schedule)
         if cfg.pruning.prune_output:
             raise ValueError(
                 "pruning.prune_output=True does not combine with pruning.granularity='structured': "
@@ -52,11 +55,16 @@ class Structured(Granularity):
         return self.params
 
     def compute_masks(
-        self, masks: Mapping[str, Tensor], target: float, score: Score, generator: torch.Generator
+        self,
+        masks: Mapping[str, Tensor],
+        target: float,
+        score: Score,
+        generator: torch.Generator,
+        ctx: PruneContext | None = None,
     ) -> dict[str, Tensor]:
         from sparsity_tune.trial.units import structured_masks
 
-        scores = score.units(self.weights(), masks, self.groups, generator)
+        scores = score.units(self.weights(), masks, self.groups, generator, ctx)
         return structured_masks(masks, self.groups, scores, target, self.cfg.scope)
 
     def allowed_pruned(self, masks: Mapping[str, Tensor], target: float) -> tuple[int, int]:

@@ -37,9 +37,10 @@ from torch import Tensor, nn
 
 from sparsity_tune.machine import cpu_allowance
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, M
-from sparsity_tune.trial import compaction, deploy, measure, pruning
+from sparsity_tune.trial import compaction, connectivity, deploy, measure, pruning
 from sparsity_tune.trial.config import TrialConfig
 from sparsity_tune.trial.data import DataSplits, iterate_batches, load_dataset
+from sparsity_tune.trial.method import PruneContext, prune_event
 from sparsity_tune.trial.models import build_model, count_macs, prunable_parameters
 from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
 
@@ -48,6 +49,9 @@ Report = Callable[[Record], None]
 
 #: ``rewind: reinit`` draws its fresh weights from a seed stream apart from ``train.seed``'s.
 REINIT_SEED_OFFSET = 2_000_003
+#: Data-driven scores draw their batches from a stream of their own (``+ step``), apart from the
+#: run's batch order.
+SCORE_BATCH_SEED_OFFSET = 3_000_017
 
 
 @contextlib.contextmanager
@@ -171,7 +175,11 @@ class Trainer:
         self.records: list[Record] = []
         self._pruned = False  # any zero in the masks: skip mask upkeep while dense
         self._rewind_state: dict[str, torch.Tensor] | None = None
-        if self.schedule.rewinds and p.rewind in ("init", "reinit", 0):
+        # fresh random weights under the mask: IMP's rewind: reinit, or control: reinit
+        self._reinit = p.rewind == "reinit" or p.control == "reinit"
+        #: (step, weights regrown) of every prune-and-regrow update (dynamic sparse training)
+        self.mask_updates: list[tuple[int, int]] = []
+        if self.schedule.rewinds and (p.rewind in ("init", "reinit", 0) or self._reinit):
             self._rewind_state = self._weights_copy()
         # rewind: reinit trains the winning-ticket path beside the re-initialised network, on the
         # same batches, only to find the next round's mask (see _Ticket).
@@ -221,17 +229,64 @@ class Trainer:
         if self.compaction is not None:
             raise RuntimeError("a pruning event after compaction: the final event came earlier")
         self.target = self.granularity.event_target(target)
-        self.masks = self.granularity.compute_masks(
-            self.masks, self.target, self.score, self.score_gen
+        self.masks = prune_event(
+            self.granularity, self.masks, self.target, self.score, self.prune_context()
         )
         self._pruned = pruning.count_pruned(self.masks) > 0
+        if self._reinit and not self.schedule.rewinds and self.schedule.is_final(*self._clock()):
+            # control: reinit: the final mask with fresh weights, optimizer state dropped
+            self.model.load_state_dict(self.fresh_init(1))
+            self.optimizer.state.clear()
         pruning.apply_masks_(self.params, self.masks)
         pruning.mask_optimizer_state_(self.optimizer, self.params, self.masks)
+
+    def _clock(self) -> tuple[int, int]:
+        return self.epoch, self.step
+
+    def prune_context(self) -> PruneContext:
+        """What a pruning method may read now (:class:`~sparsity_tune.trial.method.PruneContext`)."""
+        return PruneContext(
+            cfg=self.cfg.pruning,
+            model=self.model,
+            params=self.params,
+            masks=self.masks,
+            loss=F.cross_entropy,
+            batches=self._score_batches,
+            input_shape=tuple(self.data.input_shape),
+            optimizer=self.optimizer,
+            step=self.step,
+            epoch=self.epoch,
+            generator=self.score_gen,
+        )
+
+    def _score_batches(self, batch_size: int, n: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """``n`` shuffled training batches for a data-driven score, from a stream seeded by the
+        seed and the step (same run, same batches; the run's batch order untouched)."""
+        seed = self.cfg.train.seed + SCORE_BATCH_SEED_OFFSET + self.step
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        d = self.data
+        batches = iterate_batches(d.train_x, d.train_y, batch_size, shuffle=True, generator=gen)
+        for _, (xb, yb) in zip(range(n), batches, strict=False):
+            yield (xb.contiguous(memory_format=torch.channels_last) if self._nhwc else xb), yb
+
+    def _update_masks(self) -> None:
+        """Dynamic sparse training: the schedule's prune-and-regrow update after this step, if
+        one falls here; grown weights are zero and their optimizer state is reset."""
+        update = self.schedule.update_masks(self.step, self.prune_context())
+        if update is None:
+            return
+        self.masks = update.masks
+        pruning.apply_masks_(self.params, self.masks)
+        keep_state = {n: ~g for n, g in update.grown.items()}
+        pruning.apply_masks_(self.params, keep_state)  # grown weights start at zero
+        pruning.mask_optimizer_state_(self.optimizer, self.params, keep_state)
+        pruning.mask_optimizer_state_(self.optimizer, self.params, self.masks)
+        self.mask_updates.append((self.step, sum(int(g.sum()) for g in update.grown.values())))
 
     def _rewind(self) -> None:
         """IMP: survivors back to their rewind point, or freshly drawn (``reinit``), or left as
         they are (``none``); optimizer and LR schedule start over either way."""
-        if self.cfg.pruning.rewind == "reinit":
+        if self._reinit:
             self._start_ticket()
             self.model.load_state_dict(self.fresh_init(self.epoch // self._segment_epochs))
         elif self._rewind_state is not None:
@@ -274,7 +329,7 @@ class Trainer:
     def _maybe_compact(self) -> None:
         """Structured pruning: after the final pruning event, rebuild the model without its
         removed units and go on training the smaller model. Called after every pruning site."""
-        if self.compaction is not None or self.granularity.name != "structured":
+        if self.compaction is not None or not self.granularity.compacts:
             return
         if self._final_event_done():
             self._compact(compaction.removed_units(self.model, self.masks), timed=True)
@@ -386,6 +441,8 @@ class Trainer:
             self.step += 1
             if step_unit:
                 self._maybe_prune(self.schedule.after_step(self.step))
+            if self.schedule.regrows:
+                self._update_masks()
             with torch.no_grad():
                 loss_sum += loss.detach() * len(yb)
                 correct += (out.argmax(1) == yb).sum()
@@ -451,6 +508,7 @@ class Trainer:
                 M.peak_mem_bytes: peak_mem,
                 M.samples_per_s: n / (t1 - t0),
                 M.lr: lr,
+                M.effective_sparsity: self.effective_sparsity(),
             }
             record.update(
                 {
@@ -484,6 +542,12 @@ class Trainer:
         allowed = self.granularity.allowed_pruned(masks, self.target)
         return measure.size_metrics(masks, self.dense_params, self.macs, self.target, allowed)
 
+    def effective_sparsity(self) -> float:
+        """Pruned or disconnected weights / prunable weights (:mod:`~sparsity_tune.trial.connectivity`)."""
+        return connectivity.effective_sparsity(
+            self.dense_model(), self.dense_masks(), tuple(self.data.input_shape)
+        )
+
     def _training_state(self) -> Iterator[Tensor]:
         return measure.training_state(self.model, self.optimizer, self.masks)
 
@@ -496,7 +560,7 @@ class Trainer:
             shipped = deploy.build(
                 self.model,
                 self.masks,
-                self.granularity.name,
+                self.granularity.semi_structured,
                 x,
                 compacted=self.compaction is not None,
             )
@@ -522,6 +586,7 @@ class Trainer:
             "step": self.step,
             "target": self.target,
             "records": copy.deepcopy(self.records),
+            "mask_updates": list(self.mask_updates),
             "rewind_state": self._rewind_state,
             "ticket": None if self._ticket is None else self._ticket.state_dict(),
         }
@@ -546,6 +611,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.step, self.target = state["epoch"], state["step"], state["target"]
         self.records = copy.deepcopy(state["records"])
+        self.mask_updates = list(state.get("mask_updates", []))
         self._rewind_state = state["rewind_state"]
         self._ticket = None
         if state.get("ticket") is not None:

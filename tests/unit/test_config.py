@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sparsity_tune.trial.config import (
+    LATER_DEFAULTS,
     NOT_IDENTITY,
     ConfigError,
     config_id,
@@ -53,7 +54,34 @@ def test_defaults_are_valid_and_flatten_to_dotted_keys():
         ({"model.arch": "cnn", "model.hidden": [3]}, ["model.hidden", "mlp"]),
         ({"train.optimizer": "rmsprop"}, ["train.optimizer", "rmsprop", "sgd"]),
         ({"pruning.method": "lottery"}, ["pruning.method", "'lottery'", "one_shot", "imp"]),
-        ({"pruning.score": "snip"}, ["pruning.score", "'snip'", "magnitude, random"]),
+        ({"pruning.score": "taylor"}, ["pruning.score", "'taylor'", "magnitude, random, snip"]),
+        ({"pruning.control": "flip"}, ["pruning.control", "'flip'", "shuffle_layer", "invert"]),
+        (
+            {"pruning.control": "shuffle_layer", "pruning.granularity": "structured"},
+            ["pruning.control='shuffle_layer'", "granularity='structured'", "unstructured"],
+        ),
+        (
+            {"pruning.method": "rigl", "pruning.final_sparsity": 0.5, "pruning.control": "invert"},
+            ["pruning.control='invert'", "pruning.method='rigl'", "control none"],
+        ),
+        (
+            {"pruning.distribution": "erk", "pruning.granularity": "nm"},
+            ["pruning.distribution='erk'", "granularity='nm'", "distribution scope"],
+        ),
+        (
+            {
+                "pruning.method": "set",
+                "pruning.granularity": "structured",
+                "pruning.final_sparsity": 0.5,
+            },
+            ["pruning.method='set'", "granularity='structured'", "unstructured"],
+        ),
+        ({"pruning.method": "set"}, ["pruning.final_sparsity=0.0", "method='set'", "(0, 1)"]),
+        (
+            {"pruning.score": "synflow", "pruning.granularity": "nm", "pruning.method": "one_shot"},
+            ["pruning.synflow_iterations=100", "granularity='nm'", "synflow_iterations 1"],
+        ),
+        ({"pruning.drop_fraction": 0.0}, ["pruning.drop_fraction", "greater than 0"]),
         ({"pruning.granularity": "blocks"}, ["pruning.granularity", "'blocks'", "nm"]),
         (
             {"pruning.granularity": "nm", "pruning.method": "gradual"},
@@ -129,3 +157,15 @@ def test_reinit_is_part_of_the_config_identity():
     a = trial_config({}, {**imp, "pruning.rewind": "init"})
     b = trial_config({}, {**imp, "pruning.rewind": "reinit"})
     assert b.flat()["pruning.rewind"] == "reinit" and config_id(a) != config_id(b)
+
+
+def test_keys_added_later_keep_old_identities_at_their_defaults():
+    new = trial_config().model_dump(mode="json")
+    old = {
+        s: {k: v for k, v in sec.items() if f"{s}.{k}" not in LATER_DEFAULTS}
+        for s, sec in new.items()
+    }
+    assert set(config_id(old) for _ in range(2)) == {config_id(new)}
+    assert all(trial_config().flat()[k] == v for k, v in LATER_DEFAULTS.items())
+    changed = trial_config({}, {"pruning.control": "invert"})
+    assert config_id(changed) != config_id(new)

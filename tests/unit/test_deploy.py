@@ -109,7 +109,7 @@ def test_a_substitute_that_is_not_faster_is_not_shipped():
 def test_nm_without_a_2to4_gpu_ships_dense_and_says_so():
     model = nn.Sequential(nn.Linear(8, 8))
     mask = torch.tensor([[True, True, False, False] * 2] * 8)
-    shipped = deploy.build(model, {"0.weight": mask}, "nm", torch.randn(4, 8), compacted=False)
+    shipped = deploy.build(model, {"0.weight": mask}, True, torch.randn(4, 8), compacted=False)
     assert shipped.format == "dense" and "compute capability 8.0" in shipped.note
     figures = deploy.measure(shipped, model, torch.randn(4, 8), repeats=3)
     assert figures[M.infer_speedup_b1] == figures[M.infer_speedup_b256] == 1.0
@@ -145,7 +145,7 @@ def test_semi_structured_2to4_matches_and_beats_dense_fp16_on_a_gpu():
         with torch.no_grad():
             w.mul_(masks[name])
     x = torch.randn(512, 4096, device="cuda")
-    shipped = deploy.build(model, masks, "nm", x, compacted=False)
+    shipped = deploy.build(model, masks, True, x, compacted=False)
     assert shipped.format == "semi_structured", shipped.note
     with torch.inference_mode():
         want = model.half()(x.half())
