@@ -34,7 +34,7 @@ from analysis.measured import (
 )
 from analysis.pareto import hypervolume_2d, pareto_mask, reference_point
 from analysis.points import DENSE_VARIANT, P, numeric_point_metrics, operating_points
-from analysis.stats import BETTER, UNRESOLVED, WITHIN, WORSE, verdict, welch
+from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WITHIN, WORSE, verdict, welch
 from analysis.tables import (
     DENSE_EPS,
     add_config_ids,
@@ -188,6 +188,8 @@ def _diff(r: pd.Series, unit: str = "points") -> str:
 
 def _counts(verdicts: pd.Series, words: dict[str, str]) -> str:
     n = len(verdicts)
+    if (verdicts == NOT_CONVERGED).any():  # every count names them: never a silent remainder
+        words = {**words, NOT_CONVERGED: NOT_CONVERGED}
     parts = [f"{words[v]} at {int((verdicts == v).sum())}" for v in words]
     return ", ".join(parts) + f" of {n}"
 
@@ -449,7 +451,36 @@ def _convergence(a: Analysis, arch: str, adf: pd.DataFrame) -> list[str]:
     imp = adf[adf[P.round].notna()]
     if len(imp) and imp[P.early_stop_epoch].notna().any():
         out.append(_early_stop(a, arch, imp))
+    plateau = _plateau_sentence(a, arch, adf)
+    if plateau:
+        out.append(plateau)
     return out
+
+
+def _plateau_sentence(a: Analysis, arch: str, adf: pd.DataFrame) -> str:
+    """(d) Epochs to plateau (train.until) per sparsity and variant, with 95% intervals over
+    seeds (points.csv: ``epochs_trained``), and how many points reached their plateau."""
+    conv = adf[M.converged] if M.converged in adf else pd.Series(dtype=float)
+    ruled = adf[conv.notna()] if len(conv) else adf.iloc[:0]
+    if ruled.empty or M.epochs_trained not in ruled:
+        return ""
+    names = variant_names(a.usable)
+    parts = []
+    for v, g in ruled.sort_values(M.sparsity).groupby(P.variant, sort=True):
+        items = ", ".join(
+            f"{_sp(r[M.sparsity])}: {_fmt(r[M.epochs_trained])} "
+            f"[{_fmt(r[f'{M.epochs_trained}_ci95_lo'])}, {_fmt(r[f'{M.epochs_trained}_ci95_hi'])}]"
+            for _, r in g.iterrows()
+        )
+        parts.append(f"{names.get(v, v)}: {items}")
+    full = int((ruled[M.converged] >= 1.0).sum())
+    return (
+        f"{arch}, (d) epochs to plateau (train.until: the monitored metric stopped improving; "
+        f"an IMP round counts from its rewind), seed mean [95% CI] by sparsity: "
+        + "; ".join(parts)
+        + f". {full} of {len(ruled)} points converged in every seed; the others hit their "
+        "epoch cap still improving and take no part in any verdict."
+    )
 
 
 def _early_stop(a: Analysis, arch: str, imp: pd.DataFrame) -> str:
@@ -503,8 +534,23 @@ _TOL_COLS = [
     "diff_ci95_hi",
     "verdict",
     "seeds_needed",
+    "convergence_note",
     "label",
 ]
+
+
+def _not_converged_sentence(g: pd.DataFrame) -> str:
+    """How many compared points were still improving, with the one improving the most, or ""."""
+    open_ = g[g["verdict"] == NOT_CONVERGED]
+    if open_.empty:
+        return ""
+    r = open_.iloc[0]
+    return (
+        f" {len(open_)} more {'is' if len(open_) == 1 else 'are'} {NOT_CONVERGED}: a side was "
+        f"still improving when its training ended, so no verdict is read from it (e.g. "
+        f"sparsity {_sp(r[M.sparsity])}, {r['label']}: {r['convergence_note']}); train longer "
+        "or set train.until."
+    )
 
 
 _BEST_COLS = ("arch", "size", M.sparsity, "diff_pts", "diff_ci95_lo", "diff_ci95_hi", "n_seeds")
@@ -564,12 +610,13 @@ def _tolerance(a: Analysis) -> Section:
                 f"({r['label']}): {_diff(r)}; the observed noise would need "
                 f"{_seeds(r['seeds_needed'])}."
             )
-        counts = {v: int((g["verdict"] == v).sum()) for v in words}
+        counts = {v: int((g["verdict"] == v).sum()) for v in [*words, NOT_CONVERGED]}
         text += (
             f" Of {len(g)} pruned points: {counts[WITHIN] + counts[BETTER]} within tolerance "
             f"({counts[BETTER]} of them better than dense), {counts[WORSE]} worse by more than "
             f"the tolerance, {counts[UNRESOLVED]} not resolved."
         )
+        text += _not_converged_sentence(g)
         s.sentences.append(text)
     table = d.sort_values(["arch", "size", P.variant, M.sparsity], kind="stable")
     cols = [c for c in _TOL_COLS if c in table]
