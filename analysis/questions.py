@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis import charts
 from analysis.compare import DIFF_COLS, at_equal_sparsity, variant_names, versus_dense
+from analysis.convergence import still_improving
 from analysis.load import FINISHED, Experiment
 from analysis.measured import (
     CHEAPER,
@@ -64,6 +65,8 @@ REF_MARGIN = 0.1  # hypervolume reference: the worst observed values, 10% of the
 REFERENCE_TEXT = "worst observed value on each axis, pushed 10% of the observed range further"
 MAX_PAIR_SENTENCES = 8  # method comparisons spelled out (all are in methods.csv)
 WELCH = "Welch 95% interval over seeds"
+#: points.csv: why a point counts as still improving at its end (analysis.convergence).
+IMPROVING_NOTE = "improving_note"
 #: Convergence columns compared with the dense baseline (in epochs; fewer is better).
 CONVERGENCE = (P.to99_own, P.early_stop_epoch)
 
@@ -227,6 +230,8 @@ def analyse(
     if y in points:
         vd = versus_dense(samples, y, scale, sign, tolerance)
         points = points.join(vd.drop(columns="n"), on=P.point_id)
+    judged = still_improving(samples, P.point_id)[["still_improving", "note"]]
+    points = points.join(judged.rename(columns={"note": IMPROVING_NOTE}), on=P.point_id)
     for c in (f"dense_{y}", "dense_n", *DIFF_COLS):
         if c not in points:
             points[c] = np.nan
@@ -339,6 +344,7 @@ def _dynamics(a: Analysis) -> Section:
             continue
         s.sentences.extend(_convergence(a, arch, adf))
     s.sentences.extend(_gradual_note(c))
+    s.sentences.extend(_open_points(c))
     ys = [m for m in (P.to99_own, P.to99_dense, P.early_stop_epoch) if m in c]
     if (c[P.round].isna() & (c[M.sparsity] > DENSE_EPS)).any():  # IMP rounds: (a) is the same
         ys.append(M.epochs_to_99pct)
@@ -457,6 +463,24 @@ def _convergence(a: Analysis, arch: str, adf: pd.DataFrame) -> list[str]:
     return out
 
 
+def _open_points(c: pd.DataFrame) -> list[str]:
+    """How many operating points were still improving at their end (points.csv:
+    ``still_improving``, ``improving_note``), with the first as an example."""
+    if "still_improving" not in c:
+        return []
+    flag = c["still_improving"].astype("boolean").fillna(False).to_numpy(bool)
+    if not flag.any():
+        return []
+    open_ = c[flag]
+    r = open_.iloc[0]
+    return [
+        f"Still improving when training ended: {len(open_)} of {len(c)} operating points "
+        f"(e.g. {r['label']} at sparsity {_sp(r[M.sparsity])}: {r[IMPROVING_NOTE]}). Every "
+        f"comparison with one is '{NOT_CONVERGED}', never better, worse or within; train "
+        "longer or set train.until."
+    ]
+
+
 def _plateau_sentence(a: Analysis, arch: str, adf: pd.DataFrame) -> str:
     """(d) Epochs to plateau (train.until) per sparsity and variant, with 95% intervals over
     seeds (points.csv: ``epochs_trained``), and how many points reached their plateau."""
@@ -468,18 +492,23 @@ def _plateau_sentence(a: Analysis, arch: str, adf: pd.DataFrame) -> str:
     parts = []
     for v, g in ruled.sort_values(M.sparsity).groupby(P.variant, sort=True):
         items = ", ".join(
-            f"{_sp(r[M.sparsity])}: {_fmt(r[M.epochs_trained])} "
+            f"at {_sp(r[M.sparsity])} {_fmt(r[M.epochs_trained])} "
             f"[{_fmt(r[f'{M.epochs_trained}_ci95_lo'])}, {_fmt(r[f'{M.epochs_trained}_ci95_hi'])}]"
             for _, r in g.iterrows()
         )
         parts.append(f"{names.get(v, v)}: {items}")
     full = int((ruled[M.converged] >= 1.0).sum())
+    rest = (
+        f"; the other {len(ruled) - full} had a seed hit its epoch cap still improving and "
+        "take no part in any verdict"
+        if full < len(ruled)
+        else ""
+    )
     return (
         f"{arch}, (d) epochs to plateau (train.until: the monitored metric stopped improving; "
-        f"an IMP round counts from its rewind), seed mean [95% CI] by sparsity: "
+        f"an IMP round counts from its rewind), seed mean [95% CI] at each sparsity: "
         + "; ".join(parts)
-        + f". {full} of {len(ruled)} points converged in every seed; the others hit their "
-        "epoch cap still improving and take no part in any verdict."
+        + f". {full} of {len(ruled)} points converged in every seed{rest}."
     )
 
 
@@ -546,7 +575,7 @@ def _not_converged_sentence(g: pd.DataFrame) -> str:
         return ""
     r = open_.iloc[0]
     return (
-        f" {len(open_)} more {'is' if len(open_) == 1 else 'are'} {NOT_CONVERGED}: a side was "
+        f" {len(open_)} {'is' if len(open_) == 1 else 'are'} {NOT_CONVERGED}: a side was "
         f"still improving when its training ended, so no verdict is read from it (e.g. "
         f"sparsity {_sp(r[M.sparsity])}, {r['label']}: {r['convergence_note']}); train longer "
         "or set train.until."

@@ -196,3 +196,20 @@ def test_round0_shared_by_planned_length_under_a_plateau_rule():
     assert _round0_length(rows).tolist() == ["p10", "p10", "p10", "p10", "5", "5", "p7"]
     fixed = rows.drop(columns="train.until.metric")
     assert _round0_length(fixed).tolist() == ["4", "4", "6", "6", "5", "5", "3"]
+
+
+def test_the_report_marks_open_points_and_reads_no_verdict_from_them(tmp_path: Path):
+    from analysis.questions import analyse
+
+    for seed in range(3):  # fixed-epoch runs whose val_loss still falls: judged by the fallback
+        simple_trial(tmp_path, sparsity=0.0, seed=seed, acc=DENSE[seed], converged=None)
+        simple_trial(tmp_path, sparsity=0.9, seed=seed, acc=PRUNED[seed], converged=None)
+    a = analyse(load_experiment(tmp_path))
+    assert a.points["still_improving"].tolist() == [True, True]
+    assert a.points["improving_note"].str.contains("above its seed noise 0").all()
+    dynamics = " ".join(next(s for s in a.sections if s.key == "dynamics").sentences)
+    assert "Still improving when training ended: 2 of 2 operating points" in dynamics
+    tolerance = " ".join(next(s for s in a.sections if s.key == "tolerance").sentences)
+    assert "0 worse by more than the tolerance, 0 not resolved. 1 is not converged" in tolerance
+    pruned = a.points[a.points["sparsity"] > 0].iloc[0]
+    assert pruned["verdict"] == NOT_CONVERGED and pruned["convergence_note"].startswith("pruned:")
