@@ -636,3 +636,19 @@ def test_checkpoint_without_plateau_state_still_loads(small_config):
     second.load_state_dict(state)
     second.run()
     assert _same(second.records, full, (*_KEYS, "epochs_trained", "converged"))
+
+
+def test_plateau_imp_structured_reinit_compacts_after_its_last_round(small_config):
+    """The clock jump keeps the schedule's events: the last round is compacted (structured) and
+    every rewind draws the k-th fresh weights (reinit), whatever epoch the rounds ended at."""
+    cfg = small_config(
+        **{**IMP_PLATEAU, "pruning.granularity": "structured", "pruning.rewind": "reinit"}
+    )
+    trainer, recs, summary = _run(cfg)
+    rounds = _rounds(recs)
+    assert len(rounds) == 3 and trainer.compaction is not None and trainer._ticket is None
+    assert trainer._clock() == 24 and trainer.epoch == len(recs) < 24
+    for r in recs:
+        check_record(r)
+    assert rounds[-1][-1]["sparsity"] == pytest.approx(0.75, abs=0.05)
+    assert summary["deploy_format"] == "compact"
