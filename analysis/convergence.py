@@ -141,20 +141,22 @@ def still_improving(samples: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     fallback = ~by_rule & out["gain"].notna() & (out["gain"] > noise)
     out["still_improving"] = (by_rule & (out["unconverged"] > 0)) | fallback
     out["noise"] = noise.where(~by_rule)
-    out["note"] = [_note(r) if r["still_improving"] else "" for _, r in out.iterrows()]
+    fields = ("still_improving", "gain", "k", "metric", "ruled", "unconverged", "noise")
+    rows = zip(*(out[f] for f in fields), strict=True)
+    out["note"] = [_note(*row) if row[0] else "" for row in rows]
     return out[cols]
 
 
-def _note(r: pd.Series) -> str:
-    gain, k, metric = r["gain"], r["k"], r["metric"]
+def _note(
+    _: bool, gain: float, k: float, metric: str, ruled: int, unconverged: int, noise: float
+) -> str:
     what = (
         f"{metric} improved by {gain:.3g} over its last {int(k)} epochs (seed mean)"
         if np.isfinite(gain) and np.isfinite(k)
         else f"{metric} still improving"
     )
-    if r["ruled"] > 0:
+    if ruled > 0:
         return (
-            f"{int(r['unconverged'])} of {int(r['ruled'])} seeds hit their epoch cap still "
-            f"improving; {what}"
+            f"{int(unconverged)} of {int(ruled)} seeds hit their epoch cap still improving; {what}"
         )
-    return f"{what}, above its seed noise {r['noise']:.3g}"
+    return f"{what}, above its seed noise {noise:.3g}"
