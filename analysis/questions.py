@@ -348,6 +348,8 @@ def _dynamics(a: Analysis) -> Section:
     ys = [m for m in (P.to99_own, P.to99_dense, P.early_stop_epoch) if m in c]
     if (c[P.round].isna() & (c[M.sparsity] > DENSE_EPS)).any():  # IMP rounds: (a) is the same
         ys.append(M.epochs_to_99pct)
+    if M.converged in c and c[M.converged].notna().any():  # train.until: epochs to plateau
+        ys.append(M.epochs_trained)
     ys = [m for m in ys if m in c and c[m].notna().any()]
     if ys:
         s.charts.append(
@@ -364,6 +366,7 @@ def _dynamics(a: Analysis) -> Section:
                     P.to99_dense: "(b) to 99% of dense best val_acc",
                     P.early_stop_epoch: "(c) early stop: min val_loss",
                     M.epochs_to_99pct: "final mask only: epochs_to_99pct",
+                    M.epochs_trained: "(d) epochs to plateau (train.until)",
                 },
                 note="one line per model size (and variant); bars: ±1 std over seeds; (b) "
                 "averages the runs that reach it; the last panel counts only epochs trained "
