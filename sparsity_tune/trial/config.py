@@ -327,6 +327,15 @@ class TrialConfig(TrialSections):
                 f"train.until.metric={until.metric!r} needs a validation split, but "
                 "dataset.val_fraction=0; set dataset.val_fraction > 0 or watch train_loss"
             )
+        if until is not None:  # the rule needs patience + 1 epochs of a segment to fire
+            imp = schedule.rewinds
+            seg = self.imp_epochs_per_round if imp else self.train.epochs
+            if until.patience >= seg:
+                where = "pruning.epochs_per_round (an IMP round)" if imp else "train.epochs"
+                raise ValueError(
+                    f"train.until.patience={until.patience} can never end a segment of {seg} "
+                    f"epochs ({where}); allowed: patience < {seg}, or more epochs"
+                )
         return self
 
     @property

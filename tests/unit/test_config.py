@@ -160,6 +160,14 @@ def test_train_until_is_validated_and_absent_when_unset():
             {"train.until": {"metric": "val_acc"}, "dataset.val_fraction": 0.0},
             "needs a validation split, but dataset.val_fraction=0",
         ),
+        (
+            {"train.until": {"patience": 30}},
+            "train.until.patience=30 can never end a segment of 30 epochs (train.epochs)",
+        ),
+        (
+            {"train.until": {"patience": 4}, "pruning.method": "imp", "train.epochs": 16},
+            "segment of 4 epochs (pruning.epochs_per_round (an IMP round))",
+        ),
     ],
 )
 def test_bad_train_until_names_key_value_and_what_is_allowed(overrides, fragment):
