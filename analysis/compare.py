@@ -6,7 +6,9 @@ Both work on the per-seed table of :func:`analysis.points.operating_points` and 
 per comparison with the difference in *points* (``scale`` x the metric, sign-flipped for a
 minimised metric so that positive is always better), its Welch 95% interval, the verdict of
 :func:`analysis.stats.verdict` and, when unresolved, the seeds per configuration the observed
-noise would need (:func:`analysis.stats.seeds_needed`).
+noise would need (:func:`analysis.stats.seeds_needed`). A comparison one of whose sides was
+still improving when its training ended (:func:`analysis.convergence.still_improving`) gets the
+verdict ``not converged`` instead, with ``convergence_note`` saying which side and by how much.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from analysis.convergence import still_improving
 from analysis.points import DENSE_VARIANT, P, dense_samples
-from analysis.stats import UNRESOLVED, seeds_needed_many, verdict, welch
+from analysis.stats import NOT_CONVERGED, UNRESOLVED, seeds_needed_many, verdict, welch
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M
 
@@ -26,7 +29,14 @@ from sparsity_tune.metrics import M
 #: pruning reaches a target only as closely as whole units allow).
 SPARSITY_MATCH: Final = 0.01
 #: Comparison columns (the tables carry the interval).
-DIFF_COLS: Final = ("diff_pts", "diff_ci95_lo", "diff_ci95_hi", "verdict", "seeds_needed")
+DIFF_COLS: Final = (
+    "diff_pts",
+    "diff_ci95_lo",
+    "diff_ci95_hi",
+    "verdict",
+    "seeds_needed",
+    "convergence_note",
+)
 
 
 def _stats(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
@@ -65,6 +75,27 @@ def _judge(
     )
 
 
+def mark_unconverged(
+    judged: pd.DataFrame, a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]
+) -> pd.DataFrame:
+    """``judged`` (rows aligned with the :func:`~analysis.convergence.still_improving` tables
+    ``a`` and ``b`` of its two sides) with the verdict ``not converged`` and no
+    ``seeds_needed`` (more seeds would not settle it) where a side was still improving, and
+    ``convergence_note`` naming that side (``names``) and by how much."""
+    out = judged.copy()
+    notes = []
+    open_any = np.zeros(len(out), dtype=bool)
+    for side, name in zip((a, b), names, strict=True):
+        flag = side["still_improving"].astype("boolean").fillna(False).to_numpy(bool)
+        note = side["note"].astype(object).where(flag, "").fillna("").to_numpy(object)
+        notes.append(np.array([f"{name}: {t}" if t else "" for t in note], dtype=object))
+        open_any |= flag
+    out["verdict"] = np.where(open_any, NOT_CONVERGED, out["verdict"].to_numpy(object))
+    out["seeds_needed"] = np.where(open_any, np.nan, out["seeds_needed"].to_numpy(float))
+    out["convergence_note"] = ["; ".join(t for t in pair if t) for pair in zip(*notes, strict=True)]
+    return out
+
+
 def versus_dense(
     samples: pd.DataFrame, metric: str, scale: float, sign: float, tolerance: float = 0.0
 ) -> pd.DataFrame:
@@ -81,6 +112,13 @@ def versus_dense(
     base = dense.reindex(key.to_numpy())
     base.index = mine.index
     out = _judge(mine, base, scale, sign, tolerance)
+    dense = samples[samples[M.sparsity] <= DENSE_EPS]
+    out = mark_unconverged(
+        out,
+        still_improving(pruned, P.point_id).reindex(out.index),
+        still_improving(dense, P.baseline_key).reindex(key.to_numpy()),
+        ("pruned", "dense"),
+    )
     out.insert(0, "dense_n", base["n"].fillna(0).astype(int))
     out.insert(0, f"dense_{metric}", base["mean"])
     out.insert(0, "n", mine["n"])
@@ -152,6 +190,13 @@ def at_equal_sparsity(
     a = r[["ma", "sa", "na"]].set_axis(["mean", "std", "n"], axis=1)
     b = r[["mb", "sb", "nb"]].set_axis(["mean", "std", "n"], axis=1)
     judged = _judge(a, b, scale, sign, 0.0)
+    side = still_improving(s, ["_cell", P.variant])
+    judged = mark_unconverged(
+        judged,
+        side.reindex(pd.MultiIndex.from_arrays([r["_cell"], r["a"]])),
+        side.reindex(pd.MultiIndex.from_arrays([r["_cell"], r["b"]])),
+        ("a", "b"),
+    )
     out = info.reindex(r["_cell"]).reset_index(drop=True)
     out = out.assign(
         variant_a=r["a"],

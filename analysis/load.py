@@ -54,6 +54,8 @@ DENSE_EPS = 1e-6
 #: the memory a run needs is its peak, and on CPU the per-epoch value is RSS *growth*, which is
 #: near zero after the first epoch. The per-epoch values stay in history.csv.
 MAX_OVER_EPOCHS = (M.peak_mem_bytes,)
+#: True/false/null metrics, as 1.0/0.0/NaN columns (a seed mean is then the fraction true).
+FLAGS = (M.converged, M.all_converged)
 #: Trials per reader task, and the experiment size from which several processes read.
 CHUNK, PARALLEL_MIN = 500, 4000
 #: Directories never searched for trials: W&B's run folders (thousands of media files).
@@ -447,6 +449,8 @@ def _order_trials(df: pd.DataFrame) -> pd.DataFrame:
             df[col] = pd.NA if col in (*ID_COLUMNS, CONFIG_ID) else float("nan")
     for col in NUMERIC:  # JSON null (e.g. no validation split) -> NaN, not object
         df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in FLAGS:
+        df[col] = df[col].astype(float)
     cfg = sorted(config_columns(df), key=lambda c: (SECTIONS.index(c.split(".")[0]), c))
     layers = sorted(c for c in df.columns if c.startswith(LAYER_SPARSITY_PREFIX))
     known = [*ID_COLUMNS, CONFIG_ID, *cfg, *RECORD_KEYS, *layers, *SUMMARY_KEYS]
@@ -462,6 +466,7 @@ def _order_history(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["trial_id", *RECORD_KEYS])
     for col in RECORD_KEYS:
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else float("nan")
+    df[M.converged] = df[M.converged].astype(float)
     layers = sorted(c for c in df.columns if c.startswith(LAYER_SPARSITY_PREFIX))
     known = ["trial_id", *RECORD_KEYS, *layers]
     extra = [c for c in df.columns if c not in set(known)]

@@ -29,9 +29,10 @@ FILES = {
     "configs.csv": "one row per configuration (finished trials, seeds pooled): mean, std, 95% CI",
     "points.csv": "one row per operating point (a configuration, or one IMP round): seed mean, "
     "std, 95% CI, and the difference to its dense baseline with its Welch 95% interval, verdict "
-    "and the seeds the observed noise would need",
+    "and the seeds the observed noise would need; still_improving marks a point still improving "
+    "at its end, and every comparison with one is 'not converged' (convergence_note: by how much)",
     "methods.csv": "pruning variants compared at equal sparsity: difference, Welch 95% interval, "
-    "verdict",
+    "verdict (with convergence_note)",
     "measured.csv": "one row per cost axis and pruned operating point: ratio dense / pruned with "
     "its Welch 95% and family-wise intervals over seeds (log scale), verdict, granularity, and "
     "whether the axis moves beyond the seed noise",

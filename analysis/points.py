@@ -23,7 +23,15 @@ Convergence, per point (all in epochs, from its start; :class:`P` names the colu
 - ``epochs_to_99_dense``: first epoch reaching 99% of the dense baseline's best ``val_acc``
   (seed mean), NaN when never; ``reached_dense`` (1/0) says whether it did;
 - ``early_stop_epoch``: the epoch of minimum ``val_loss`` (Frankle & Carbin's early-stopping
-  iteration), with ``test_acc_at_early_stop``.
+  iteration), with ``test_acc_at_early_stop``;
+- ``epochs_trained`` and ``converged`` (records): how long the point's segment trained, and
+  whether ``train.until``'s plateau ended it (1) or its cap did (0; NaN without a rule);
+- ``monitored``, ``last_gain``, ``last_value``, ``gain_epochs``: what
+  :mod:`analysis.convergence` judges "still improving" on.
+
+With ``train.until`` an IMP round's length is where it plateaued, which differs by seed, so
+round 0 is shared by the planned round length instead of the measured one (see
+:func:`_round0_length`).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from analysis import convergence
 from analysis.load import FINISHED
 from analysis.tables import DENSE_EPS, identity_columns
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS, M
@@ -64,6 +73,10 @@ class P:
     reached_dense: Final = "reached_dense"
     early_stop_epoch: Final = "early_stop_epoch"
     test_acc_at_early_stop: Final = "test_acc_at_early_stop"
+    monitored: Final = convergence.MONITORED  #: the metric "still improving" is judged on
+    last_gain: Final = convergence.LAST_GAIN  #: its improvement over the last epochs
+    last_value: Final = convergence.LAST_VALUE
+    gain_epochs: Final = convergence.GAIN_EPOCHS
 
 
 #: Derived numeric columns, aggregated over seeds like the registry's metrics.
@@ -74,6 +87,8 @@ DERIVED_METRICS: Final = (
     P.reached_dense,
     P.early_stop_epoch,
     P.test_acc_at_early_stop,
+    P.last_gain,
+    P.last_value,
 )
 #: Summary keys an IMP round gets from its own records (the rest sit on the last round only).
 _ROUND_SUMMARY = (
@@ -179,6 +194,7 @@ def operating_points(trials: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
     samples[P.remaining] = 1.0 - samples[M.sparsity]
     samples = samples[~samples.duplicated([P.point_id, "seed"]) | samples["seed"].isna()]
     samples = samples.reset_index(drop=True)
+    samples = convergence.add_gains(samples, h)
     samples[P.variant] = variants(samples)
     _add_dense_convergence(samples, h)
     return samples.drop(columns=["_seg", "_run_best"])
@@ -224,9 +240,24 @@ def _imp_rounds(imp_trials: pd.DataFrame, seg: pd.DataFrame) -> pd.DataFrame:
 
 def _round0_length(rows: pd.DataFrame) -> pd.Series:
     """Epochs of each trial's round 0 (its last record's epoch), as text for the baseline key:
-    IMP runs share a dense baseline only when they train the same epochs a round."""
+    IMP runs share a dense baseline only when they train the same epochs a round. With
+    ``train.until`` (part of ``base_id``) a round ends on its plateau, a different epoch per
+    seed: such runs share round 0 when their *planned* round is the same (``pruning.
+    epochs_per_round``, else ``train.epochs // (rounds + 1)``, the config's default), ``p<n>``."""
     r0 = rows[rows["_seg"] == 0].set_index("trial_id")[M.epoch]
-    return rows["trial_id"].map(r0).fillna(-1).astype(int).astype(str)
+    out = rows["trial_id"].map(r0).fillna(-1).astype(int).astype(str)
+    until = "train.until.metric"
+    if until not in rows or not rows[until].notna().any():
+        return out
+
+    def num(col: str) -> pd.Series:
+        return pd.to_numeric(rows.get(col, pd.Series(np.nan, rows.index)), errors="coerce")
+
+    planned = num("pruning.epochs_per_round").fillna(
+        (num("train.epochs") // (num("pruning.rounds") + 1)).clip(lower=1)
+    )
+    text = "p" + planned.fillna(-1).astype(int).astype(str)
+    return out.where(rows[until].isna(), text)
 
 
 def variants(samples: pd.DataFrame) -> pd.Series:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis import charts, stopping
 from analysis.compare import DIFF_COLS, at_equal_sparsity, variant_names, versus_dense
+from analysis.convergence import still_improving
 from analysis.load import FINISHED, Experiment
 from analysis.measured import (
     CHEAPER,
@@ -34,7 +35,7 @@ from analysis.measured import (
 )
 from analysis.pareto import hypervolume_2d, pareto_mask, reference_point
 from analysis.points import DENSE_VARIANT, P, numeric_point_metrics, operating_points
-from analysis.stats import BETTER, UNRESOLVED, WITHIN, WORSE, verdict, welch
+from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WITHIN, WORSE, verdict, welch
 from analysis.tables import (
     DENSE_EPS,
     add_config_ids,
@@ -64,6 +65,8 @@ REF_MARGIN = 0.1  # hypervolume reference: the worst observed values, 10% of the
 REFERENCE_TEXT = "worst observed value on each axis, pushed 10% of the observed range further"
 MAX_PAIR_SENTENCES = 8  # method comparisons spelled out (all are in methods.csv)
 WELCH = "Welch 95% interval over seeds"
+#: points.csv: why a point counts as still improving at its end (analysis.convergence).
+IMPROVING_NOTE = "improving_note"
 #: Convergence columns compared with the dense baseline (in epochs; fewer is better).
 CONVERGENCE = (P.to99_own, P.early_stop_epoch)
 
@@ -193,6 +196,8 @@ def _diff(r: pd.Series, unit: str = "points") -> str:
 
 def _counts(verdicts: pd.Series, words: dict[str, str]) -> str:
     n = len(verdicts)
+    if (verdicts == NOT_CONVERGED).any():  # every count names them: never a silent remainder
+        words = {**words, NOT_CONVERGED: NOT_CONVERGED}
     parts = [f"{words[v]} at {int((verdicts == v).sum())}" for v in words]
     return ", ".join(parts) + f" of {n}"
 
@@ -230,6 +235,8 @@ def analyse(
     if y in points:
         vd = versus_dense(samples, y, scale, sign, tolerance)
         points = points.join(vd.drop(columns="n"), on=P.point_id)
+    judged = still_improving(samples, P.point_id)[["still_improving", "note"]]
+    points = points.join(judged.rename(columns={"note": IMPROVING_NOTE}), on=P.point_id)
     for c in (f"dense_{y}", "dense_n", *DIFF_COLS):
         if c not in points:
             points[c] = np.nan
@@ -344,9 +351,12 @@ def _dynamics(a: Analysis) -> Section:
             continue
         s.sentences.extend(_convergence(a, arch, adf))
     s.sentences.extend(_gradual_note(c))
+    s.sentences.extend(_open_points(c))
     ys = [m for m in (P.to99_own, P.to99_dense, P.early_stop_epoch) if m in c]
     if (c[P.round].isna() & (c[M.sparsity] > DENSE_EPS)).any():  # IMP rounds: (a) is the same
         ys.append(M.epochs_to_99pct)
+    if M.converged in c and c[M.converged].notna().any():  # train.until: epochs to plateau
+        ys.append(M.epochs_trained)
     ys = [m for m in ys if m in c and c[m].notna().any()]
     if ys:
         s.charts.append(
@@ -363,6 +373,7 @@ def _dynamics(a: Analysis) -> Section:
                     P.to99_dense: "(b) to 99% of dense best val_acc",
                     P.early_stop_epoch: "(c) early stop: min val_loss",
                     M.epochs_to_99pct: "final mask only: epochs_to_99pct",
+                    M.epochs_trained: "(d) epochs to plateau (train.until)",
                 },
                 note="one line per model size (and variant); bars: ±1 std over seeds; (b) "
                 "averages the runs that reach it; the last panel counts only epochs trained "
@@ -456,7 +467,59 @@ def _convergence(a: Analysis, arch: str, adf: pd.DataFrame) -> list[str]:
     imp = adf[adf[P.round].notna()]
     if len(imp) and imp[P.early_stop_epoch].notna().any():
         out.append(_early_stop(a, arch, imp))
+    plateau = _plateau_sentence(a, arch, adf)
+    if plateau:
+        out.append(plateau)
     return out
+
+
+def _open_points(c: pd.DataFrame) -> list[str]:
+    """How many operating points were still improving at their end (points.csv:
+    ``still_improving``, ``improving_note``), with the first as an example."""
+    if "still_improving" not in c:
+        return []
+    flag = c["still_improving"].astype("boolean").fillna(False).to_numpy(bool)
+    if not flag.any():
+        return []
+    open_ = c[flag]
+    r = open_.iloc[0]
+    return [
+        f"Still improving when training ended: {len(open_)} of {len(c)} operating points "
+        f"(e.g. {r['label']} at sparsity {_sp(r[M.sparsity])}: {r[IMPROVING_NOTE]}). Every "
+        f"comparison with one is '{NOT_CONVERGED}', never better, worse or within; train "
+        "longer or set train.until."
+    ]
+
+
+def _plateau_sentence(a: Analysis, arch: str, adf: pd.DataFrame) -> str:
+    """(d) Epochs to plateau (train.until) per sparsity and variant, with 95% intervals over
+    seeds (points.csv: ``epochs_trained``), and how many points reached their plateau."""
+    conv = adf[M.converged] if M.converged in adf else pd.Series(dtype=float)
+    ruled = adf[conv.notna()] if len(conv) else adf.iloc[:0]
+    if ruled.empty or M.epochs_trained not in ruled:
+        return ""
+    names = variant_names(a.usable)
+    parts = []
+    for v, g in ruled.sort_values(M.sparsity).groupby(P.variant, sort=True):
+        items = ", ".join(
+            f"at {_sp(r[M.sparsity])} {_fmt(r[M.epochs_trained])} "
+            f"[{_fmt(r[f'{M.epochs_trained}_ci95_lo'])}, {_fmt(r[f'{M.epochs_trained}_ci95_hi'])}]"
+            for _, r in g.iterrows()
+        )
+        parts.append(f"{names.get(v, v)}: {items}")
+    full = int((ruled[M.converged] >= 1.0).sum())
+    rest = (
+        f"; the other {len(ruled) - full} had a seed hit its epoch cap still improving and "
+        "take no part in any verdict"
+        if full < len(ruled)
+        else ""
+    )
+    return (
+        f"{arch}, (d) epochs to plateau (train.until: the monitored metric stopped improving; "
+        f"an IMP round counts from its rewind), seed mean [95% CI] at each sparsity: "
+        + "; ".join(parts)
+        + f". {full} of {len(ruled)} points converged in every seed{rest}."
+    )
 
 
 def _early_stop(a: Analysis, arch: str, imp: pd.DataFrame) -> str:
@@ -510,8 +573,23 @@ _TOL_COLS = [
     "diff_ci95_hi",
     "verdict",
     "seeds_needed",
+    "convergence_note",
     "label",
 ]
+
+
+def _not_converged_sentence(g: pd.DataFrame) -> str:
+    """How many compared points were still improving, with the one improving the most, or ""."""
+    open_ = g[g["verdict"] == NOT_CONVERGED]
+    if open_.empty:
+        return ""
+    r = open_.iloc[0]
+    return (
+        f" {len(open_)} {'is' if len(open_) == 1 else 'are'} {NOT_CONVERGED}: a side was "
+        f"still improving when its training ended, so no verdict is read from it (e.g. "
+        f"sparsity {_sp(r[M.sparsity])}, {r['label']}: {r['convergence_note']}); train longer "
+        "or set train.until."
+    )
 
 
 _BEST_COLS = ("arch", "size", M.sparsity, "diff_pts", "diff_ci95_lo", "diff_ci95_hi", "n_seeds")
@@ -571,12 +649,13 @@ def _tolerance(a: Analysis) -> Section:
                 f"({r['label']}): {_diff(r)}; the observed noise would need "
                 f"{_seeds(r['seeds_needed'])}."
             )
-        counts = {v: int((g["verdict"] == v).sum()) for v in words}
+        counts = {v: int((g["verdict"] == v).sum()) for v in [*words, NOT_CONVERGED]}
         text += (
             f" Of {len(g)} pruned points: {counts[WITHIN] + counts[BETTER]} within tolerance "
             f"({counts[BETTER]} of them better than dense), {counts[WORSE]} worse by more than "
             f"the tolerance, {counts[UNRESOLVED]} not resolved."
         )
+        text += _not_converged_sentence(g)
         s.sentences.append(text)
     table = d.sort_values(["arch", "size", P.variant, M.sparsity], kind="stable")
     cols = [c for c in _TOL_COLS if c in table]

@@ -10,7 +10,10 @@ interval above ``-tolerance`` is the one-sided 2.5% test of "worse by more than 
 - ``better``: above 0;
 - ``within tolerance``: above ``-tolerance`` (with tolerance 0 this cannot happen);
 - ``worse``: below ``-tolerance``;
-- ``not resolved``: it straddles the line, or a side has one seed (no spread, no interval).
+- ``not resolved``: it straddles the line, or a side has one seed (no spread, no interval);
+- ``not converged``: a side was still improving when its training ended
+  (:func:`analysis.convergence.still_improving`), so the difference describes networks that had
+  not finished training and no claim is read from it, whatever its interval.
 
 For an unresolved difference, :func:`seeds_needed` says how many seeds per configuration the
 observed noise would need: the smallest ``n`` with ``(t_0.975 + t_0.8) * se(n) <= gap``, the
@@ -40,7 +43,8 @@ BETTER: Final = "better"
 WITHIN: Final = "within tolerance"
 WORSE: Final = "worse"
 UNRESOLVED: Final = "not resolved"
-VERDICTS: Final = (BETTER, WITHIN, WORSE, UNRESOLVED)
+NOT_CONVERGED: Final = "not converged"
+VERDICTS: Final = (BETTER, WITHIN, WORSE, UNRESOLVED, NOT_CONVERGED)
 
 
 def _t(q: float, df: np.ndarray) -> np.ndarray:

@@ -139,8 +139,14 @@ def trial_files(
     experiment: str = "synthetic",
     true_acc: float | None = None,
     seed_sd: float = SEED_SD,
+    converged: bool | None = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """config.json, records and summary of one synthetic trial.
+
+    ``converged``: what the records say of each segment's end (the run; an IMP round): True,
+    as if a plateau rule had ended it there (the default: the analysis then judges no point
+    "still improving"); False, as if each ended at its cap still improving; None, a fixed-epoch
+    run without a rule (the analysis judges it from its curve).
 
     ``method`` defaults to ``none`` at sparsity 0 and ``gradual`` otherwise. With ``imp``,
     ``epochs`` is the length of each of the ``rounds + 1`` rounds, the sparsity after round
@@ -206,6 +212,8 @@ def trial_files(
                 peak_mem_bytes=int(4 * total * 3 * density + (prunable if s_e > 0 else 0) + 2e6),
                 samples_per_s=4500 / train_t,
                 lr=1e-3,
+                epochs_trained=j,
+                converged=None if converged is None else bool(converged and j == seg_len),
             )
             assert list(rec) == list(RECORD_KEYS), "a record key that is not in the registry"
             for name, w in layers:
@@ -234,6 +242,7 @@ def trial_files(
         M.peak_mem_kind: "cpu_live_tensors",
         M.device: "cpu",
         M.epochs: len(records),
+        M.all_converged: converged,
     }
     assert set(summary) <= set(SUMMARY_KEYS)
     pruning = {"method": method, "final_sparsity": sparsity, "scope": "global"}

@@ -146,6 +146,21 @@ class M:
         "fraction",
         "prunable weights pruned or cut off from input or output by pruned neighbours",
     )
+    epochs_trained = Metric(
+        "epochs_trained",
+        _R,
+        None,
+        "epochs",
+        "epochs of the current segment (the run; an IMP round) up to this one",
+    )
+    converged = Metric(
+        "converged",
+        _R,
+        None,
+        "",
+        "train.until's plateau ended the segment here (true); false before, and at a cap hit "
+        "while still improving; null without train.until",
+    )
 
     # ------------------------------------------------------------------ once per run
     best_val_acc = Metric(
@@ -213,6 +228,14 @@ class M:
     )
     device = Metric("device", _S, None, "", "where the run trained", numeric=False)
     epochs = Metric("epochs", _S, None, "epochs", "records written")
+    all_converged = Metric(
+        "all_converged",
+        _S,
+        None,
+        "",
+        "every segment (the run; each IMP round) ended on its plateau, none at its cap; null "
+        "without train.until",
+    )
 
 
 #: Every metric by name, in the order of :class:`M`.

@@ -116,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         (out / layout.ERROR).write_text(traceback.format_exc())
         raise
     layout.write_json(out / layout.SUMMARY, summary)
+    if cfg.train.until is not None:
+        how = (
+            "every segment ended on its plateau"
+            if summary[M.all_converged]
+            else "a segment reached its cap still improving"
+        )
+        print(f"stopped after {summary[M.epochs]} of at most {cfg.train.epochs} epochs: {how}")
     print(
         f"done: test_acc {summary[M.final_test_acc]:.4f} at sparsity "
         f"{summary[M.final_sparsity]:.3f}; best val {summary[M.best_val_acc]:.4f} "

@@ -299,7 +299,6 @@ def _run(
     files.clear(layout.SUMMARY)
     files.write_records(trainer.records)  # the checkpoint's records, or none: never duplicates
 
-    last_epoch = cfg.train.epochs
     cadence.last_ckpt = cadence.last_sent = time.monotonic()  # from here, after set-up
 
     def checkpoint() -> tune.Checkpoint:
@@ -319,7 +318,9 @@ def _run(
     def report(record: dict[str, Any]) -> None:
         files.append_record(record)
         epoch = record[M.epoch]
-        if epoch >= last_epoch:  # sent with the summary, after run() returns
+        # The last record goes with the summary, after run() returns: at train.epochs, or where
+        # train.until's plateau ended the run (a finished trial, not a scheduler stop).
+        if trainer.done:
             return
         what = cadence.decide(epoch)
         if what == "checkpoint":

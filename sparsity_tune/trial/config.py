@@ -35,9 +35,11 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
+from sparsity_tune.metrics import M
 from sparsity_tune.trial import safe_yaml
 from sparsity_tune.trial.controls import check_control
 from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
@@ -138,8 +140,45 @@ MAX_EPOCHS = 100_000
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda|cuda:[0-9]{1,3}")
 
 
+#: Metrics a plateau rule may watch: computed every epoch from data the run may learn from (the
+#: test split never decides anything, or its figures would be tuned on).
+MONITORED = (M.val_loss, M.val_acc, M.train_loss, M.train_acc)
+
+
+class UntilConfig(Strict):
+    """``train.until``: train each segment (the run; an IMP round) until ``metric`` has not
+    improved by more than ``min_delta`` for ``patience`` epochs (:mod:`sparsity_tune.trial.plateau`
+    holds the rule). The cap is the segment's planned epochs, which the config already names:
+    ``train.epochs`` for a run, ``pruning.epochs_per_round`` for an IMP round. A second number
+    for the same cap would need a rule for which wins, and budgets, memory and time estimates,
+    ASHA's ``max_t`` and the LR schedule already read ``train.epochs``."""
+
+    metric: Literal["val_loss", "val_acc", "train_loss", "train_acc"] = Field(
+        "val_loss", description="what must stop improving; its direction is the registry's"
+    )
+    patience: int = Field(
+        3, ge=1, le=MAX_EPOCHS, description="epochs without an improvement that end a segment"
+    )
+    min_delta: float = Field(
+        0.0, ge=0.0, le=1e6, description="the smallest change that counts as an improvement"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_second_cap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_epochs" in data:
+            raise ValueError(
+                f"max_epochs={safe_yaml.brief(data['max_epochs'])}: the cap is "
+                "train.epochs (the run's epochs; IMP: pruning.epochs_per_round for each round); "
+                "set that instead"
+            )
+        return data
+
+
 class TrainConfig(Strict):
-    epochs: int = Field(30, ge=1, le=MAX_EPOCHS)
+    epochs: int = Field(
+        30, ge=1, le=MAX_EPOCHS, description="epochs to train; with train.until, the cap"
+    )
     batch_size: int = Field(128, ge=1, le=MAX_COUNT)
     eval_batch_size: int = Field(1024, ge=1, le=MAX_COUNT)
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
@@ -156,6 +195,18 @@ class TrainConfig(Strict):
     threads: int | None = Field(
         None, ge=1, le=1024, description="torch CPU threads; default: CPU allowance"
     )
+    until: UntilConfig | None = Field(
+        None, description="plateau stop of each segment; none: train exactly train.epochs"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_until(self, handler: Any) -> dict[str, Any]:
+        """No ``until`` key when there is no rule: every config written before it existed keeps
+        its dump, so its :func:`config_id`, its saved plan and its W&B config stay the same."""
+        out = handler(self)
+        if self.until is None and isinstance(out, dict):
+            out.pop("until", None)
+        return out
 
     @model_validator(mode="after")
     def _device(self) -> TrainConfig:
@@ -301,6 +352,21 @@ class TrialConfig(TrialSections):
             raise ValueError("\n".join(problems))
         if self.model.preset is not None:
             check_preset(self.model.preset, self.dataset.name)
+        until = self.train.until
+        if until is not None and until.metric.startswith("val_") and self.dataset.val_fraction == 0:
+            raise ValueError(
+                f"train.until.metric={until.metric!r} needs a validation split, but "
+                "dataset.val_fraction=0; set dataset.val_fraction > 0 or watch train_loss"
+            )
+        if until is not None:  # the rule needs patience + 1 epochs of a segment to fire
+            imp = schedule.rewinds
+            seg = self.imp_epochs_per_round if imp else self.train.epochs
+            if until.patience >= seg:
+                where = "pruning.epochs_per_round (an IMP round)" if imp else "train.epochs"
+                raise ValueError(
+                    f"train.until.patience={until.patience} can never end a segment of {seg} "
+                    f"epochs ({where}); allowed: patience < {seg}, or more epochs"
+                )
         return self
 
     def _check_iterations(self) -> None:

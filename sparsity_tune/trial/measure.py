@@ -313,5 +313,21 @@ def summary(
         M.peak_mem_kind: peak_mem_kind,
         M.device: device,
         M.epochs: len(records),
+        M.all_converged: all_converged(records),
     }
     return {k: out[k] for k in SUMMARY_KEYS}
+
+
+def all_converged(records: Sequence[Mapping[str, Any]]) -> bool | None:
+    """Whether every segment ended on its plateau: the ``converged`` of each segment's last
+    record (a segment ends where the next record starts over at ``epochs_trained`` 1, or at the
+    last record). None when the run had no plateau rule (``converged`` null)."""
+    ends = [
+        r
+        for r, nxt in zip(records, [*records[1:], None], strict=True)
+        if nxt is None or nxt.get(M.epochs_trained) == 1
+    ]
+    flags = [r.get(M.converged) for r in ends]
+    if not flags or any(f is None for f in flags):
+        return None
+    return all(flags)

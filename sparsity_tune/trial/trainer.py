@@ -17,6 +17,12 @@ calls: the schedule (when, to what target), the score (what goes first) and the 
 With structured pruning, the model is compacted (:mod:`~sparsity_tune.trial.compaction`) right
 after the final pruning event (and IMP's rewind), and training goes on with the smaller model.
 
+With ``train.until``, each segment (the run; an IMP round) ends on a plateau of the monitored
+metric (:mod:`~sparsity_tune.trial.plateau`) or at its planned epochs. The schedule keeps its
+fixed clock: an IMP round that plateaus early moves the clock to the round's planned end
+(:meth:`Trainer._clock`), so the schedule's events, the rewinds and compaction fire as they would
+after a full round.
+
 What the run costs is measured and summarised in :mod:`~sparsity_tune.trial.measure` (sizes, peak
 memory, timing) and :mod:`~sparsity_tune.trial.deploy` (the model a user would ship).
 """
@@ -36,8 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sparsity_tune.machine import cpu_allowance
-from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, M
-from sparsity_tune.trial import compaction, connectivity, deploy, measure, pruning
+from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, M, direction
+from sparsity_tune.trial import compaction, connectivity, deploy, measure, plateau, pruning
 from sparsity_tune.trial.config import TrialConfig
 from sparsity_tune.trial.data import DataSplits, iterate_batches, load_dataset
 from sparsity_tune.trial.method import PruneContext, prune_event
@@ -187,6 +193,16 @@ class Trainer:
         self.ticket_time_s = 0.0
         self.compaction: compaction.Compaction | None = None
         self.train_time_speedup = 1.0  # measured when the model is compacted
+        until = tc.until
+        self.until = (
+            None
+            if until is None
+            else plateau.Rule(direction(until.metric).value, until.patience, until.min_delta)
+        )
+        self._plateau = plateau.State()  # of the network trained with the current mask
+        self._seg_trained = 0  # epochs of the current segment (the run; an IMP round)
+        self._skipped = 0  # planned epochs of IMP rounds that ended early on a plateau
+        self._stopped = False  # the run's plateau ended it
         self._maybe_prune(self.schedule.after_epoch(0))  # pruning at initialisation
         self._maybe_compact()
 
@@ -228,20 +244,22 @@ class Trainer:
             return
         if self.compaction is not None:
             raise RuntimeError("a pruning event after compaction: the final event came earlier")
+        self._plateau = plateau.State()  # a new network: its plateau is yet to come
         self.target = self.granularity.event_target(target)
         self.masks = prune_event(
             self.granularity, self.masks, self.target, self.score, self.prune_context()
         )
         self._pruned = pruning.count_pruned(self.masks) > 0
-        if self._reinit and not self.schedule.rewinds and self.schedule.is_final(*self._clock()):
+        if (
+            self._reinit
+            and not self.schedule.rewinds
+            and self.schedule.is_final(self._clock(), self.step)
+        ):
             # control: reinit: the final mask with fresh weights, optimizer state dropped
             self.model.load_state_dict(self.fresh_init(1))
             self.optimizer.state.clear()
         pruning.apply_masks_(self.params, self.masks)
         pruning.mask_optimizer_state_(self.optimizer, self.params, self.masks)
-
-    def _clock(self) -> tuple[int, int]:
-        return self.epoch, self.step
 
     def prune_context(self) -> PruneContext:
         """What a pruning method may read now (:class:`~sparsity_tune.trial.method.PruneContext`)."""
@@ -288,7 +306,7 @@ class Trainer:
         they are (``none``); optimizer and LR schedule start over either way."""
         if self._reinit:
             self._start_ticket()
-            self.model.load_state_dict(self.fresh_init(self.epoch // self._segment_epochs))
+            self.model.load_state_dict(self.fresh_init(self._clock() // self._segment_epochs))
         elif self._rewind_state is not None:
             self.model.load_state_dict(self._rewind_state)
         pruning.apply_masks_(self.params, self.masks)
@@ -298,7 +316,7 @@ class Trainer:
         """``reinit``: the winning ticket of the new mask (the initial weights, masked) starts a
         round beside the re-initialised network, unless no pruning event is left (then its
         training would find nothing)."""
-        if self.schedule.is_final(self.epoch, self.step):
+        if self.schedule.is_final(self._clock(), self.step):
             self._ticket = None
             return
         model = copy.deepcopy(self.model)
@@ -324,7 +342,7 @@ class Trainer:
     # ----------------------------------------------------------------- compaction
     def _final_event_done(self) -> bool:
         """The schedule's last pruning event is behind us and something was pruned."""
-        return self.schedule.is_final(self.epoch, self.step) and self._pruned
+        return self.schedule.is_final(self._clock(), self.step) and self._pruned
 
     def _maybe_compact(self) -> None:
         """Structured pruning: after the final pruning event, rebuild the model without its
@@ -470,14 +488,14 @@ class Trainer:
 
     def _run(self, report: Report | None) -> dict[str, Any]:
         d = self.data
-        while self.epoch < self.cfg.train.epochs:
+        while not self.done:
             lr = self.optimizer.param_groups[0]["lr"]
             self.memory.start()
             t0 = time.perf_counter()
             train_loss, train_acc, n = self._train_epoch()
             self.epoch += 1
             if not self.schedule.rewinds:
-                self._maybe_prune(self.schedule.after_epoch(self.epoch))
+                self._maybe_prune(self.schedule.after_epoch(self._clock()))
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             # the winning-ticket path of rewind: reinit is bookkeeping, not this network's cost
@@ -493,6 +511,9 @@ class Trainer:
             test_loss, test_acc = self.evaluate(d.test_x, d.test_y)
             t2 = time.perf_counter() - self.ticket_time_s
             t_eval -= self.ticket_time_s
+            watched = {M.val_loss: val_loss, M.val_acc: val_acc}
+            watched.update({M.train_loss: train_loss, M.train_acc: train_acc})
+            converged = self._plateau_step(watched)
             record = {
                 M.epoch: self.epoch,
                 M.train_loss: train_loss,
@@ -509,6 +530,8 @@ class Trainer:
                 M.samples_per_s: n / (t1 - t0),
                 M.lr: lr,
                 M.effective_sparsity: self.effective_sparsity(),
+                M.epochs_trained: self._seg_trained,
+                M.converged: converged,
             }
             record.update(
                 {
@@ -527,13 +550,70 @@ class Trainer:
         rewind = self.cfg.pruning.rewind
         if isinstance(rewind, int) and self.epoch == rewind and self._rewind_state is None:
             self._rewind_state = self._weights_copy()  # late rewinding point (epoch K)
-        target = self.schedule.after_epoch(self.epoch)
+        target = self.schedule.after_epoch(self._clock())
         if target is not None:
+            self._seg_trained = 0  # the next round starts
             if self._ticket is not None:  # reinit: the mask comes from the winning ticket
                 self.model.load_state_dict(self._ticket.model.state_dict())
             self._maybe_prune(target)
             self._rewind()
             self._maybe_compact()
+
+    # ----------------------------------------------------------------- plateau stop
+    def _clock(self) -> int:
+        """The schedule's epoch: epochs trained, plus the planned epochs of IMP rounds that
+        ended early on a plateau (the schedule counts rounds of fixed length)."""
+        return self.epoch + self._skipped
+
+    @property
+    def done(self) -> bool:
+        """No epoch is left: the plateau ended the run, or the schedule's epochs are spent."""
+        return self._stopped or self._clock() >= self.cfg.train.epochs
+
+    def _may_stop(self) -> bool:
+        """Whether a plateau may end the segment now: a run only once its last pruning event is
+        behind it (a plateau of a network about to be pruned again says nothing about the final
+        one), an IMP round 0 not before its late-rewind epoch ``K`` (the rewind point)."""
+        if not self.schedule.rewinds:
+            return self.schedule.is_final(self._clock(), self.step)
+        rewind = self.cfg.pruning.rewind
+        return not (isinstance(rewind, int) and self.epoch < rewind)
+
+    def _plateau_step(self, watched: Mapping[str, float]) -> bool | None:
+        """Count this epoch in its segment and feed the monitored metric to the plateau rule;
+        when the rule fires, end the segment (the run, or jump the clock to the IMP round's
+        planned end). Returns the record's ``converged``: None without a rule."""
+        self._seg_trained += 1
+        if self.until is None:
+            return None
+        metric = self.cfg.train.until.metric
+        self._plateau = plateau.observe(self.until, self._plateau, watched[metric])
+        fired = plateau.converged(self.until, self._plateau) and self._may_stop()
+        if fired and self.schedule.rewinds:
+            self._skipped += max(0, self._segment_epochs - self._seg_trained)
+        elif fired:
+            self._stopped = True
+        return fired
+
+    def _plateau_state(self) -> dict[str, Any]:
+        return {
+            "state": self._plateau.as_dict(),
+            "seg_trained": self._seg_trained,
+            "skipped": self._skipped,
+            "stopped": self._stopped,
+        }
+
+    def _load_plateau_state(self, state: dict[str, Any] | None) -> None:
+        """A checkpoint from before the plateau rule had fixed segments (and no rule)."""
+        if state is None:
+            seg = self._segment_epochs
+            state = {"state": {"best": None, "best_epoch": 0, "epochs": 0, "since": 0}}
+            state |= {"skipped": 0, "stopped": False}
+            state["seg_trained"] = self.epoch % seg if self.schedule.rewinds else self.epoch
+        self._plateau = plateau.State.from_dict(state["state"])
+        self._seg_trained = int(state["seg_trained"])
+        self._skipped = int(state["skipped"])
+        self._stopped = bool(state["stopped"])
 
     # ----------------------------------------------------------------- metrics
     def size_metrics(self) -> dict[str, Any]:
@@ -589,6 +669,7 @@ class Trainer:
             "mask_updates": list(self.mask_updates),
             "rewind_state": self._rewind_state,
             "ticket": None if self._ticket is None else self._ticket.state_dict(),
+            "plateau": self._plateau_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -610,6 +691,7 @@ class Trainer:
         self.score_gen.set_state(state["score_gen"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.step, self.target = state["epoch"], state["step"], state["target"]
+        self._load_plateau_state(state.get("plateau"))
         self.records = copy.deepcopy(state["records"])
         self.mask_updates = list(state.get("mask_updates", []))
         self._rewind_state = state["rewind_state"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sparsity_tune.trial.config import (
@@ -169,3 +171,45 @@ def test_keys_added_later_keep_old_identities_at_their_defaults():
     assert all(trial_config().flat()[k] == v for k, v in LATER_DEFAULTS.items())
     changed = trial_config({}, {"pruning.control": "invert"})
     assert config_id(changed) != config_id(new)
+
+
+def test_train_until_is_validated_and_absent_when_unset():
+    """No rule: no ``until`` key in the dump, the flat keys or the identity (every config written
+    before the rule existed keeps its id); a rule is part of the identity."""
+    plain = trial_config()
+    assert "until" not in plain.model_dump(mode="json")["train"]
+    assert not [k for k in plain.flat() if k.startswith("train.until")]
+    ruled = trial_config({}, {"train.until": {"patience": 2}})
+    assert ruled.train.until.model_dump() == {"metric": "val_loss", "patience": 2, "min_delta": 0.0}
+    assert ruled.flat()["train.until.patience"] == 2
+    assert config_id(ruled) != config_id(plain)
+    assert config_id(ruled.model_dump(mode="json")) == config_id(ruled)
+    assert trial_config({}, {"train.until": None}) == plain
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"train.until": {"max_epochs": 60}}, "max_epochs=60: the cap is train.epochs"),
+        ({"train.until": {"metric": "test_acc"}}, "train.until.metric='test_acc': allowed:"),
+        ({"train.until": {"patience": 0}}, "train.until.patience=0: allowed: greater than"),
+        ({"train.until": {"min_delta": -1.0}}, "train.until.min_delta=-1.0: allowed: greater"),
+        ({"train.until": {"patience": 2.0}}, "train.until.patience=2.0: allowed: a whole number"),
+        ({"train.until": {"pateince": 2}}, "train.until.pateince: unknown key"),
+        (
+            {"train.until": {"metric": "val_acc"}, "dataset.val_fraction": 0.0},
+            "needs a validation split, but dataset.val_fraction=0",
+        ),
+        (
+            {"train.until": {"patience": 30}},
+            "train.until.patience=30 can never end a segment of 30 epochs (train.epochs)",
+        ),
+        (
+            {"train.until": {"patience": 4}, "pruning.method": "imp", "train.epochs": 16},
+            "segment of 4 epochs (pruning.epochs_per_round (an IMP round))",
+        ),
+    ],
+)
+def test_bad_train_until_names_key_value_and_what_is_allowed(overrides, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        trial_config({}, overrides)

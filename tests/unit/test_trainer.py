@@ -497,3 +497,159 @@ def test_each_granularity_records_the_sparsity_asked(small_config, case):
         assert torch.all(w[~trainer.masks[name]] == 0), name
     assert records[-1]["nonzero_params"] == records[-1]["total_params"] - pruned
     assert summary["final_sparsity"] == records[-1]["sparsity"]
+
+
+# ----------------------------------------------------------------------------- plateau stop
+PLATEAU = {"train.lr_schedule": "constant", "train.until": {"patience": 2}}
+_KEYS = ["epoch", "train_loss", "val_loss", "test_acc", "sparsity", "lr"]
+
+
+def _same(a: list[dict], b: list[dict], keys=(*_KEYS, "epochs_trained")) -> bool:
+    return [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
+
+
+def test_plateau_stops_a_run_where_the_rule_says(small_config):
+    """The stopped run is the fixed run's prefix, cut where the pure rule cuts its curve."""
+    from sparsity_tune.trial.plateau import Rule, run
+
+    _, fixed, _ = _run(small_config(**{"train.epochs": 12, "train.lr_schedule": "constant"}))
+    trainer, recs, summary = _run(small_config(**{"train.epochs": 12, **PLATEAU}))
+    expected = run(Rule("min", 2), [r["val_loss"] for r in fixed], cap=12)
+    assert expected.converged and expected.epochs < 12  # the case the test is about
+    assert len(recs) == expected.epochs == summary["epochs"] and trainer.done
+    assert _same(recs, fixed[: expected.epochs], _KEYS)
+    for r in recs:
+        check_record(r)
+    assert [r["epochs_trained"] for r in recs] == list(range(1, len(recs) + 1))
+    assert [r["converged"] for r in recs] == [False] * (len(recs) - 1) + [True]
+    assert summary["all_converged"] is True
+    assert all(r["converged"] is None for r in fixed) and fixed[-1]["epochs_trained"] == 12
+
+
+def test_plateau_cap_while_improving_is_not_converged(small_config):
+    cfg = small_config(**{"train.epochs": 4, **PLATEAU, "train.until": {"patience": 3}})
+    _, recs, summary = _run(cfg)
+    assert len(recs) == 4 and [r["converged"] for r in recs] == [False] * 4
+    assert recs[-1]["val_loss"] > min(r["val_loss"] for r in recs)  # it could not fire: since < 3
+    assert summary["all_converged"] is False
+
+
+def test_plateau_waits_for_the_last_pruning_event(small_config):
+    """A gradual run's plateau counts only once its final mask is in place: patience 1 would
+    stop a dense run after a few epochs, but not before end_epoch here."""
+    cfg = small_config(
+        **{
+            "train.epochs": 12,
+            **PLATEAU,
+            "train.until": {"patience": 1, "metric": "train_acc", "min_delta": 0.5},
+            "pruning.method": "gradual",
+            "pruning.final_sparsity": 0.5,
+            "pruning.end_epoch": 5,
+        }
+    )
+    _, recs, summary = _run(cfg)
+    # min_delta 0.5 of accuracy: nothing counts as an improvement after the first value, so
+    # the rule fires as soon as it may: one epoch after the final event at epoch 5
+    assert len(recs) == 6 and recs[-1]["converged"] is True
+    assert recs[4]["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    assert summary["all_converged"] is True
+
+
+IMP_PLATEAU = {
+    "train.epochs": 24,
+    "pruning.method": "imp",
+    "pruning.rate": 0.5,
+    "pruning.rounds": 2,
+    **PLATEAU,
+}
+
+
+def _rounds(recs: list[dict]) -> list[list[dict]]:
+    out: list[list[dict]] = []
+    for r in recs:
+        if r["epochs_trained"] == 1:
+            out.append([])
+        out[-1].append(r)
+    return out
+
+
+def test_imp_rounds_each_stop_on_their_own_plateau(small_config):
+    from sparsity_tune.trial.plateau import Rule, run
+    from sparsity_tune.trial.schedule import imp_target
+
+    _, recs, summary = _run(small_config(**IMP_PLATEAU))
+    rounds = _rounds(recs)
+    assert len(rounds) == 3 and len(recs) < 24  # every round prunes, and plateaus early
+    for k, rnd in enumerate(rounds):
+        out = run(Rule("min", 2), [r["val_loss"] for r in rnd], cap=8)
+        assert len(rnd) == out.epochs and rnd[-1]["converged"] is out.converged
+        assert [r["converged"] for r in rnd[:-1]] == [False] * (len(rnd) - 1)
+        assert [r["target_sparsity"] for r in rnd] == pytest.approx([imp_target(k, 0.5)] * len(rnd))
+    assert [r["epoch"] for r in recs] == list(range(1, len(recs) + 1))
+    assert summary["all_converged"] is all(rnd[-1]["converged"] for rnd in rounds)
+
+
+def test_plateau_resume_mid_round_is_bit_exact(small_config):
+    """Stopped inside IMP round 1 with the rule's count running, restored, it stops at the
+    same epochs with the same records as the uninterrupted run."""
+    cfg = small_config(**IMP_PLATEAU)
+    _, full, _ = _run(cfg)
+    rounds = _rounds(full)
+    stop_at = rounds[1][1]["epoch"]  # round 1's second epoch
+
+    class Stop(Exception):
+        pass
+
+    def report(r):
+        if r["epoch"] == stop_at:
+            raise Stop
+
+    first = Trainer(cfg)
+    with pytest.raises(Stop):
+        first.run(report)
+    state = copy.deepcopy(first.state_dict())
+    torch.save(state, "/dev/null")  # serialisable
+    assert state["plateau"]["seg_trained"] == 2 and state["plateau"]["skipped"] > 0
+    second = Trainer(cfg)
+    second.load_state_dict(state)
+    second.run()
+    assert _same(second.records, full, (*_KEYS, "epochs_trained", "converged"))
+
+
+def test_checkpoint_without_plateau_state_still_loads(small_config):
+    """Checkpoints from before the rule existed (no "plateau" key) continue as they did."""
+    cfg = small_config(**{"train.epochs": 4})
+    _, full, _ = _run(cfg)
+    first = Trainer(cfg)
+
+    class Stop(Exception):
+        pass
+
+    def report(r):
+        if r["epoch"] == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        first.run(report)
+    state = first.state_dict()
+    del state["plateau"]
+    second = Trainer(cfg)
+    second.load_state_dict(state)
+    second.run()
+    assert _same(second.records, full, (*_KEYS, "epochs_trained", "converged"))
+
+
+def test_plateau_imp_structured_reinit_compacts_after_its_last_round(small_config):
+    """The clock jump keeps the schedule's events: the last round is compacted (structured) and
+    every rewind draws the k-th fresh weights (reinit), whatever epoch the rounds ended at."""
+    cfg = small_config(
+        **{**IMP_PLATEAU, "pruning.granularity": "structured", "pruning.rewind": "reinit"}
+    )
+    trainer, recs, summary = _run(cfg)
+    rounds = _rounds(recs)
+    assert len(rounds) == 3 and trainer.compaction is not None and trainer._ticket is None
+    assert trainer._clock() == 24 and trainer.epoch == len(recs) < 24
+    for r in recs:
+        check_record(r)
+    assert rounds[-1][-1]["sparsity"] == pytest.approx(0.75, abs=0.05)
+    assert summary["deploy_format"] == "compact"
