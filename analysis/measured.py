@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.points import P, dense_samples
-from analysis.stats import LEVEL, welch
+from analysis.repeats import COMBINED_COLS, combine_seeds
+from analysis.stats import LEVEL, fdr_bh, welch
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import MEASURED, M, direction
 
@@ -51,7 +52,23 @@ IN_RUN_DENSE: Final = {
     M.infer_ms_b256: M.infer_ms_dense_b256,
     M.deploy_bytes: M.deploy_bytes_dense,
 }
-FAMILY_ALPHA: Final = 0.05  #: family-wise error rate of the flat rule (Bonferroni over points)
+FAMILY_ALPHA: Final = 0.05  #: error rate of the flat rule (Bonferroni / BH over points)
+#: Where runs keep their paired rounds (sparsity_tune.trial.measure.log_ratio_summary): the
+#: axis, and the columns of its estimate, standard error and degrees of freedom (log scale).
+ROUNDS: Final = {
+    M.infer_ms_b1: (M.infer_log_speedup_b1, M.infer_log_speedup_b1_se, M.infer_log_speedup_b1_df),
+    M.infer_ms_b256: (
+        M.infer_log_speedup_b256,
+        M.infer_log_speedup_b256_se,
+        M.infer_log_speedup_b256_df,
+    ),
+}
+#: How a row was tested (the ``test`` column): from each run's paired rounds, every seed, BH;
+#: today's test where runs have no rounds (experiments recorded before they were kept, and
+#: axes without in-run pairs); or not at all where every run shipped the dense model.
+PAIRED_ROUNDS: Final = "paired rounds: every seed, BH"
+SEED_MEANS: Final = "seed means: Welch, Bonferroni"
+BY_RULE: Final = "ships dense: 1.0 by rule"
 
 MOVES: Final = "moves"
 FLAT: Final = "flat: within seed noise"
@@ -70,6 +87,11 @@ RATIO_COLS: Final = (
     "ratio_family_lo",
     "ratio_family_hi",
     "verdict",
+    "test",
+    "p_value",
+    "p_adjusted",
+    "ratio_seeds_lo",
+    "ratio_seeds_hi",
 )
 
 
@@ -110,14 +132,46 @@ def _empty() -> pd.DataFrame:
     return pd.DataFrame(columns=list(RATIO_COLS), index=pd.Index([], name=P.point_id))
 
 
+def _welch_p(d: dict[str, np.ndarray]) -> np.ndarray:
+    """Two-sided p-value of each Welch difference (0 for a noise-free nonzero one, 1 for a
+    noise-free zero, NaN without an interval)."""
+    from scipy.special import stdtr
+
+    fin = np.isfinite(d["df"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stdtr(np.where(fin, d["df"], 1.0), -np.abs(d["diff"]) / d["se"])
+    p = np.where(d["se"] == 0, np.where(d["diff"] == 0, 1.0, 0.0), p)
+    return np.where(np.isfinite(d["lo"]), p, np.nan)
+
+
+def paired_rounds(samples: pd.DataFrame, x: str, level: float = LEVEL) -> pd.DataFrame:
+    """The points of the per-seed table ``samples`` whose every run kept its paired rounds on
+    ``x`` (:data:`ROUNDS`), combined over seeds (:func:`analysis.repeats.combine_seeds`, log
+    scale), index ``point_id``; empty where ``x`` has no rounds or no point has them all."""
+    cols = ROUNDS.get(x)
+    empty = pd.DataFrame(columns=list(COMBINED_COLS), index=pd.Index([], name=P.point_id))
+    if cols is None or not all(c in samples for c in cols) or samples.empty:
+        return empty
+    v = samples[list(cols)].apply(pd.to_numeric, errors="coerce")
+    ok = v.notna().all(axis=1) & v[cols[2]].ge(0) & v[cols[1]].ge(0)
+    full = ok.groupby(samples[P.point_id].to_numpy()).transform("all").to_numpy()
+    rows = samples[full]
+    if rows.empty:
+        return empty
+    r = v.loc[rows.index]
+    out = combine_seeds(r[cols[0]], r[cols[1]], r[cols[2]], rows[P.point_id].to_numpy(), level)
+    return out.rename_axis(P.point_id)
+
+
 def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Axis:
     """Every pruned point's ratio to its dense baseline on ``x`` (one row per point of the
-    per-seed table ``samples``, see :func:`analysis.points.operating_points`), its 95% and
-    family-wise intervals, its verdict (:data:`CHEAPER`, :data:`DEARER`, :data:`WITHIN_NOISE`,
-    :data:`NO_INTERVAL`), and the axis's state (see the module docstring)."""
+    per-seed table ``samples``, see :func:`analysis.points.operating_points`), its 95% interval,
+    its verdict (:data:`CHEAPER`, :data:`DEARER`, :data:`WITHIN_NOISE`, :data:`NO_INTERVAL`),
+    how it was tested, and the axis's state (see the module docstring)."""
     if x not in samples or M.sparsity not in samples:
         return Axis(x, UNJUDGED, 0, _empty())
     keep = (P.point_id, P.baseline_key, "seed", M.sparsity, x, IN_RUN_DENSE.get(x))
+    keep += ROUNDS.get(x, ())
     samples = samples[[c for c in dict.fromkeys(keep) if c is not None and c in samples]]
     values = pd.to_numeric(samples[x], errors="coerce")
     pruned = samples[(samples[M.sparsity] > DENSE_EPS) & (values > 0)]
@@ -147,26 +201,55 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
     def interval(level: float) -> dict[str, np.ndarray]:
         return welch(a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"], level=level)
 
+    rounds = paired_rounds(pruned, x).reindex(mine.index)
+    paired = rounds["k"].notna().to_numpy()
     d = interval(LEVEL)
-    has = np.isfinite(d["lo"])
+    has = np.isfinite(d["lo"]) | paired
     k = int(has.sum())
     f = interval(1 - alpha / max(k, 1))
+    # today's test (seed means: Welch at 95%, the axis at Bonferroni's level) where no rounds
     verdict = np.where(d["lo"] > 0, CHEAPER, np.where(d["hi"] < 0, DEARER, WITHIN_NOISE))
     verdict = np.where(has, verdict, NO_INTERVAL).astype(object)
-    moved = (f["lo"] > 0) | (f["hi"] < 0)
-    state = UNJUDGED if k == 0 else (MOVES if moved.any() else FLAT)
+    p = _welch_p(d)
+    ratio, lo, hi = d["diff"].copy(), d["lo"].copy(), d["hi"].copy()
+    fam_lo, fam_hi = f["lo"].copy(), f["hi"].copy()
+    seeds_lo = np.full(len(mine), np.nan)
+    seeds_hi = np.full(len(mine), np.nan)
+    test = np.where(has, SEED_MEANS, "").astype(object)
+    if paired.any():  # the runs' own rounds: every seed, random-effects size
+        r = rounds[paired]
+        ratio[paired], lo[paired], hi[paired] = r["mu"], r["lo"], r["hi"]
+        fam_lo[paired] = fam_hi[paired] = np.nan
+        seeds_lo[paired], seeds_hi[paired] = r["seeds_lo"], r["seeds_hi"]
+        p[paired] = r["p_value"]
+        test[paired] = np.where(r["tested"] > 0, PAIRED_ROUNDS, BY_RULE)
+    q = fdr_bh(p)
+    legacy_moved = ~paired & ((f["lo"] > 0) | (f["hi"] < 0))
+    resolved = paired & (q < alpha)
+    if paired.any():
+        sign = rounds["sign"].to_numpy()
+        verdict[paired] = WITHIN_NOISE
+        verdict[resolved & (sign > 0)] = CHEAPER
+        verdict[resolved & (sign < 0)] = DEARER
+    state = UNJUDGED if k == 0 else (MOVES if (legacy_moved | resolved).any() else FLAT)
     if state == FLAT:
         verdict[has] = WITHIN_NOISE  # protected: no point is read alone on a flat axis
+    n = np.where(paired, pd.to_numeric(rounds["k"]).fillna(0), mine["n"]).astype(int)
     table = pd.DataFrame(
         {
-            "n": mine["n"].astype(int),
-            "dense_n": ref["n"].astype(int),
-            "ratio": np.exp(d["diff"]),
-            "ratio_ci95_lo": np.exp(d["lo"]),
-            "ratio_ci95_hi": np.exp(d["hi"]),
-            "ratio_family_lo": np.exp(f["lo"]),
-            "ratio_family_hi": np.exp(f["hi"]),
+            "n": n,
+            "dense_n": np.where(paired, n, ref["n"]).astype(int),
+            "ratio": np.exp(ratio),
+            "ratio_ci95_lo": np.exp(lo),
+            "ratio_ci95_hi": np.exp(hi),
+            "ratio_family_lo": np.exp(fam_lo),
+            "ratio_family_hi": np.exp(fam_hi),
             "verdict": verdict,
+            "test": test,
+            "p_value": p,
+            "p_adjusted": q,
+            "ratio_seeds_lo": np.exp(seeds_lo),
+            "ratio_seeds_hi": np.exp(seeds_hi),
         },
         index=mine.index.rename(P.point_id),
     )
