@@ -12,15 +12,31 @@ operating point is put against its dense baseline on that axis:
 - **the dense baseline**: for inference times the dense model timed beside the deployable one in
   the same runs (``infer_ms_dense_b1``/``_b256``: same process, interleaved, so the machine's
   load cancels), for shipped bytes the dense model saved in the same runs
-  (``deploy_bytes_dense``: an IMP round before the last ships nothing), the ratio taken per run and its interval the Student-t one over the runs' log
-  ratios (Welch's with a spread-free second sample); for every other axis the dense baseline's
+  (``deploy_bytes_dense``: an IMP round before the last ships nothing), the ratio taken per
+  run and its interval the Student-t one over the runs' log ratios (Welch's with a spread-free
+  second sample); for every other axis the dense baseline's
   own seeds (:func:`analysis.points.dense_samples`: the dense configuration of the same other
   settings, or IMP round 0), unpaired as elsewhere in the report.
-- **the axis** (:func:`judge_axis`): it *moves* when at least one point's interval at the
-  family-wise level ``1 - 0.05/k`` (Bonferroni over the ``k`` points compared on it) excludes 1;
-  it is *flat: within seed noise* when none does (then no front is drawn from it), and
-  *unjudged* when no point has an interval (no dense baseline, or one seed). Only on an axis that
-  moves is each point read at 95% (Fisher's protected comparisons: the family first).
+- **paired rounds** (inference times of runs that kept their rounds, :data:`ROUNDS`): each run
+  timed its deployable and its dense model in alternating rounds and kept the rounds' paired
+  log-ratios (:func:`sparsity_tune.trial.measure.log_ratio_summary`), so the load cancels
+  within the run, not only between the run's two medians. The verdict is the every-seed
+  (intersection-union) test of :mod:`analysis.repeats`: each seed's own rounds must show the
+  gain; the ratio and its 95% interval are the random-effects combination of the seeds
+  (their rounds' variance plus the between-seed variance), and ``ratio_seeds_lo``/``_hi`` the
+  widest reach of the seeds' own intervals. Runs recorded before the rounds were kept (and
+  every axis without in-run rounds) get the test above (``test``: :data:`SEED_MEANS`);
+  a point whose every run shipped the dense model is 1.0 by rule (:data:`BY_RULE`).
+- **the axis** (:func:`judge_axis`): it *moves* when at least one point is resolved among the
+  ``k`` points compared on it: a paired-rounds point whose Benjamini-Hochberg adjusted p-value
+  (:func:`analysis.stats.fdr_bh`, over every point of the axis with a p-value: the false
+  discovery rate at 5%) is below 0.05, or a seed-means point whose interval at the family-wise
+  level ``1 - 0.05/k`` (Bonferroni, as before the rounds were kept) excludes 1. It is *flat:
+  within seed noise* when none is (then no front is drawn from it), and *unjudged* when no
+  point has an interval (no dense baseline, or one seed without rounds). A paired-rounds point
+  is cheaper or dearer when it is resolved; a seed-means point, only on an axis that moves, is
+  read at 95% (Fisher's protected comparisons: the family first), as before. So an experiment
+  without rounds reads exactly as it did.
 
 Summary figures (the deployable model's bytes and latency) describe a run's final network, so an
 IMP round before the last has none (:mod:`analysis.points`) and is never compared on them.
@@ -144,11 +160,11 @@ def _welch_p(d: dict[str, np.ndarray]) -> np.ndarray:
     return np.where(np.isfinite(d["lo"]), p, np.nan)
 
 
-def paired_rounds(samples: pd.DataFrame, x: str, level: float = LEVEL) -> pd.DataFrame:
-    """The points of the per-seed table ``samples`` whose every run kept its paired rounds on
-    ``x`` (:data:`ROUNDS`), combined over seeds (:func:`analysis.repeats.combine_seeds`, log
-    scale), index ``point_id``; empty where ``x`` has no rounds or no point has them all."""
-    cols = ROUNDS.get(x)
+def _rounds_of(samples: pd.DataFrame, cols: tuple[str, str, str] | None) -> pd.DataFrame:
+    """The points of the per-seed table ``samples`` whose every run has the rounds summary
+    ``cols`` (estimate, standard error, degrees of freedom), combined over seeds
+    (:func:`analysis.repeats.combine_seeds`, log scale), index ``point_id``; empty where no
+    point has them for all its runs (runs recorded before the rounds were kept)."""
     empty = pd.DataFrame(columns=list(COMBINED_COLS), index=pd.Index([], name=P.point_id))
     if cols is None or not all(c in samples for c in cols) or samples.empty:
         return empty
@@ -159,7 +175,7 @@ def paired_rounds(samples: pd.DataFrame, x: str, level: float = LEVEL) -> pd.Dat
     if rows.empty:
         return empty
     r = v.loc[rows.index]
-    out = combine_seeds(r[cols[0]], r[cols[1]], r[cols[2]], rows[P.point_id].to_numpy(), level)
+    out = combine_seeds(r[cols[0]], r[cols[1]], r[cols[2]], rows[P.point_id].to_numpy())
     return out.rename_axis(P.point_id)
 
 
@@ -201,7 +217,7 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
     def interval(level: float) -> dict[str, np.ndarray]:
         return welch(a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"], level=level)
 
-    rounds = paired_rounds(pruned, x).reindex(mine.index)
+    rounds = _rounds_of(pruned, ROUNDS.get(x)).reindex(mine.index)
     paired = rounds["k"].notna().to_numpy()
     d = interval(LEVEL)
     has = np.isfinite(d["lo"]) | paired
@@ -223,7 +239,7 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
         seeds_lo[paired], seeds_hi[paired] = r["seeds_lo"], r["seeds_hi"]
         p[paired] = r["p_value"]
         test[paired] = np.where(r["tested"] > 0, PAIRED_ROUNDS, BY_RULE)
-    q = fdr_bh(p)
+    q = np.where(paired, fdr_bh(p), np.minimum(1.0, k * p))  # BH; Bonferroni without rounds
     legacy_moved = ~paired & ((f["lo"] > 0) | (f["hi"] < 0))
     resolved = paired & (q < alpha)
     if paired.any():
@@ -285,25 +301,46 @@ def measured_table(points: pd.DataFrame, axes: dict[str, Axis]) -> pd.DataFrame:
 COMPACT: Final = "compact"  #: deploy_format of a run whose model was physically compacted
 
 
-def compacted_speedup(samples: pd.DataFrame) -> pd.DataFrame:
+def compacted_speedup(samples: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
     """Per point whose runs were compacted (``deploy_format`` compact): ``train_time_speedup``,
     each run's own interleaved measurement of a training step at dense shapes against the
-    compact model, as ``ratio`` (geometric mean over seeds) with ``ratio_ci95_lo``/``_hi``, the
-    Student-t interval over the runs' log values, and ``n``. Index ``point_id``."""
-    cols = ["n", "ratio", "ratio_ci95_lo", "ratio_ci95_hi"]
+    compact model, as ``ratio`` with ``ratio_ci95_lo``/``_hi``, ``n`` seeds, ``verdict``
+    (:data:`CHEAPER`: faster, :data:`DEARER`, :data:`WITHIN_NOISE`, :data:`NO_INTERVAL`) and
+    ``test``. Where every run kept its rounds (``train_log_speedup``, ``_se``, ``_df``): the
+    random-effects ratio and interval, and the every-seed test with BH over the points
+    (:data:`PAIRED_ROUNDS`, see :mod:`analysis.repeats`); else, as before the rounds were kept,
+    the geometric mean over seeds and the Student-t interval over the runs' log values, read at
+    95% (:data:`SEED_MEANS`). Index ``point_id``."""
+    cols = ["n", "ratio", "ratio_ci95_lo", "ratio_ci95_hi", "verdict", "test"]
     if M.train_time_speedup not in samples or M.deploy_format not in samples:
         return pd.DataFrame(columns=cols, index=pd.Index([], name=P.point_id))
     runs = samples[samples[M.deploy_format].astype("string").eq(COMPACT).fillna(False)]
     st = _log_stats(runs, P.point_id, M.train_time_speedup)
     zero = np.zeros(len(st))
     d = welch(st["mean"], st["std"], st["n"], zero, zero, st["n"])
+    verdict = np.where(d["lo"] > 0, CHEAPER, np.where(d["hi"] < 0, DEARER, WITHIN_NOISE))
     out = pd.DataFrame(
         {
             "n": st["n"].astype(int),
             "ratio": np.exp(d["diff"]),
             "ratio_ci95_lo": np.exp(d["lo"]),
             "ratio_ci95_hi": np.exp(d["hi"]),
+            "verdict": np.where(np.isfinite(d["lo"]), verdict, NO_INTERVAL).astype(object),
+            "test": SEED_MEANS,
         },
         index=st.index.rename(P.point_id),
     )
+    r = _rounds_of(runs, (M.train_log_speedup, M.train_log_speedup_se, M.train_log_speedup_df))
+    r = r[pd.to_numeric(r["tested"]) > 0].reindex([i for i in r.index if i in out.index])
+    if len(r):
+        q = pd.Series(fdr_bh(r["p_value"].to_numpy(dtype=float)), index=r.index)
+        sign = pd.to_numeric(r["sign"])
+        out.loc[r.index, "n"] = pd.to_numeric(r["k"]).astype(int)
+        out.loc[r.index, "ratio"] = np.exp(r["mu"].astype(float))
+        out.loc[r.index, "ratio_ci95_lo"] = np.exp(r["lo"].astype(float))
+        out.loc[r.index, "ratio_ci95_hi"] = np.exp(r["hi"].astype(float))
+        out.loc[r.index, "verdict"] = np.where(
+            q < alpha, np.where(sign > 0, CHEAPER, DEARER), WITHIN_NOISE
+        )
+        out.loc[r.index, "test"] = PAIRED_ROUNDS
     return out[cols]

@@ -157,7 +157,6 @@ def seeds_needed_many(
     return out
 
 
-
 def fdr_bh(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values), elementwise; NaN stays NaN and is not
     counted among the ``m`` hypotheses. The multiplicity correction of the measured-cost
