@@ -21,6 +21,7 @@ from analysis import charts
 from analysis.compare import DIFF_COLS, at_equal_sparsity, variant_names, versus_dense
 from analysis.load import FINISHED, Experiment
 from analysis.measured import (
+    BY_RULE,
     CHEAPER,
     DEARER,
     FLAT,
@@ -911,6 +912,8 @@ def _ratio_phrase(ax: Axis, x: str, point_id: str) -> str | None:
         return (
             f"{_times(1 / r['ratio'])} {bad} ({every}95% CI [{_times(1 / hi)}, {_times(1 / lo)}])"
         )
+    if r.get("test") == BY_RULE:
+        return f"{_times(r['ratio'])} {plain} ({BY_RULE})"
     if ax.state == FLAT:
         return f"{_times(r['ratio'])} {plain} ({FLAT})"
     if np.isfinite(lo):

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from analysis.load import load_experiment
 from analysis.measured import (
     BY_RULE,
     CHEAPER,
@@ -28,8 +29,11 @@ from analysis.measured import (
     judge_axis,
 )
 from analysis.points import P
+from analysis.questions import analyse
 from analysis.repeats import combine_seeds, run_intervals
 from analysis.stats import fdr_bh
+from analysis.synthetic import write_experiment
+from sparsity_tune import layout
 from sparsity_tune.metrics import M
 from sparsity_tune.trial.measure import log_ratio_summary
 
@@ -225,3 +229,55 @@ def test_compacted_training_steps_use_their_rounds_where_kept() -> None:
     assert (t.loc["old", "ratio_ci95_lo"], t.loc["old", "ratio_ci95_hi"]) == pytest.approx(
         np.exp(ci)
     )
+
+
+# ------------------------------------------------------------------ through the report
+
+
+def _add_rounds(trials: list[Path], se: float) -> None:
+    """Give each finished synthetic run the rounds summary its figures imply: its ratio of
+    medians as the estimate, ``se`` on 9 degrees of freedom; (0, 0, 0) where it ships dense."""
+    for d in trials:
+        f = d / layout.SUMMARY
+        if not f.exists():
+            continue
+        s = json.loads(f.read_text())
+        for b in ("b1", "b256"):
+            est = math.log(s[f"infer_ms_dense_{b}"] / s[f"infer_ms_{b}"])
+            dense = s[M.deploy_format] == "dense"
+            s[f"infer_log_speedup_{b}"] = 0.0 if dense else est
+            s[f"infer_log_speedup_{b}_se"] = 0.0 if dense else se
+            s[f"infer_log_speedup_{b}_df"] = 0.0 if dense else 9.0
+        f.write_text(json.dumps(s))
+
+
+GRID = {
+    "model.arch": ["cnn"],
+    "model.depth": [2],
+    "model.width": [32, 128],
+    "pruning.final_sparsity": [0.0, 0.75, 0.9],
+    "pruning.granularity": ["unstructured", "structured"],
+}
+
+
+def test_the_report_names_the_test_and_old_runs_keep_theirs(tmp_path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    write_experiment(old, grid=GRID, seeds=(0, 1, 2))
+    _add_rounds(write_experiment(new, grid=GRID, seeds=(0, 1, 2)), se=0.02)
+    a_old, a_new = analyse(load_experiment(old)), analyse(load_experiment(new))
+    t_old, t_new = a_old.axes[M.infer_ms_b256].table, a_new.axes[M.infer_ms_b256].table
+    assert set(t_old["test"]) == {SEED_MEANS}
+    assert set(t_new["test"]) == {PAIRED_ROUNDS, BY_RULE}
+    structured = a_new.points.set_index(P.point_id)["pruning.granularity"] == "structured"
+    ids = structured[structured].index.intersection(t_new.index)
+    assert len(ids) == 4 and (t_new.loc[ids, "verdict"] == CHEAPER).all()
+    text = next(s for s in a_new.sections if s.key == "tradeoffs").sentences
+    cnn = next(t for t in text if t.startswith("cnn d2×w128 (the largest cnn;"))
+    clause = cnn.split("; structured 90%: ")[1].split(";")[0]
+    assert "faster at batch 256 (in every seed, BH-adjusted p " in clause
+    assert "Benjamini-Hochberg" in cnn
+    assert f"unstructured 90%: 1.00x at batch 256 ({BY_RULE})" in cnn
+    wide = next(s for s in a_new.sections if s.key == "tradeoffs").tables[0][1]
+    assert set(wide[f"test: {M.infer_ms_b256}"]) == {PAIRED_ROUNDS, BY_RULE}
+    old_wide = next(s for s in a_old.sections if s.key == "tradeoffs").tables[0][1]
+    assert set(old_wide[f"test: {M.infer_ms_b256}"]) == {SEED_MEANS}
