@@ -333,7 +333,8 @@ class Trainer:
     ) -> float:
         """Step time of the uncompacted model (dense shapes + mask upkeep: what training would
         have cost) / step time of the compact model, both on copies, interleaved on the same
-        batch (gather included), median of 20; the run's own state and RNGs are untouched."""
+        batch (gather included), median of 20; the run's own state and RNGs are untouched. The
+        20 rounds are kept as ``train_log_speedup`` (measure.log_ratio_summary)."""
         small, small_opt = copy.deepcopy((self.model, self.optimizer))
         d = self.data
         g = torch.Generator().manual_seed(self.cfg.train.seed)
