@@ -27,6 +27,7 @@ from analysis.measured import (
     FLAT,
     GRANULARITY,
     PAIRED_ROUNDS,
+    SEED_MEANS,
     UNJUDGED,
     Axis,
     compacted_speedup,
@@ -941,7 +942,7 @@ def _flat_sentence(x: str, kind: str, ax: Axis) -> str:
     how = f"Bonferroni-adjusted {WELCH} of the log values"
     if PAIRED_ROUNDS in tests:
         how = "every seed's paired interleaved rounds, Benjamini-Hochberg over the points" + (
-            f"; runs without rounds: {how}" if len(tests - {PAIRED_ROUNDS}) else ""
+            f"; runs without rounds: {how}" if SEED_MEANS in tests else ""
         )
     return (
         f"{x} ({kind}): {FLAT}: no pruned point's ratio to its dense baseline is resolved "

@@ -312,3 +312,15 @@ def test_the_report_names_the_test_and_old_runs_keep_theirs(tmp_path) -> None:
     assert set(wide[f"test: {M.infer_ms_b256}"]) == {PAIRED_ROUNDS, BY_RULE}
     old_wide = next(s for s in a_old.sections if s.key == "tradeoffs").tables[0][1]
     assert set(old_wide[f"test: {M.infer_ms_b256}"]) == {SEED_MEANS}
+
+
+def test_rounds_that_do_not_resolve_leave_the_axis_flat_and_say_how(tmp_path) -> None:
+    """The same runs with rounds too noisy to show their gain (error 5 on the log scale): the
+    paired test calls nothing, and the flat sentence names it."""
+    _add_rounds(write_experiment(tmp_path, grid=GRID, seeds=(0, 1, 2)), se=5.0)
+    a = analyse(load_experiment(tmp_path))
+    assert a.axes[M.infer_ms_b256].state == FLAT
+    text = next(s for s in a.sections if s.key == "tradeoffs").sentences
+    line = next(t for t in text if t.startswith("infer_ms_b256"))
+    assert "every seed's paired interleaved rounds, Benjamini-Hochberg over the points;" in line
+    assert "runs without rounds" not in line
