@@ -12,15 +12,31 @@ operating point is put against its dense baseline on that axis:
 - **the dense baseline**: for inference times the dense model timed beside the deployable one in
   the same runs (``infer_ms_dense_b1``/``_b256``: same process, interleaved, so the machine's
   load cancels), for shipped bytes the dense model saved in the same runs
-  (``deploy_bytes_dense``: an IMP round before the last ships nothing), the ratio taken per run and its interval the Student-t one over the runs' log
-  ratios (Welch's with a spread-free second sample); for every other axis the dense baseline's
+  (``deploy_bytes_dense``: an IMP round before the last ships nothing), the ratio taken per
+  run and its interval the Student-t one over the runs' log ratios (Welch's with a spread-free
+  second sample); for every other axis the dense baseline's
   own seeds (:func:`analysis.points.dense_samples`: the dense configuration of the same other
   settings, or IMP round 0), unpaired as elsewhere in the report.
-- **the axis** (:func:`judge_axis`): it *moves* when at least one point's interval at the
-  family-wise level ``1 - 0.05/k`` (Bonferroni over the ``k`` points compared on it) excludes 1;
-  it is *flat: within seed noise* when none does (then no front is drawn from it), and
-  *unjudged* when no point has an interval (no dense baseline, or one seed). Only on an axis that
-  moves is each point read at 95% (Fisher's protected comparisons: the family first).
+- **paired rounds** (inference times of runs that kept their rounds, :data:`ROUNDS`): each run
+  timed its deployable and its dense model in alternating rounds and kept the rounds' paired
+  log-ratios (:func:`sparsity_tune.trial.measure.log_ratio_summary`), so the load cancels
+  within the run, not only between the run's two medians. The verdict is the every-seed
+  (intersection-union) test of :mod:`analysis.repeats`: each seed's own rounds must show the
+  gain; the ratio and its 95% interval are the random-effects combination of the seeds
+  (their rounds' variance plus the between-seed variance), and ``ratio_seeds_lo``/``_hi`` the
+  widest reach of the seeds' own intervals. Runs recorded before the rounds were kept (and
+  every axis without in-run rounds) get the test above (``test``: :data:`SEED_MEANS`);
+  a point whose every run shipped the dense model is 1.0 by rule (:data:`BY_RULE`).
+- **the axis** (:func:`judge_axis`): it *moves* when at least one point is resolved among the
+  ``k`` points compared on it: a paired-rounds point whose Benjamini-Hochberg adjusted p-value
+  (:func:`analysis.stats.fdr_bh`, over every point of the axis with a p-value: the false
+  discovery rate at 5%) is below 0.05, or a seed-means point whose interval at the family-wise
+  level ``1 - 0.05/k`` (Bonferroni, as before the rounds were kept) excludes 1. It is *flat:
+  within seed noise* when none is (then no front is drawn from it), and *unjudged* when no
+  point has an interval (no dense baseline, or one seed without rounds). A paired-rounds point
+  is cheaper or dearer when it is resolved; a seed-means point, only on an axis that moves, is
+  read at 95% (Fisher's protected comparisons: the family first), as before. So an experiment
+  without rounds reads exactly as it did.
 
 Summary figures (the deployable model's bytes and latency) describe a run's final network, so an
 IMP round before the last has none (:mod:`analysis.points`) and is never compared on them.
@@ -39,7 +55,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.points import P, dense_samples
-from analysis.stats import LEVEL, welch
+from analysis.repeats import COMBINED_COLS, combine_seeds
+from analysis.stats import LEVEL, fdr_bh, welch
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import MEASURED, M, direction
 
@@ -51,7 +68,23 @@ IN_RUN_DENSE: Final = {
     M.infer_ms_b256: M.infer_ms_dense_b256,
     M.deploy_bytes: M.deploy_bytes_dense,
 }
-FAMILY_ALPHA: Final = 0.05  #: family-wise error rate of the flat rule (Bonferroni over points)
+FAMILY_ALPHA: Final = 0.05  #: error rate of the flat rule (Bonferroni / BH over points)
+#: Where runs keep their paired rounds (sparsity_tune.trial.measure.log_ratio_summary): the
+#: axis, and the columns of its estimate, standard error and degrees of freedom (log scale).
+ROUNDS: Final = {
+    M.infer_ms_b1: (M.infer_log_speedup_b1, M.infer_log_speedup_b1_se, M.infer_log_speedup_b1_df),
+    M.infer_ms_b256: (
+        M.infer_log_speedup_b256,
+        M.infer_log_speedup_b256_se,
+        M.infer_log_speedup_b256_df,
+    ),
+}
+#: How a row was tested (the ``test`` column): from each run's paired rounds, every seed, BH;
+#: today's test where runs have no rounds (experiments recorded before they were kept, and
+#: axes without in-run pairs); or not at all where every run shipped the dense model.
+PAIRED_ROUNDS: Final = "paired rounds: every seed, BH"
+SEED_MEANS: Final = "seed means: Welch, Bonferroni"
+BY_RULE: Final = "ships dense: 1.0 by rule"
 
 MOVES: Final = "moves"
 FLAT: Final = "flat: within seed noise"
@@ -70,6 +103,11 @@ RATIO_COLS: Final = (
     "ratio_family_lo",
     "ratio_family_hi",
     "verdict",
+    "test",
+    "p_value",
+    "p_adjusted",
+    "ratio_seeds_lo",
+    "ratio_seeds_hi",
 )
 
 
@@ -110,14 +148,46 @@ def _empty() -> pd.DataFrame:
     return pd.DataFrame(columns=list(RATIO_COLS), index=pd.Index([], name=P.point_id))
 
 
+def _welch_p(d: dict[str, np.ndarray]) -> np.ndarray:
+    """Two-sided p-value of each Welch difference (0 for a noise-free nonzero one, 1 for a
+    noise-free zero, NaN without an interval)."""
+    from scipy.special import stdtr
+
+    fin = np.isfinite(d["df"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stdtr(np.where(fin, d["df"], 1.0), -np.abs(d["diff"]) / d["se"])
+    p = np.where(d["se"] == 0, np.where(d["diff"] == 0, 1.0, 0.0), p)
+    return np.where(np.isfinite(d["lo"]), p, np.nan)
+
+
+def _rounds_of(samples: pd.DataFrame, cols: tuple[str, str, str] | None) -> pd.DataFrame:
+    """The points of the per-seed table ``samples`` whose every run has the rounds summary
+    ``cols`` (estimate, standard error, degrees of freedom), combined over seeds
+    (:func:`analysis.repeats.combine_seeds`, log scale), index ``point_id``; empty where no
+    point has them for all its runs (runs recorded before the rounds were kept)."""
+    empty = pd.DataFrame(columns=list(COMBINED_COLS), index=pd.Index([], name=P.point_id))
+    if cols is None or not all(c in samples for c in cols) or samples.empty:
+        return empty
+    v = samples[list(cols)].apply(pd.to_numeric, errors="coerce")
+    ok = v.notna().all(axis=1) & v[cols[2]].ge(0) & v[cols[1]].ge(0)
+    full = ok.groupby(samples[P.point_id].to_numpy()).transform("all").to_numpy()
+    rows = samples[full]
+    if rows.empty:
+        return empty
+    r = v.loc[rows.index]
+    out = combine_seeds(r[cols[0]], r[cols[1]], r[cols[2]], rows[P.point_id].to_numpy())
+    return out.rename_axis(P.point_id)
+
+
 def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Axis:
     """Every pruned point's ratio to its dense baseline on ``x`` (one row per point of the
-    per-seed table ``samples``, see :func:`analysis.points.operating_points`), its 95% and
-    family-wise intervals, its verdict (:data:`CHEAPER`, :data:`DEARER`, :data:`WITHIN_NOISE`,
-    :data:`NO_INTERVAL`), and the axis's state (see the module docstring)."""
+    per-seed table ``samples``, see :func:`analysis.points.operating_points`), its 95% interval,
+    its verdict (:data:`CHEAPER`, :data:`DEARER`, :data:`WITHIN_NOISE`, :data:`NO_INTERVAL`),
+    how it was tested, and the axis's state (see the module docstring)."""
     if x not in samples or M.sparsity not in samples:
         return Axis(x, UNJUDGED, 0, _empty())
     keep = (P.point_id, P.baseline_key, "seed", M.sparsity, x, IN_RUN_DENSE.get(x))
+    keep += ROUNDS.get(x, ())
     samples = samples[[c for c in dict.fromkeys(keep) if c is not None and c in samples]]
     values = pd.to_numeric(samples[x], errors="coerce")
     pruned = samples[(samples[M.sparsity] > DENSE_EPS) & (values > 0)]
@@ -147,26 +217,55 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
     def interval(level: float) -> dict[str, np.ndarray]:
         return welch(a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"], level=level)
 
+    rounds = _rounds_of(pruned, ROUNDS.get(x)).reindex(mine.index)
+    paired = rounds["k"].notna().to_numpy()
     d = interval(LEVEL)
-    has = np.isfinite(d["lo"])
+    has = np.isfinite(d["lo"]) | paired
     k = int(has.sum())
     f = interval(1 - alpha / max(k, 1))
+    # today's test (seed means: Welch at 95%, the axis at Bonferroni's level) where no rounds
     verdict = np.where(d["lo"] > 0, CHEAPER, np.where(d["hi"] < 0, DEARER, WITHIN_NOISE))
     verdict = np.where(has, verdict, NO_INTERVAL).astype(object)
-    moved = (f["lo"] > 0) | (f["hi"] < 0)
-    state = UNJUDGED if k == 0 else (MOVES if moved.any() else FLAT)
+    p = _welch_p(d)
+    ratio, lo, hi = d["diff"].copy(), d["lo"].copy(), d["hi"].copy()
+    fam_lo, fam_hi = f["lo"].copy(), f["hi"].copy()
+    seeds_lo = np.full(len(mine), np.nan)
+    seeds_hi = np.full(len(mine), np.nan)
+    test = np.where(has, SEED_MEANS, "").astype(object)
+    if paired.any():  # the runs' own rounds: every seed, random-effects size
+        r = rounds[paired]
+        ratio[paired], lo[paired], hi[paired] = r["mu"], r["lo"], r["hi"]
+        fam_lo[paired] = fam_hi[paired] = np.nan
+        seeds_lo[paired], seeds_hi[paired] = r["seeds_lo"], r["seeds_hi"]
+        p[paired] = r["p_value"]
+        test[paired] = np.where(r["tested"] > 0, PAIRED_ROUNDS, BY_RULE)
+    q = np.where(paired, fdr_bh(p), np.minimum(1.0, k * p))  # BH; Bonferroni without rounds
+    legacy_moved = ~paired & ((f["lo"] > 0) | (f["hi"] < 0))
+    resolved = paired & (q < alpha)
+    if paired.any():
+        sign = rounds["sign"].to_numpy()
+        verdict[paired] = WITHIN_NOISE
+        verdict[resolved & (sign > 0)] = CHEAPER
+        verdict[resolved & (sign < 0)] = DEARER
+    state = UNJUDGED if k == 0 else (MOVES if (legacy_moved | resolved).any() else FLAT)
     if state == FLAT:
         verdict[has] = WITHIN_NOISE  # protected: no point is read alone on a flat axis
+    n = np.where(paired, pd.to_numeric(rounds["k"]).fillna(0), mine["n"]).astype(int)
     table = pd.DataFrame(
         {
-            "n": mine["n"].astype(int),
-            "dense_n": ref["n"].astype(int),
-            "ratio": np.exp(d["diff"]),
-            "ratio_ci95_lo": np.exp(d["lo"]),
-            "ratio_ci95_hi": np.exp(d["hi"]),
-            "ratio_family_lo": np.exp(f["lo"]),
-            "ratio_family_hi": np.exp(f["hi"]),
+            "n": n,
+            "dense_n": np.where(paired, n, ref["n"]).astype(int),
+            "ratio": np.exp(ratio),
+            "ratio_ci95_lo": np.exp(lo),
+            "ratio_ci95_hi": np.exp(hi),
+            "ratio_family_lo": np.exp(fam_lo),
+            "ratio_family_hi": np.exp(fam_hi),
             "verdict": verdict,
+            "test": test,
+            "p_value": p,
+            "p_adjusted": q,
+            "ratio_seeds_lo": np.exp(seeds_lo),
+            "ratio_seeds_hi": np.exp(seeds_hi),
         },
         index=mine.index.rename(P.point_id),
     )
@@ -202,25 +301,46 @@ def measured_table(points: pd.DataFrame, axes: dict[str, Axis]) -> pd.DataFrame:
 COMPACT: Final = "compact"  #: deploy_format of a run whose model was physically compacted
 
 
-def compacted_speedup(samples: pd.DataFrame) -> pd.DataFrame:
+def compacted_speedup(samples: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
     """Per point whose runs were compacted (``deploy_format`` compact): ``train_time_speedup``,
     each run's own interleaved measurement of a training step at dense shapes against the
-    compact model, as ``ratio`` (geometric mean over seeds) with ``ratio_ci95_lo``/``_hi``, the
-    Student-t interval over the runs' log values, and ``n``. Index ``point_id``."""
-    cols = ["n", "ratio", "ratio_ci95_lo", "ratio_ci95_hi"]
+    compact model, as ``ratio`` with ``ratio_ci95_lo``/``_hi``, ``n`` seeds, ``verdict``
+    (:data:`CHEAPER`: faster, :data:`DEARER`, :data:`WITHIN_NOISE`, :data:`NO_INTERVAL`) and
+    ``test``. Where every run kept its rounds (``train_log_speedup``, ``_se``, ``_df``): the
+    random-effects ratio and interval, and the every-seed test with BH over the points
+    (:data:`PAIRED_ROUNDS`, see :mod:`analysis.repeats`); else, as before the rounds were kept,
+    the geometric mean over seeds and the Student-t interval over the runs' log values, read at
+    95% (:data:`SEED_MEANS`). Index ``point_id``."""
+    cols = ["n", "ratio", "ratio_ci95_lo", "ratio_ci95_hi", "verdict", "test"]
     if M.train_time_speedup not in samples or M.deploy_format not in samples:
         return pd.DataFrame(columns=cols, index=pd.Index([], name=P.point_id))
     runs = samples[samples[M.deploy_format].astype("string").eq(COMPACT).fillna(False)]
     st = _log_stats(runs, P.point_id, M.train_time_speedup)
     zero = np.zeros(len(st))
     d = welch(st["mean"], st["std"], st["n"], zero, zero, st["n"])
+    verdict = np.where(d["lo"] > 0, CHEAPER, np.where(d["hi"] < 0, DEARER, WITHIN_NOISE))
     out = pd.DataFrame(
         {
             "n": st["n"].astype(int),
             "ratio": np.exp(d["diff"]),
             "ratio_ci95_lo": np.exp(d["lo"]),
             "ratio_ci95_hi": np.exp(d["hi"]),
+            "verdict": np.where(np.isfinite(d["lo"]), verdict, NO_INTERVAL).astype(object),
+            "test": SEED_MEANS,
         },
         index=st.index.rename(P.point_id),
     )
+    r = _rounds_of(runs, (M.train_log_speedup, M.train_log_speedup_se, M.train_log_speedup_df))
+    r = r[pd.to_numeric(r["tested"]) > 0].reindex([i for i in r.index if i in out.index])
+    if len(r):
+        q = pd.Series(fdr_bh(r["p_value"].to_numpy(dtype=float)), index=r.index)
+        sign = pd.to_numeric(r["sign"])
+        out.loc[r.index, "n"] = pd.to_numeric(r["k"]).astype(int)
+        out.loc[r.index, "ratio"] = np.exp(r["mu"].astype(float))
+        out.loc[r.index, "ratio_ci95_lo"] = np.exp(r["lo"].astype(float))
+        out.loc[r.index, "ratio_ci95_hi"] = np.exp(r["hi"].astype(float))
+        out.loc[r.index, "verdict"] = np.where(
+            q < alpha, np.where(sign > 0, CHEAPER, DEARER), WITHIN_NOISE
+        )
+        out.loc[r.index, "test"] = PAIRED_ROUNDS
     return out[cols]

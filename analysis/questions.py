@@ -22,10 +22,13 @@ from analysis.compare import DIFF_COLS, at_equal_sparsity, variant_names, versus
 from analysis.convergence import still_improving
 from analysis.load import FINISHED, Experiment
 from analysis.measured import (
+    BY_RULE,
     CHEAPER,
     DEARER,
     FLAT,
     GRANULARITY,
+    PAIRED_ROUNDS,
+    SEED_MEANS,
     UNJUDGED,
     Axis,
     compacted_speedup,
@@ -965,7 +968,9 @@ _WORDS = {  # (cheaper, dearer, neither)
 }
 RATIO_TEXT = (
     "measured costs as the ratio dense / pruned of the seed geometric means, with the Welch 95% "
-    "interval over seeds of the log values"
+    "interval over seeds of the log values; where the runs kept their interleaved rounds, "
+    "the random-effects combination of the seeds' paired rounds and its 95% interval, the gain "
+    "called only when every seed's own rounds show it (Benjamini-Hochberg over the points)"
 )
 
 
@@ -989,10 +994,17 @@ def _ratio_phrase(ax: Axis, x: str, point_id: str) -> str | None:
     r = ax.table.loc[point_id]
     good, bad, plain = _WORDS.get(x, (f"less {x}", f"more {x}", x))
     lo, hi = r["ratio_ci95_lo"], r["ratio_ci95_hi"]
+    every = ""
+    if r.get("test") == PAIRED_ROUNDS and r["verdict"] in (CHEAPER, DEARER):
+        every = f"in every seed, BH-adjusted p {r['p_adjusted']:.2g}; "
     if r["verdict"] == CHEAPER:
-        return f"{_times(r['ratio'])} {good} (95% CI [{_times(lo)}, {_times(hi)}])"
+        return f"{_times(r['ratio'])} {good} ({every}95% CI [{_times(lo)}, {_times(hi)}])"
     if r["verdict"] == DEARER:
-        return f"{_times(1 / r['ratio'])} {bad} (95% CI [{_times(1 / hi)}, {_times(1 / lo)}])"
+        return (
+            f"{_times(1 / r['ratio'])} {bad} ({every}95% CI [{_times(1 / hi)}, {_times(1 / lo)}])"
+        )
+    if r.get("test") == BY_RULE:
+        return f"{_times(r['ratio'])} {plain} ({BY_RULE})"
     if ax.state == FLAT:
         return f"{_times(r['ratio'])} {plain} ({FLAT})"
     if np.isfinite(lo):
@@ -1004,9 +1016,11 @@ def _compacted_phrase(c: pd.Series) -> str:
     """A compacted point's in-run training-step ratio (train_time_speedup), read at 95%."""
     lo, hi, r = c["ratio_ci95_lo"], c["ratio_ci95_hi"], c["ratio"]
     ci = f"measured in the run, 95% CI [{_times(lo)}, {_times(hi)}]"
-    if lo > 1:
+    if c.get("test") == PAIRED_ROUNDS:
+        ci = f"in every seed's interleaved steps; {ci}"
+    if c.get("verdict", CHEAPER if lo > 1 else None) == CHEAPER:
         return f"training steps {_times(r)} faster once compacted ({ci})"
-    if hi < 1:
+    if c.get("verdict", DEARER if hi < 1 else None) == DEARER:
         return f"training steps {_times(1 / r)} slower once compacted ({ci})"
     word = "within seed noise" if np.isfinite(lo) else "no interval: one seed"
     return f"training steps {_times(r)} once compacted ({word}, {ci})"
@@ -1014,11 +1028,17 @@ def _compacted_phrase(c: pd.Series) -> str:
 
 def _flat_sentence(x: str, kind: str, ax: Axis) -> str:
     r = ax.table["ratio"]
+    tests = set(ax.table["test"]) if "test" in ax.table else set()
+    how = f"Bonferroni-adjusted {WELCH} of the log values"
+    if PAIRED_ROUNDS in tests:
+        how = "every seed's paired interleaved rounds, Benjamini-Hochberg over the points" + (
+            f"; runs without rounds: {how}" if SEED_MEANS in tests else ""
+        )
     return (
-        f"{x} ({kind}): {FLAT}: no pruned point's ratio to its dense baseline is resolved at "
-        f"the family-wise 5% level ({ax.k} points, Bonferroni-adjusted {WELCH} of the log "
-        f"values; ratios dense / pruned {_times(r.min())} to {_times(r.max())}), so no front "
-        "is drawn from it (the figure shows the points, by granularity)."
+        f"{x} ({kind}): {FLAT}: no pruned point's ratio to its dense baseline is resolved "
+        f"({ax.k} points, {how}; ratios dense / pruned {_times(r.min())} to "
+        f"{_times(r.max())}), so no front is drawn from it (the figure shows the points, by "
+        "granularity)."
     )
 
 
@@ -1040,8 +1060,9 @@ def _by_granularity(a: Analysis, x: str, ax: Axis) -> str:
             f"({_times(gt['ratio'].min())} to {_times(gt['ratio'].max())})"
         )
     return (
-        f"Against dense ({RATIO_TEXT}; the axis moves beyond the seed noise at the family-wise "
-        f"5% level): " + "; ".join(parts) + "."
+        f"Against dense ({RATIO_TEXT}; the axis moves beyond the seed noise at the 5% level): "
+        + "; ".join(parts)
+        + "."
     )
 
 
@@ -1069,6 +1090,8 @@ def _ratio_table(a: Analysis) -> pd.DataFrame:
         t = a.axes[x].table
         out[f"ratio: {x}"] = t["ratio"].reindex(out.index)
         out[f"verdict: {x}"] = t["verdict"].reindex(out.index)
+        if "test" in t:  # runs recorded before the rounds were kept say so here
+            out[f"test: {x}"] = t["test"].reindex(out.index)
     return out.sort_values(["arch", "size", "granularity", M.sparsity]).reset_index(drop=True)
 
 

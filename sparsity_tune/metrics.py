@@ -218,6 +218,41 @@ class M:
         "x",
         "training step time without compaction / with it, measured at compaction (else 1.0)",
     )
+    infer_log_speedup_b1 = Metric(
+        "infer_log_speedup_b1",
+        _S,
+        _MAX,
+        "log x",
+        "10%-trimmed mean over interleaved rounds of log(dense ms / deployable ms) at batch 1",
+    )
+    infer_log_speedup_b1_se = Metric(
+        "infer_log_speedup_b1_se", _S, None, "log x", "its standard error (Yuen's)"
+    )
+    infer_log_speedup_b1_df = Metric(
+        "infer_log_speedup_b1_df", _S, None, "", "its degrees of freedom (0: ships dense)"
+    )
+    infer_log_speedup_b256 = Metric(
+        "infer_log_speedup_b256", _S, _MAX, "log x", "the same at batch 256"
+    )
+    infer_log_speedup_b256_se = Metric(
+        "infer_log_speedup_b256_se", _S, None, "log x", "its standard error (Yuen's)"
+    )
+    infer_log_speedup_b256_df = Metric(
+        "infer_log_speedup_b256_df", _S, None, "", "its degrees of freedom (0: ships dense)"
+    )
+    train_log_speedup = Metric(
+        "train_log_speedup",
+        _S,
+        _MAX,
+        "log x",
+        "the same for the interleaved training steps of train_time_speedup",
+    )
+    train_log_speedup_se = Metric(
+        "train_log_speedup_se", _S, None, "log x", "its standard error (Yuen's)"
+    )
+    train_log_speedup_df = Metric(
+        "train_log_speedup_df", _S, None, "", "its degrees of freedom (0: not compacted)"
+    )
     total_time_s = Metric("total_time_s", _S, _MIN, "s", "wall seconds of the whole run")
     total_train_time_s = Metric("total_train_time_s", _S, _MIN, "s", "sum of train_time_s")
     peak_mem_bytes_max = Metric(
@@ -275,6 +310,9 @@ MEASURED: Final[frozenset[Metric]] = frozenset(
         M.infer_speedup_b1,
         M.infer_speedup_b256,
         M.train_time_speedup,
+        M.infer_log_speedup_b1,
+        M.infer_log_speedup_b256,
+        M.train_log_speedup,
         M.total_time_s,
         M.total_train_time_s,
         M.peak_mem_bytes_max,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import io
+import statistics
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,15 +39,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sparsity_tune.metrics import M
-from sparsity_tune.trial.measure import interleaved_ms
+from sparsity_tune.trial.measure import interleaved_ms, interleaved_times, log_ratio_summary
 
 BATCHES = (1, 256)
 LAYER_REPEATS = 5  # per-layer CSR-or-dense choice (the whole model is then checked too)
 #: A trial's end-of-run measurement times each batch size for about this long at most: 20
-#: interleaved rounds, fewer (5 at least) when a round is slow (see measure.interleaved_ms).
-#: A 3-layer width-32 CNN at batch 256 (2 ms a forward) then costs 25 ms instead of 40.
+#: interleaved rounds, fewer (MEASURE_MIN_ROUNDS at least) when a round is slow (see
+#: measure.interleaved_times). A 3-layer width-32 CNN at batch 256 (2 ms a forward) then costs
+#: 25 ms instead of 40.
 MEASURE_BUDGET_MS = 25.0
+#: Fewest rounds a trial times: its speedup's interval comes from its own rounds (analysis.
+#: repeats). Recorded on a busy 2-core machine, the 5 rounds the budget alone left for a depth-3
+#: width-128 CNN at batch 256 gave one seed's log-ratios from -0.11 to 2.2: 4 degrees of freedom
+#: and one-sided p-values of 0.01-0.05 for a 3-9x speedup, too weak to be resolved among the
+#: report's points; 10 rounds cost that model 0.2-2.5 s once per trial.
+MEASURE_MIN_ROUNDS = 10
 MARGIN = 0.95  # CSR must be at least 5% faster to be chosen: a tie stays dense
+#: log_ratio_summary of a batch size that ships the dense model: 1.0 by rule, nothing measured.
+SHIPS_DENSE = (0.0, 0.0, 0.0)
 
 
 def _csr(weight: Tensor) -> Tensor:
@@ -288,10 +298,19 @@ def measure(
     x: Tensor,
     repeats: int = 20,
     budget_ms: float | None = MEASURE_BUDGET_MS,
+    timings: dict[int, dict[str, list[float]]] | None = None,
 ) -> dict[str, Any]:
     """Deploy figures: format, saved bytes, ms of the deployable and the dense model at each
     batch size (interleaved, after 3 warm-up rounds, median of ``repeats``, or of fewer but at
-    least 5 where that many rounds would take longer than ``budget_ms``), and the speedups.
+    least :data:`MEASURE_MIN_ROUNDS` where that many rounds would take longer than
+    ``budget_ms``), and the speedups.
+
+    The rounds themselves are kept as the summary of their paired log-ratios (estimate,
+    standard error, degrees of freedom: ``infer_log_speedup_b1``/``_b256`` and their ``_se``,
+    ``_df``, :func:`~sparsity_tune.trial.measure.log_ratio_summary`): what the analysis builds
+    each run's speedup interval from. A batch size that ships the dense model has
+    :data:`SHIPS_DENSE`: log-ratio exactly 0, error 0, no degrees of freedom: its speedup is 1.0
+    by construction, not by measurement (the analysis tests nothing there).
 
     A substituted kernel (``csr``, ``semi_structured``) that is not faster than the dense model
     at a batch size as a whole is not shipped for it: that batch size gets the dense figures and
@@ -299,6 +318,9 @@ def measure(
     that of the model in ``deploy_format`` (for ``csr``: the one of the largest batch size that
     ships CSR); ``deploy_bytes_dense`` that of the dense model it was timed against (in the
     same dtype), so a run carries its own baseline for the bytes as for the times.
+
+    ``timings``: when given, filled with each batch size's rounds, ``{"dense": [...], "ship":
+    [...]}`` in ms (``ship`` empty where only the dense model ran): the raw recordings.
     """
     dense = dense.eval()
     models = dict(deployed.models)
@@ -307,25 +329,39 @@ def measure(
         dense = copy.deepcopy(dense).to(dtype)  # like with like: both in half precision
         x = x.to(dtype)
     substituted = deployed.format in ("csr", "semi_structured")
-    ms, ms_dense = {}, {}
+    ms, ms_dense, rounds = {}, {}, {}
     with torch.inference_mode():
         for b in BATCHES:
             xb = batch(x, b)
             ship = models[b]
             if ship is dense or deployed.format == "dense":
-                (ms_dense[b],) = interleaved_ms(
-                    [lambda xb=xb: dense(xb)], repeats, sync=_sync(x), budget_ms=budget_ms
+                (t_dense,) = interleaved_times(
+                    [lambda xb=xb: dense(xb)],
+                    repeats,
+                    sync=_sync(x),
+                    budget_ms=budget_ms,
+                    min_repeats=MEASURE_MIN_ROUNDS,
                 )
-                ms[b] = ms_dense[b]
-                continue
-            ms_dense[b], ms[b] = interleaved_ms(
-                [lambda xb=xb: dense(xb), lambda xb=xb, ship=ship: ship(xb)],
-                repeats,
-                sync=_sync(x),
-                budget_ms=budget_ms,
-            )
-            if substituted and ms[b] >= ms_dense[b]:
-                models[b], ms[b] = dense, ms_dense[b]
+                t_ship: list[float] = []
+            else:
+                t_dense, t_ship = interleaved_times(
+                    [lambda xb=xb: dense(xb), lambda xb=xb, ship=ship: ship(xb)],
+                    repeats,
+                    sync=_sync(x),
+                    budget_ms=budget_ms,
+                    min_repeats=MEASURE_MIN_ROUNDS,
+                )
+            if timings is not None:
+                timings[b] = {"dense": list(t_dense), "ship": list(t_ship)}
+            ms_dense[b] = statistics.median(t_dense)
+            ms[b] = statistics.median(t_ship) if t_ship else ms_dense[b]
+            rounds[b] = len(t_dense)
+            if t_ship and substituted and ms[b] >= ms_dense[b]:
+                models[b], ms[b], t_ship = dense, ms_dense[b], []
+            if t_ship:
+                rounds[b] = log_ratio_summary(t_dense, t_ship)
+            else:
+                rounds[b] = SHIPS_DENSE  # exactly 1.0 by construction
     fmt = deployed.format
     shipping = [b for b in BATCHES if models[b] is not dense] or [BATCHES[-1]]
     if substituted and all(models[b] is dense for b in BATCHES):
@@ -344,4 +380,10 @@ def measure(
         M.infer_ms_dense_b256: ms_dense[256],
         M.infer_speedup_b1: speedup[1],
         M.infer_speedup_b256: speedup[256],
+        M.infer_log_speedup_b1: rounds[1][0],
+        M.infer_log_speedup_b1_se: rounds[1][1],
+        M.infer_log_speedup_b1_df: rounds[1][2],
+        M.infer_log_speedup_b256: rounds[256][0],
+        M.infer_log_speedup_b256_se: rounds[256][1],
+        M.infer_log_speedup_b256_df: rounds[256][2],
     }

@@ -33,6 +33,7 @@ import contextlib
 import copy
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -203,6 +204,9 @@ class Trainer:
         self._seg_trained = 0  # epochs of the current segment (the run; an IMP round)
         self._skipped = 0  # planned epochs of IMP rounds that ended early on a plateau
         self._stopped = False  # the run's plateau ended it
+        self.train_log_speedup: tuple[float, float, float] = (
+            measure.NOT_TIMED
+        )  # its rounds' summary
         self._maybe_prune(self.schedule.after_epoch(0))  # pruning at initialisation
         self._maybe_compact()
 
@@ -390,7 +394,8 @@ class Trainer:
     ) -> float:
         """Step time of the uncompacted model (dense shapes + mask upkeep: what training would
         have cost) / step time of the compact model, both on copies, interleaved on the same
-        batch (gather included), median of 20; the run's own state and RNGs are untouched."""
+        batch (gather included), median of 20; the run's own state and RNGs are untouched. The
+        20 rounds are kept as ``train_log_speedup`` (measure.log_ratio_summary)."""
         small, small_opt = copy.deepcopy((self.model, self.optimizer))
         d = self.data
         g = torch.Generator().manual_seed(self.cfg.train.seed)
@@ -412,10 +417,11 @@ class Trainer:
             return run
 
         sync = torch.cuda.synchronize if self.device.type == "cuda" else None
-        t_before, t_after = measure.interleaved_ms(
+        t_before, t_after = measure.interleaved_times(
             [step(model, optimizer, masks), step(small, small_opt, self.masks)], 20, 2, sync
         )
-        return t_before / t_after
+        self.train_log_speedup = measure.log_ratio_summary(t_before, t_after)
+        return statistics.median(t_before) / statistics.median(t_after)
 
     def dense_masks(self) -> dict[str, Tensor]:
         """The masks in the dense model's coordinates (compacted-away weights: False)."""
@@ -646,6 +652,11 @@ class Trainer:
             )
             measured = deploy.measure(shipped, self.dense_model(), x)
         measured[M.train_time_speedup] = self.train_time_speedup
+        (
+            measured[M.train_log_speedup],
+            measured[M.train_log_speedup_se],
+            measured[M.train_log_speedup_df],
+        ) = self.train_log_speedup
         return measure.summary(self.records, measured, self.memory.kind, str(self.device))
 
     # ----------------------------------------------------------------- checkpoints
@@ -655,6 +666,7 @@ class Trainer:
         return {
             "compaction": None if self.compaction is None else self.compaction.units,
             "train_time_speedup": self.train_time_speedup,
+            "train_log_speedup": self.train_log_speedup,
             "model": self.model.state_dict(),
             "masks": {k: v.cpu() for k, v in self.masks.items()},
             "optimizer": self.optimizer.state_dict(),
@@ -682,6 +694,7 @@ class Trainer:
                 f"{self.compaction.units if self.compaction else None}: not the same run"
             )
         self.train_time_speedup = state.get("train_time_speedup", 1.0)
+        self.train_log_speedup = tuple(state.get("train_log_speedup", measure.NOT_TIMED))
         self.model.load_state_dict(state["model"])
         self.masks = {k: v.to(self.device) for k, v in state["masks"].items()}
         self._pruned = pruning.count_pruned(self.masks) > 0

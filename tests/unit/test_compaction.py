@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from sparsity_tune.metrics import M
 from sparsity_tune.trial import compaction, pruning
 from sparsity_tune.trial.config import ModelConfig
 from sparsity_tune.trial.data import DataSplits, load_dataset
@@ -225,6 +226,30 @@ def test_imp_rewinds_then_compacts(small_config):
     for name, p in trainer.model.named_parameters():  # the survivors, back at their init
         if name.endswith("weight"):
             assert torch.equal(p.detach(), comp.shrink(name, init[name]))
+
+
+def test_a_compacted_run_keeps_the_rounds_of_its_speedups(small_config):
+    """summary.json carries each timed comparison's rounds summary (estimate, error, degrees
+    of freedom), and a checkpoint keeps the training steps' one (timed once, at compaction)."""
+    cfg = _structured(
+        small_config,
+        **{"pruning.method": "one_shot", "pruning.start_epoch": 0, "train.epochs": 1},
+    )
+    trainer = Trainer(cfg)
+    summary = trainer.run(lambda r: None)
+    assert summary[M.deploy_format] == "compact"
+    for b in ("b1", "b256"):
+        assert summary[f"infer_log_speedup_{b}_df"] >= 8  # at least 10 rounds, 10% trimmed
+        assert summary[f"infer_log_speedup_{b}_se"] >= 0
+    est, se, df = (
+        summary[k] for k in (M.train_log_speedup, M.train_log_speedup_se, M.train_log_speedup_df)
+    )
+    assert (
+        df == 15 and se >= 0 and est == trainer.train_log_speedup[0]
+    )  # 20 steps, 2 trimmed each end
+    again = Trainer(cfg)
+    again.load_state_dict(trainer.state_dict())
+    assert again.train_log_speedup == trainer.train_log_speedup
 
 
 def test_checkpoint_after_compaction_restores_and_continues_bit_for_bit(small_config):

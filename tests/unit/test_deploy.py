@@ -10,6 +10,7 @@ from torch import nn
 
 from sparsity_tune.metrics import M
 from sparsity_tune.trial import deploy
+from sparsity_tune.trial.measure import log_ratio_summary
 
 
 @pytest.fixture(autouse=True)
@@ -104,6 +105,34 @@ def test_a_substitute_that_is_not_faster_is_not_shipped():
     assert figures[M.infer_speedup_b1] == figures[M.infer_speedup_b256] == 1.0
     assert figures[M.infer_ms_b256] == figures[M.infer_ms_dense_b256]
     assert figures[M.deploy_bytes] == deploy.saved_bytes(model)
+
+
+def test_measure_keeps_each_batch_sizes_paired_rounds():
+    """The summary of the rounds is that of the rounds timed (kept whole with ``timings``); a
+    batch size that ships dense is 1.0 by rule: (0, 0, 0), nothing tested."""
+    model = nn.Sequential(nn.Linear(40, 64), nn.ReLU(), nn.Linear(64, 10)).eval()
+    small = nn.Sequential(nn.Linear(40, 8), nn.ReLU(), nn.Linear(8, 10)).eval()
+    rounds: dict = {}
+    figures = deploy.measure(
+        deploy.Deployable("compact", {1: small, 256: small}, ""),
+        model,
+        torch.randn(9, 40),
+        repeats=12,
+        budget_ms=None,
+        timings=rounds,
+    )
+    for b, keys in (
+        (1, (M.infer_log_speedup_b1, M.infer_log_speedup_b1_se, M.infer_log_speedup_b1_df)),
+        (256, (M.infer_log_speedup_b256, M.infer_log_speedup_b256_se, M.infer_log_speedup_b256_df)),
+    ):
+        assert len(rounds[b]["dense"]) == len(rounds[b]["ship"]) == 12
+        want = log_ratio_summary(rounds[b]["dense"], rounds[b]["ship"])
+        assert tuple(figures[k] for k in keys) == want and want[2] == 9.0  # 12 - 2 trimmed - 1
+    slow = _Slow(model)
+    dense = deploy.measure(
+        deploy.Deployable("csr", {1: slow, 256: slow}, ""), model, torch.randn(9, 40)
+    )
+    assert (dense[M.infer_log_speedup_b256], dense[M.infer_log_speedup_b256_df]) == (0.0, 0.0)
 
 
 def test_nm_without_a_2to4_gpu_ships_dense_and_says_so():

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+import time
 
+import pytest
 import torch
 
-from sparsity_tune.trial.measure import PeakMemory, _LiveTensors, interleaved_ms
+from sparsity_tune.trial.measure import (
+    PeakMemory,
+    _LiveTensors,
+    interleaved_ms,
+    interleaved_times,
+    log_ratio_summary,
+)
 from sparsity_tune.trial.trainer import Trainer
 
 MB = 1 << 20
@@ -70,7 +79,39 @@ def test_interleaved_ms_returns_one_median_per_call():
     calls = []
     ms = interleaved_ms([lambda: calls.append("a"), lambda: calls.append("b")], repeats=5, warmup=1)
     assert len(ms) == 2 and all(m >= 0 for m in ms)
-    assert calls == ["a", "b"] * 6  # turns: a, b, a, b, ...
+    # warm-up a, b; then turns whose order alternates: a, b / b, a / a, b / ...
+    assert calls == ["a", "b"] + ["a", "b", "b", "a"] * 2 + ["a", "b"]
+
+
+def test_interleaved_times_pairs_every_round_and_keeps_the_floor_of_rounds():
+    clock = iter(range(1000))
+    times = interleaved_times([lambda: next(clock), lambda: next(clock)], repeats=4, warmup=0)
+    assert [len(t) for t in times] == [4, 4]
+    slow = interleaved_times(
+        [lambda: time.sleep(0.004)], repeats=20, warmup=1, budget_ms=1.0, min_repeats=7
+    )
+    assert len(slow[0]) == 7  # the budget would allow 1 round; the floor keeps 7
+
+
+def test_log_ratio_summary_is_the_trimmed_mean_with_yuens_error():
+    # 10 rounds, log-ratios log(2) + (-2..7)/100 and one stall: trim 1 each end (g = 1)
+    logs = [math.log(2) + d / 100 for d in (-2, -1, 0, 1, 2, 3, 4, 5, 6)] + [3.0]
+    ref = [math.exp(v) for v in logs]
+    est, se, df = log_ratio_summary(ref, [1.0] * 10)
+    kept = sorted(logs)[1:9]
+    assert est == pytest.approx(sum(kept) / 8)
+    wins = [kept[0], *kept, kept[-1]]
+    mean_w = sum(wins) / 10
+    s2 = sum((w - mean_w) ** 2 for w in wins) / 9
+    assert se == pytest.approx(math.sqrt(9 * s2 / (8 * 7)))
+    assert df == 7.0
+    # fewer than 10 rounds: nothing trimmed, the plain mean and s / sqrt(n) on n - 1 df
+    est, se, df = log_ratio_summary([2.0, 4.0, 8.0], [1.0, 1.0, 1.0])
+    assert (est, df) == (pytest.approx(2 * math.log(2)), 2.0)
+    assert se == pytest.approx(math.log(2) / math.sqrt(3))
+    assert math.isnan(log_ratio_summary([2.0], [1.0])[1])
+    with pytest.raises(ValueError, match="as many rounds"):
+        log_ratio_summary([1.0, 2.0], [1.0])
 
 
 SMALL = {"model.width": 48, "train.epochs": 2}
