@@ -54,8 +54,8 @@ from sparsity_tune.trial.config import (
     TrialConfig,
     TrialSections,
     cap_lines,
+    field_of,
     format_validation_error,
-    section_model,
     set_dotted,
     show_key,
     trial_config,
@@ -584,9 +584,7 @@ def _field_error(key: str, value: Any) -> str | None:
     Cross-key rules (end_epoch vs epochs, ...) depend on the other sampled values, so they are
     checked per grid point (grid) or when the trial starts (random/optuna).
     """
-    section, _, field = key.partition(".")
-    model = section_model(section)
-    info = model.model_fields[field]
+    model, info = field_of(key)  # also inside a nested section (train.until.patience)
     adapter = TypeAdapter(Annotated[info.annotation, info], config=model.model_config)
     try:
         adapter.validate_python(value)

@@ -267,3 +267,16 @@ def test_overrides_apply_before_validation(tmp_path: Path) -> None:
     assert spec.search.trial_count() == 6
     with pytest.raises(ConfigError, match=r"search\.num_samples"):
         load_spec(path, {"search.num_samples": 0})
+
+
+def test_a_nested_key_can_be_searched_and_its_values_are_checked() -> None:
+    """train.until is a nested section: its keys are searched and checked like any other."""
+    base = {**BASE, "train": {"epochs": 4, "until": {"patience": 2}}}
+    ok = validate_spec(
+        {**base, "search": {"parameters": {"train.until.patience": {"values": [1, 2]}}}}
+    )
+    assert ok.search.trial_count() == 2
+    msg = refused({**base, "search": {"parameters": {"train.until.patience": {"values": [0, 2]}}}})
+    assert "search.parameters.train.until.patience: train.until.patience=0: allowed: greater" in msg
+    msg = refused({**base, "search": {"parameters": {"train.until.patience": {"values": [4]}}}})
+    assert "train.until.patience=4 can never end a segment of 4 epochs (train.epochs)" in msg
