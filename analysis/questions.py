@@ -358,9 +358,11 @@ def _dynamics(a: Analysis) -> Section:
     ys = [m for m in (P.to99_own, P.to99_dense, P.early_stop_epoch) if m in c]
     if (c[P.round].isna() & (c[M.sparsity] > DENSE_EPS)).any():  # IMP rounds: (a) is the same
         ys.append(M.epochs_to_99pct)
-    if M.converged in c and c[M.converged].notna().any():  # train.until: epochs to plateau
-        ys.append(M.epochs_trained)
     ys = [m for m in ys if m in c and c[m].notna().any()]
+    if not ys:
+        s.sentences.append("Not available: convergence (no val_acc in the records).")
+    if M.converged in c and c[M.converged].notna().any():  # train.until: epochs to plateau
+        ys.insert(len(ys) - (M.epochs_to_99pct in ys), M.epochs_trained)  # the note's "last"
     if ys:
         s.charts.append(
             charts.by_group_chart(
@@ -383,8 +385,6 @@ def _dynamics(a: Analysis) -> Section:
                 "with the final mask (summary.json)",
             )
         )
-    else:
-        s.sentences.append("Not available: convergence (no val_acc in the records).")
     if (c[P.round].notna()).any() and c[P.early_stop_epoch].notna().any():
         s.charts.append(
             charts.imp_rounds_chart(
@@ -474,6 +474,12 @@ def _convergence(a: Analysis, arch: str, adf: pd.DataFrame) -> list[str]:
     if plateau:
         out.append(plateau)
     return out
+
+
+def _is_open(r: pd.Series) -> bool:
+    """Whether a point (a row of ``a.points``) was still improving at its end (NaN: unjudged)."""
+    v = r.get("still_improving")
+    return bool(pd.notna(v) and v)
 
 
 def _open_points(c: pd.DataFrame) -> list[str]:
@@ -1233,10 +1239,14 @@ def _arch(a: Analysis) -> Section:
             [k * rb[y]], [a.scale * rb[f"{y}_std"]], [rb["n_seeds"]],
         )  # fmt: skip
         v = {BETTER: "better", WORSE: "worse", UNRESOLVED: "not resolved"}
-        word = v[verdict(dd["lo"], dd["hi"], 0.0)[0]]
+        word = f"{na} {v[verdict(dd['lo'], dd['hi'], 0.0)[0]]}"
+        still = [(n, r) for n, r in ((na, ra), (nb, rb)) if _is_open(r)]
+        if still:
+            notes = "; ".join(f"{n}: {r[IMPROVING_NOTE]}" for n, r in still)
+            word = f"{NOT_CONVERGED}, no verdict ({notes})"
         s.sentences.append(
             f"At most {_count(budget)} nonzero params, {na} vs {nb}: {_signed(dd['diff'][0])} "
-            f"points of {y} ({_interval(dd['lo'][0], dd['hi'][0])}, {WELCH}): {na} {word}."
+            f"points of {y} ({_interval(dd['lo'][0], dd['hi'][0])}, {WELCH}): {word}."
         )
     s.charts.append(charts.arch_compare_chart(c, fronts, x, y))
     return s
@@ -1301,6 +1311,10 @@ def matched_pairs(configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL) -> pd
             c.loc[di, "n_seeds"].to_numpy(float),
         )
         out = out.assign(ci95_lo=d["lo"], ci95_hi=d["hi"], verdict=verdict(d["lo"], d["hi"]))
+        if "still_improving" in c:  # points (analyse): a side still improving reads no verdict
+            flag = c["still_improving"].astype("boolean").fillna(False)
+            open_ = flag.loc[si].to_numpy(bool) | flag.loc[di].to_numpy(bool)
+            out.loc[open_, "verdict"] = NOT_CONVERGED
     return out
 
 
@@ -1327,6 +1341,8 @@ def _matched(a: Analysis) -> Section:
             f"; by the {WELCH}, the larger sparse model is better in {int((v == BETTER).sum())}, "
             f"worse in {int((v == WORSE).sum())}, not resolved in {int((v == UNRESOLVED).sum())}"
         )
+        if (v == NOT_CONVERGED).any():
+            text += f", {NOT_CONVERGED} in {int((v == NOT_CONVERGED).sum())} (no verdict)"
     s.sentences.append(text + ".")
     s.tables.append(("Matched pairs", pairs))
     s.charts.append(charts.pairs_chart(pairs, y))

@@ -32,8 +32,8 @@ from sparsity_tune.trial.config import (
     ConfigError,
     cap_lines,
     error_key,
+    field_of,
     format_validation_error,
-    section_model,
     set_by,
     set_dotted,
     show_key,
@@ -226,9 +226,7 @@ def _field_error(key: str, value: Any) -> str | None:
     Cross-key rules (end_epoch vs epochs, ...) depend on the other sampled values, so they are
     checked per grid point (grid) or when the trial starts (random/optuna).
     """
-    section, _, field = key.partition(".")
-    model = section_model(section)
-    info = model.model_fields[field]
+    model, info = field_of(key)  # also inside a nested section (train.until.patience)
     adapter = TypeAdapter(Annotated[info.annotation, info], config=model.model_config)
     try:
         adapter.validate_python(value)

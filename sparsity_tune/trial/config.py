@@ -25,7 +25,7 @@ import re
 import types
 import typing
 from collections.abc import Collection
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -38,6 +38,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from sparsity_tune.metrics import M
 from sparsity_tune.trial import safe_yaml
@@ -327,6 +328,21 @@ SECTIONS: tuple[str, ...] = tuple(TrialSections.model_fields)
 def section_model(section: str) -> type[Strict]:
     """The pydantic model of one section (``"train"`` -> :class:`TrainConfig`)."""
     return TrialSections.model_fields[section].annotation  # type: ignore[return-value]
+
+
+def field_of(key: str) -> tuple[type[Strict], FieldInfo]:
+    """The model and field of a dotted key of a trial config, also inside a nested section
+    (``"train.until.patience"`` -> (:class:`UntilConfig`, its ``patience`` field)); KeyError
+    when there is no such key."""
+    section, *parents, name = key.split(".")
+    model = section_model(section)
+    for parent in parents:
+        ann = model.model_fields[parent].annotation
+        nested = [a for a in (ann, *get_args(ann)) if isinstance(a, type) and issubclass(a, Strict)]
+        if not nested:
+            raise KeyError(key)
+        model = nested[0]
+    return model, model.model_fields[name]
 
 
 class TrialConfig(TrialSections):

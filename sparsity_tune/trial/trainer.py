@@ -610,7 +610,8 @@ class Trainer:
         }
 
     def _load_plateau_state(self, state: dict[str, Any] | None) -> None:
-        """A checkpoint from before the plateau rule had fixed segments (and no rule)."""
+        """Restore the rule's state. A checkpoint written before the rule existed (no
+        ``plateau`` key) had no rule and fixed segments: its state follows from the epoch."""
         if state is None:
             seg = self._segment_epochs
             state = {"state": {"best": None, "best_epoch": 0, "epochs": 0, "since": 0}}

@@ -213,3 +213,23 @@ def test_the_report_marks_open_points_and_reads_no_verdict_from_them(tmp_path: P
     assert "0 worse by more than the tolerance, 0 not resolved. 1 is not converged" in tolerance
     pruned = a.points[a.points["sparsity"] > 0].iloc[0]
     assert pruned["verdict"] == NOT_CONVERGED and pruned["convergence_note"].startswith("pruned:")
+
+
+def test_arch_and_matched_comparisons_read_no_verdict_from_open_points(tmp_path: Path):
+    from analysis.questions import analyse, matched_pairs
+
+    for seed in range(3):
+        for arch, conv in (("mlp", None), ("cnn", True)):  # mlp: fixed epochs, still falling
+            simple_trial(tmp_path, arch=arch, width=64, seed=seed, acc=DENSE[seed], converged=conv)
+            simple_trial(
+                tmp_path, arch=arch, width=128, sparsity=0.5, seed=seed, acc=PRUNED[seed],
+                converged=conv,
+            )  # fmt: skip
+    a = analyse(load_experiment(tmp_path))
+    arch = " ".join(next(s for s in a.sections if s.key == "arch").sentences)
+    assert "not converged, no verdict (mlp: val_loss improved by" in arch
+    pairs = matched_pairs(a.usable, "test_acc").set_index("arch")
+    assert pairs.loc["mlp", "verdict"] == NOT_CONVERGED
+    assert pairs.loc["cnn", "verdict"] == WORSE  # 20 points below, converged: a plain verdict
+    matched = " ".join(next(s for s in a.sections if s.key == "matched").sentences)
+    assert "not converged in 1 (no verdict)" in matched

@@ -318,3 +318,16 @@ def test_a_bad_key_names_its_source_and_the_closest_allowed_key(
     assert len(rest) == len(lines)
     for want in lines:
         assert any(got.startswith(want) for got in rest), (want, rest)
+
+
+def test_a_nested_key_can_be_searched_and_its_values_are_checked() -> None:
+    """train.until is a nested section: its keys are searched and checked like any other."""
+    base = {**BASE, "train": {"epochs": 4, "until": {"patience": 2}}}
+    ok = validate_spec(
+        {**base, "search": {"parameters": {"train.until.patience": {"values": [1, 2]}}}}
+    )
+    assert ok.search.trial_count() == 2
+    msg = refused({**base, "search": {"parameters": {"train.until.patience": {"values": [0, 2]}}}})
+    assert "search.parameters.train.until.patience: train.until.patience=0: allowed: greater" in msg
+    msg = refused({**base, "search": {"parameters": {"train.until.patience": {"values": [4]}}}})
+    assert "train.until.patience=4 can never end a segment of 4 epochs (train.epochs)" in msg
