@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import safe_io
+from analysis.controls import versus_controls
 from analysis.load import ID_COLUMNS
 from analysis.measured import measured_table
 from analysis.questions import REFERENCE_TEXT, Analysis
@@ -33,6 +34,8 @@ FILES = {
     "at its end, and every comparison with one is 'not converged' (convergence_note: by how much)",
     "methods.csv": "pruning variants compared at equal sparsity: difference, Welch 95% interval, "
     "verdict (with convergence_note)",
+    "controls.csv": "each method against its own controls (pruning.control: shuffle_layer, invert, "
+    "reinit) at equal sparsity: method - control, Welch 95% interval, verdict",
     "measured.csv": "one row per cost axis and pruned operating point: ratio dense / pruned with "
     "its Welch 95% and family-wise intervals over seeds (log scale), verdict, granularity, and "
     "whether the axis moves beyond the seed noise",
@@ -92,6 +95,7 @@ def write_all(a: Analysis, out: Path, png: bool = True, html: bool = True) -> di
     csv("configs.csv", a.configs)
     csv("points.csv", a.points)
     csv("methods.csv", a.methods)
+    csv("controls.csv", versus_controls(a.methods))
     csv("measured.csv", measured_table(a.points, a.axes))
     for x, f in a.fronts.items():
         csv(f"pareto_{x}.csv", f.table)

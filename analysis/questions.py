@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis import charts, stopping
 from analysis.compare import DIFF_COLS, at_equal_sparsity, variant_names, versus_dense
+from analysis.controls import control_sentences, versus_controls
 from analysis.convergence import still_improving
 from analysis.load import FINISHED, Experiment
 from analysis.measured import (
@@ -764,6 +765,7 @@ def _methods(a: Analysis) -> Section:
         s.sentences.append(
             f"{len(pairs) - MAX_PAIR_SENTENCES} more pairs of variants are in methods.csv."
         )
+    s.sentences.extend(control_sentences(versus_controls(m), y))  # pruning.control
     roles = {n.split(" (")[0] for n in names.values()}
     if {"winning ticket", "random re-init", "random pruning"} <= roles:
         s.sentences.append(

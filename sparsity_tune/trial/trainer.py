@@ -12,7 +12,9 @@ gradual) → evaluate → record → for IMP: prune + rewind for the next round.
 before its prune/rewind, so each round's record shows the network trained with that round's mask.
 Pruning is three registered strategies (:mod:`sparsity_tune.trial.registry`) the trainer only
 calls: the schedule (when, to what target), the score (what goes first) and the granularity
-(single weights, N:M groups, whole units). It never branches on their names.
+(single weights, N:M groups, whole units). It never branches on their names: it hands them a
+:class:`~sparsity_tune.trial.method.PruneContext` at each pruning event and, for a schedule that
+regrows (SET, RigL), after each optimizer step (:meth:`Trainer._update_masks`).
 
 With structured pruning, the model is compacted (:mod:`~sparsity_tune.trial.compaction`) right
 after the final pruning event (and IMP's rewind), and training goes on with the smaller model.
@@ -254,11 +256,8 @@ class Trainer:
             self.granularity, self.masks, self.target, self.score, self.prune_context()
         )
         self._pruned = pruning.count_pruned(self.masks) > 0
-        if (
-            self._reinit
-            and not self.schedule.rewinds
-            and self.schedule.is_final(self._clock(), self.step)
-        ):
+        final = self.schedule.is_final(self._clock(), self.step)
+        if self._reinit and not self.schedule.rewinds and final:
             # control: reinit: the final mask with fresh weights, optimizer state dropped
             self.model.load_state_dict(self.fresh_init(1))
             self.optimizer.state.clear()

@@ -189,3 +189,21 @@ def test_the_trainer_hands_scores_the_configured_batches(small_config):
     assert [len(y) for _, y in batches] == [7, 7, 7]
     again = list(trainer.prune_context().batches(7, 3))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again, strict=True))
+
+
+@pytest.mark.parametrize("score", ["snip", "grasp", "synflow"])
+def test_same_seed_same_masks_and_the_batch_order_untouched(small_config, score):
+    from sparsity_tune.trial.trainer import Trainer
+
+    settings = {
+        "pruning.method": "one_shot",
+        "pruning.score": score,
+        "pruning.final_sparsity": 0.8,
+        "pruning.synflow_iterations": 5,
+        "train.epochs": 1,
+    }
+    a, b = Trainer(small_config(**settings)), Trainer(small_config(**settings))
+    assert all(torch.equal(a.masks[n], b.masks[n]) for n in a.masks)
+    dense = Trainer(small_config(**{"train.epochs": 1}))
+    assert torch.equal(a.batch_gen.get_state(), dense.batch_gen.get_state())
+    assert count_pruned(a.masks) == round(0.8 * sum(m.numel() for m in a.masks.values()))
