@@ -297,6 +297,17 @@ class SearchConfig(Strict):
                 f"search.seeds={{initial, max}} needs algorithm grid (got {out.algorithm!r}): "
                 "the comparisons seeds are added for must be known from the start"
             )
+        if adaptive is not None and (
+            out.num_samples != 1
+            or any(
+                p.distribution not in ("constant", "categorical") for p in out.parameters.values()
+            )
+        ):
+            raise ValueError(
+                "search.seeds={initial, max} needs a grid of listed values (parameters given as "
+                f"values or value, num_samples 1; got num_samples {out.num_samples} and "
+                f"{sorted({p.distribution for p in out.parameters.values()})})"
+            )
         if adaptive is not None and out.scheduler != "fifo":
             raise ValueError(
                 f"search.seeds={{initial, max}} needs scheduler fifo (got {out.scheduler!r}): "
