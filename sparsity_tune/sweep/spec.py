@@ -45,6 +45,7 @@ from pydantic import (
     PrivateAttr,
     TypeAdapter,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -314,6 +315,14 @@ class SearchConfig(Strict):
                 "a trial stopped early has no final value to judge"
             )
         return out
+
+    @model_serializer(mode="wrap")
+    def _dump_adaptive(self, handler: Any) -> Any:
+        """Dump ``seeds`` as written (``{initial, max}``), so a saved spec reads back the same."""
+        data = handler(self)
+        if self._adaptive is not None and isinstance(data, dict):
+            data["seeds"] = self._adaptive.model_dump()
+        return data
 
     @property
     def adaptive(self) -> AdaptiveSeeds | None:

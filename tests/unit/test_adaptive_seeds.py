@@ -102,3 +102,16 @@ def test_an_adaptive_plan_runs_through_the_seed_allocator() -> None:
     assert isinstance(alg, SeedAllocator) and alg.costs == [4.0, 4.0, 4.0]
     assert alg.configs == [{"pruning.final_sparsity": v} for v in (0.0, 0.5, 0.9)]
     assert search.tune_config(p).num_samples == -1
+
+
+def test_the_saved_spec_reads_back_as_written() -> None:
+    """launch.json keeps the spec as data; --resume validates it again into the same plan."""
+    from sparsity_tune.sweep.state import spec_data
+
+    spec = validate_spec(SPEC, sweep=False)
+    data = spec_data(spec)
+    assert data["search"]["seeds"] == {"initial": 3, "max": 12} and data["search"]["budget"] == 300
+    again = planner.build(validate_spec(data, sweep=False), "/r/a", "/r")
+    assert again.settings() == planner.build(spec, "/r/a", "/r").settings()
+    plain = spec_data(validate_spec(_spec(seeds=[0, 1], budget=None), sweep=False))
+    assert plain["search"]["seeds"] == [0, 1]
