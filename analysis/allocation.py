@@ -53,6 +53,7 @@ from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
     LEVEL,
     UNRESOLVED,
+    look_schedule,
     seeds_needed,
     sequential_level,
     sequential_samples,
@@ -336,3 +337,59 @@ def report_comparisons(
                         )
                     )
     return out, values
+
+
+def sequential_looks(spec: Mapping[str, object]) -> tuple[int, ...] | None:
+    """The look schedule of an adaptive sweep from its spec.yaml (``search.seeds: {initial,
+    max}``), or None for a fixed list of seeds (whose report keeps the fixed-seed intervals)."""
+    search = spec.get("search") if isinstance(spec, Mapping) else None
+    seeds = search.get("seeds") if isinstance(search, Mapping) else None
+    if not isinstance(seeds, Mapping):
+        return None
+    try:
+        return look_schedule(int(seeds["initial"]), int(seeds["max"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def sequential_verdicts(
+    samples: pd.DataFrame,
+    points: pd.DataFrame,
+    methods: pd.DataFrame,
+    metric: str,
+    scale: float,
+    sign: float,
+    tolerance: float,
+    looks: tuple[int, ...],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``points`` and ``methods`` (the report's tables) with the difference, interval, verdict
+    and seeds needed of :func:`judge` at each comparison's current look in place of the
+    fixed-seed Welch columns: what an adaptive sweep's report must print, since the sweep chose
+    when to stop adding seeds (:data:`analysis.stats.SEQUENTIAL`)."""
+    cs, values = report_comparisons(samples, points, metric, scale, sign, tolerance)
+    t = judge(cs, values, looks)
+    cols = {"diff": "diff_pts", "lo": "diff_ci95_lo", "hi": "diff_ci95_hi"}
+    cols |= {"verdict": "verdict", "seeds_needed": "seeds_needed"}
+    points = points.copy()
+    keys = points[P.point_id].astype(str) + " vs dense"
+    hit = keys.isin(t.index)
+    for src, dst in cols.items():
+        points.loc[hit, dst] = t.loc[keys[hit], src].to_numpy()
+    if len(methods):
+        usable = points[points[metric].notna() & points[M.sparsity].notna()]
+        cells = sparsity_cells(usable).dropna()
+        info = (
+            usable.assign(_cell=cells)
+            .dropna(subset=["_cell"])
+            .groupby("_cell")
+            .agg(arch=("arch", "first"), base_label=("base_label", "first"), s=(M.sparsity, "mean"))
+        )
+        lookup = {(r.arch, r.base_label, round(r.s, 9)): c for c, r in info.iterrows()}
+        methods = methods.copy()
+        for i, r in methods.iterrows():
+            cell = lookup.get((r["arch"], r["base_label"], round(r[M.sparsity], 9)))
+            key = f"{cell}: {r['variant_a']} vs {r['variant_b']}"
+            if key in t.index:
+                for src, dst in cols.items():
+                    methods.loc[i, dst] = t.loc[key, src]
+    return points, methods

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import charts, stopping
+from analysis.allocation import sequential_looks, sequential_verdicts
 from analysis.compare import DIFF_COLS, at_equal_sparsity, variant_names, versus_dense
 from analysis.controls import control_sentences, versus_controls
 from analysis.convergence import still_improving
@@ -39,7 +40,16 @@ from analysis.measured import (
 )
 from analysis.pareto import hypervolume_2d, pareto_mask, reference_point
 from analysis.points import DENSE_VARIANT, P, numeric_point_metrics, operating_points
-from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WITHIN, WORSE, verdict, welch
+from analysis.stats import (
+    BETTER,
+    NOT_CONVERGED,
+    SEQUENTIAL,
+    UNRESOLVED,
+    WITHIN,
+    WORSE,
+    verdict,
+    welch,
+)
 from analysis.tables import (
     DENSE_EPS,
     add_config_ids,
@@ -248,6 +258,12 @@ def analyse(
     usable = points[ok] if len(points) else points
     fronts = {x: front_table(usable, x, y) for x in xs}
     methods = at_equal_sparsity(samples, usable, y, scale, sign) if len(usable) else pd.DataFrame()
+    if (looks := sequential_looks(exp.spec)) is not None and len(usable):
+        # an adaptive sweep chose when to stop adding seeds: intervals valid under that
+        points, methods = sequential_verdicts(
+            samples, points, methods, y, scale, sign, tolerance, looks
+        )
+        usable = points[ok]
     vs = {m: versus_dense(samples, m, 1.0, -1.0) for m in CONVERGENCE if m in samples}
     usable_ids = set(usable[P.point_id]) if len(usable) else set()
     cols = [c for c in samples.columns if not str(c).startswith(LAYER_SPARSITY_PREFIX)]
@@ -311,6 +327,13 @@ def _overview(a: Analysis) -> Section:
         f"'better' and 'worse' is read from the {WELCH} of a difference: within tolerance when "
         f"it lies above -{_fmt(a.tolerance)} point(s), worse when below, otherwise not resolved."
     )
+    if (looks := sequential_looks(a.experiment.spec)) is not None:
+        s.sentences.append(
+            f"Seeds were added adaptively (looks at {', '.join(map(str, looks))} seeds), so the "
+            f"intervals of the comparisons with dense and between methods are {SEQUENTIAL}, on "
+            "the seeds of the last look both sides reached: valid although the sweep chose when "
+            "to stop adding seeds."
+        )
     failed = a.trials[a.trials["status"] != FINISHED]
     if len(failed):
         s.tables.append(

@@ -215,3 +215,34 @@ class SeedAllocator(Searcher):
         table = spent_where(ds, initial)
         table.insert(0, "params", [json.dumps(self.configs[int(i)]) for i in table.index])
         table.to_csv(Path(self.experiment) / SPENT)
+
+
+def describe_spending(experiment: str, seeds: SeedsPlan) -> list[str]:
+    """The end-of-sweep summary's lines on adaptive seeds: what was spent, where and why it
+    stopped (from ``allocation.jsonl`` and ``allocation.csv``)."""
+    log, spent = Path(experiment) / LOG, Path(experiment) / SPENT
+    if not log.exists():
+        return ["adaptive seeds: no wave decided yet (the initial seeds are still running)"]
+    waves = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    last = waves[-1]
+    total = last["spent_before"] + sum(d["cost"] for d in last["decisions"])
+    budget = f" of a budget of {seeds.budget:g}" if seeds.budget else ""
+    added = sum(len(w["trials"]) for w in waves)
+    states = ", ".join(f"{n} {s}" for s, n in sorted(last["states"].items()))
+    lines = [
+        f"adaptive seeds: {total:g} trial-epochs spent{budget}; {added} seed(s) added in "
+        f"{sum(1 for w in waves if w['trials'])} wave(s) beyond {seeds.initial} per configuration"
+        + (f"; at the end: {states}" if last["trials"] == [] else "; still running"),
+    ]
+    if spent.exists():
+        import pandas as pd
+
+        t = pd.read_csv(spent, index_col="config")
+        t = t[t["added_seeds"] > 0]
+        for _, r in t.iterrows():
+            lines.append(
+                f"  {r['params']}: +{int(r['added_seeds'])} seed(s), {r['added']:g} trial-epochs,"
+                f" for {r['for']}"
+            )
+    lines.append(f"  every decision: {log}")
+    return lines

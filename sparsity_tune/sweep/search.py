@@ -59,7 +59,10 @@ def domain(p: ParameterSpec, grid: bool) -> Any:
 
 
 def param_space(plan: Plan) -> dict[str, Any]:
-    """Flat dotted keys → Ray domains; seeds as a grid axis except under optuna."""
+    """Flat dotted keys → Ray domains; seeds as a grid axis except under optuna. Adaptive seeds:
+    empty (:class:`~sparsity_tune.sweep.replicate.SeedAllocator` hands out every config)."""
+    if plan.search.adaptive is not None:
+        return {}
     algorithm = plan.search.algorithm
     space = {k: domain(p, grid=algorithm == "grid") for k, p in plan.parameters.items()}
     if algorithm != "optuna":
@@ -134,6 +137,13 @@ def optuna_searcher(plan: Plan) -> Searcher:
 
 def search_alg(plan: Plan) -> Searcher | BasicVariantGenerator:
     s = plan.search
+    if s.adaptive is not None:
+        from sparsity_tune.sweep.replicate import SeedAllocator
+
+        alloc: Searcher = SeedAllocator.from_plan(plan)
+        if s.max_concurrent:
+            alloc = ConcurrencyLimiter(alloc, max_concurrent=s.max_concurrent)
+        return alloc
     if s.algorithm == "optuna":
         alg: Searcher = SeedRepeater(optuna_searcher(plan), repeat=len(plan.seeds), set_index=True)
         if s.max_concurrent:
@@ -194,7 +204,8 @@ def tune_config(plan: Plan) -> tune.TuneConfig:
     return tune.TuneConfig(
         search_alg=search_alg(plan),
         scheduler=scheduler(plan),
-        num_samples=plan.search.tune_samples,
+        # adaptive seeds: until the searcher says FINISHED
+        num_samples=-1 if plan.search.adaptive else plan.search.tune_samples,
         reuse_actors=True,  # one worker process runs trial after trial: no torch re-import
         trial_dirname_creator=trial_dirname,
         trial_name_creator=trial_dirname,  # the live table's first column

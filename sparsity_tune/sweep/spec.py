@@ -44,6 +44,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -289,12 +290,31 @@ class SearchConfig(Strict):
                 f"search.seeds={{initial, max}} needs algorithm grid (got {out.algorithm!r}): "
                 "the comparisons seeds are added for must be known from the start"
             )
+        if adaptive is not None and (
+            out.num_samples != 1
+            or any(
+                p.distribution not in ("constant", "categorical") for p in out.parameters.values()
+            )
+        ):
+            raise ValueError(
+                "search.seeds={initial, max} needs a grid of listed values (parameters given as "
+                f"values or value, num_samples 1; got num_samples {out.num_samples} and "
+                f"{sorted({p.distribution for p in out.parameters.values()})})"
+            )
         if adaptive is not None and out.scheduler != "fifo":
             raise ValueError(
                 f"search.seeds={{initial, max}} needs scheduler fifo (got {out.scheduler!r}): "
                 "a trial stopped early has no final value to judge"
             )
         return out
+
+    @model_serializer(mode="wrap")
+    def _dump_adaptive(self, handler: Any) -> Any:
+        """Dump ``seeds`` as written (``{initial, max}``), so a saved spec reads back the same."""
+        data = handler(self)
+        if self._adaptive is not None and isinstance(data, dict):
+            data["seeds"] = self._adaptive.model_dump()
+        return data
 
     @property
     def adaptive(self) -> AdaptiveSeeds | None:

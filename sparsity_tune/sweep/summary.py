@@ -149,6 +149,10 @@ def print_summary(plan: Plan) -> Summary:
         if not s.front.empty:
             print("\nPareto-optimal configurations (mean over seeds):")
             print(_table(s.front, plan.varied, sort).to_string(**fmt))
+    if plan.search.adaptive is not None:
+        from sparsity_tune.sweep.replicate import describe_spending
+
+        print("\n" + "\n".join(describe_spending(exp, plan.search.adaptive)))
     print(f"\nper-trial files: {exp}/trial_*/ (config.json, records.jsonl, summary.json)")
     print(f"next: python -m analysis {exp}")
     return s

@@ -68,6 +68,11 @@ def test_a_seed_list_keeps_its_plan() -> None:
         ({"budget": -1.0}, "budget"),
         ({"algorithm": "random"}, "needs algorithm grid (got 'random')"),
         ({"scheduler": "asha", "metric": "val_acc"}, "needs scheduler fifo (got 'asha')"),
+        ({"num_samples": 2}, "needs a grid of listed values"),
+        (
+            {"parameters": {"train.lr": {"distribution": "uniform", "min": 0.01, "max": 0.1}}},
+            "got num_samples 1 and \\['uniform'\\]",
+        ),
     ],
 )
 def test_bad_adaptive_seeds_name_the_key(search: dict, message: str) -> None:
@@ -84,3 +89,29 @@ def test_bad_adaptive_seeds_exit_2_and_dry_run_prints_them(tmp_path: Path, capsy
     good.write_text(yaml.safe_dump(SPEC))
     assert launch.main([str(good), "--storage", str(tmp_path / "r"), "--dry-run"]) == 0
     assert "seeds       adaptive: 3 first, up to 12" in capsys.readouterr().out
+
+
+def test_an_adaptive_plan_runs_through_the_seed_allocator() -> None:
+    """Ray gets no param_space of its own, the allocator as searcher, samples until FINISHED."""
+    from sparsity_tune.sweep import search
+    from sparsity_tune.sweep.replicate import SeedAllocator
+
+    p = planner.build(validate_spec(SPEC, sweep=False), "/r/a", "/r")
+    assert search.param_space(p) == {}
+    alg = search.search_alg(p)
+    assert isinstance(alg, SeedAllocator) and alg.costs == [4.0, 4.0, 4.0]
+    assert alg.configs == [{"pruning.final_sparsity": v} for v in (0.0, 0.5, 0.9)]
+    assert search.tune_config(p).num_samples == -1
+
+
+def test_the_saved_spec_reads_back_as_written() -> None:
+    """launch.json keeps the spec as data; --resume validates it again into the same plan."""
+    from sparsity_tune.sweep.state import spec_data
+
+    spec = validate_spec(SPEC, sweep=False)
+    data = spec_data(spec)
+    assert data["search"]["seeds"] == {"initial": 3, "max": 12} and data["search"]["budget"] == 300
+    again = planner.build(validate_spec(data, sweep=False), "/r/a", "/r")
+    assert again.settings() == planner.build(spec, "/r/a", "/r").settings()
+    plain = spec_data(validate_spec(_spec(seeds=[0, 1], budget=None), sweep=False))
+    assert plain["search"]["seeds"] == [0, 1]

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 from scipy import stats as sps
 
 from analysis import allocation
@@ -26,7 +27,7 @@ from analysis.allocation import (
 )
 from analysis.load import load_experiment
 from analysis.questions import analyse
-from analysis.stats import BETTER, UNRESOLVED
+from analysis.stats import BETTER, SEQUENTIAL, UNRESOLVED
 from analysis.synthetic import write_experiment
 
 SCHEDULE = (3, 6, 12)
@@ -218,3 +219,37 @@ def test_report_comparisons_are_the_reports_own(tmp_path, grid, fixed) -> None:
     assert sides <= set(a.samples["config_id"].dropna().astype(str))
     if "imp" in str(grid):  # an IMP round and its baseline grow together: one configuration
         assert all(len(c.configs) == 1 for c in cs if c.key.endswith(" vs dense"))
+
+
+def test_an_adaptive_sweeps_report_uses_the_sequential_intervals(tmp_path) -> None:
+    """spec.yaml with seeds {initial, max}: the report's intervals and verdicts are judge()'s at
+    the last look (5 seeds back, looks 3, 6, 12: the first 3 seeds at level 1 - 0.05/3), and the
+    overview names the procedure; the same files with a seed list keep the Welch 95% intervals."""
+    grid = {"pruning.final_sparsity": [0.0, 0.5, 0.9], "pruning.score": ["magnitude", "random"]}
+    base = {"model.arch": ["mlp"], "model.depth": [1], "model.width": [32]}
+    write_experiment(tmp_path, grid={**base, **grid}, seeds=(0, 1, 2, 3, 4), epochs=3)
+    fixed = analyse(load_experiment(tmp_path, progress=False, jobs=1), tolerance=1.0)
+    spec = yaml.safe_load((tmp_path / "spec.yaml").read_text())
+    spec["search"]["seeds"] = {"initial": 3, "max": 12}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    a = analyse(load_experiment(tmp_path, progress=False, jobs=1), tolerance=1.0)
+    cs, values = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, a.tolerance)
+    t = judge(cs, values, (3, 6, 12))
+    assert set(t["look"]) == {3}
+    pruned = a.points[a.points["verdict"].notna()].set_index("point_id")
+    assert len(pruned) == 4
+    for pid, r in pruned.iterrows():
+        got = t.loc[f"{pid} vs dense"]
+        assert (r["diff_ci95_lo"], r["diff_ci95_hi"], r["verdict"]) == (
+            pytest.approx(got["lo"]),
+            pytest.approx(got["hi"]),
+            got["verdict"],
+        )
+    width = (pruned["diff_ci95_hi"] - pruned["diff_ci95_lo"]).to_numpy()
+    ref = fixed.points[fixed.points["verdict"].notna()].set_index("point_id").loc[pruned.index]
+    assert (width > (ref["diff_ci95_hi"] - ref["diff_ci95_lo"]).to_numpy()).all()
+    pairs = t[~t.index.str.endswith(" vs dense")]
+    assert sorted(a.methods["diff_ci95_lo"].astype(float)) == pytest.approx(sorted(pairs["lo"]))
+    assert sorted(fixed.methods["diff_ci95_lo"].astype(float)) != pytest.approx(sorted(pairs["lo"]))
+    overview = " ".join(a.sections[0].sentences)
+    assert SEQUENTIAL in overview and SEQUENTIAL not in " ".join(fixed.sections[0].sentences)

@@ -129,3 +129,19 @@ def test_a_resume_from_an_older_checkpoint_repeats_the_same_seeds(tmp_path: Path
     lines = (cut_dir / replicate.LOG).read_text().splitlines()
     assert [json.loads(x)["wave"] for x in lines] == list(range(1, len(lines) + 1))
     assert lines == (ref_dir / replicate.LOG).read_text().splitlines()
+
+
+def test_the_summary_says_what_was_spent_where(tmp_path: Path) -> None:
+    s = SeedAllocator(CONFIGS, [2.0, 2.0, 2.0], SEEDS, str(tmp_path))
+    assert replicate.describe_spending(str(tmp_path), SEEDS)[0].startswith(
+        "adaptive seeds: no wave decided yet"
+    )
+    drive(s, tmp_path)
+    lines = replicate.describe_spending(str(tmp_path), SEEDS)
+    assert lines[0] == (
+        "adaptive seeds: 54 trial-epochs spent; 18 seed(s) added in 2 wave(s) beyond 3 per "
+        "configuration; at the end: 2 resolved"
+    )
+    assert lines[1].startswith('  {"pruning.final_sparsity": 0.0}: +9 seed(s), 18 trial-epochs')
+    assert lines[2].startswith('  {"pruning.final_sparsity": 0.5}: +9 seed(s), 18 trial-epochs')
+    assert lines[3].endswith(replicate.LOG) and len(lines) == 4
