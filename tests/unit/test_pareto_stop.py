@@ -204,3 +204,28 @@ def test_log_file_round_trip_and_torn_line(tmp_path: Path) -> None:
         f.write('{"d": ')  # the launcher killed mid-write
     assert read_log(path) == [{"a": 1}, {"b": [2, 3]}, {"c": None}]
     assert json.loads(Path(path).read_text().splitlines()[0]) == {"a": 1}
+
+
+@pytest.mark.parametrize("algorithm", ["random", "optuna"])
+def test_every_search_algorithm_gets_the_scheduler(tmp_path: Path, algorithm: str) -> None:
+    over = {"algorithm": algorithm, "num_samples": 2}
+    if algorithm == "random":
+        over["parameters"] = {"pruning.final_sparsity": {"min": 0.3, "max": 0.95}}
+    else:
+        over["parameters"] = {
+            "pruning.final_sparsity": {"distribution": "uniform", "min": 0.3, "max": 0.95}
+        }
+    p = plan_of(over, str(tmp_path / "exp"))
+    sch = search.scheduler(p)
+    assert isinstance(sch, ParetoASHA)
+    # optuna: the seed comes from Ray's repeat index, the params from the suggestion
+    config = (
+        {"pruning.final_sparsity": 0.9, "__trial_index__": 1}
+        if algorithm == "optuna"
+        else {"pruning.final_sparsity": 0.9, "train.seed": 1}
+    )
+    t = SimpleNamespace(trial_id="x", config=config)
+    assert sch.on_trial_result(None, t, {"epoch": 2, "test_acc": 0.5}) == TrialScheduler.CONTINUE
+    (entry,) = read_log(str(tmp_path / "exp" / pareto_stop.DECISIONS))
+    assert entry["seed"] == "1" and entry["costs"] == [624.0]
+    assert entry["config"] == config_id(trial_config(TRIAL, {"pruning.final_sparsity": 0.9}))
