@@ -8,8 +8,13 @@ stopped seed reports its last result) work alike.
 
 Costs are what the schedule's target fixes before training (:func:`target_costs`): the nonzero
 parameters at the final sparsity (the model is built on PyTorch's ``meta`` device: shapes, no
-storage) and the density ``1 - target``. Measured costs (latency, bytes) exist only at the end of
-a run, so they cannot steer a stop; the spec refuses them for this scheduler.
+storage) and the density ``1 - target``. Once the schedule's last pruning event is behind a
+trial (:meth:`PhaseClock.settled`), its record's own counted costs are used instead: they are
+final then, and exact where the target is only an estimate (structured pruning removes whole
+units, and compaction then counts their biases and the next layer's inputs as removed too, so a
+structured trial has fewer nonzero parameters than the target's fraction says: 204 against 3337
+for the MNIST-1D CNN of width 32 at 0.98). Measured costs (latency, bytes) exist only at the end
+of a run, so they cannot steer a stop; the spec refuses them for this scheduler.
 
 Every decision is appended to ``pareto_stop.jsonl`` in the experiment directory before Ray sees
 it. The scheduler that Ray pickles at the start and restores on ``--resume`` (and every
@@ -82,6 +87,21 @@ def target_costs(cfg: TrialConfig, costs: tuple[str, ...]) -> tuple[float, ...]:
             out.append(1.0 - target)
         else:
             raise ValueError(f"{name!r} is not fixed before training; allowed: {PARETO_COSTS}")
+    return tuple(out)
+
+
+def record_costs(
+    result: dict[str, Any], costs: tuple[str, ...], fallback: tuple[float, ...]
+) -> tuple[float, ...]:
+    """The cost objectives as a record counts them (a sparsity as the density ``1 - s``); the
+    ``fallback`` (the target's) where the record lacks one."""
+    out = []
+    for name, target in zip(costs, fallback, strict=True):
+        v = result.get(name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            out.append(target)
+        else:
+            out.append(float(v) if name == M.nonzero_params else 1.0 - float(v))
     return tuple(out)
 
 
@@ -178,6 +198,8 @@ class ParetoASHA(FIFOScheduler):
         if epoch is None or acc is None:
             return TrialScheduler.CONTINUE
         cid, seed, costs, clock = self._trial(trial)
+        if clock.settled(int(epoch)):
+            costs = record_costs(result, self.costs, costs)
         rungs = self.rungs()
         before = len(rungs.log)
         action = rungs.on_epoch(cid, seed, int(epoch), costs, float(acc), clock)

@@ -229,3 +229,19 @@ def test_every_search_algorithm_gets_the_scheduler(tmp_path: Path, algorithm: st
     (entry,) = read_log(str(tmp_path / "exp" / pareto_stop.DECISIONS))
     assert entry["seed"] == "1" and entry["costs"] == [624.0]
     assert entry["config"] == config_id(trial_config(TRIAL, {"pruning.final_sparsity": 0.9}))
+
+
+def test_settled_trials_are_judged_at_their_recorded_costs(tmp_path: Path) -> None:
+    # the schedule ends at epoch 4: the rung at 6 reads the record's nonzero_params (structured
+    # pruning and compaction leave fewer than the target's fraction); the rung at 2 the target's
+    sch = scheduler(tmp_path)
+    t = trial("b0", 0.9, 0)
+    sch.on_trial_result(None, t, {"epoch": 2, "test_acc": 0.5, "nonzero_params": 2000})
+    sch.on_trial_result(None, t, {"epoch": 6, "test_acc": 0.6, "nonzero_params": 300})
+    sch.on_trial_result(None, trial("a0", 0.5, 0), {"epoch": 6, "test_acc": 0.6})  # no record
+    saved = read_log(str(tmp_path / "exp" / pareto_stop.DECISIONS))
+    assert [e["costs"] for e in saved] == [[624.0], [300.0], [1546.0]]
+    assert pareto_stop.record_costs({"sparsity": 0.95}, ("sparsity",), (0.1,)) == (
+        pytest.approx(0.05),
+    )
+    assert pareto_stop.record_costs({}, ("nonzero_params", "sparsity"), (7.0, 0.5)) == (7.0, 0.5)
