@@ -16,7 +16,8 @@ tick. A rule sees each record as it would in a sweep and answers stop or continu
   non-dominated sorting with its default priority), driven through ``on_trial_add`` and
   ``on_trial_result``, objectives ``1 - test_acc`` and the record's ``nonzero_params``;
 - **pareto**: ours (:class:`sparsity_tune.sweep.pareto_rungs.ParetoRungs`): accuracy compared at
-  each configuration's own fixed cost (the schedule's target nonzero parameters), at equal phase
+  each configuration's own fixed cost (as ``pareto_asha`` takes it: the schedule target's
+  estimate of the nonzero parameters, the record's own count once the schedule is over), at equal phase
   of the pruning schedule, seeds pooled; a stopped configuration's seeds not yet started run one
   epoch and stop there, as under Ray (the scheduler stops a pending seed at its first result).
 
@@ -44,8 +45,11 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+import mo_grid_record
 from analysis.pareto import hypervolume_2d
+from sparsity_tune.metrics import M
 from sparsity_tune.sweep.pareto_rungs import STOP, ParetoRungs, PhaseClock, rung_epochs
+from sparsity_tune.sweep.pareto_stop import target_costs
 
 DATA = Path(__file__).parent / "data" / "mo_grid_curves.csv.gz"
 KEYS = ("arch", "width", "granularity", "final_sparsity")
@@ -62,7 +66,7 @@ class Trial:
     seed: int
     acc: np.ndarray  # test_acc per epoch (index 0: epoch 1)
     params: np.ndarray  # nonzero_params per epoch
-    target_params: float  # nonzero_params at the schedule's target (the last record)
+    target_params: float  # nonzero_params at the schedule's target, as pareto_asha estimates it
     latency: float  # infer_ms_b256 of the shipped model
     dense_latency: float  # that of the dense model of the same arch and width
 
@@ -74,6 +78,10 @@ def load(path: Path) -> list[Trial]:
     )
     out = []
     for i, (key, g) in enumerate(df.groupby([*KEYS, "seed"], sort=True)):
+        settings = dict(zip([*KEYS, "seed"], key, strict=True))
+        settings = {k: v.item() if hasattr(v, "item") else v for k, v in settings.items()}
+        cfg = mo_grid_record.config(settings)
+        (estimate,) = target_costs(cfg, (M.nonzero_params,))
         out.append(
             Trial(
                 tid=i,
@@ -81,7 +89,7 @@ def load(path: Path) -> list[Trial]:
                 seed=int(key[-1]),
                 acc=g.test_acc.to_numpy(float),
                 params=g.nonzero_params.to_numpy(float),
-                target_params=float(g.nonzero_params.iloc[-1]),
+                target_params=estimate,
                 latency=float(g.infer_ms_b256.iloc[-1]),
                 dense_latency=float(dense[(key[0], key[1])]),
             )
@@ -155,7 +163,9 @@ class Pareto(Grid):
         self.rungs = ParetoRungs(rung_epochs(grace, rf, len(trials[0].acc)), **kw)
 
     def result(self, t: Trial, epoch: int) -> str:
-        cost = (t.target_params,)
+        # as the scheduler: the target's estimate, the record's own count once settled
+        settled = self.clock.settled(epoch)
+        cost = (t.params[epoch - 1] if settled else t.target_params,)
         return self.rungs.on_epoch(t.config, t.seed, epoch, cost, t.acc[epoch - 1], self.clock)
 
 

@@ -94,6 +94,12 @@ def test_target_costs_from_the_schedule() -> None:
         {"pruning.method": "imp", "pruning.rate": 0.5, "pruning.rounds": 2, "train.epochs": 9},
     )
     assert target_costs(imp, ("nonzero_params",)) == (2698.0 - 1728,)  # 0.75 * 2304
+    # structured: whole units go, with their biases and the next layer's inputs (compaction);
+    # the trained runs of benchmarks/mo_grid_record.py keep 334 (seeds 0 and 1)
+    structured = trial_config(
+        TRIAL, {"pruning.final_sparsity": 0.9, "pruning.granularity": "structured"}
+    )
+    assert target_costs(structured, ("nonzero_params",)) == (332.0,)
     dense = trial_config(TRIAL, {"pruning.method": "none"})
     assert target_costs(dense, ("nonzero_params",)) == (2698.0,)
     with pytest.raises(ValueError, match="'infer_ms_b256' is not fixed"):
