@@ -42,10 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+import mo_grid_record
 import numpy as np
 import pandas as pd
 
-import mo_grid_record
 from analysis.pareto import hypervolume_2d
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep.pareto_rungs import STOP, ParetoRungs, PhaseClock, rung_epochs
