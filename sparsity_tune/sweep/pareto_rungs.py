@@ -101,6 +101,20 @@ class PhaseClock:
             return -(-milestone // self.period) * self.period
         return milestone
 
+    def settled(self, epoch: int) -> bool:
+        """No pruning event comes after ``epoch`` (so a record's counted costs are final);
+        False for IMP, whose rounds prune again after every round's record.
+
+        >>> c = PhaseClock("gradual", 0, 6)
+        >>> c.settled(5), c.settled(6), PhaseClock("imp", period=4).settled(40)
+        (False, True, False)
+        """
+        if self.kind == "none":
+            return True
+        if self.kind == "one_shot":
+            return epoch >= self.start
+        return self.kind == "gradual" and epoch >= self.end
+
     def phase(self, epoch: int) -> Hashable:
         """A key equal for two trials exactly when their accuracies at ``epoch`` are comparable.
 

@@ -7,9 +7,14 @@ never touches the search algorithm, so grid, random and Optuna (through ``SeedRe
 stopped seed reports its last result) work alike.
 
 Costs are what the schedule's target fixes before training (:func:`target_costs`): the nonzero
-parameters at the final sparsity (the model is built on PyTorch's ``meta`` device: shapes, no
-storage) and the density ``1 - target``. Measured costs (latency, bytes) exist only at the end of
-a run, so they cannot steer a stop; the spec refuses them for this scheduler.
+parameters of the model pruned once to the final target at initialisation, by the trial's own
+trainer (:func:`nonzero_at_target`: structured pruning removes whole units, and compaction counts
+their biases and the next layer's inputs as removed too, so the target's fraction of the
+prunable weights would say 3337 where the MNIST-1D CNN of width 32 at 0.98 keeps 204), and the
+density ``1 - target``. Once the schedule's last pruning event is behind a trial
+(:meth:`PhaseClock.settled`), its record's own counted costs are used instead: final then, and
+exact where the estimate scored units on the initial weights. Measured costs (latency, bytes) exist only at the end
+of a run, so they cannot steer a stop; the spec refuses them for this scheduler.
 
 Every decision is appended to ``pareto_stop.jsonl`` in the experiment directory before Ray sees
 it. The scheduler that Ray pickles at the start and restores on ``--resume`` (and every
@@ -51,37 +56,84 @@ def final_target(cfg: TrialConfig) -> float:
 
 
 @functools.lru_cache(maxsize=4096)
-def _param_counts(model_json: str, dataset: str, prune_output: bool) -> tuple[int, int]:
+def _nonzero_at_target(key: str) -> float:
+    """Nonzero parameters of the trial's model pruned once to its final target at
+    initialisation: its own :class:`~sparsity_tune.trial.trainer.Trainer` (so structured
+    pruning is compacted, its units' biases and the next layer's inputs counted as removed) on
+    four zero samples of the dataset's shape. Scores come from the initial weights, so where the
+    granularity spreads units over layers by score (global scope) the count is an estimate: on
+    the MNIST-1D grid of ``benchmarks/mo_grid_record.py`` within 6% of the trained runs', exact
+    for unstructured pruning."""
     import torch
 
-    from sparsity_tune.trial.config import ModelConfig
-    from sparsity_tune.trial.data import SHAPES
-    from sparsity_tune.trial.models import build_model, prunable_parameters
+    from sparsity_tune.trial.data import SHAPES, DataSplits
+    from sparsity_tune.trial.trainer import Trainer
 
-    shape = SHAPES[dataset]
-    with torch.device("meta"):
-        model = build_model(ModelConfig.model_validate_json(model_json), shape.input, shape.classes)
-        total = sum(q.numel() for q in model.parameters())
-        prunable = sum(q.numel() for q in prunable_parameters(model, prune_output).values())
-    return total, prunable
+    k = json.loads(key)
+    shape = SHAPES[k["dataset"]]
+    cfg = trial_config(
+        {
+            "dataset": {"name": k["dataset"]},
+            "model": k["model"],
+            "train": {"epochs": 1, "batch_size": 2, "device": "cpu", "threads": 1},
+            "pruning": {**k["pruning"], "method": "one_shot", "start_epoch": 0},
+        }
+    )
+    x, y = torch.zeros(4, *shape.input), torch.zeros(4, dtype=torch.long)
+    data = DataSplits(x, y, x, y, x, y, shape.classes, tuple(shape.input), k["dataset"])
+    threads = torch.get_num_threads()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return float(Trainer(cfg, data=data).size_metrics()[M.nonzero_params])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def nonzero_at_target(cfg: TrialConfig) -> float:
+    """:func:`_nonzero_at_target` of ``cfg``, cached by what decides it (model, dataset,
+    granularity, scope, score, target), not by training settings or seed."""
+    p = cfg.pruning
+    pruning = {
+        "final_sparsity": final_target(cfg),
+        **p.model_dump(
+            mode="json", include={"granularity", "scope", "score", "prune_output", "n", "m"}
+        ),
+    }
+    key = {
+        "model": cfg.model.model_dump(mode="json"),
+        "dataset": cfg.dataset.name,
+        "pruning": pruning,
+    }
+    return _nonzero_at_target(json.dumps(key, sort_keys=True))
 
 
 def target_costs(cfg: TrialConfig, costs: tuple[str, ...]) -> tuple[float, ...]:
-    """Each cost objective (minimised) at the schedule's target: ``nonzero_params`` = all
-    parameters less the target fraction of the prunable weights; a sparsity (maximised) as the
-    density ``1 - target``."""
+    """Each cost objective (minimised) at the schedule's target: ``nonzero_params`` as
+    :func:`nonzero_at_target` counts it; a sparsity (maximised) as the density ``1 - target``."""
     target = final_target(cfg)
     out = []
     for name in costs:
         if name == M.nonzero_params:
-            total, prunable = _param_counts(
-                cfg.model.model_dump_json(), cfg.dataset.name, cfg.pruning.prune_output
-            )
-            out.append(float(total - round(target * prunable)))
+            out.append(nonzero_at_target(cfg))
         elif name in PARETO_COSTS:
             out.append(1.0 - target)
         else:
             raise ValueError(f"{name!r} is not fixed before training; allowed: {PARETO_COSTS}")
+    return tuple(out)
+
+
+def record_costs(
+    result: dict[str, Any], costs: tuple[str, ...], fallback: tuple[float, ...]
+) -> tuple[float, ...]:
+    """The cost objectives as a record counts them (a sparsity as the density ``1 - s``); the
+    ``fallback`` (the target's) where the record lacks one."""
+    out = []
+    for name, target in zip(costs, fallback, strict=True):
+        v = result.get(name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            out.append(target)
+        else:
+            out.append(float(v) if name == M.nonzero_params else 1.0 - float(v))
     return tuple(out)
 
 
@@ -178,6 +230,8 @@ class ParetoASHA(FIFOScheduler):
         if epoch is None or acc is None:
             return TrialScheduler.CONTINUE
         cid, seed, costs, clock = self._trial(trial)
+        if clock.settled(int(epoch)):
+            costs = record_costs(result, self.costs, costs)
         rungs = self.rungs()
         before = len(rungs.log)
         action = rungs.on_epoch(cid, seed, int(epoch), costs, float(acc), clock)

@@ -94,6 +94,12 @@ def test_target_costs_from_the_schedule() -> None:
         {"pruning.method": "imp", "pruning.rate": 0.5, "pruning.rounds": 2, "train.epochs": 9},
     )
     assert target_costs(imp, ("nonzero_params",)) == (2698.0 - 1728,)  # 0.75 * 2304
+    # structured: whole units go, with their biases and the next layer's inputs (compaction);
+    # the trained runs of benchmarks/mo_grid_record.py keep 334 (seeds 0 and 1)
+    structured = trial_config(
+        TRIAL, {"pruning.final_sparsity": 0.9, "pruning.granularity": "structured"}
+    )
+    assert target_costs(structured, ("nonzero_params",)) == (332.0,)
     dense = trial_config(TRIAL, {"pruning.method": "none"})
     assert target_costs(dense, ("nonzero_params",)) == (2698.0,)
     with pytest.raises(ValueError, match="'infer_ms_b256' is not fixed"):
@@ -204,3 +210,44 @@ def test_log_file_round_trip_and_torn_line(tmp_path: Path) -> None:
         f.write('{"d": ')  # the launcher killed mid-write
     assert read_log(path) == [{"a": 1}, {"b": [2, 3]}, {"c": None}]
     assert json.loads(Path(path).read_text().splitlines()[0]) == {"a": 1}
+
+
+@pytest.mark.parametrize("algorithm", ["random", "optuna"])
+def test_every_search_algorithm_gets_the_scheduler(tmp_path: Path, algorithm: str) -> None:
+    over = {"algorithm": algorithm, "num_samples": 2}
+    if algorithm == "random":
+        over["parameters"] = {"pruning.final_sparsity": {"min": 0.3, "max": 0.95}}
+    else:
+        over["parameters"] = {
+            "pruning.final_sparsity": {"distribution": "uniform", "min": 0.3, "max": 0.95}
+        }
+    p = plan_of(over, str(tmp_path / "exp"))
+    sch = search.scheduler(p)
+    assert isinstance(sch, ParetoASHA)
+    # optuna: the seed comes from Ray's repeat index, the params from the suggestion
+    config = (
+        {"pruning.final_sparsity": 0.9, "__trial_index__": 1}
+        if algorithm == "optuna"
+        else {"pruning.final_sparsity": 0.9, "train.seed": 1}
+    )
+    t = SimpleNamespace(trial_id="x", config=config)
+    assert sch.on_trial_result(None, t, {"epoch": 2, "test_acc": 0.5}) == TrialScheduler.CONTINUE
+    (entry,) = read_log(str(tmp_path / "exp" / pareto_stop.DECISIONS))
+    assert entry["seed"] == "1" and entry["costs"] == [624.0]
+    assert entry["config"] == config_id(trial_config(TRIAL, {"pruning.final_sparsity": 0.9}))
+
+
+def test_settled_trials_are_judged_at_their_recorded_costs(tmp_path: Path) -> None:
+    # the schedule ends at epoch 4: the rung at 6 reads the record's nonzero_params (structured
+    # pruning and compaction leave fewer than the target's fraction); the rung at 2 the target's
+    sch = scheduler(tmp_path)
+    t = trial("b0", 0.9, 0)
+    sch.on_trial_result(None, t, {"epoch": 2, "test_acc": 0.5, "nonzero_params": 2000})
+    sch.on_trial_result(None, t, {"epoch": 6, "test_acc": 0.6, "nonzero_params": 300})
+    sch.on_trial_result(None, trial("a0", 0.5, 0), {"epoch": 6, "test_acc": 0.6})  # no record
+    saved = read_log(str(tmp_path / "exp" / pareto_stop.DECISIONS))
+    assert [e["costs"] for e in saved] == [[624.0], [300.0], [1546.0]]
+    assert pareto_stop.record_costs({"sparsity": 0.95}, ("sparsity",), (0.1,)) == (
+        pytest.approx(0.05),
+    )
+    assert pareto_stop.record_costs({}, ("nonzero_params", "sparsity"), (7.0, 0.5)) == (7.0, 0.5)
