@@ -40,9 +40,7 @@ from sparsity_tune.trial import safe_yaml
 from sparsity_tune.trial.config import (
     ConfigError,
     add_set_option,
-    check_name,
     format_validation_error,
-    parse_overrides,
 )
 
 TEMPLATE = Path(__file__).resolve().parent / "ray_sweep.sbatch.tmpl"  # package data
@@ -315,13 +313,13 @@ def _flag(what: str, value: str | None, pattern: re.Pattern[str], allowed: str) 
 
 def build_request(args: argparse.Namespace, site: SiteConfig) -> JobRequest:
     """Merge flags over site defaults and validate everything now, not in the queue."""
-    from sparsity_tune.sweep.validate import load_spec
+    from sparsity_tune.sweep import resolve
 
     for kv in args.overrides:
         plain_text("--set", kv)
     spec_path = Path(plain_text("spec", args.spec)).expanduser().resolve()
-    spec = load_spec(spec_path, parse_overrides(args.overrides))
-    name = check_name(args.name, "--name") if args.name else spec.name
+    # the plan the job's launcher will resolve again on the nodes: refused here, not in the queue
+    name = resolve.from_file(str(spec_path), args.overrides, name=args.name).plan.name
     if args.nodes < 1:
         raise ConfigError(f"--nodes {args.nodes}: ask for at least 1 node")
     cpus = args.cpus_per_node if args.cpus_per_node is not None else site.cpus_per_node

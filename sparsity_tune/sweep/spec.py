@@ -34,14 +34,12 @@ truncated or mistyped file never runs 30 epochs of defaults.
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from sparsity_tune import metrics
 from sparsity_tune.trial import safe_yaml
 from sparsity_tune.trial.config import (
     MAX_EPOCHS,
@@ -51,9 +49,7 @@ from sparsity_tune.trial.config import (
     ConfigError,
     Seed,
     Strict,
-    TrialConfig,
     TrialSections,
-    trial_config,
 )
 from sparsity_tune.trial.safe_yaml import brief
 from sparsity_tune.wandb_setup import DEFAULT_PROJECT
@@ -167,35 +163,6 @@ class ParameterSpec(Strict):
     def choices(self) -> list[Any]:
         return [self.value] if self.distribution == "constant" else list(self.values or [])
 
-    def bounds(self) -> list[Any]:
-        """Values at the ends of a range, as the trainer will see them (for validation)."""
-        d, lo, hi = self.distribution, self.min, self.max
-        if d == "int_uniform":
-            return [int(lo), int(hi)]
-        if d == "log_uniform":
-            return [math.exp(lo), math.exp(hi)]
-        if d in ("q_uniform", "q_log_uniform_values"):
-            q = self.q or 1.0
-            return [round(lo / q) * q, round(hi / q) * q]
-        if d == "normal":
-            return [self.mu]
-        return [lo, hi]
-
-    def describe(self) -> str:
-        d = self.distribution
-        if d == "constant":
-            return f"= {brief(self.value)}"
-        if d == "categorical":
-            return f"in {brief(self.values)}"
-        if d == "normal":
-            return f"~ normal(mu={self.mu}, sigma={self.sigma})"
-        q = f", q={self.q}" if self.q else ""
-        return f"~ {d}({_num(self.min)}, {_num(self.max)}{q})"
-
-
-def _num(x: float | None) -> str:
-    return str(int(x)) if x is not None and float(x).is_integer() else f"{x:g}"
-
 
 class SearchConfig(Strict):
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
@@ -235,32 +202,6 @@ class SearchConfig(Strict):
             )
         return self
 
-    # ------------------------------------------------------------------ derived settings
-    def scheduler_metric(self) -> tuple[str, str] | None:
-        """(metric, mode) that ASHA compares epoch by epoch, or None for fifo."""
-        if self.scheduler != "asha":
-            return None
-        name = self.metric or next(iter(self.objectives))
-        return name, self.mode or self.objectives.get(name) or metrics.direction(name).value
-
-    def optuna_objectives(self) -> dict[str, str]:
-        if self.objectives:
-            return dict(self.objectives)
-        assert self.metric is not None
-        return {self.metric: self.mode or metrics.direction(self.metric).value}
-
-    def configs_to_sample(self) -> int:
-        """Distinct configurations (before seeds)."""
-        if self.algorithm == "grid":
-            n = 1
-            for p in self.parameters.values():
-                n *= len(p.choices())
-            return n * self.num_samples
-        return self.num_samples
-
-    def trial_count(self) -> int:
-        return self.configs_to_sample() * len(self.seeds)
-
 
 class ResourcesConfig(Strict):
     cpu: float = Field(1.0, gt=0, le=4096)
@@ -276,21 +217,14 @@ class WandbConfig(Strict):
 
 
 class Spec(TrialSections):
-    """A search space: the trial's sections (:class:`TrialSections`, the base config every trial
-    starts from) plus the sweep's own."""
+    """What the user wrote: a search space, the trial's sections (:class:`TrialSections`, the
+    base config every trial starts from) plus the sweep's own, with nothing derived. What runs
+    is the :class:`~sparsity_tune.sweep.plan.Plan` resolved from it once."""
 
     name: Name
     search: SearchConfig = Field(default_factory=SearchConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
-
-    def base(self) -> TrialConfig:
-        """The trial config before any search parameter is applied."""
-        return trial_config(self.trial_dict())
-
-    def resolve(self, params: dict[str, Any], seed: int) -> TrialConfig:
-        """The config of one trial: base + sampled dotted params + seed."""
-        return trial_config(self.trial_dict(), {**params, "train.seed": seed})
 
 
 # ---------------------------------------------------------------------- reading files

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
 from sparsity_tune import metrics
+from sparsity_tune.sweep.plan import range_ends
 from sparsity_tune.sweep.spec import FLOAT_DISTRIBUTIONS, Spec, read_yaml
 from sparsity_tune.sweep.wandb_sweep import from_wandb_sweep, is_wandb_sweep
 from sparsity_tune.trial import budget
@@ -24,6 +25,7 @@ from sparsity_tune.trial.config import (
     NAME_RULE,
     SECTIONS,
     ConfigError,
+    TrialConfig,
     cap_lines,
     format_validation_error,
     section_model,
@@ -37,9 +39,14 @@ MAX_GRID_CHECK = 20_000  # grid combinations validated one by one before Ray sta
 MAX_MEMORY_CHECK = 1_000  # combinations of memory-relevant values estimated before Ray starts
 
 
-def load_spec(
-    path: str | Path, overrides: dict[str, Any] | None = None, sweep: bool = True
-) -> Spec:
+class Checked(NamedTuple):
+    """A validated spec and the base trial config its validation built (the plan reuses it)."""
+
+    spec: Spec
+    base: TrialConfig
+
+
+def load(path: str | Path, overrides: dict[str, Any] | None = None, sweep: bool = True) -> Checked:
     """Read (our format or a W&B sweep file), apply ``--set`` overrides, validate fully.
 
     ``sweep=False`` (the one-trial CLI) skips the checks that only concern Ray (resources).
@@ -58,32 +65,48 @@ def load_spec(
         data["name"] = stem
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
-    return validate_spec(data, str(path), sweep)
+    return check(data, str(path), sweep)
 
 
-def validate_spec(data: dict[str, Any], where: str = "spec", sweep: bool = True) -> Spec:
+def check(data: dict[str, Any], where: str = "spec", sweep: bool = True) -> Checked:
+    """Validate spec data once: its shapes (pydantic), the base trial config's cross-section
+    rules (end_epoch vs epochs, presets...), the search (:func:`check_search`) and, for a
+    sweep, the resources. ConfigError naming ``where`` and each bad key."""
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
         raise ConfigError(f"{where}:\n" + format_validation_error(err)) from None
     try:
-        spec.base()  # cross-section checks of the trial config (end_epoch vs epochs, presets...)
-        check_search(spec)
+        base = trial_config(spec.trial_dict())
+        check_search(spec, base)
         if sweep:
             check_resources(spec)
     except ConfigError as err:
         raise ConfigError(f"{where}:\n{err}") from None
-    return spec
+    return Checked(spec, base)
+
+
+def load_spec(
+    path: str | Path, overrides: dict[str, Any] | None = None, sweep: bool = True
+) -> Spec:
+    """:func:`load`'s spec alone."""
+    return load(path, overrides, sweep).spec
+
+
+def validate_spec(data: dict[str, Any], where: str = "spec", sweep: bool = True) -> Spec:
+    """:func:`check`'s spec alone."""
+    return check(data, where, sweep).spec
 
 
 # ---------------------------------------------------------------------- search checks
 
 
-def check_search(spec: Spec) -> None:
-    """The checks that need the base config; raise ConfigError with one line per problem."""
+def check_search(spec: Spec, base: TrialConfig) -> None:
+    """The checks that need the base config (``base``, built from ``spec``); raise ConfigError
+    with one line per problem."""
     s = spec.search
     problems: list[str] = []
-    base_flat = spec.base().flat()
+    base_flat = base.flat()
     sections = {k.split(".")[0] for k in base_flat}
 
     for key, p in s.parameters.items():
@@ -124,7 +147,7 @@ def check_search(spec: Spec) -> None:
                 "takes whole numbers; allowed: int_uniform, or values: [...]"
             )
             continue
-        probe = p.choices() if p.is_grid else p.bounds()
+        probe = p.choices() if p.is_grid else range_ends(p)
         for v in probe:
             err = _field_error(key, v)
             if err:
@@ -220,7 +243,7 @@ def _check_memory(spec: Spec) -> list[str]:
     free on its node when it starts.
     """
     candidates = {
-        k: (p.choices() if p.is_grid else p.bounds())
+        k: (p.choices() if p.is_grid else range_ends(p))
         for k, p in spec.search.parameters.items()
         if budget.affects(k)
     }
