@@ -35,8 +35,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sparsity_tune import layout
-from sparsity_tune.trial import safe_yaml
+from sparsity_tune import layout, safe_yaml
 from sparsity_tune.trial.config import (
     ConfigError,
     add_set_option,

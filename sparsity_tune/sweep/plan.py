@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sparsity_tune import metrics, wandb_setup
+from sparsity_tune.safe_yaml import brief
 from sparsity_tune.sweep.spec import ParameterSpec, Spec
 from sparsity_tune.trial.config import (
     NOT_IDENTITY,
@@ -34,7 +35,6 @@ from sparsity_tune.trial.config import (
     set_dotted,
     trial_config,
 )
-from sparsity_tune.trial.safe_yaml import brief
 
 #: Which way is better, as Ray Tune and Optuna spell it (``metrics.Direction``'s values).
 Mode = Literal["max", "min"]

@@ -27,7 +27,7 @@ objectives are metric names, every configuration fits a machine like this one) a
 (:func:`~sparsity_tune.sweep.validate.load_spec`). Problems raise
 :class:`~sparsity_tune.trial.config.ConfigError` naming the key.
 
-Files are read by :mod:`sparsity_tune.trial.safe_yaml` (UTF-8, no duplicate keys, no alias
+Files are read by :mod:`sparsity_tune.safe_yaml` (UTF-8, no duplicate keys, no alias
 bombs). An empty file is refused: a spec must say at least its ``name`` or one section, so that a
 truncated or mistyped file never runs 30 epochs of defaults.
 """
@@ -40,7 +40,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from sparsity_tune.trial import safe_yaml
+from sparsity_tune import safe_yaml
+from sparsity_tune.safe_yaml import brief
 from sparsity_tune.trial.config import (
     MAX_EPOCHS,
     NAME_RE,
@@ -51,7 +52,6 @@ from sparsity_tune.trial.config import (
     Strict,
     TrialSections,
 )
-from sparsity_tune.trial.safe_yaml import brief
 from sparsity_tune.wandb_setup import DEFAULT_PROJECT
 
 #: W&B sweep distributions we map onto Ray Tune sampling functions (see search.py).

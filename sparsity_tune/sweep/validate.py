@@ -16,6 +16,7 @@ from typing import Annotated, Any, NamedTuple
 from pydantic import TypeAdapter, ValidationError
 
 from sparsity_tune import metrics
+from sparsity_tune.safe_yaml import brief
 from sparsity_tune.sweep.plan import range_ends
 from sparsity_tune.sweep.spec import FLOAT_DISTRIBUTIONS, Spec, read_yaml
 from sparsity_tune.sweep.wandb_sweep import from_wandb_sweep, is_wandb_sweep
@@ -33,7 +34,6 @@ from sparsity_tune.trial.config import (
     show_key,
     trial_config,
 )
-from sparsity_tune.trial.safe_yaml import brief
 
 MAX_GRID_CHECK = 20_000  # grid combinations validated one by one before Ray starts
 MAX_MEMORY_CHECK = 1_000  # combinations of memory-relevant values estimated before Ray starts

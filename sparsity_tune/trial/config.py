@@ -12,7 +12,7 @@ allowed (:class:`ConfigError`), so CLIs can print them and exit with status 2.
 Every section is *strict* (:class:`Strict`): integers are integers (``width: true`` or ``2.0`` is
 refused, not read as 1 or 2), floats are finite (``lr: .inf``/``.nan`` refused), strings are
 strings, and every number has a range. Values reach here from YAML read by
-:mod:`sparsity_tune.trial.safe_yaml`, which already refused duplicate keys and alias bombs.
+:mod:`sparsity_tune.safe_yaml`, which already refused duplicate keys and alias bombs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from sparsity_tune.trial import safe_yaml
+from sparsity_tune import safe_yaml
 from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
 
 Preset = Literal["lenet300_100", "lenet5", "conv2", "conv4", "conv6", "mnist1d_cnn"]
