@@ -29,9 +29,10 @@ import pandas as pd
 from analysis import safe_io
 from analysis.parallel import process_pool
 from sparsity_tune import layout, safe_yaml
+from sparsity_tune.keys import NAME_RE, flatten, is_config_id
 from sparsity_tune.machine import cpu_allowance
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS, M
-from sparsity_tune.trial.config import NAME_RE, SECTIONS, config_id, flatten, is_config_id
+from sparsity_tune.trial.config import SECTIONS, config_id
 
 FINISHED, FAILED, STOPPED, RUNNING, DAMAGED = (
     layout.FINISHED,

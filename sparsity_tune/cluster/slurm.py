@@ -36,11 +36,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sparsity_tune import layout, safe_yaml
-from sparsity_tune.trial.config import (
-    ConfigError,
-    add_set_option,
-    format_validation_error,
-)
+from sparsity_tune.keys import ConfigError, add_set_option, format_validation_error
 
 TEMPLATE = Path(__file__).resolve().parent / "ray_sweep.sbatch.tmpl"  # package data
 SITE_ENV = "SPARSITY_TUNE_SLURM_SITE"

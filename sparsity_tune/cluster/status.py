@@ -242,9 +242,9 @@ def job_state(job_id: str) -> JobState:
 def planned_trials(exp: Path) -> int | None:
     """Trials the experiment's saved plan holds (configurations x seeds, from ``launch.json``);
     None if it cannot be read or predates saved plans."""
+    from sparsity_tune.keys import ConfigError
     from sparsity_tune.sweep.plan import saved_trials
     from sparsity_tune.sweep.state import LaunchRecord
-    from sparsity_tune.trial.config import ConfigError
 
     try:
         record = LaunchRecord.load(exp)

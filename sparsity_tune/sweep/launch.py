@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 
 from sparsity_tune import layout
+from sparsity_tune.keys import ConfigError, add_set_option
 from sparsity_tune.sweep import lock as locking
 from sparsity_tune.sweep import state, watchdog
 from sparsity_tune.sweep.plan import Plan
@@ -54,7 +55,6 @@ from sparsity_tune.sweep.resolve import Request, check_resume, dry_run_plan, req
 from sparsity_tune.sweep.state import LaunchRecord
 from sparsity_tune.sweep.stop import SIGNALS, Interrupted, QuietRay, Stop, ray_handlers
 from sparsity_tune.sweep.tuner import build_tuner, wandb_logger
-from sparsity_tune.trial.config import ConfigError, add_set_option
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 #: Seconds the W&B writer may take to finish its runs when the sweep was interrupted (SLURM's

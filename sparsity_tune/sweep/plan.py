@@ -24,17 +24,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sparsity_tune import metrics, wandb_setup
+from sparsity_tune.keys import NOT_IDENTITY, ConfigError, flatten, identity_keys, set_dotted
 from sparsity_tune.safe_yaml import brief
 from sparsity_tune.sweep.spec import ParameterSpec, Spec
-from sparsity_tune.trial.config import (
-    NOT_IDENTITY,
-    ConfigError,
-    TrialConfig,
-    flatten,
-    identity_keys,
-    set_dotted,
-    trial_config,
-)
+from sparsity_tune.trial.config import TrialConfig, trial_config
 
 #: Which way is better, as Ray Tune and Optuna spell it (``metrics.Direction``'s values).
 Mode = Literal["max", "min"]

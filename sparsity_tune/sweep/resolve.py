@@ -18,17 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from sparsity_tune import layout, machine
+from sparsity_tune.keys import ConfigError, check_name, parse_overrides, set_dotted
 from sparsity_tune.sweep import plan as planner
 from sparsity_tune.sweep import state, validate
 from sparsity_tune.sweep.plan import Plan
 from sparsity_tune.sweep.state import LaunchRecord
-from sparsity_tune.trial.config import (
-    ConfigError,
-    TrialConfig,
-    check_name,
-    parse_overrides,
-    set_dotted,
-)
+from sparsity_tune.trial.config import TrialConfig
 
 
 @dataclass

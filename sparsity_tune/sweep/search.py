@@ -27,9 +27,9 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater, Searcher
 from ray.tune.search.repeater import TRIAL_INDEX
 
+from sparsity_tune.keys import SEED_KEY
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep.plan import Parameter, Plan
-from sparsity_tune.trial.config import SEED_KEY
 
 
 def domain(p: Parameter, grid: bool) -> Any:

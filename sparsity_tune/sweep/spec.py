@@ -25,7 +25,7 @@ pydantic validates the shapes here; :mod:`sparsity_tune.sweep.validate` adds the
 the base config (parameter paths exist, every value and range end is a valid trial config,
 objectives are metric names, every configuration fits a machine like this one) and reads files
 (:func:`~sparsity_tune.sweep.validate.load_spec`). Problems raise
-:class:`~sparsity_tune.trial.config.ConfigError` naming the key.
+:class:`~sparsity_tune.keys.ConfigError` naming the key.
 
 Files are read by :mod:`sparsity_tune.safe_yaml` (UTF-8, no duplicate keys, no alias
 bombs). An empty file is refused: a spec must say at least its ``name`` or one section, so that a
@@ -41,17 +41,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from sparsity_tune import safe_yaml
+from sparsity_tune.keys import NAME_RE, NAME_RULE, ConfigError
 from sparsity_tune.safe_yaml import brief
-from sparsity_tune.trial.config import (
-    MAX_EPOCHS,
-    NAME_RE,
-    NAME_RULE,
-    SECTIONS,
-    ConfigError,
-    Seed,
-    Strict,
-    TrialSections,
-)
+from sparsity_tune.trial.config import MAX_EPOCHS, SECTIONS, Seed, Strict, TrialSections
 from sparsity_tune.wandb_setup import DEFAULT_PROJECT
 
 #: W&B sweep distributions we map onto Ray Tune sampling functions (see search.py).

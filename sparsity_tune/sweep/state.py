@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsity_tune import layout
-from sparsity_tune.trial.config import ConfigError
+from sparsity_tune.keys import ConfigError
 
 RECORD_VERSION = 1
 BACKUP_DIR = ".ray-state"

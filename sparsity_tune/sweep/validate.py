@@ -4,7 +4,7 @@ pydantic validates the shapes (:class:`~sparsity_tune.sweep.spec.Spec`); :func:`
 adds the checks that need the base config (parameter paths exist, every value and range end is a
 valid trial config, objectives are metric names, every configuration the search can reach fits
 a machine like this one, a ``cuda`` device has a GPU in ``resources``). Problems raise
-:class:`~sparsity_tune.trial.config.ConfigError` naming the key.
+:class:`~sparsity_tune.keys.ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -16,24 +16,21 @@ from typing import Annotated, Any, NamedTuple
 from pydantic import TypeAdapter, ValidationError
 
 from sparsity_tune import metrics
+from sparsity_tune.keys import (
+    NAME_RE,
+    NAME_RULE,
+    ConfigError,
+    cap_lines,
+    format_validation_error,
+    set_dotted,
+    show_key,
+)
 from sparsity_tune.safe_yaml import brief
 from sparsity_tune.sweep.plan import range_ends
 from sparsity_tune.sweep.spec import FLOAT_DISTRIBUTIONS, Spec, read_yaml
 from sparsity_tune.sweep.wandb_sweep import from_wandb_sweep, is_wandb_sweep
 from sparsity_tune.trial import budget
-from sparsity_tune.trial.config import (
-    NAME_RE,
-    NAME_RULE,
-    SECTIONS,
-    ConfigError,
-    TrialConfig,
-    cap_lines,
-    format_validation_error,
-    section_model,
-    set_dotted,
-    show_key,
-    trial_config,
-)
+from sparsity_tune.trial.config import SECTIONS, TrialConfig, section_model, trial_config
 
 MAX_GRID_CHECK = 20_000  # grid combinations validated one by one before Ray starts
 MAX_MEMORY_CHECK = 1_000  # combinations of memory-relevant values estimated before Ray starts

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sparsity_tune.trial.config import (
-    NOT_IDENTITY,
-    ConfigError,
-    config_id,
-    is_config_id,
-    parse_overrides,
-    trial_config,
-)
+from sparsity_tune.keys import NOT_IDENTITY, ConfigError, is_config_id, parse_overrides
+from sparsity_tune.trial.config import config_id, trial_config
 
 
 def test_defaults_are_valid_and_flatten_to_dotted_keys():

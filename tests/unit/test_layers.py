@@ -1,6 +1,6 @@
 """The package's layers import only downwards, and no module imports itself back (no cycles).
 
-Layers, lowest first: the shared vocabulary (``metrics``, ``layout``, ``wandb_setup``, ``machine``, ``safe_yaml``), ``trial``,
+Layers, lowest first: the shared vocabulary (``metrics``, ``layout``, ``wandb_setup``, ``machine``, ``safe_yaml``, ``keys``), ``trial``,
 ``sweep``, ``cluster``; entry points (``cli``, ``train``, ``launch``, ``slurm``, ``__main__``) sit on top.
 ``analysis`` may use the vocabulary and the trial layer, never ``sweep`` or ``cluster``; ``sweep``
 may use ``analysis`` (the end-of-sweep summary is computed by the analysis's functions).
@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 #: Modules of the vocabulary layer (what every layer may import).
-VOCABULARY = ("metrics", "layout", "wandb_setup", "machine", "safe_yaml")
+VOCABULARY = ("metrics", "layout", "wandb_setup", "machine", "safe_yaml", "keys")
 RANK = {"vocabulary": 0, "trial": 1, "analysis": 2, "sweep": 3, "cluster": 4, "entry": 5}
 
 

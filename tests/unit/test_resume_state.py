@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from sparsity_tune import layout
+from sparsity_tune.keys import ConfigError
 from sparsity_tune.sweep import launch, resolve, state, watchdog
 from sparsity_tune.sweep import plan as planner
 from sparsity_tune.sweep.validate import validate_spec
-from sparsity_tune.trial.config import ConfigError
 
 SAVED = {
     "name": "x",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sparsity_tune.cluster import slurm
-from sparsity_tune.trial.config import ConfigError
+from sparsity_tune.keys import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "search_spaces" / "smoke.yaml"

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sparsity_tune.keys import ConfigError
 from sparsity_tune.sweep import plan as planner
 from sparsity_tune.sweep.spec import Spec
 from sparsity_tune.sweep.validate import load_spec, validate_spec
 from sparsity_tune.sweep.wandb_sweep import from_wandb_sweep
-from sparsity_tune.trial.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {
