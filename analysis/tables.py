@@ -1,7 +1,7 @@
 """Seed aggregation: trials -> configurations (seed-mean, seed std, t-based 95% interval).
 
 A *configuration* is a trial's settings without its seed (and without settings that cannot change
-results, such as the data root): its id is :func:`sparsity_tune.trial.config.config_id`, the one
+results, such as the data root): its id is :func:`sparsity_tune.keys.config_id`, the one
 identity rule, read from each trial's ``config.json`` (:mod:`analysis.load`). A finished run that
 never pruned a weight is dense whatever its ``pruning.*`` settings say, so they do not make it
 another configuration (``config_id(..., dense=True)``). Everything a front or a report sentence

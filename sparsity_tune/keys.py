@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sparsity_tune import safe_yaml
 
@@ -58,6 +58,16 @@ KEY_RE = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
 #: a trailing newline gets through.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
 NAME_RULE = "1-128 letters, digits and _.+-, starting with a letter or digit"
+
+
+#: Control characters (newline, tab, NUL, escape, DEL): a value that holds one could start a new
+#: line in a log, a path or a shell script.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def control_chars(value: str) -> list[str]:
+    """The control characters in ``value``, each once, as Python writes them (``'\\n'``)."""
+    return sorted({repr(c) for c in CONTROL_RE.findall(value)})
 
 
 def check_name(name: Any, key: str = "name") -> str:
@@ -171,6 +181,23 @@ def identity_keys(keys: Any, *, dense: bool = False) -> list[str]:
         for k in keys
         if k != SEED_KEY and k not in NOT_IDENTITY and not (dense and k.startswith("pruning."))
     ]
+
+
+def config_id(config: BaseModel | dict[str, Any], *, dense: bool = False) -> str:
+    """A configuration's identity: a stable hash of its settings without the seed and the keys
+    of :data:`NOT_IDENTITY`, so the seeds of one configuration share it, and two experiments
+    pool trials only where every result-changing setting is equal. ``dense``: see
+    :func:`identity_keys` (known only once the run finished; the analysis applies it).
+
+    ``config`` is a :class:`~sparsity_tune.trial.config.TrialConfig` or its nested JSON form
+    (``config.json``'s ``config``: old trial directories get the same id as new ones of the same
+    settings).
+
+    >>> config_id({"train": {"lr": 0.1, "seed": 0}}) == config_id({"train": {"lr": 0.1, "seed": 7}})
+    True
+    """
+    nested = config.model_dump(mode="json") if isinstance(config, BaseModel) else config
+    return settings_id(flatten(nested), dense=dense)
 
 
 def settings_id(flat: dict[str, Any], *, dense: bool = False) -> str:

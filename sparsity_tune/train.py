@@ -18,12 +18,11 @@ import traceback
 from pathlib import Path
 
 from sparsity_tune import layout
-from sparsity_tune.keys import ConfigError, add_set_option, parse_overrides
+from sparsity_tune.keys import ConfigError, add_set_option, config_id, parse_overrides
 from sparsity_tune.metrics import M
 from sparsity_tune.safe_yaml import brief
 from sparsity_tune.sweep.resolve import one_trial
 from sparsity_tune.trial import budget
-from sparsity_tune.trial.config import config_id
 
 #: Files of an earlier run in the same directory that this run replaces.
 STALE = (layout.RECORDS, layout.ERROR, layout.SUMMARY)

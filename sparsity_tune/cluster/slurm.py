@@ -36,7 +36,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sparsity_tune import layout, safe_yaml
-from sparsity_tune.keys import ConfigError, add_set_option, format_validation_error
+from sparsity_tune.keys import ConfigError, add_set_option, control_chars, format_validation_error
 
 TEMPLATE = Path(__file__).resolve().parent / "ray_sweep.sbatch.tmpl"  # package data
 SITE_ENV = "SPARSITY_TUNE_SLURM_SITE"
@@ -51,11 +51,6 @@ _MODULE = re.compile(r"[A-Za-z0-9_.+/@:-]+")
 # Paths that go into #SBATCH lines, which sbatch does not unquote: keep them plain.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./~+@%:=,-]+")
 _UNSET_VAR = re.compile(r"\$(\{)?([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def control_chars(value: str) -> list[str]:
-    """The control characters in VALUE (newline, tab, escape...), as Python writes them."""
-    return sorted({repr(c) for c in value if ord(c) < 32 or ord(c) == 127})
 
 
 def plain_text(what: str, value: str) -> str:

@@ -35,10 +35,10 @@ from pydantic import (
 from sparsity_tune import safe_yaml
 from sparsity_tune.keys import (
     ConfigError,
+    control_chars,
     flatten,
     format_validation_error,
     set_dotted,
-    settings_id,
 )
 from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
 
@@ -81,12 +81,11 @@ Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 #: Sizes and counts: 2**31-1 keeps every product in int64 arithmetic far from overflow; the
 #: memory check (:mod:`sparsity_tune.trial.budget`) refuses what does not fit long before.
 MAX_COUNT = 2**31 - 1
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _plain_text(value: str) -> str:
     """No control characters (newlines, NUL, escapes): the value ends up in paths and logs."""
-    if _CONTROL.search(value):
+    if control_chars(value):
         raise ValueError(
             f"{safe_yaml.brief(value)} holds a control character (newline, tab, NUL...); "
             "allowed: printable text"
@@ -304,19 +303,3 @@ def trial_config(
         return TrialConfig.model_validate(nested)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
-
-
-def config_id(config: TrialConfig | dict[str, Any], *, dense: bool = False) -> str:
-    """A configuration's identity: a stable hash of its settings without the seed and the keys
-    of :data:`NOT_IDENTITY`, so the seeds of one configuration share it, and two experiments
-    pool trials only where every result-changing setting is equal. ``dense``: see
-    :func:`identity_keys` (known only once the run finished; the analysis applies it).
-
-    ``config`` is a :class:`TrialConfig` or its nested JSON form (``config.json``'s ``config``:
-    old trial directories get the same id as new ones of the same settings).
-
-    >>> config_id(trial_config()) == config_id(trial_config({}, {"train.seed": 7}))
-    True
-    """
-    nested = config.model_dump(mode="json") if isinstance(config, TrialConfig) else config
-    return settings_id(flatten(nested), dense=dense)

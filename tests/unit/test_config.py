@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sparsity_tune.keys import NOT_IDENTITY, ConfigError, is_config_id, parse_overrides
-from sparsity_tune.trial.config import config_id, trial_config
+from sparsity_tune.keys import NOT_IDENTITY, ConfigError, config_id, is_config_id, parse_overrides
+from sparsity_tune.trial.config import trial_config
 
 
 def test_defaults_are_valid_and_flatten_to_dotted_keys():
@@ -123,3 +123,11 @@ def test_reinit_is_part_of_the_config_identity():
     a = trial_config({}, {**imp, "pruning.rewind": "init"})
     b = trial_config({}, {**imp, "pruning.rewind": "reinit"})
     assert b.flat()["pruning.rewind"] == "reinit" and config_id(a) != config_id(b)
+
+
+def test_control_chars_names_each_control_character_once() -> None:
+    """The one check behind the trial config's plain text and SLURM's script values."""
+    from sparsity_tune.keys import control_chars
+
+    assert control_chars("a\nb\tc\x7f\n\x00") == ["'\\n'", "'\\t'", "'\\x00'", "'\\x7f'"]
+    assert control_chars("plain text, ünïcode and spaces") == []
