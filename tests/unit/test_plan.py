@@ -3,6 +3,7 @@ again as saved by --resume."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from sparsity_tune import layout
 from sparsity_tune.keys import ConfigError
 from sparsity_tune.sweep import launch, resolve, state
 from sparsity_tune.sweep import plan as planner
+from sparsity_tune.sweep.spec import ParameterSpec
 from sparsity_tune.sweep.validate import validate_spec
 
 SPEC = {
@@ -129,3 +131,51 @@ def test_resume_runs_the_saved_plan_or_refuses(tmp_path: Path, capsys) -> None:
     assert (
         "search.sampler: started with 'tpe', now 'nsga2'" in err and str(exp / layout.LAUNCH) in err
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "ends"),
+    [
+        ({"distribution": "int_uniform", "min": 2, "max": 9}, [2, 9]),
+        ({"distribution": "uniform", "min": 0.5, "max": 0.9}, [0.5, 0.9]),
+        ({"distribution": "log_uniform_values", "min": 0.001, "max": 0.1}, [0.001, 0.1]),
+        ({"distribution": "log_uniform", "min": 0, "max": 1}, [1.0, math.e]),
+        ({"distribution": "q_uniform", "min": 1, "max": 9, "q": 4}, [0, 8]),
+        ({"distribution": "q_log_uniform_values", "min": 3, "max": 10, "q": 2}, [4, 10]),
+        ({"distribution": "normal", "mu": 0.3, "sigma": 0.1}, [0.3]),
+    ],
+)
+def test_range_ends_are_what_the_trainer_sees(given: dict, ends: list) -> None:
+    assert planner.range_ends(ParameterSpec(**given)) == pytest.approx(ends)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"value": 3},
+        {"values": [[64, 32], [128]]},
+        {"distribution": "q_uniform", "min": 1, "max": 9, "q": 4},
+        {"distribution": "normal", "mu": 0.3, "sigma": 0.1},
+        {"min": 1, "max": 4},
+    ],
+)
+def test_a_plan_parameter_saves_as_the_spec_wrote_it(given: dict) -> None:
+    """launch.json's saved plans hold the spec's own form (records of older versions match)."""
+    spec = ParameterSpec(**given)
+    p = planner.Parameter.of(spec)
+    assert p.settings() == spec.model_dump(mode="json", exclude_none=True)
+    assert list(p.settings()) == list(spec.model_dump(mode="json", exclude_none=True))
+
+
+def test_max_epochs_takes_the_largest_searched_epochs() -> None:
+    grid = {**SPEC, "search": {"parameters": {"train.epochs": {"values": [3, 7, 5]}}}}
+    assert planner.build(validate_spec(grid), "/r/s", "/r").max_epochs == 7
+    ranged = {
+        **SPEC,
+        "search": {
+            "algorithm": "random",
+            "parameters": {"train.epochs": {"distribution": "int_uniform", "min": 3, "max": 6}},
+        },
+    }
+    p = planner.build(validate_spec(ranged), "/r/s", "/r")
+    assert (p.max_epochs, p.search.configurations, p.trials) == (6, 1, 1)
