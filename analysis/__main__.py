@@ -48,7 +48,7 @@ def _tolerance(raw: str) -> float:
 
 
 def _wandb_name(raw: str) -> str:
-    from sparsity_tune.trial.config import NAME_RE, NAME_RULE
+    from sparsity_tune.keys import NAME_RE, NAME_RULE
 
     if not NAME_RE.fullmatch(raw):
         raise argparse.ArgumentTypeError(f"{raw!r}: allowed: {NAME_RULE}")

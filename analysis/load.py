@@ -28,11 +28,11 @@ import pandas as pd
 
 from analysis import safe_io
 from analysis.parallel import process_pool
-from sparsity_tune import layout
+from sparsity_tune import layout, safe_yaml
+from sparsity_tune.keys import NAME_RE, config_id, flatten, is_config_id
 from sparsity_tune.machine import cpu_allowance
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS, M
-from sparsity_tune.trial import safe_yaml
-from sparsity_tune.trial.config import NAME_RE, SECTIONS, config_id, flatten, is_config_id
+from sparsity_tune.trial.config import SECTIONS
 
 FINISHED, FAILED, STOPPED, RUNNING, DAMAGED = (
     layout.FINISHED,
@@ -44,7 +44,7 @@ FINISHED, FAILED, STOPPED, RUNNING, DAMAGED = (
 ERROR_TAIL = 64 << 10  # bytes of error.txt read (its last line is what is shown)
 #: Columns that describe a trial rather than configure it (they lead trials.csv).
 ID_COLUMNS = ("trial_id", "experiment", "seed", "status", "epochs_done", "trial_dir", "error")
-#: The configuration's identity (:func:`sparsity_tune.trial.config.config_id`): from the trial's
+#: The configuration's identity (:func:`sparsity_tune.keys.config_id`): from the trial's
 #: ``config.json``, computed from its config for directories written before it was stored, and
 #: without the pruning settings for a run that never pruned (:func:`never_pruned`).
 CONFIG_ID = "config_id"

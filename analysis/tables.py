@@ -1,7 +1,7 @@
 """Seed aggregation: trials -> configurations (seed-mean, seed std, t-based 95% interval).
 
 A *configuration* is a trial's settings without its seed (and without settings that cannot change
-results, such as the data root): its id is :func:`sparsity_tune.trial.config.config_id`, the one
+results, such as the data root): its id is :func:`sparsity_tune.keys.config_id`, the one
 identity rule, read from each trial's ``config.json`` (:mod:`analysis.load`). A finished run that
 never pruned a weight is dense whatever its ``pruning.*`` settings say, so they do not make it
 another configuration (``config_id(..., dense=True)``). Everything a front or a report sentence
@@ -21,8 +21,8 @@ import pandas as pd
 from analysis import load
 from analysis.load import CONFIG_ID, FINISHED, config_columns
 from analysis.load import DENSE_EPS as DENSE_EPS  # re-exported: the charts and comparisons use it
+from sparsity_tune.keys import identity_keys, settings_id
 from sparsity_tune.metrics import NUMERIC, M
-from sparsity_tune.trial.config import identity_keys, settings_id
 
 #: Columns added to the trial table by :func:`add_config_ids`.
 DERIVED = (CONFIG_ID, "base_id", "label", "base_label", "arch", "size")
@@ -34,7 +34,7 @@ def identity_columns(trials: pd.DataFrame) -> list[str]:
 
 
 def _ids(df: pd.DataFrame) -> pd.Series:
-    """:func:`~sparsity_tune.trial.config.settings_id` of each row's settings (a row's missing
+    """:func:`~sparsity_tune.keys.settings_id` of each row's settings (a row's missing
     values left out), for tables that carry no stored ``config_id``."""
     if df.shape[1] == 0:
         return pd.Series(settings_id({}), index=df.index)

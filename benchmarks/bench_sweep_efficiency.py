@@ -131,13 +131,13 @@ def run_mode(mode: str, args: argparse.Namespace) -> Result:
     from sparsity_tune.sweep import launch, trainable
     from sparsity_tune.sweep import plan as planner
     from sparsity_tune.sweep.summary import trials_frame
-    from sparsity_tune.sweep.validate import validate_spec
+    from sparsity_tune.sweep.validate import check
     from sparsity_tune.trial.data import load_dataset
 
     trials, epochs = MODES[mode]
     trials = args.trials or trials
     epochs = args.epochs or epochs
-    spec = validate_spec(
+    spec, base = check(
         {
             "name": f"bench_sweep_{mode}",
             "dataset": {"name": "mnist1d", "root": str(REPO / "data")},
@@ -153,7 +153,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> Result:
             "wandb": {"project": "bench", "mode": "offline"},
         }
     )
-    load_dataset(spec.base().dataset)  # MNIST-1D generated/cached before the clock starts
+    load_dataset(base.dataset)  # MNIST-1D generated/cached before the clock starts
 
     storage = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     exp = str(storage / spec.name)
@@ -176,7 +176,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> Result:
     sampler = CpuSampler()
     driver_before = trial_profile.driver_totals()
     try:
-        plan = planner.build(spec, exp, str(storage), use_wandb=not args.no_wandb)
+        plan = planner.build(spec, exp, str(storage), base=base, use_wandb=not args.no_wandb)
         rc = launch.run(plan)
     finally:
         trainable.train_trial = original

@@ -3,7 +3,7 @@
 A trial directory holds::
 
     config.json     {"trial_id", "experiment", "seed", "config_id", "params": {dotted: value},
-                     "config": {nested}} (config_id: sparsity_tune.trial.config.config_id)
+                     "config": {nested}} (config_id: sparsity_tune.keys.config_id)
     records.jsonl   one trainer record per line (keys: metrics.RECORD_KEYS + layer_sparsity/*)
     summary.json    the final summary (metrics.SUMMARY_KEYS); present only when the trial finished
     error.txt       present when the trial failed (Ray writes it; so does the CLI)

@@ -294,6 +294,15 @@ COUNTED: Final[frozenset[Metric]] = frozenset(
 )
 #: Costs measured on the machine that ran the trial (wall time, memory, the bytes of the model as
 #: shipped): they depend on kernels and load, so the analysis reads them against seed noise.
+#: Costs fixed before training (the pruning schedule's target decides them): a multi-objective
+#: stopping rule may compare them from the first epoch, while accuracy is still a fidelity
+#: (``search.scheduler: pareto_asha``).
+FIXED_COSTS: Final[tuple[Metric, ...]] = (
+    M.nonzero_params,
+    M.sparsity,
+    M.target_sparsity,
+    M.final_sparsity,
+)
 MEASURED: Final[frozenset[Metric]] = frozenset(
     {
         M.epoch_time_s,

@@ -18,11 +18,11 @@ import traceback
 from pathlib import Path
 
 from sparsity_tune import layout
+from sparsity_tune.keys import ConfigError, add_set_option, config_id, parse_overrides
 from sparsity_tune.metrics import M
-from sparsity_tune.sweep.validate import load_spec
+from sparsity_tune.safe_yaml import brief
+from sparsity_tune.sweep.resolve import one_trial
 from sparsity_tune.trial import budget
-from sparsity_tune.trial.config import ConfigError, add_set_option, config_id, parse_overrides
-from sparsity_tune.trial.safe_yaml import brief
 
 #: Files of an earlier run in the same directory that this run replaces.
 STALE = (layout.RECORDS, layout.ERROR, layout.SUMMARY)
@@ -65,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     try:
-        spec = load_spec(args.spec, parse_overrides(args.overrides), sweep=False)
-        cfg = spec.base()
-        out = output_dir(args.out, spec.name)
+        name, cfg = one_trial(args.spec, parse_overrides(args.overrides))
+        out = output_dir(args.out, name)
         budget.check_fits(cfg)  # the device exists and the model fits, before any allocation
         from sparsity_tune.trial.trainer import Trainer  # torch only once the spec is valid
 
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             out / layout.CONFIG,
             {
                 "trial_id": out.name,
-                "experiment": spec.name,
+                "experiment": name,
                 "seed": cfg.train.seed,
                 "config_id": config_id(cfg),
                 "params": {},
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --out {brief(str(out))}: cannot be written ({err})", file=sys.stderr)
         return 2
     print(
-        f"{spec.name}: {cfg.model.arch} ({cfg.model.preset or f'depth {cfg.model.depth}, width {cfg.model.width}'}) "
+        f"{name}: {cfg.model.arch} ({cfg.model.preset or f'depth {cfg.model.depth}, width {cfg.model.width}'}) "
         f"on {cfg.dataset.name}, pruning {cfg.pruning.method}, torch threads {trainer.threads}"
         f"{'' if cfg.train.threads else ' (default: CPUs less the load average)'}; "
         f"writing {out}/",

@@ -1,19 +1,11 @@
 """Submit a sweep to SLURM: ``python -m sparsity_tune.slurm submit SPEC.yaml [--nodes N] ...``.
 
-One SLURM job = one Ray cluster = one sweep. The batch script is rendered from
-``ray_sweep.sbatch.tmpl`` (package data beside this module): one Ray node per allocated node
-(each an ``srun`` step run by :mod:`sparsity_tune.cluster.node`), ports from the job id, a private
-temp dir per node and a token per job, then ``python -m sparsity_tune.launch SPEC --address
-HEAD:PORT --storage DIR``. SLURM's warning signal or its SIGTERM makes the sweep save its state;
-the job requeues and the next run resumes.
-
-A site's defaults (partition, account, modules, environment activation, extra ``#SBATCH`` lines)
-live in a YAML file the user keeps (``--site FILE``, ``$SPARSITY_TUNE_SLURM_SITE`` or
-``~/.config/sparsity-tune/slurm.yaml``), validated here with pydantic; command-line flags win.
-Every value that reaches the script is checked first (no control characters, SLURM's own
-formats), since the script is shell: a newline in a partition name would be a shell line.
-``sbatch --test-only`` checks a request against the cluster before it is queued, so an impossible
-one (no such partition, more nodes than exist) fails at once with exit status 2.
+One SLURM job = one Ray cluster = one sweep: the batch script is rendered by
+:mod:`sparsity_tune.cluster.render` from the site's defaults (:mod:`sparsity_tune.cluster.site`);
+command-line flags win over them. SLURM's warning signal or its SIGTERM makes the sweep save its
+state; the job requeues and the next run resumes. ``sbatch --test-only`` checks a request against
+the cluster before it is queued, so an impossible one (no such partition, more nodes than exist)
+fails at once with exit status 2.
 
 Other subcommands: ``status [JOBID...]`` (:mod:`sparsity_tune.cluster.status`) and
 ``cancel JOBID...`` (``scancel``).
@@ -22,7 +14,6 @@ Other subcommands: ``status [JOBID...]`` (:mod:`sparsity_tune.cluster.status`) a
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
 import shutil
@@ -31,273 +22,20 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
 from sparsity_tune import layout
-from sparsity_tune.trial import safe_yaml
-from sparsity_tune.trial.config import (
-    ConfigError,
-    add_set_option,
-    check_name,
-    format_validation_error,
-    parse_overrides,
+from sparsity_tune.cluster.render import (
+    JobRequest,
+    _plain_path,
+    expand_path,
+    plain_text,
+    render,
+    write_private,
 )
-
-TEMPLATE = Path(__file__).resolve().parent / "ray_sweep.sbatch.tmpl"  # package data
-SITE_ENV = "SPARSITY_TUNE_SLURM_SITE"
-SITE_DOC = "slurm/README.md ('What to change for a site')"
-PORT_SPAN = 200  # ports per job: the template's PORT_SPAN
-_FIELD = re.compile(r"\{\{([a-z_]+)\}\}")
-# Full-match patterns (re.fullmatch: `$` would also accept a trailing newline).
-_SLURM_NAMES = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*")  # partition, account, qos
-_TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}")  # minutes, M:S, H:M:S, D-H, D-H:M, D-H:M:S
-_MEM = re.compile(r"\d+[KMGTkmgt]?")
-_MODULE = re.compile(r"[A-Za-z0-9_.+/@:-]+")
-# Paths that go into #SBATCH lines, which sbatch does not unquote: keep them plain.
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./~+@%:=,-]+")
-_UNSET_VAR = re.compile(r"\$(\{)?([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def control_chars(value: str) -> list[str]:
-    """The control characters in VALUE (newline, tab, escape...), as Python writes them."""
-    return sorted({repr(c) for c in value if ord(c) < 32 or ord(c) == 127})
-
-
-def plain_text(what: str, value: str) -> str:
-    """VALUE if it holds no control characters; else a ConfigError naming them."""
-    bad = control_chars(value)
-    if bad:
-        raise ConfigError(
-            f"{what} {value!r}: holds control characters ({', '.join(bad)}); it goes into the "
-            "batch script, use plain text on one line"
-        )
-    return value
-
-
-def _check(pattern: re.Pattern[str], value: str, allowed: str) -> str:
-    if control_chars(value):
-        raise ValueError(f"holds control characters; use {allowed}")
-    if not pattern.fullmatch(value):
-        raise ValueError(f"use {allowed}")
-    return value
-
-
-ALLOWED = {
-    "name": "letters, digits and _.+- (it becomes a directory and the job name)",
-    "slurm_name": "letters, digits and _.- (several: comma-separated, e.g. gpu,gpu-long)",
-    "time": "minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 04:00:00)",
-    "mem": "a number with an optional unit K, M, G or T (e.g. 64G)",
-    "module": "a module name such as python/3.11 (letters, digits and _.+/@:-)",
-}
-
-
-class SiteConfig(BaseModel):
-    """A site's defaults; every field is optional. See slurm/site.example.yaml."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    time: str | None = Field(None, description="default --time, e.g. 04:00:00 or 1-00:00:00")
-    cpus_per_node: int | None = Field(None, ge=1, description="default: whole nodes (--exclusive)")
-    gpus_per_node: int = Field(0, ge=0)
-    gpu_request: Literal["gpus-per-node", "gres"] = Field(
-        "gpus-per-node", description="how to ask for GPUs: --gpus-per-node=G or --gres=gpu:G"
-    )
-    mem: str | None = Field(None, description="--mem per node, e.g. 64G (default: site default)")
-    modules: list[str] = Field(default_factory=list, description="`module load` these, in order")
-    setup: list[str] = Field(
-        default_factory=list, description="shell lines run before Ray starts (e.g. activate a venv)"
-    )
-    sbatch: list[str] = Field(
-        default_factory=list, description="extra sbatch options, e.g. --constraint=a100"
-    )
-    python: str | None = Field(None, description="interpreter on the nodes (default: this one)")
-    storage: str | None = Field(None, description="shared results directory (default ./results)")
-    log_dir: str | None = Field(None, description="job logs (default STORAGE/slurm)")
-    signal_seconds: int = Field(
-        300, ge=10, le=65535, description="USR1 this long before the time limit"
-    )
-    port_base: int = Field(20000, ge=1024, le=65000)
-    port_slots: int = Field(60, ge=1)
-    worker_ports: Literal["block", "random"] = Field(
-        "block",
-        description="worker nodes use the job's port block, or ports Ray picks (several Ray "
-        "nodes on one host)",
-    )
-    ray_tmp_root: str | None = Field(
-        None,
-        description="node-local root of Ray's per-node temp dir (default: $TMPDIR if short, "
-        "else /tmp)",
-    )
-    ray_start_timeout: int = Field(300, ge=10, description="seconds to wait for all Ray nodes")
-    template: str | None = Field(None, description="your own copy of ray_sweep.sbatch.tmpl")
-
-    @field_validator("partition", "account", "qos")
-    @classmethod
-    def _slurm_name(cls, v: str | None) -> str | None:
-        return None if v is None else _check(_SLURM_NAMES, v, ALLOWED["slurm_name"])
-
-    @field_validator("time")
-    @classmethod
-    def _time(cls, v: str | None) -> str | None:
-        return None if v is None else _check(_TIME, v, ALLOWED["time"])
-
-    @field_validator("mem")
-    @classmethod
-    def _mem(cls, v: str | None) -> str | None:
-        return None if v is None else _check(_MEM, v, ALLOWED["mem"])
-
-    @field_validator("modules")
-    @classmethod
-    def _modules(cls, v: list[str]) -> list[str]:
-        for m in v:
-            _check(_MODULE, m, ALLOWED["module"])
-        return v
-
-    @field_validator("setup")
-    @classmethod
-    def _setup(cls, v: list[str]) -> list[str]:
-        for line in v:
-            if control_chars(line):
-                raise ValueError(
-                    f"{line!r} holds control characters ({', '.join(control_chars(line))}); "
-                    "write one shell line per entry"
-                )
-        return v
-
-    @field_validator("sbatch")
-    @classmethod
-    def _options(cls, v: list[str]) -> list[str]:
-        for opt in v:
-            if control_chars(opt):
-                raise ValueError(f"{opt!r} holds control characters; one option per entry")
-            if not opt.startswith("-"):
-                raise ValueError(f"{opt!r} is not an sbatch option; write e.g. --constraint=a100")
-        return v
-
-    @field_validator("python", "storage", "log_dir", "template")
-    @classmethod
-    def _one_line(cls, v: str | None) -> str | None:
-        if v is not None and control_chars(v):
-            raise ValueError(f"{v!r} holds control characters; write a plain path")
-        return v
-
-    @field_validator("ray_tmp_root")
-    @classmethod
-    def _short_tmp(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if control_chars(v) or not _PLAIN_PATH.fullmatch(v):
-            raise ValueError(f"{v!r}: write a plain absolute path, e.g. /tmp")
-        if len(v) > 18:
-            raise ValueError(
-                f"{v!r} is {len(v)} characters; Ray's unix sockets under it must fit in 107 "
-                "bytes, so keep it to 18 (e.g. /tmp)"
-            )
-        return v
-
-    @model_validator(mode="after")
-    def _ports_fit(self) -> SiteConfig:
-        top = self.port_base + self.port_slots * PORT_SPAN - 1
-        if top > 65535:
-            raise ValueError(
-                f"port_base {self.port_base} + port_slots {self.port_slots} x {PORT_SPAN} ports "
-                f"reaches port {top}, past 65535; lower port_slots to at most "
-                f"{(65536 - self.port_base) // PORT_SPAN}"
-            )
-        return self
-
-
-class JobRequest(BaseModel):
-    """A resolved submission: everything the template needs."""
-
-    spec: Path
-    name: str
-    nodes: int = Field(1, ge=1)
-    cpus_per_node: int | None = Field(None, ge=1)
-    gpus_per_node: int = Field(0, ge=0)
-    partition: str | None = None
-    account: str | None = None
-    time: str | None = None
-    storage: str
-    log_dir: Path
-    workdir: Path
-    launch_args: list[str] = Field(default_factory=list)
-    resume_command: str = ""
-
-
-def default_site_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "sparsity-tune" / "slurm.yaml"
-
-
-def format_site_error(err: ValidationError) -> str:
-    """One line per problem: the key, the value given and what is allowed; unknown keys point to
-    the site keys' documentation (not the spec keys of the main README)."""
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(x) for x in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            known = ", ".join(SiteConfig.model_fields)
-            lines.append(f"{key}: unknown site key (see {SITE_DOC}); the keys are: {known}")
-        elif e["type"] == "literal_error":
-            lines.append(f"{key}={e.get('input')!r} is not allowed; {msg.lower()}")
-        elif key and "input" in e and not isinstance(e["input"], dict):
-            lines.append(f"{key}={e['input']!r}: {msg}")
-        else:
-            lines.append(f"{key}: {msg}" if key else msg)
-    return "\n".join(lines)
-
-
-def load_site(path: str | Path | None = None) -> SiteConfig:
-    """The site config from PATH, else $SPARSITY_TUNE_SLURM_SITE, else the user file (optional)."""
-    explicit = path or os.environ.get(SITE_ENV)
-    p = Path(explicit).expanduser() if explicit else default_site_path()
-    if not p.is_file():
-        if explicit:
-            raise ConfigError(f"site config {p}: no such file (copy slurm/site.example.yaml)")
-        return SiteConfig()
-    try:
-        data = safe_yaml.read_file(p)
-    except (safe_yaml.YamlInputError, OSError) as err:
-        raise ConfigError(f"site config {p}: {err}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"site config {p}: the top level must be a mapping of settings")
-    try:
-        return SiteConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"site config {p}:\n" + format_site_error(err)) from None
-
-
-def _plain_path(what: str, path: str) -> str:
-    plain_text(what, path)
-    if not _PLAIN_PATH.fullmatch(path):
-        raise ConfigError(
-            f"{what} {path!r}: use a path without spaces or shell characters "
-            "(it goes into #SBATCH lines, which sbatch does not unquote)"
-        )
-    return path
-
-
-def expand_path(what: str, path: str) -> Path:
-    """``~`` and ``$VARS`` expanded; a variable that is not set is an error that names it."""
-    plain_text(what, path)
-    expanded = os.path.expandvars(path)
-    unset = _UNSET_VAR.search(expanded)
-    if unset:
-        var = unset.group(2)
-        raise ConfigError(
-            f"{what} {path!r}: ${var} is not set in this environment; set it (export {var}=...) "
-            "or write the path out"
-        )
-    return Path(expanded).expanduser().resolve()
+from sparsity_tune.cluster.site import _SLURM_NAMES, _TIME, ALLOWED, SITE_ENV, SiteConfig, load_site
+from sparsity_tune.keys import ConfigError, add_set_option, format_validation_error
 
 
 def _resolve_storage(what: str, storage: str) -> str:
@@ -315,13 +53,13 @@ def _flag(what: str, value: str | None, pattern: re.Pattern[str], allowed: str) 
 
 def build_request(args: argparse.Namespace, site: SiteConfig) -> JobRequest:
     """Merge flags over site defaults and validate everything now, not in the queue."""
-    from sparsity_tune.sweep.validate import load_spec
+    from sparsity_tune.sweep import resolve
 
     for kv in args.overrides:
         plain_text("--set", kv)
     spec_path = Path(plain_text("spec", args.spec)).expanduser().resolve()
-    spec = load_spec(spec_path, parse_overrides(args.overrides))
-    name = check_name(args.name, "--name") if args.name else spec.name
+    # the plan the job's launcher will resolve again on the nodes: refused here, not in the queue
+    name = resolve.from_file(str(spec_path), args.overrides, name=args.name).plan.name
     if args.nodes < 1:
         raise ConfigError(f"--nodes {args.nodes}: ask for at least 1 node")
     cpus = args.cpus_per_node if args.cpus_per_node is not None else site.cpus_per_node
@@ -375,72 +113,6 @@ def build_request(args: argparse.Namespace, site: SiteConfig) -> JobRequest:
         )
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
-
-
-def render(req: JobRequest, site: SiteConfig) -> str:
-    """The batch script for REQ: the template with every double-brace field filled."""
-    q = shlex.quote
-    res = []
-    if req.cpus_per_node:
-        res.append(f"#SBATCH --cpus-per-task={req.cpus_per_node}")
-    else:
-        res.append("#SBATCH --exclusive")
-    if req.gpus_per_node:
-        if site.gpu_request == "gres":
-            res.append(f"#SBATCH --gres=gpu:{req.gpus_per_node}")
-        else:
-            res.append(f"#SBATCH --gpus-per-node={req.gpus_per_node}")
-    if site.mem:
-        res.append(f"#SBATCH --mem={site.mem}")
-    lines = []
-    for opt, value in (
-        ("partition", req.partition),
-        ("account", req.account),
-        ("qos", site.qos),
-        ("time", req.time),
-    ):
-        if value:
-            lines.append(f"#SBATCH --{opt}={value}")
-    lines += [f"#SBATCH {opt}" for opt in site.sbatch]
-    setup = [f"module load {q(m)}" for m in site.modules] + list(site.setup)
-    python = plain_text("site config python", site.python or sys.executable)
-    fields = {
-        "job_name": f"st-{req.name}",
-        "nodes": str(req.nodes),
-        "resource_lines": "\n".join(res),
-        "site_lines": "\n".join(lines),
-        "setup_lines": "\n".join(setup) if setup else ":  # (none)",
-        "log_dir": str(req.log_dir),
-        "log_dir_q": q(str(req.log_dir)),
-        "workdir": str(req.workdir),
-        "signal_seconds": str(site.signal_seconds),
-        "python": q(python),
-        "spec": q(str(req.spec)),
-        "storage": q(req.storage),
-        "experiment_dir": q(layout.experiment_path(req.storage, req.name)),
-        "launch_args": " ".join(q(a) for a in req.launch_args),
-        "resume_command": q(req.resume_command),
-        "ray_tmp_root": q(site.ray_tmp_root or ""),
-        "port_base": str(site.port_base),
-        "port_slots": str(site.port_slots),
-        "ray_start_timeout": str(site.ray_start_timeout),
-        "worker_ports": site.worker_ports,
-    }
-    path = expand_path("site config template", site.template) if site.template else TEMPLATE
-    if not path.is_file():
-        raise ConfigError(f"template {path}: no such file (set template: in the site config)")
-    text = path.read_text()
-    missing = sorted({m for m in _FIELD.findall(text) if m not in fields})
-    if missing:
-        raise ConfigError(f"template {path}: unknown fields {missing}; known: {sorted(fields)}")
-    return _FIELD.sub(lambda m: fields[m.group(1)], text)
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write TEXT to a new file only the user can read (site setup lines may hold secrets)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
 
 
 # ---- talking to SLURM ---------------------------------------------------------------------------

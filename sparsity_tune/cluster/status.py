@@ -239,30 +239,18 @@ def job_state(job_id: str) -> JobState:
 # ---- the experiment's progress -----------------------------------------------------------------
 
 
-def _drop_nulls(x: object) -> object:
-    if isinstance(x, dict):
-        return {k: _drop_nulls(v) for k, v in x.items() if v is not None}
-    if isinstance(x, list):
-        return [_drop_nulls(v) for v in x]
-    return x
-
-
 def planned_trials(exp: Path) -> int | None:
-    """Trials the experiment's spec plans (configurations x seeds); None if it cannot be read.
-
-    Older launchers wrote unset fields as null (``value: null`` beside ``values: [...]``), which
-    the spec reader refuses; nulls are dropped first."""
-    from sparsity_tune.sweep.validate import validate_spec
-    from sparsity_tune.trial import safe_yaml
-    from sparsity_tune.trial.config import ConfigError
+    """Trials the experiment's saved plan holds (configurations x seeds, from ``launch.json``);
+    None if it cannot be read or predates saved plans."""
+    from sparsity_tune.keys import ConfigError
+    from sparsity_tune.sweep.plan import saved_trials
+    from sparsity_tune.sweep.state import LaunchRecord
 
     try:
-        data = safe_yaml.read_file(exp / layout.SPEC)
-        if not isinstance(data, dict):
-            return None
-        return validate_spec(_drop_nulls(data), str(exp / layout.SPEC)).search.trial_count()
-    except (ConfigError, OSError, ValueError):
+        record = LaunchRecord.load(exp)
+    except ConfigError:
         return None
+    return saved_trials(record.plan) if record is not None and record.plan else None
 
 
 def progress(experiment: str) -> str:

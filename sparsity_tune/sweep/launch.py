@@ -1,6 +1,7 @@
 """Run a sweep: ``python -m sparsity_tune.launch SPEC.yaml [--set K=V] [--dry-run] ...``.
 
-The spec (or a W&B sweep file) is validated before Ray is touched; bad input exits with status 2
+The command line resolves into one plan (:mod:`sparsity_tune.sweep.resolve`: the spec, or a W&B
+sweep file, validated once) before Ray is touched; bad input exits with status 2
 and one message. Ray Tune runs the trials (``tune.Tuner``; ``Tuner.restore`` for ``--resume``),
 each trial is :func:`sparsity_tune.sweep.trainable.train_trial`, and W&B runs are written by
 :class:`sparsity_tune.sweep.wandb_log.WandbTrialLogger`. At the end a summary table is printed with
@@ -10,9 +11,11 @@ What keeps an experiment right when a sweep is interrupted, resumed or started t
 
 * **One launcher per experiment** (:mod:`sparsity_tune.sweep.lock`), taken before anything else
   is written; a second one exits with status 2 naming the holder.
-* **The launch record is the source of truth** (:mod:`sparsity_tune.sweep.state`): ``--resume``
-  runs what was saved when the experiment started; a spec or ``--set`` that differs in a key
-  that can change results is refused with status 2.
+* **The launch record is the source of truth** (:mod:`sparsity_tune.sweep.state`): the saved
+  plan plus where it came from. ``--resume`` runs the plan resolved now only where its results
+  equal the saved ones (:meth:`sparsity_tune.sweep.plan.Plan.results`); a spec or ``--set`` that
+  changes them is refused with status 2 naming the keys, and runtime settings that differ
+  (:meth:`~sparsity_tune.sweep.plan.Plan.runtime`) are logged.
 * **Signals save and say so** (:mod:`sparsity_tune.sweep.stop`): SIGINT (Ctrl-C), SIGTERM
   (preemption) and SIGUSR1 (SLURM's warning) all stop the trials, save Ray's state and exit with 128 + the signal's number (130,
   143, 138), printing the exact command that continues. A second Ctrl-C aborts at once; further
@@ -44,21 +47,21 @@ from typing import Any
 import yaml
 
 from sparsity_tune import layout, stack
+from sparsity_tune.keys import ConfigError, add_set_option
 from sparsity_tune.sweep import lock as locking
-from sparsity_tune.sweep import plan as planner
 from sparsity_tune.sweep import state, watchdog
 from sparsity_tune.sweep.plan import Plan
-from sparsity_tune.sweep.resolve import Request, dry_run_plan, request, resume_command, resumed_plan
-from sparsity_tune.sweep.spec import Spec
+from sparsity_tune.sweep.resolve import Request, check_resume, dry_run_plan, request, resume_command
 from sparsity_tune.sweep.state import LaunchRecord
 from sparsity_tune.sweep.stop import SIGNALS, Interrupted, QuietRay, Stop, ray_handlers
 from sparsity_tune.sweep.tuner import build_tuner, wandb_logger
-from sparsity_tune.trial.config import ConfigError, add_set_option
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 #: Seconds the W&B writer may take to finish its runs when the sweep was interrupted (SLURM's
 #: KillWait is 30 s by default, and Ray's own stop and state save come first).
 WANDB_CLOSE_INTERRUPTED_S = 10.0
+#: How a runtime setting that differs on --resume is logged (sweep.plan.Plan.runtime).
+RUNTIME_NOTE = "(allowed on resume: a runtime setting, no result depends on it)"
 
 log = logging.getLogger("sparsity_tune.launch")
 _KEEPERS: list[Any] = []  # watchdog processes (see sparsity_tune.sweep.watchdog)
@@ -110,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         req = request(args)
-        if not args.dry_run and not args.no_wandb and req.spec.wandb.mode == "online":
+        if (
+            not args.dry_run
+            and not args.no_wandb
+            and req.plan.wandb is not None
+            and req.plan.wandb.mode == "online"
+        ):
             check_wandb_login()
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -118,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.dry_run:
         try:
-            plan = dry_run_plan(req, args)
+            plan, changes = dry_run_plan(req, args)
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_REFUSED
+        for change in changes:
+            print(f"note: {change} {RUNTIME_NOTE}")
         print(plan.describe())
         return EXIT_OK
     return Launcher(req, args).main()
@@ -146,7 +156,7 @@ class Launcher:
         self.created_dir = False
         self.stop = Stop()
         self.record: LaunchRecord | None = None
-        self.plan: Plan | None = None  # what runs: built from the launch record (settle)
+        self.plan: Plan = req.plan  # what runs, resolved once (checked against the record)
         self.use_wandb = not args.no_wandb
         self.ray_state = False  # Ray Tune's state exists in the experiment (set by settle)
 
@@ -219,16 +229,19 @@ class Launcher:
 
     # ------------------------------------------------------------------ launch record
     def _given_record(self, **extra: Any) -> LaunchRecord:
-        """The launch record of the spec, ``--set`` values and flags given to this command."""
+        """The launch record of this command: its plan (results and runtime settings) and where
+        it came from (the spec, ``--set`` values and flags)."""
         req = self.req
         return LaunchRecord(
-            spec=state.spec_data(req.spec),
+            spec=req.spec,
             spec_file=req.spec_file,
             overrides=req.overrides,
-            name=req.spec.name,
+            name=req.plan.name,
             storage=req.storage,
             address=self.args.address,
             use_wandb=self.use_wandb,
+            plan=req.plan.results(),
+            runtime=req.plan.runtime(),
             **extra,
         )
 
@@ -254,13 +267,8 @@ class Launcher:
                     f"{resume_command(exp, args.address, self.use_wandb)}\n"
                     f"or pick another --name (or delete the directory to start over)"
                 )
-            self.plan = planner.build(
-                req.spec, exp, req.storage, address=args.address, use_wandb=self.use_wandb
-            )
             self.record = self._given_record(
-                group_readable=args.group_readable,
-                plan=self.plan.settings(),
-                versions=stack.versions(),
+                group_readable=args.group_readable, versions=stack.versions()
             )
             write_spec(req.spec, exp)
             if req.local:
@@ -277,9 +285,8 @@ class Launcher:
             record = self._given_record()
             if req.local:
                 record.save(Path(exp))
-        self.plan, diffs = resumed_plan(record, req, args.address, self.use_wandb)
-        for d in diffs:
-            print(f"note: {d} (allowed: {d.allowed_because})", flush=True)
+        for change in check_resume(record, req):
+            print(f"note: {change} {RUNTIME_NOTE}", flush=True)
         changed = stack.differences(record.versions or {}, stack.versions())
         if changed:
             print(
@@ -288,7 +295,7 @@ class Launcher:
                 f"uninterrupted run in the last digits",
                 flush=True,
             )
-        if record.use_wandb != self.use_wandb:
+        if record.runtime is None and record.use_wandb != self.use_wandb:
             print(
                 f"note: W&B {'on' if self.use_wandb else 'off'} now, "
                 f"{'on' if record.use_wandb else 'off'} when started (allowed: logging only)",
@@ -298,7 +305,6 @@ class Launcher:
 
     # ------------------------------------------------------------------ the sweep
     def run(self) -> int:
-        assert self.plan is not None
         print(self.plan.describe(), flush=True)
         return run(
             self.plan,
@@ -328,9 +334,10 @@ def check_wandb_login() -> None:
         ) from None
 
 
-def write_spec(spec: Spec, exp: str) -> None:
-    """The resolved spec at the experiment's top (layout.SPEC), for analysis and reruns."""
-    text = yaml.safe_dump(state.spec_data(spec), sort_keys=False)
+def write_spec(spec: dict[str, Any], exp: str) -> None:
+    """The validated spec (plain data, :func:`state.spec_data`) at the experiment's top
+    (layout.SPEC), for analysis and reruns."""
+    text = yaml.safe_dump(spec, sort_keys=False)
     if "://" in exp:
         import pyarrow.fs
 

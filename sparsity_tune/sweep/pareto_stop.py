@@ -35,10 +35,11 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from sparsity_tune import metrics
+from sparsity_tune.keys import config_id
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep.pareto_rungs import STOP, ParetoRungs, PhaseClock, rung_epochs
-from sparsity_tune.sweep.spec import PARETO_COSTS
-from sparsity_tune.trial.config import TrialConfig, config_id, trial_config
+from sparsity_tune.trial.config import TrialConfig, trial_config
 from sparsity_tune.trial.schedule import imp_target
 
 #: The decision log, one JSON object a line, in the experiment directory.
@@ -115,10 +116,12 @@ def target_costs(cfg: TrialConfig, costs: tuple[str, ...]) -> tuple[float, ...]:
     for name in costs:
         if name == M.nonzero_params:
             out.append(nonzero_at_target(cfg))
-        elif name in PARETO_COSTS:
+        elif name in metrics.FIXED_COSTS:
             out.append(1.0 - target)
         else:
-            raise ValueError(f"{name!r} is not fixed before training; allowed: {PARETO_COSTS}")
+            raise ValueError(
+                f"{name!r} is not fixed before training; allowed: {metrics.FIXED_COSTS}"
+            )
     return tuple(out)
 
 

@@ -1,30 +1,33 @@
 """A sweep plan: the validated spec resolved once into everything the launcher executes.
 
-The spec says what a user wants; the plan is what will run: the trial config template, the
-searched parameters and seeds, the search algorithm and scheduler with every default resolved
-(Optuna's sampler, ASHA's metric, mode and ``max_t``), resources, retries and checkpoints, W&B
-settings, where the experiment lives and how many trials it holds. ``--dry-run`` prints it
-(:meth:`Plan.describe`); :mod:`sparsity_tune.sweep.search` turns it into Ray Tune objects and
-:mod:`sparsity_tune.sweep.launch` runs it, so no part of the launcher goes back to the spec.
+**Spec** (:mod:`sparsity_tune.sweep.spec`) is what the user wrote; **Plan** is what runs: the
+trial config template, the searched parameters and seeds, the search algorithm and scheduler with
+every default resolved (Optuna's objectives and sampler, ASHA's metric, mode and ``max_t``, the
+number of configurations), resources, retries and checkpoints, the W&B target, where the
+experiment lives and how many trials it holds. :func:`build` is the only place a spec becomes a
+plan (called by :mod:`sparsity_tune.sweep.resolve`); everything downstream (the launcher, the
+tuner, the summary, SLURM) reads the plan, never the spec. ``--dry-run`` prints it
+(:meth:`Plan.describe`).
 
-``--resume`` builds the plan from the experiment's launch record (:func:`from_record`); the keys
-that may differ on resume (:data:`sparsity_tune.sweep.state.ALLOWED_ON_RESUME`) are applied to
-the record before that. The record also keeps what decided the trials' results
-(:meth:`Plan.settings`), and a resume whose plan differs there (another version that resolves a
-default differently) is refused (:func:`check_saved`): a resumed sweep runs the saved plan.
-Nothing here imports Ray: a dry run stays fast.
+What may change on ``--resume`` is one split of the plan's settings, the one rulebook:
+:meth:`Plan.results` decide the trials' results and must equal the saved ones
+(:func:`check_saved`, which names every differing key); :meth:`Plan.runtime` (where things run
+and are logged, retries, checkpoint cadence, CPU threads) may differ and is logged
+(:func:`runtime_changes`). Nothing here imports Ray: a dry run stays fast.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from sparsity_tune import wandb_setup
-from sparsity_tune.sweep.spec import ParameterSpec, Spec
-from sparsity_tune.sweep.validate import validate_spec
-from sparsity_tune.trial.config import ConfigError, TrialConfig, flatten, identity_keys
+from sparsity_tune import metrics, wandb_setup
+from sparsity_tune.keys import NOT_IDENTITY, ConfigError, flatten, identity_keys, set_dotted
+from sparsity_tune.safe_yaml import brief
+from sparsity_tune.sweep.spec import ParameterSpec, Spec, pareto_split
+from sparsity_tune.trial.config import TrialConfig, trial_config
 
 #: Which way is better, as Ray Tune and Optuna spell it (``metrics.Direction``'s values).
 Mode = Literal["max", "min"]
@@ -96,27 +99,77 @@ class ParetoSchedulerPlan(SchedulerPlan):
 
 
 @dataclass(frozen=True)
-class WandbPlan:
-    """Where the trial runs are written."""
+class Parameter:
+    """One searched key as the search samples it (W&B-sweep syntax, as the spec gave it): a
+    constant ``value``, a list of ``values``, or a ``distribution`` over a range."""
 
-    project: str
-    entity: str | None
-    group: str
-    tags: tuple[str, ...]
-    mode: Literal["offline", "online"]
-    directory: str  # W&B's dir=: runs land in <directory>/wandb
+    distribution: str
+    value: Any = None
+    values: tuple[Any, ...] | None = None
+    min: int | float | None = None
+    max: int | float | None = None
+    q: float | None = None
+    mu: float | None = None
+    sigma: float | None = None
+
+    @classmethod
+    def of(cls, p: ParameterSpec) -> Parameter:
+        assert p.distribution is not None  # the spec infers it (ParameterSpec._check)
+        return cls(
+            distribution=p.distribution,
+            value=p.value,
+            values=tuple(p.values) if p.values is not None else None,
+            min=p.min,
+            max=p.max,
+            q=p.q,
+            mu=p.mu,
+            sigma=p.sigma,
+        )
+
+    def choices(self) -> list[Any]:
+        """The values a grid enumerates: the constant, or the listed values."""
+        return [self.value] if self.distribution == "constant" else list(self.values or [])
+
+    def settings(self) -> dict[str, Any]:
+        """As the spec writes it (``launch.json``'s plan): the fields that have a value."""
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        if "values" in data:
+            data["values"] = list(data["values"])
+        return {
+            k: data[k]
+            for k in ("value", "values", "distribution", "min", "max", "q", "mu", "sigma")
+            if k in data
+        }
+
+    def describe(self) -> str:
+        d = self.distribution
+        if d == "constant":
+            return f"= {brief(self.value)}"
+        if d == "categorical":
+            return f"in {brief(list(self.values or ()))}"
+        if d == "normal":
+            return f"~ normal(mu={self.mu}, sigma={self.sigma})"
+        q = f", q={self.q}" if self.q else ""
+        return f"~ {d}({_num(self.min)}, {_num(self.max)}{q})"
+
+
+def _num(x: float | None) -> str:
+    return str(int(x)) if x is not None and float(x).is_integer() else f"{x:g}"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything one sweep runs; built by :func:`build` (or :func:`from_record` on resume)."""
+    """What one sweep runs, every default resolved: built once by :func:`build` from a validated
+    spec (the spec is what the user wrote; the plan is what runs), saved in the launch record
+    (:meth:`results`, :meth:`runtime`), and read by the launcher, the tuner, the summary and
+    SLURM."""
 
     name: str
     experiment: str  # the experiment directory (or URI): layout.experiment_path(storage, name)
     storage: str
     address: str | None  # a Ray cluster to join; None: Ray on this machine
     base: TrialConfig  # every trial's config before its sampled parameters and seed
-    parameters: dict[str, ParameterSpec]  # searched dotted keys, in the spec's order
+    parameters: dict[str, Parameter]  # searched dotted keys, in the spec's order
     seeds: tuple[int, ...]
     max_epochs: int  # the largest train.epochs any trial can have
     search: SearchPlan
@@ -126,7 +179,7 @@ class Plan:
     max_failures: int
     checkpoint_every: int
     checkpoint_min_interval_s: float  # a trial's checkpoints at least this far apart
-    wandb: WandbPlan | None  # None: no W&B runs (--no-wandb or wandb.mode disabled)
+    wandb: WandbTarget | None  # None: no W&B runs (--no-wandb or wandb.mode disabled)
 
     @property
     def trials(self) -> int:
@@ -141,26 +194,51 @@ class Plan:
         """The searched keys that take more than one value (the columns worth showing)."""
         return [k for k, p in self.parameters.items() if p.distribution != "constant"]
 
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the trials can see a GPU (Ray hides GPUs from trials with ``gpu: 0``)."""
+        return self.gpu > 0 and self.base.train.device != "cpu"
+
     def trial_base(self) -> dict[str, Any]:
         """The config template as the trainable takes it (nested plain data)."""
         return self.base.model_dump(mode="json")
 
-    def settings(self) -> dict[str, Any]:
-        """What decides the trials' results, as JSON data (``launch.json``'s ``plan``): the
-        base config's identity settings, the searched parameters, seeds, search and scheduler.
-        Not where things run or are logged, nor retries and checkpoint cadence, which may change
-        on resume."""
+    def results(self) -> dict[str, Any]:
+        """What decides the trials' results, as JSON data (``launch.json``'s ``plan``); a resume
+        must match it (:func:`check_saved`): the base config's identity settings, the searched
+        parameters, seeds, search and scheduler, and whether the trials run on a GPU."""
         flat = self.base.flat()
         data = {
             "base": {k: flat[k] for k in identity_keys(flat)},
-            "parameters": {
-                k: p.model_dump(mode="json", exclude_none=True) for k, p in self.parameters.items()
-            },
+            "parameters": {k: p.settings() for k, p in self.parameters.items()},
             "seeds": list(self.seeds),
             "max_epochs": self.max_epochs,
             "search": asdict(self.search),
             "scheduler": asdict(self.scheduler) if self.scheduler else None,
+            "on_gpu": self.on_gpu,
         }
+        return json.loads(json.dumps(data))
+
+    def runtime(self) -> dict[str, Any]:
+        """What may differ on resume because no trial's result depends on it, keyed as the spec
+        writes it (``launch.json``'s ``runtime``; a change is logged, :func:`runtime_changes`):
+        where Ray runs, a trial's CPU share and GPU fraction, retries (they continue from
+        checkpoints and give the same records), checkpoint cadence (checkpoints restore bit for
+        bit: it changes only how much a retry trains again), the W&B target, and the base
+        config's settings that are no part of a configuration's identity (``NOT_IDENTITY``)."""
+        flat = self.base.flat()
+        data: dict[str, Any] = {
+            "address": self.address,
+            "resources": {"cpu": self.cpu, "gpu": self.gpu},
+            "search": {
+                "max_failures": self.max_failures,
+                "checkpoint_every": self.checkpoint_every,
+                "checkpoint_min_interval_s": self.checkpoint_min_interval_s,
+            },
+            "wandb": asdict(self.wandb) if self.wandb else None,
+        }
+        for k in NOT_IDENTITY:
+            set_dotted(data, k, flat[k])
         return json.loads(json.dumps(data))
 
     def describe(self) -> str:
@@ -230,12 +308,17 @@ def build(
     experiment: str,
     storage: str,
     *,
+    base: TrialConfig | None = None,
     address: str | None = None,
     use_wandb: bool = True,
 ) -> Plan:
-    """Resolve a validated spec (the only place the launcher reads one)."""
+    """Resolve a validated spec: the only place a spec becomes a plan. ``base``: the trial
+    config the validation already built from ``spec`` (built here when not given)."""
     s = spec.search
-    objectives = dict(s.optuna_objectives() if s.algorithm == "optuna" else s.objectives)
+    if s.algorithm == "optuna":
+        objectives = dict(s.objectives) or {s.metric: s.mode or metrics.direction(s.metric).value}
+    else:
+        objectives = dict(s.objectives)
     sampler = None
     if s.algorithm == "optuna":
         sampler = s.sampler or ("tpe" if len(objectives) == 1 else "nsga2")
@@ -243,50 +326,54 @@ def build(
         algorithm=s.algorithm,
         sampler=sampler,
         objectives=objectives,
-        configurations=s.configs_to_sample(),
+        configurations=configurations(spec),
         tune_samples=s.num_samples * len(s.seeds) if s.algorithm == "optuna" else s.num_samples,
         max_concurrent=s.max_concurrent,
         population=max(2, min(50, s.num_samples // 2 or 2)) if sampler == "nsga2" else None,
         adaptive=seeds_plan(spec),
     )
+    top = max_epochs(spec)
     scheduler = None
     if s.scheduler == "pareto_asha":
+        accuracy, costs = pareto_split(dict(s.objectives))
         scheduler = ParetoSchedulerPlan(
-            metric=s.pareto_split()[0],
+            metric=accuracy,
             mode="max",
             grace_period=s.grace_period,
             reduction_factor=s.reduction_factor,
-            max_t=max_epochs(spec),
-            costs=s.pareto_split()[1],
+            max_t=top,
+            costs=costs,
         )
-    elif (sm := s.scheduler_metric()) is not None:
+    elif s.scheduler == "asha":
+        metric = s.metric or next(iter(s.objectives))
         scheduler = SchedulerPlan(
-            metric=sm[0],
-            mode=sm[1],
+            metric=metric,
+            mode=s.mode or s.objectives.get(metric) or metrics.direction(metric).value,
             grace_period=s.grace_period,
             reduction_factor=s.reduction_factor,
-            max_t=max_epochs(spec),
+            max_t=top,
         )
     w = spec.wandb
     wandb = None
     if use_wandb and w.mode != "disabled":
-        wandb = WandbPlan(
+        wandb = WandbTarget(
+            experiment=spec.name,
+            directory=wandb_setup.run_root(experiment),
             project=w.project,
             entity=w.entity,
             group=wandb_setup.group(spec.name, w.group),
             tags=tuple(w.tags),
             mode=w.mode,
-            directory=wandb_setup.run_root(experiment),
         )
     return Plan(
         name=spec.name,
         experiment=experiment,
         storage=storage,
         address=address,
-        base=spec.base(),
-        parameters=dict(s.parameters),
+        base=base if base is not None else trial_config(spec.trial_dict()),
+        parameters={k: Parameter.of(p) for k, p in s.parameters.items()},
         seeds=tuple(s.seeds),
-        max_epochs=max_epochs(spec),
+        max_epochs=top,
         search=search,
         scheduler=scheduler,
         cpu=spec.resources.cpu,
@@ -298,35 +385,13 @@ def build(
     )
 
 
-def from_record(
-    spec_data: dict[str, Any],
-    where: str,
-    experiment: str,
-    storage: str,
-    *,
-    address: str | None = None,
-    use_wandb: bool = True,
-) -> Plan:
-    """The plan of a saved launch record's spec (``launch.json``), validated again by today's
-    rules; ConfigError (naming ``where``) when it no longer validates."""
-    spec = validate_spec(spec_data, where)
-    return build(spec, experiment, storage, address=address, use_wandb=use_wandb)
-
-
-def check_saved(saved: dict[str, Any] | None, plan: Plan, where: str) -> None:
-    """Refuse to resume with a plan whose :meth:`Plan.settings` differ from the ``saved`` ones
-    (ConfigError naming the dotted keys); a record from before plans were saved (None) passes."""
-    if saved is None:
-        return
-    was, now = flatten(saved), flatten(plan.settings())
-    changed = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
-    if changed:
-        shown = "\n  ".join(f"{k}: {was.get(k)!r} then, {now.get(k)!r} now" for k in changed[:20])
-        raise ConfigError(
-            f"{where}: this version resolves the experiment's spec into another plan than the one "
-            f"it started with:\n  {shown}\nA resumed experiment runs as it was started: resume "
-            f"it with the version that started it, or start a new experiment with another --name."
-        )
+def configurations(spec: Spec) -> int:
+    """Distinct configurations the search proposes (before seeds): the grid's size times
+    ``num_samples`` for grid, ``num_samples`` otherwise."""
+    s = spec.search
+    if s.algorithm != "grid":
+        return s.num_samples
+    return math.prod(len(p.choices()) for p in s.parameters.values()) * s.num_samples
 
 
 def seeds_plan(spec: Spec) -> SeedsPlan | None:
@@ -344,5 +409,97 @@ def max_epochs(spec: Spec) -> int:
     p = spec.search.parameters.get("train.epochs")
     if p is None:
         return spec.train.epochs
-    vals = p.choices() if p.is_grid else p.bounds()
+    vals = p.choices() if p.is_grid else range_ends(p)
     return int(max(vals))
+
+
+def range_ends(p: ParameterSpec) -> list[Any]:
+    """The values at the ends of a parameter's range, as the trainer will see them (what the
+    validation probes, and the largest ``train.epochs``); the mean of a normal."""
+    d, lo, hi = p.distribution, p.min, p.max
+    if d == "int_uniform":
+        return [int(lo), int(hi)]
+    if d == "log_uniform":
+        return [math.exp(lo), math.exp(hi)]
+    if d in ("q_uniform", "q_log_uniform_values"):
+        q = p.q or 1.0
+        return [round(lo / q) * q, round(hi / q) * q]
+    if d == "normal":
+        return [p.mu]
+    return [lo, hi]
+
+
+def saved_trials(results: dict[str, Any]) -> int | None:
+    """:attr:`Plan.trials` of a saved plan (:meth:`Plan.results`, e.g. ``launch.json``'s
+    ``plan``); None when it is not one."""
+    try:
+        return int(results["search"]["configurations"]) * len(results["seeds"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+#: :meth:`Plan.results` keys that plans saved by older versions lack (not compared then).
+NEWER_RESULT_KEYS = ("on_gpu", "search.adaptive")
+
+
+def check_saved(saved: dict[str, Any] | None, plan: Plan, where: str, hint: str = "") -> None:
+    """Refuse (ConfigError naming every differing key, as the spec writes it) a resume whose
+    :meth:`Plan.results` differ from the ``saved`` ones (``where``: the record they come from;
+    ``hint``: the command that continues the experiment as it was started). A record from
+    before plans were saved (None) passes."""
+    if saved is None:
+        return
+    was, now = flatten(saved), flatten(plan.results())
+    changed = sorted(
+        k
+        for k in was.keys() | now.keys()
+        if was.get(k) != now.get(k) and (k in was or k not in NEWER_RESULT_KEYS)
+    )
+    if not changed:
+        return
+    shown = "\n  ".join(
+        f"{_spec_key(k)}: started with {was.get(k)!r}, now {now.get(k)!r}" for k in changed[:20]
+    )
+    more = f"\n  ... and {len(changed) - 20} more" if len(changed) > 20 else ""
+    cont = f" Continue it with:\n  {hint}\n" if hint else "\n"
+    raise ConfigError(
+        f"--resume: {len(changed)} setting(s) of the plan differ from how {plan.name!r} was "
+        f"started ({where}) and can change results:\n  {shown}{more}\nA resumed experiment "
+        f"runs as it was started.{cont}(what may change on resume: "
+        f"{', '.join(sorted({_runtime_key(k) for k in flatten(plan.runtime())}))}), or start a new experiment with another "
+        f"--name."
+    )
+
+
+def runtime_changes(saved: dict[str, Any] | None, plan: Plan) -> list[str]:
+    """One line per :meth:`Plan.runtime` key that differs from the ``saved`` one; a section
+    switched on or off (W&B) is one line. None: a record from before runtime settings were
+    saved, nothing to compare."""
+    if saved is None:
+        return []
+    now = plan.runtime()
+    a, b = flatten(saved), flatten(now)
+    lines: dict[str, str] = {}
+    for k in sorted(a.keys() | b.keys()):
+        if a.get(k) == b.get(k):
+            continue
+        top = k.split(".")[0]
+        if saved.get(top) is None or now.get(top) is None:  # a whole section on or off
+            k, was, new = top, saved.get(top), now.get(top)
+        else:
+            was, new = a.get(k), b.get(k)
+        lines.setdefault(k, f"{k}: started with {was!r}, now {new!r}")
+    return list(lines.values())
+
+
+def _runtime_key(key: str) -> str:
+    return "wandb.*" if key.startswith("wandb.") else key
+
+
+def _spec_key(key: str) -> str:
+    """A :meth:`Plan.results` key as the spec writes it where there is one."""
+    if key.startswith("base."):
+        return key.removeprefix("base.")
+    if key.startswith(("parameters.", "seeds")):
+        return f"search.{key}"
+    return key

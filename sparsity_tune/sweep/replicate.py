@@ -28,8 +28,9 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from sparsity_tune import layout
+from sparsity_tune.keys import SEED_KEY
 from sparsity_tune.sweep.plan import Plan, SeedsPlan
-from sparsity_tune.trial.config import SEED_KEY, TrialConfig, trial_config
+from sparsity_tune.trial.config import TrialConfig, trial_config
 
 #: Trial states that will not change (a failed trial Ray retries is told to us again on its end).
 ENDED = (layout.FINISHED, layout.FAILED, layout.STOPPED_EARLY)

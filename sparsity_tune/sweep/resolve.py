@@ -1,53 +1,62 @@
-"""The command line (plus a spec file, or an experiment's ``launch.json``) → what a launch runs."""
+"""The command line plus a spec file (or an experiment's ``launch.json``) → exactly one Plan.
+
+The spec is read and validated once (:mod:`sparsity_tune.sweep.validate`), and the plan is built
+once from it (:func:`sparsity_tune.sweep.plan.build`, reusing the base config the validation
+built); the :class:`Request` carries that plan, and nothing downstream reads the spec again.
+``--resume`` compares the plan with the saved one by the plan's own split
+(:func:`check_resume`): its results must match, its runtime settings may differ and are logged.
+No file is written here, and nothing imports Ray.
+"""
 
 from __future__ import annotations
 
 import argparse
 import copy
-import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparsity_tune import layout
+from sparsity_tune import layout, machine
+from sparsity_tune.keys import ConfigError, check_name, parse_overrides, set_dotted
 from sparsity_tune.sweep import plan as planner
-from sparsity_tune.sweep import state
+from sparsity_tune.sweep import state, validate
 from sparsity_tune.sweep.plan import Plan
-from sparsity_tune.sweep.spec import Spec
 from sparsity_tune.sweep.state import LaunchRecord
-from sparsity_tune.sweep.validate import load_spec, validate_spec
-from sparsity_tune.trial.config import ConfigError, check_name, parse_overrides, set_dotted
+from sparsity_tune.trial.config import TrialConfig
 
 
 @dataclass
 class Request:
-    """What this command line asks for, validated (nothing written yet)."""
+    """What this command line asks for: the one :class:`Plan` it runs, and where that came from
+    (the validated spec as plain data, its file, the ``--set`` values). Nothing written yet."""
 
-    spec: Spec
-    storage: str
-    exp: str
+    plan: Plan
+    spec: dict[
+        str, Any
+    ]  # the validated spec as plain data (state.spec_data): launch.json, spec.yaml
     spec_file: str
     overrides: list[str]
+    use_wandb: bool = True  # not --no-wandb (the plan has no W&B target also when disabled)
     from_experiment_dir: bool = False  # `launch EXPERIMENT_DIR --resume`
 
     @property
+    def exp(self) -> str:
+        return self.plan.experiment
+
+    @property
+    def storage(self) -> str:
+        return self.plan.storage
+
+    @property
     def local(self) -> bool:
-        return "://" not in self.exp
-
-
-def _absolute_root(spec: Spec) -> Spec:
-    root = Path(spec.dataset.root)
-    if root.is_absolute():  # trials run in their own working directory
-        return spec
-    return spec.model_copy(
-        update={"dataset": spec.dataset.model_copy(update={"root": str(root.resolve())})}
-    )
+        return self.plan.local
 
 
 def request(args: argparse.Namespace) -> Request:
-    """Validate the command line (no file is written); raise ConfigError otherwise."""
-    overrides = parse_overrides(args.overrides)
+    """Validate the launch command line into its plan (no file is written); ConfigError
+    otherwise."""
+    use_wandb = not args.no_wandb
     given = Path(args.spec).expanduser()
     if given.is_dir():
         if not args.resume:
@@ -55,51 +64,99 @@ def request(args: argparse.Namespace) -> Request:
                 f"{args.spec} is a directory; to continue the experiment in it: "
                 f"python -m sparsity_tune.launch {shlex.quote(args.spec)} --resume"
             )
-        exp = given.resolve()
-        record = LaunchRecord.load(exp)
-        if record is None:
-            raise ConfigError(
-                f"{exp}: no {layout.LAUNCH} (not an experiment directory, or one made by an older "
-                f"version): resume it with its spec file, --name and --storage instead"
-            )
-        if args.name and args.name != exp.name:
-            raise ConfigError(f"--name {args.name!r} differs from the experiment's {exp.name!r}")
-        data = dict(record.spec)
-        for key, value in overrides.items():
-            set_dotted(data, key, value)
-        spec = validate_spec(data, f"{exp}/{layout.LAUNCH}")
-        return Request(
-            spec, str(exp.parent), str(exp), record.spec_file, list(args.overrides), True
-        )
-    spec = load_spec(args.spec, overrides)
-    if args.name:
-        spec = spec.model_copy(update={"name": check_name(args.name, "--name")})
-    check_name(spec.name)
+        return from_experiment(
+            given.resolve(), args.overrides, name=args.name, address=args.address,
+            use_wandb=use_wandb,
+        )  # fmt: skip
+    req = from_file(
+        args.spec, args.overrides, name=args.name, storage=args.storage, address=args.address,
+        use_wandb=use_wandb,
+    )  # fmt: skip
     if args.address is None:
-        check_local_resources(spec)
-    storage = args.storage if "://" in args.storage else str(Path(args.storage).resolve())
-    exp = layout.experiment_path(args.storage, spec.name)
-    return Request(_absolute_root(spec), storage, exp, str(given.resolve()), list(args.overrides))
+        check_local_resources(req.plan)
+    return req
 
 
-def check_local_resources(spec: Spec) -> None:
+def from_file(
+    spec_file: str,
+    overrides: list[str],
+    *,
+    name: str | None = None,
+    storage: str = "results",
+    address: str | None = None,
+    use_wandb: bool = True,
+) -> Request:
+    """The plan of a spec file with ``--set`` values (``KEY=VALUE`` strings) and ``--name``."""
+    values = parse_overrides(overrides)
+    if name:
+        values["name"] = check_name(name, "--name")
+    spec, base = validate.load(spec_file, values)
+    check_name(spec.name)
+    root = Path(spec.dataset.root)
+    if not root.is_absolute():  # trials run in their own working directory
+        dataset = {"root": str(root.resolve())}
+        spec = spec.model_copy(update={"dataset": spec.dataset.model_copy(update=dataset)})
+        base = base.model_copy(update={"dataset": base.dataset.model_copy(update=dataset)})
+    where = storage if "://" in storage else str(Path(storage).resolve())
+    plan = planner.build(
+        spec, layout.experiment_path(storage, spec.name), where, base=base, address=address,
+        use_wandb=use_wandb,
+    )  # fmt: skip
+    given = str(Path(spec_file).expanduser().resolve())
+    return Request(plan, state.spec_data(spec), given, list(overrides), use_wandb)
+
+
+def from_experiment(
+    exp: Path,
+    overrides: list[str],
+    *,
+    name: str | None = None,
+    address: str | None = None,
+    use_wandb: bool = True,
+) -> Request:
+    """The plan of an experiment's saved spec (``launch.json``) with ``--set`` values."""
+    record = LaunchRecord.load(exp)
+    if record is None:
+        raise ConfigError(
+            f"{exp}: no {layout.LAUNCH} (not an experiment directory, or one made by an older "
+            f"version): resume it with its spec file, --name and --storage instead"
+        )
+    if name and name != exp.name:
+        raise ConfigError(f"--name {name!r} differs from the experiment's {exp.name!r}")
+    data = copy.deepcopy(record.spec)
+    for key, value in parse_overrides(overrides).items():
+        set_dotted(data, key, value)
+    spec, base = validate.check(data, f"{exp}/{layout.LAUNCH}")
+    plan = planner.build(
+        spec, str(exp), str(exp.parent), base=base, address=address, use_wandb=use_wandb
+    )
+    return Request(plan, state.spec_data(spec), record.spec_file, list(overrides), use_wandb, True)
+
+
+def one_trial(spec_file: str, overrides: dict[str, Any]) -> tuple[str, TrialConfig]:
+    """The experiment name and base trial config of a spec file, for the one-trial CLI (the
+    checks that only concern Ray are skipped)."""
+    spec, base = validate.load(spec_file, overrides, sweep=False)
+    return spec.name, base
+
+
+def check_local_resources(plan: Plan) -> None:
     """A sweep on this machine whose trials ask for more CPUs or GPUs than it has would wait
     forever in Ray's queue: refuse it before anything is written."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    want = spec.resources
-    if want.cpu > (cpus or 1):
+    cpus = machine.cpu_allowance()
+    if plan.cpu > cpus:
         raise ConfigError(
-            f"resources.cpu={want.cpu:g}: each trial asks for more CPUs than this machine gives "
+            f"resources.cpu={plan.cpu:g}: each trial asks for more CPUs than this machine gives "
             f"this process ({cpus}); allowed: up to {cpus} (fractions pack several trials), or "
             f"run on a cluster with --address"
         )
-    if want.gpu > 0:
+    if plan.gpu > 0:
         import torch
 
         gpus = torch.cuda.device_count()
-        if want.gpu > gpus:
+        if plan.gpu > gpus:
             raise ConfigError(
-                f"resources.gpu={want.gpu:g}: this machine has {gpus} CUDA GPU(s); allowed: "
+                f"resources.gpu={plan.gpu:g}: this machine has {gpus} CUDA GPU(s); allowed: "
                 f"up to {gpus} (0 to train on the CPU), or run on a cluster with --address"
             )
 
@@ -114,53 +171,23 @@ def resume_command(exp: str, address: str | None, use_wandb: bool) -> str:
     return shlex.join(cmd)
 
 
-def resumed_spec(
-    record: LaunchRecord, req: Request, address: str | None, use_wandb: bool
-) -> tuple[dict[str, Any], list[state.Difference]]:
-    """The saved spec of ``record`` with this command's allowed differences applied (what a
-    resume runs), and those differences; ConfigError naming every key that would change
-    results."""
-    diffs = state.resume_differences(record.spec, state.spec_data(req.spec))
-    refused = [d for d in diffs if d.allowed_because is None]
-    if refused:
-        allowed = ", ".join(state.ALLOWED_ON_RESUME)
-        raise ConfigError(
-            f"--resume: {len(refused)} key(s) differ from how {req.spec.name!r} was started "
-            f"and can change results:\n  "
-            + "\n  ".join(str(d) for d in refused)
-            + f"\nA resumed experiment runs as it was started. Continue it with:\n  "
-            f"{resume_command(req.exp, address, use_wandb)}\n"
-            f"(keys that may change on resume: {allowed}, resources.cpu, and resources.gpu "
-            f"while the trials stay on the same kind of device), or start a new experiment "
-            f"with another --name."
-        )
-    data = copy.deepcopy(record.spec)
-    for d in diffs:
-        set_dotted(data, d.key, d.given)
-    return data, diffs
-
-
-def resumed_plan(
-    record: LaunchRecord, req: Request, address: str | None, use_wandb: bool
-) -> tuple[Plan, list[state.Difference]]:
-    """The plan a ``--resume`` runs: the record's spec with this command's allowed differences
-    (:func:`resumed_spec`), refused where it no longer resolves into the saved plan."""
-    data, diffs = resumed_spec(record, req, address, use_wandb)
+def check_resume(record: LaunchRecord, req: Request) -> list[str]:
+    """Whether ``req`` may resume the experiment of ``record``: its plan's results must equal
+    the saved ones (ConfigError naming every differing key); returns one line per runtime
+    setting that differs (the caller logs them). A record from before plans were saved has its
+    plan resolved from its spec first (the one case that validates a second spec)."""
     where = f"{req.exp}/{layout.LAUNCH}"
-    plan = planner.from_record(
-        data, where, req.exp, req.storage, address=address, use_wandb=use_wandb
-    )
-    planner.check_saved(record.plan, plan, where)
-    return plan, diffs
+    saved = record.plan
+    if saved is None:
+        spec, base = validate.check(copy.deepcopy(record.spec), where)
+        saved = planner.build(spec, req.exp, req.storage, base=base).results()
+    hint = resume_command(req.exp, req.plan.address, req.use_wandb)
+    planner.check_saved(saved, req.plan, where, hint)
+    return planner.runtime_changes(record.runtime, req.plan)
 
 
-def dry_run_plan(req: Request, args: argparse.Namespace) -> Plan:
-    """The plan this command would run: with ``--resume``, the saved one (nothing is locked or
-    written)."""
-    use_wandb = not args.no_wandb
+def dry_run_plan(req: Request, args: argparse.Namespace) -> tuple[Plan, list[str]]:
+    """The plan this command would run and, with ``--resume``, the runtime settings that differ
+    from the saved ones (:func:`check_resume`; nothing is locked or written)."""
     record = LaunchRecord.load(Path(req.exp)) if args.resume and req.local else None
-    if record is None:
-        return planner.build(
-            req.spec, req.exp, req.storage, address=args.address, use_wandb=use_wandb
-        )
-    return resumed_plan(record, req, args.address, use_wandb)[0]
+    return req.plan, check_resume(record, req) if record is not None else []

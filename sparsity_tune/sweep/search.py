@@ -27,13 +27,12 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater, Searcher
 from ray.tune.search.repeater import TRIAL_INDEX
 
+from sparsity_tune.keys import SEED_KEY
 from sparsity_tune.metrics import M
-from sparsity_tune.sweep.plan import ParetoSchedulerPlan, Plan
-from sparsity_tune.sweep.spec import ParameterSpec
-from sparsity_tune.trial.config import SEED_KEY
+from sparsity_tune.sweep.plan import Parameter, ParetoSchedulerPlan, Plan
 
 
-def domain(p: ParameterSpec, grid: bool) -> Any:
+def domain(p: Parameter, grid: bool) -> Any:
     """One W&B-sweep parameter as a Ray Tune search-space entry."""
     d = p.distribution
     if d == "constant":

@@ -25,16 +25,15 @@ pydantic validates the shapes here; :mod:`sparsity_tune.sweep.validate` adds the
 the base config (parameter paths exist, every value and range end is a valid trial config,
 objectives are metric names, every configuration fits a machine like this one) and reads files
 (:func:`~sparsity_tune.sweep.validate.load_spec`). Problems raise
-:class:`~sparsity_tune.trial.config.ConfigError` naming the key.
+:class:`~sparsity_tune.keys.ConfigError` naming the key.
 
-Files are read by :mod:`sparsity_tune.trial.safe_yaml` (UTF-8, no duplicate keys, no alias
+Files are read by :mod:`sparsity_tune.safe_yaml` (UTF-8, no duplicate keys, no alias
 bombs). An empty file is refused: a spec must say at least its ``name`` or one section, so that a
 truncated or mistyped file never runs 30 epochs of defaults.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -48,21 +47,10 @@ from pydantic import (
     model_validator,
 )
 
-from sparsity_tune import metrics
-from sparsity_tune.trial import safe_yaml
-from sparsity_tune.trial.config import (
-    MAX_EPOCHS,
-    NAME_RE,
-    NAME_RULE,
-    SECTIONS,
-    ConfigError,
-    Seed,
-    Strict,
-    TrialConfig,
-    TrialSections,
-    trial_config,
-)
-from sparsity_tune.trial.safe_yaml import brief
+from sparsity_tune import metrics, safe_yaml
+from sparsity_tune.keys import NAME_RE, NAME_RULE, ConfigError
+from sparsity_tune.safe_yaml import brief
+from sparsity_tune.trial.config import MAX_EPOCHS, SECTIONS, Seed, Strict, TrialSections
 from sparsity_tune.wandb_setup import DEFAULT_PROJECT
 
 #: W&B sweep distributions we map onto Ray Tune sampling functions (see search.py).
@@ -173,35 +161,6 @@ class ParameterSpec(Strict):
 
     def choices(self) -> list[Any]:
         return [self.value] if self.distribution == "constant" else list(self.values or [])
-
-    def bounds(self) -> list[Any]:
-        """Values at the ends of a range, as the trainer will see them (for validation)."""
-        d, lo, hi = self.distribution, self.min, self.max
-        if d == "int_uniform":
-            return [int(lo), int(hi)]
-        if d == "log_uniform":
-            return [math.exp(lo), math.exp(hi)]
-        if d in ("q_uniform", "q_log_uniform_values"):
-            q = self.q or 1.0
-            return [round(lo / q) * q, round(hi / q) * q]
-        if d == "normal":
-            return [self.mu]
-        return [lo, hi]
-
-    def describe(self) -> str:
-        d = self.distribution
-        if d == "constant":
-            return f"= {brief(self.value)}"
-        if d == "categorical":
-            return f"in {brief(self.values)}"
-        if d == "normal":
-            return f"~ normal(mu={self.mu}, sigma={self.sigma})"
-        q = f", q={self.q}" if self.q else ""
-        return f"~ {d}({_num(self.min)}, {_num(self.max)}{q})"
-
-
-def _num(x: float | None) -> str:
-    return str(int(x)) if x is not None and float(x).is_integer() else f"{x:g}"
 
 
 class AdaptiveSeeds(Strict):
@@ -334,42 +293,6 @@ class SearchConfig(Strict):
             )
         return self
 
-    # ------------------------------------------------------------------ derived settings
-    def scheduler_metric(self) -> tuple[str, str] | None:
-        """(metric, mode) that ASHA compares epoch by epoch, or None for fifo."""
-        if self.scheduler == "pareto_asha":
-            name = self.pareto_split()[0]
-            return name, "max"
-        if self.scheduler != "asha":
-            return None
-        name = self.metric or next(iter(self.objectives))
-        return name, self.mode or self.objectives.get(name) or metrics.direction(name).value
-
-    def pareto_split(self) -> tuple[str, tuple[str, ...]]:
-        """pareto_asha: (the accuracy it compares, the cost objectives): the one maximised
-        per-epoch objective that is not a sparsity, and the rest (checked by validate_spec)."""
-        costs = tuple(k for k in self.objectives if k in PARETO_COSTS)
-        acc = [k for k in self.objectives if k not in PARETO_COSTS]
-        return (acc[0] if acc else ""), costs
-
-    def optuna_objectives(self) -> dict[str, str]:
-        if self.objectives:
-            return dict(self.objectives)
-        assert self.metric is not None
-        return {self.metric: self.mode or metrics.direction(self.metric).value}
-
-    def configs_to_sample(self) -> int:
-        """Distinct configurations (before seeds)."""
-        if self.algorithm == "grid":
-            n = 1
-            for p in self.parameters.values():
-                n *= len(p.choices())
-            return n * self.num_samples
-        return self.num_samples
-
-    def trial_count(self) -> int:
-        return self.configs_to_sample() * len(self.seeds)
-
 
 class ResourcesConfig(Strict):
     cpu: float = Field(1.0, gt=0, le=4096)
@@ -385,21 +308,14 @@ class WandbConfig(Strict):
 
 
 class Spec(TrialSections):
-    """A search space: the trial's sections (:class:`TrialSections`, the base config every trial
-    starts from) plus the sweep's own."""
+    """What the user wrote: a search space, the trial's sections (:class:`TrialSections`, the
+    base config every trial starts from) plus the sweep's own, with nothing derived. What runs
+    is the :class:`~sparsity_tune.sweep.plan.Plan` resolved from it once."""
 
     name: Name
     search: SearchConfig = Field(default_factory=SearchConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
-
-    def base(self) -> TrialConfig:
-        """The trial config before any search parameter is applied."""
-        return trial_config(self.trial_dict())
-
-    def resolve(self, params: dict[str, Any], seed: int) -> TrialConfig:
-        """The config of one trial: base + sampled dotted params + seed."""
-        return trial_config(self.trial_dict(), {**params, "train.seed": seed})
 
 
 # ---------------------------------------------------------------------- reading files
@@ -433,10 +349,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-#: Cost objectives pareto_asha accepts: fixed by the schedule's target before training.
-PARETO_COSTS: tuple[str, ...] = (
-    metrics.M.nonzero_params,
-    metrics.M.sparsity,
-    metrics.M.target_sparsity,
-    metrics.M.final_sparsity,
-)
+def pareto_split(objectives: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    """pareto_asha: (the accuracy it compares, the cost objectives): the one objective that is
+    not a cost fixed from the start, and the costs (checked by validate.check_search)."""
+    costs = tuple(k for k in objectives if k in metrics.FIXED_COSTS)
+    acc = [k for k in objectives if k not in metrics.FIXED_COSTS]
+    return (acc[0] if acc else ""), costs

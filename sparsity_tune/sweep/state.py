@@ -1,10 +1,10 @@
 """What an experiment directory keeps for ``--resume``, and the checks before any of it is trusted.
 
-* **The launch record** (``launch.json``, written once, atomically, before Ray starts): the
-  validated spec as the launcher resolved it, the spec file and ``--set`` values it came from, and
-  the command-line settings. ``--resume`` runs this record; a spec or ``--set`` that would change
-  results is refused (:func:`resume_differences`), the few keys that cannot change results
-  (:data:`ALLOWED_ON_RESUME`) are applied and logged.
+* **The launch record** (``launch.json``, written once, atomically, before Ray starts): the saved
+  plan (:meth:`~sparsity_tune.sweep.plan.Plan.results` and
+  :meth:`~sparsity_tune.sweep.plan.Plan.runtime`) plus where it came from: the validated spec,
+  the spec file and ``--set`` values, and the command-line settings. ``--resume`` compares the
+  plan it resolves with it (:func:`sparsity_tune.sweep.resolve.check_resume`).
 * **Trust** (:func:`check_trusted`): Ray Tune's state (``tuner.pkl``, ``experiment_state-*.json``
   and the searcher's state) are pickles, so they are loaded only from a directory the current
   user owns and nobody else can write, and from files that are the user's, not links.
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsity_tune import layout
-from sparsity_tune.trial.config import NOT_IDENTITY, ConfigError, flatten
+from sparsity_tune.keys import ConfigError
 
 RECORD_VERSION = 1
 BACKUP_DIR = ".ray-state"
@@ -60,7 +60,9 @@ def _drop_none(obj: Any) -> Any:
 
 @dataclass
 class LaunchRecord:
-    """What the launcher resolved when the experiment started (``launch.json``)."""
+    """The saved plan plus where it came from (``launch.json``): what the launcher resolved when
+    the experiment started. The spec is what the user wrote, the plan what runs; this record is
+    what a ``--resume`` must match."""
 
     spec: dict[str, Any]  # the validated spec, every key (Spec.model_dump(mode="json"))
     spec_file: str  # absolute path of the spec file it came from
@@ -70,9 +72,12 @@ class LaunchRecord:
     address: str | None = None
     use_wandb: bool = True
     group_readable: bool = False
-    #: what decided the trials' results (sparsity_tune.sweep.plan.Plan.settings); None in
+    #: what decided the trials' results (sparsity_tune.sweep.plan.Plan.results); None in
     #: records of versions before it was saved
     plan: dict[str, Any] | None = None
+    #: the settings that may change on resume (Plan.runtime) as they were; None in records of
+    #: versions before it was saved
+    runtime: dict[str, Any] | None = None
     #: the package versions it started with (sparsity_tune.stack.versions); None in older records
     versions: dict[str, str] | None = None
     created_at: float = field(default_factory=time.time)
@@ -96,56 +101,6 @@ class LaunchRecord:
                 f"{path}: unreadable launch record ({err}); it is written once when the "
                 f"experiment starts, so restore it from a backup or start a new experiment"
             ) from None
-
-
-# ----------------------------------------------------------------------------- resume rules
-#: Keys that may differ on --resume, because they cannot change any trial's results, and why:
-#: the sweep's own (where runs are logged, retries) and the trial settings that are no part of a
-#: configuration's identity (:data:`~sparsity_tune.trial.config.NOT_IDENTITY`).
-ALLOWED_ON_RESUME = {
-    "wandb.": "W&B settings only decide where the runs are logged",
-    "search.max_failures": "retries continue from checkpoints and give the same records",
-    "search.checkpoint_min_interval_s": "checkpoints restore bit-for-bit: how often changes "
-    "only how much a retry trains again",
-    **NOT_IDENTITY,
-}
-
-
-def _allowed(key: str, old: Any, new: Any, saved: dict[str, Any]) -> str | None:
-    for prefix, why in ALLOWED_ON_RESUME.items():
-        if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
-            return why
-    if key == "resources.cpu":
-        return "a trial's CPU share sets its thread count, which changes no setting of the run"
-    device = (saved.get("train") or {}).get("device", "auto")
-    if key == "resources.gpu" and (device == "cpu" or bool(old) == bool(new)):
-        return "the trials stay on the same kind of device"
-    return None
-
-
-@dataclass
-class Difference:
-    key: str
-    saved: Any
-    given: Any
-    allowed_because: str | None
-
-    def __str__(self) -> str:
-        return f"{self.key}: started with {self.saved!r}, now {self.given!r}"
-
-
-def resume_differences(saved: dict[str, Any], given: dict[str, Any]) -> list[Difference]:
-    """Every dotted key whose value differs between the saved spec and the one given now."""
-    a, b = flatten(saved), flatten(given)
-    out = []
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            out.append(
-                Difference(
-                    key, a.get(key), b.get(key), _allowed(key, a.get(key), b.get(key), saved)
-                )
-            )
-    return out
 
 
 # ----------------------------------------------------------------------------- trust

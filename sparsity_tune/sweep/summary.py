@@ -19,9 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.load import AnalysisError, load_experiment
-from analysis.pareto import non_dominated
-from analysis.tables import add_config_ids, aggregate_seeds
+from analysis import (
+    AnalysisError,
+    add_config_ids,
+    aggregate_seeds,
+    load_experiment,
+    non_dominated,
+)
 from sparsity_tune import layout, metrics
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep.plan import Plan

@@ -42,11 +42,12 @@ from typing import Any
 from ray import tune
 
 from sparsity_tune import layout
+from sparsity_tune.keys import config_id
 from sparsity_tune.machine import free_bytes
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep import checkpoints
 from sparsity_tune.sweep.search import trial_params, trial_seed
-from sparsity_tune.trial.config import config_id, trial_config
+from sparsity_tune.trial.config import trial_config
 
 #: Tune gets a result at most this often (and at every checkpoint and the end) when a scheduler
 #: acts on results (ASHA); with FIFO only the live table reads them, printed every 30 s, so

@@ -47,22 +47,11 @@ def reporter(plan: Plan) -> Any:
 
 # ----------------------------------------------------------------------------- Tuner
 def wandb_logger(plan: Plan) -> Any:
-    from sparsity_tune.sweep.plan import WandbTarget
+    """The W&B writer of the plan's target (the plan has one: W&B is on)."""
     from sparsity_tune.sweep.wandb_log import WandbTrialLogger
 
-    w = plan.wandb
-    assert w is not None
-    return WandbTrialLogger(
-        WandbTarget(
-            experiment=plan.name,
-            directory=w.directory,
-            project=w.project,
-            entity=w.entity,
-            group=w.group,
-            tags=w.tags,
-            mode=w.mode,
-        )
-    )
+    assert plan.wandb is not None
+    return WandbTrialLogger(plan.wandb)
 
 
 def build_tuner(plan: Plan, resume: bool, extra: list[Any]) -> Any:

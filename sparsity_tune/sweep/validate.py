@@ -4,50 +4,59 @@ pydantic validates the shapes (:class:`~sparsity_tune.sweep.spec.Spec`); :func:`
 adds the checks that need the base config (parameter paths exist, every value and range end is a
 valid trial config, objectives are metric names, every configuration the search can reach fits
 a machine like this one, a ``cuda`` device has a GPU in ``resources``). Problems raise
-:class:`~sparsity_tune.trial.config.ConfigError` naming the key.
+:class:`~sparsity_tune.keys.ConfigError` naming the key.
 """
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
 from sparsity_tune import metrics
+from sparsity_tune.keys import (
+    NAME_RE,
+    NAME_RULE,
+    ConfigError,
+    cap_lines,
+    error_key,
+    format_validation_error,
+    set_by,
+    set_dotted,
+    show_key,
+)
+from sparsity_tune.safe_yaml import brief
+from sparsity_tune.sweep.plan import range_ends
 from sparsity_tune.sweep.spec import (
     FLOAT_DISTRIBUTIONS,
-    PARETO_COSTS,
     SearchConfig,
     Spec,
+    pareto_split,
     read_yaml,
 )
 from sparsity_tune.sweep.wandb_sweep import from_wandb_sweep, is_wandb_sweep
 from sparsity_tune.trial import budget
 from sparsity_tune.trial.config import (
-    NAME_RE,
-    NAME_RULE,
     SECTIONS,
-    ConfigError,
-    cap_lines,
-    error_key,
+    TrialConfig,
     field_of,
-    format_validation_error,
-    set_by,
-    set_dotted,
-    show_key,
     trial_config,
 )
-from sparsity_tune.trial.safe_yaml import brief
 
 MAX_GRID_CHECK = 20_000  # grid combinations validated one by one before Ray starts
 MAX_MEMORY_CHECK = 1_000  # combinations of memory-relevant values estimated before Ray starts
 
 
-def load_spec(
-    path: str | Path, overrides: dict[str, Any] | None = None, sweep: bool = True
-) -> Spec:
+class Checked(NamedTuple):
+    """A validated spec and the base trial config its validation built (the plan reuses it)."""
+
+    spec: Spec
+    base: TrialConfig
+
+
+def load(path: str | Path, overrides: dict[str, Any] | None = None, sweep: bool = True) -> Checked:
     """Read (our format or a W&B sweep file), apply ``--set`` overrides, validate fully.
 
     ``sweep=False`` (the one-trial CLI) skips the checks that only concern Ray (resources).
@@ -66,14 +75,16 @@ def load_spec(
         data["name"] = stem
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
-    return validate_spec(data, str(path), sweep, given=list(overrides or ()))
+    return check(data, str(path), sweep, given=list(overrides or ()))
 
 
-def validate_spec(
+def check(
     data: dict[str, Any], where: str = "spec", sweep: bool = True, given: list[str] | None = None
-) -> Spec:
-    """The spec, or ConfigError naming each bad key (``given``: the keys set with ``--set``, so
-    a bad one there is blamed on ``--set``, not on the file)."""
+) -> Checked:
+    """Validate spec data once: its shapes (pydantic), the base trial config's cross-section
+    rules (end_epoch vs epochs, presets...), the search (:func:`check_search`) and, for a
+    sweep, the resources. ConfigError naming ``where`` and each bad key (``given``: the keys set
+    with ``--set``, so a bad one there is blamed on ``--set``, not on the file)."""
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
@@ -85,23 +96,36 @@ def validate_spec(
         text = format_validation_error(err, model=Spec, given=given or ())
         raise ConfigError(f"{where}:\n{text}") from None
     try:
-        spec.base()  # cross-section checks of the trial config (end_epoch vs epochs, presets...)
-        check_search(spec)
+        base = trial_config(spec.trial_dict())
+        check_search(spec, base)
         if sweep:
             check_resources(spec)
     except ConfigError as err:
         raise ConfigError(f"{where}:\n{err}") from None
-    return spec
+    return Checked(spec, base)
+
+
+def load_spec(
+    path: str | Path, overrides: dict[str, Any] | None = None, sweep: bool = True
+) -> Spec:
+    """:func:`load`'s spec alone."""
+    return load(path, overrides, sweep).spec
+
+
+def validate_spec(data: dict[str, Any], where: str = "spec", sweep: bool = True) -> Spec:
+    """:func:`check`'s spec alone."""
+    return check(data, where, sweep).spec
 
 
 # ---------------------------------------------------------------------- search checks
 
 
-def check_search(spec: Spec) -> None:
-    """The checks that need the base config; raise ConfigError with one line per problem."""
+def check_search(spec: Spec, base: TrialConfig) -> None:
+    """The checks that need the base config (``base``, built from ``spec``); raise ConfigError
+    with one line per problem."""
     s = spec.search
     problems: list[str] = []
-    base_flat = spec.base().flat()
+    base_flat = base.flat()
     sections = {k.split(".")[0] for k in base_flat}
 
     for key, p in s.parameters.items():
@@ -142,7 +166,7 @@ def check_search(spec: Spec) -> None:
                 "takes whole numbers; allowed: int_uniform, or values: [...]"
             )
             continue
-        probe = p.choices() if p.is_grid else p.bounds()
+        probe = p.choices() if p.is_grid else range_ends(p)
         for v in probe:
             err = _field_error(key, v)
             if err:
@@ -198,13 +222,13 @@ def check_search(spec: Spec) -> None:
 def _check_pareto(s: SearchConfig) -> list[str]:
     """pareto_asha needs one accuracy (maximised, per epoch) and at least one cost fixed from the
     start; measured costs exist only at a run's end, so they cannot steer a stop."""
-    acc, costs = s.pareto_split()
-    others = [k for k in s.objectives if k not in PARETO_COSTS]
+    acc, costs = pareto_split(dict(s.objectives))
+    others = [k for k in s.objectives if k not in metrics.FIXED_COSTS]
     problems = []
     if not costs or len(others) != 1:
         problems.append(
             f"search.objectives={brief(dict(s.objectives))}: scheduler pareto_asha needs one "
-            f"accuracy (e.g. test_acc: max) and costs from {', '.join(PARETO_COSTS)} "
+            f"accuracy (e.g. test_acc: max) and costs from {', '.join(metrics.FIXED_COSTS)} "
             "(known from the start), e.g. objectives: {test_acc: max, nonzero_params: min}"
         )
     elif acc not in metrics.RECORD_KEYS or s.objectives[acc] != "max":
@@ -263,7 +287,7 @@ def _check_memory(spec: Spec) -> list[str]:
     free on its node when it starts.
     """
     candidates = {
-        k: (p.choices() if p.is_grid else p.bounds())
+        k: (p.choices() if p.is_grid else range_ends(p))
         for k, p in spec.search.parameters.items()
         if budget.affects(k)
     }

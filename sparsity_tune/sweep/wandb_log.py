@@ -42,8 +42,8 @@ from typing import Any, ClassVar
 from ray.tune import Callback
 
 from sparsity_tune import layout, metrics, wandb_setup
+from sparsity_tune.keys import flatten
 from sparsity_tune.sweep.plan import WandbTarget
-from sparsity_tune.trial.config import flatten
 from sparsity_tune.wandb_setup import run_id, wandb_settings
 
 log = logging.getLogger(__name__)

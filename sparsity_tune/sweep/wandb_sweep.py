@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sparsity_tune.trial.config import SECTIONS, ConfigError, set_dotted
-from sparsity_tune.trial.safe_yaml import brief
+from sparsity_tune.keys import ConfigError, set_dotted
+from sparsity_tune.safe_yaml import brief
+from sparsity_tune.trial.config import SECTIONS
 
 
 def is_wandb_sweep(data: dict[str, Any]) -> bool:

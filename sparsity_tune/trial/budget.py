@@ -27,7 +27,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparsity_tune.trial.config import ConfigError, DatasetConfig, ModelConfig, TrialConfig
+from sparsity_tune.keys import ConfigError
+from sparsity_tune.trial.config import DatasetConfig, ModelConfig, TrialConfig
 from sparsity_tune.trial.registry import SCHEDULES
 
 GiB = 1 << 30

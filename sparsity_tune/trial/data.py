@@ -51,7 +51,8 @@ import torch
 from torch import Tensor
 
 from sparsity_tune import layout
-from sparsity_tune.trial.config import IMAGE_DATASETS, ConfigError, DatasetConfig
+from sparsity_tune.keys import ConfigError
+from sparsity_tune.trial.config import IMAGE_DATASETS, DatasetConfig
 
 _TORCHVISION_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 IDX_KINDS = (("images", 3), ("labels", 1))

@@ -36,7 +36,7 @@ def test_adaptive_seeds_resolve_into_the_plan() -> None:
     p = planner.build(spec, "/r/a", "/r")
     assert p.seeds == (0, 1, 2) and p.trials == 9
     assert p.search.adaptive == planner.SeedsPlan(3, 12, (3, 6, 12), 300.0)
-    assert p.settings()["search"]["adaptive"] == {
+    assert p.results()["search"]["adaptive"] == {
         "initial": 3,
         "max": 12,
         "looks": [3, 6, 12],
@@ -112,6 +112,6 @@ def test_the_saved_spec_reads_back_as_written() -> None:
     data = spec_data(spec)
     assert data["search"]["seeds"] == {"initial": 3, "max": 12} and data["search"]["budget"] == 300
     again = planner.build(validate_spec(data, sweep=False), "/r/a", "/r")
-    assert again.settings() == planner.build(spec, "/r/a", "/r").settings()
+    assert again.results() == planner.build(spec, "/r/a", "/r").results()
     plain = spec_data(validate_spec(_spec(seeds=[0, 1], budget=None), sweep=False))
     assert plain["search"]["seeds"] == [0, 1]

@@ -6,15 +6,15 @@ import re
 
 import pytest
 
-from sparsity_tune.trial.config import (
+from sparsity_tune.keys import (
     LATER_DEFAULTS,
     NOT_IDENTITY,
     ConfigError,
     config_id,
     is_config_id,
     parse_overrides,
-    trial_config,
 )
+from sparsity_tune.trial.config import trial_config
 
 
 def test_defaults_are_valid_and_flatten_to_dotted_keys():
@@ -213,3 +213,11 @@ def test_train_until_is_validated_and_absent_when_unset():
 def test_bad_train_until_names_key_value_and_what_is_allowed(overrides, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         trial_config({}, overrides)
+
+
+def test_control_chars_names_each_control_character_once() -> None:
+    """The one check behind the trial config's plain text and SLURM's script values."""
+    from sparsity_tune.keys import control_chars
+
+    assert control_chars("a\nb\tc\x7f\n\x00") == ["'\\n'", "'\\t'", "'\\x00'", "'\\x7f'"]
+    assert control_chars("plain text, ünïcode and spaces") == []

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 
+from sparsity_tune.keys import ConfigError
 from sparsity_tune.trial import data as data_module
-from sparsity_tune.trial.config import ConfigError, DatasetConfig
+from sparsity_tune.trial.config import DatasetConfig
 from sparsity_tune.trial.data import (
     CIFAR10_FOLDER,
     DatasetError,

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from sparsity_tune.trial.config import ConfigError, ModelConfig, check_preset, trial_config
+from sparsity_tune.keys import ConfigError
+from sparsity_tune.trial.config import ModelConfig, check_preset, trial_config
 from sparsity_tune.trial.models import (
     build_model,
     count_macs,

@@ -11,11 +11,12 @@ from types import SimpleNamespace
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
+from sparsity_tune.keys import ConfigError, config_id
 from sparsity_tune.sweep import pareto_stop, plan, search
 from sparsity_tune.sweep.pareto_rungs import PhaseClock
 from sparsity_tune.sweep.pareto_stop import ParetoASHA, append_log, read_log, target_costs
 from sparsity_tune.sweep.validate import validate_spec
-from sparsity_tune.trial.config import ConfigError, config_id, trial_config
+from sparsity_tune.trial.config import trial_config
 
 BASE = {
     "name": "t",
@@ -49,7 +50,7 @@ def test_plan_and_ray_scheduler() -> None:
         2,
         10,
     )
-    assert p.settings()["scheduler"]["kind"] == "pareto_asha"
+    assert p.results()["scheduler"]["kind"] == "pareto_asha"
     assert "pareto_asha on test_acc at each configuration's own nonzero_params" in p.describe()
     ray_sch = search.scheduler(p)
     assert isinstance(ray_sch, ParetoASHA) and ray_sch.milestones == (2, 6)
@@ -60,7 +61,7 @@ def test_asha_plans_are_unchanged() -> None:
     spec = validate_spec(
         {**BASE, "search": {"objectives": {"test_acc": "max"}, "scheduler": "asha"}}
     )
-    s = plan.build(spec, "/nowhere/x", "/nowhere", use_wandb=False).settings()["scheduler"]
+    s = plan.build(spec, "/nowhere/x", "/nowhere", use_wandb=False).results()["scheduler"]
     assert set(s) == {"metric", "mode", "grace_period", "reduction_factor", "max_t"}
 
 

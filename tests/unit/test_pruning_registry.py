@@ -8,8 +8,8 @@ import itertools
 import pytest
 import torch
 
+from sparsity_tune.keys import ConfigError
 from sparsity_tune.trial import granularity, nm, schedule, scores, structured
-from sparsity_tune.trial.config import ConfigError
 from sparsity_tune.trial.pruning import count_pruned
 from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
 from sparsity_tune.trial.trainer import Trainer

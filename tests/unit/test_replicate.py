@@ -15,10 +15,11 @@ import ray.cloudpickle
 from ray.tune.search import Searcher
 
 from analysis.synthetic import trial_files, write_trial
+from sparsity_tune.keys import SEED_KEY
 from sparsity_tune.sweep import replicate
 from sparsity_tune.sweep.plan import SeedsPlan
 from sparsity_tune.sweep.replicate import SeedAllocator, trial_epochs
-from sparsity_tune.trial.config import SEED_KEY, trial_config
+from sparsity_tune.trial.config import trial_config
 
 KEY = "pruning.final_sparsity"
 #: dense and 50% at 0.80 (within 1 point: open at 3 seeds of 0.5-point noise); 90% 10 points below

@@ -15,8 +15,10 @@ import pytest
 import yaml
 
 from sparsity_tune import layout
+from sparsity_tune.keys import ConfigError
 from sparsity_tune.sweep import launch, resolve, state, watchdog
-from sparsity_tune.trial.config import ConfigError
+from sparsity_tune.sweep import plan as planner
+from sparsity_tune.sweep.validate import validate_spec
 
 SAVED = {
     "name": "x",
@@ -37,6 +39,10 @@ def given(**dotted) -> dict:
     return data
 
 
+def plan_of(data: dict) -> planner.Plan:
+    return planner.build(validate_spec(data), "/r/x", "/r")
+
+
 @pytest.mark.parametrize(
     ("change", "allowed"),
     [
@@ -46,6 +52,7 @@ def given(**dotted) -> dict:
         ({"resources__cpu": 2.0}, True),  # threads: not a setting (as in the analysis)
         ({"resources__gpu": 1.0}, False),  # device auto: the trials would move to the GPU
         ({"search__max_failures": 5}, True),
+        ({"search__checkpoint_every": 5}, True),  # checkpoints restore bit for bit
         ({"search__checkpoint_min_interval_s": 0.0}, True),  # how often, not what, is saved
         ({"dataset__root": "/data/b"}, True),
         ({"wandb__mode": "online"}, True),
@@ -53,13 +60,48 @@ def given(**dotted) -> dict:
     ],
 )
 def test_only_keys_that_cannot_change_results_may_differ(change: dict, allowed: bool) -> None:
-    (diff,) = state.resume_differences(SAVED, given(**change))
-    assert diff.key == next(iter(change)).replace("__", ".")
-    assert (diff.allowed_because is not None) is allowed
+    """One rulebook: the plan's results must match, its runtime settings may differ."""
+    saved, now = plan_of(SAVED), plan_of(given(**change))
+    key = next(iter(change)).replace("__", ".")
+    if allowed:
+        planner.check_saved(saved.results(), now, "here")
+        (line,) = planner.runtime_changes(saved.runtime(), now)
+        assert line.startswith(f"{key}: started with ")
+    else:
+        with pytest.raises(ConfigError, match="can change results"):
+            planner.check_saved(saved.results(), now, "here")
 
 
 def test_no_difference_for_the_same_spec() -> None:
-    assert state.resume_differences(SAVED, given()) == []
+    saved, now = plan_of(SAVED), plan_of(given())
+    planner.check_saved(saved.results(), now, "here")
+    assert planner.runtime_changes(saved.runtime(), now) == []
+
+
+def test_resume_accepts_and_logs_a_runtime_change_and_refuses_a_result_change(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Through the launcher (Ray stubbed out): --resume with another checkpoint cadence runs
+    and says so; with another train.epochs it exits 2 naming the key, and writes nothing."""
+    runs = []
+    monkeypatch.setattr(launch, "run", lambda plan, **kw: runs.append(plan) or 0)
+    monkeypatch.setattr(launch, "_can_restore", lambda exp: False)
+    argv = [str(spec_file(tmp_path)), "--storage", str(tmp_path / "res"), "--no-wandb"]
+    assert launch.main(argv) == 0  # starts: writes launch.json with the plan
+    exp = tmp_path / "res" / "s"
+    record = state.LaunchRecord.load(exp)
+    assert record.plan == runs[0].results() and record.runtime == runs[0].runtime()
+    capsys.readouterr()
+    assert launch.main([*argv, "--resume", "--set", "search.checkpoint_every=5"]) == 0
+    out = capsys.readouterr().out
+    assert "note: search.checkpoint_every: started with 1, now 5 (allowed on resume" in out
+    assert runs[-1].checkpoint_every == 5 and runs[-1].results() == record.plan
+    before = sorted(p.name for p in exp.iterdir())
+    assert launch.main([*argv, "--resume", "--set", "train.epochs=3"]) == 2
+    err = capsys.readouterr().err
+    assert "train.epochs: started with 2, now 3" in err and "can change results" in err
+    assert len(runs) == 2 and sorted(p.name for p in exp.iterdir()) == before
+    assert state.LaunchRecord.load(exp) == record  # the record is written once
 
 
 def test_only_a_private_experiment_is_trusted(tmp_path: Path) -> None:
@@ -157,7 +199,7 @@ def test_a_changed_spec_is_refused_naming_the_keys(tmp_path: Path, capsys) -> No
         launch.parse_args([str(spec_file(tmp_path)), "--storage", str(exp.parent)])
     )
     state.LaunchRecord(
-        spec=state.spec_data(spec.spec), spec_file="s.yaml", overrides=[], name="s", storage="r"
+        spec=spec.spec, spec_file="s.yaml", overrides=[], name="s", storage="r"
     ).save(exp)
     argv = [str(spec_file(tmp_path)), "--storage", str(exp.parent), "--resume"]
     rc = launch.main([*argv, "--set", "train.epochs=3", "--set", "train.lr=0.5"])

@@ -27,8 +27,13 @@ def plan_of(data: dict) -> plan.Plan:
     return plan.build(validate_spec(data), "/nowhere/x", "/nowhere", use_wandb=False)
 
 
+def param(**given) -> plan.Parameter:
+    """A searched key as the plan holds it, from spec syntax."""
+    return plan.Parameter.of(ParameterSpec(**given))
+
+
 def test_int_uniform_includes_max_like_wandb() -> None:
-    d = search.domain(ParameterSpec(distribution="int_uniform", min=2, max=4), grid=False)
+    d = search.domain(param(distribution="int_uniform", min=2, max=4), grid=False)
     assert isinstance(d, Integer)
     random.seed(0)
     seen = {d.sample() for _ in range(300)}
@@ -36,20 +41,18 @@ def test_int_uniform_includes_max_like_wandb() -> None:
 
 
 def test_log_uniform_uses_exponents_log_uniform_values_uses_values() -> None:
-    a = search.domain(ParameterSpec(distribution="log_uniform", min=-3, max=0), grid=False)
-    b = search.domain(
-        ParameterSpec(distribution="log_uniform_values", min=0.001, max=1), grid=False
-    )
+    a = search.domain(param(distribution="log_uniform", min=-3, max=0), grid=False)
+    b = search.domain(param(distribution="log_uniform_values", min=0.001, max=1), grid=False)
     assert isinstance(a, Float) and isinstance(b, Float)
     assert (a.lower, a.upper) == pytest.approx((math.exp(-3), 1.0))
     assert (b.lower, b.upper) == (0.001, 1)
 
 
 def test_values_are_a_grid_for_grid_and_a_choice_otherwise() -> None:
-    p = ParameterSpec(values=[1, 2])
+    p = param(values=[1, 2])
     assert search.domain(p, grid=True) == {"grid_search": [1, 2]}
     assert isinstance(search.domain(p, grid=False), Categorical)
-    assert search.domain(ParameterSpec(value=7), grid=False) == 7
+    assert search.domain(param(value=7), grid=False) == 7
 
 
 def test_random_search_keeps_a_sample_fixed_across_its_seeds() -> None:

@@ -20,10 +20,11 @@ from analysis.__main__ import main as analysis_main
 from analysis.load import load_experiment
 from analysis.synthetic import simple_trial, trial_files, write_trial
 from sparsity_tune import layout
+from sparsity_tune.keys import ConfigError
+from sparsity_tune.safe_yaml import YamlInputError, loads
 from sparsity_tune.trial import data as data_module
-from sparsity_tune.trial.config import ConfigError, DatasetConfig
+from sparsity_tune.trial.config import DatasetConfig
 from sparsity_tune.trial.data import CIFAR10_FOLDER, DatasetError, load_dataset
-from sparsity_tune.trial.safe_yaml import YamlInputError, loads
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from sparsity_tune.cluster import slurm
-from sparsity_tune.trial.config import ConfigError
+from sparsity_tune.cluster import render, slurm
+from sparsity_tune.cluster import site as site_config
+from sparsity_tune.keys import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "search_spaces" / "smoke.yaml"
 
 
-def request(tmp_path: Path, argv: list[str], site: slurm.SiteConfig | None = None):
+def request(tmp_path: Path, argv: list[str], site: site_config.SiteConfig | None = None):
     args = slurm.parse_args(["submit", str(SMOKE), "--storage", str(tmp_path / "res"), *argv])
-    site = site or slurm.SiteConfig()
+    site = site or site_config.SiteConfig()
     return slurm.build_request(args, site), site
 
 
@@ -41,7 +42,7 @@ def test_render_is_valid_bash_and_shellcheck_clean(tmp_path, nodes, gpus, cpus, 
     argv = ["--nodes", str(nodes), "--gpus-per-node", str(gpus)]
     if cpus:
         argv += ["--cpus-per-node", str(cpus)]
-    site = slurm.SiteConfig(
+    site = site_config.SiteConfig(
         gpu_request=gpu_request,
         modules=["cuda/12.4", "python/3.11"],
         setup=["source ~/venvs/st/bin/activate"],
@@ -51,7 +52,7 @@ def test_render_is_valid_bash_and_shellcheck_clean(tmp_path, nodes, gpus, cpus, 
         time="02:00:00",
     )
     req, site = request(tmp_path, argv, site)
-    text = slurm.render(req, site)
+    text = render.render(req, site)
     path = tmp_path / "job.sbatch"
     path.write_text(text)
 
@@ -99,7 +100,7 @@ def test_render_is_valid_bash_and_shellcheck_clean(tmp_path, nodes, gpus, cpus, 
 
 def test_render_points_launch_at_the_experiment(tmp_path):
     req, site = request(tmp_path, ["--set", "train.epochs=2", "--name", "run_a"])
-    text = slurm.render(req, site)
+    text = render.render(req, site)
     assert f"EXPERIMENT_DIR={tmp_path / 'res' / 'run_a'}" in text
     assert "LAUNCH_ARGS=(--set train.epochs=2 --name run_a)" in text
     assert f"SPEC={SMOKE}" in text
@@ -112,15 +113,15 @@ def test_site_file_is_validated(tmp_path):
     bad = tmp_path / "site.yaml"
     bad.write_text("partition: gpu\nmodule: [cuda]\n")
     with pytest.raises(ConfigError, match="module"):
-        slurm.load_site(bad)
+        site_config.load_site(bad)
     bad.write_text("sbatch: [constraint=a100]\n")
     with pytest.raises(ConfigError, match="not an sbatch option"):
-        slurm.load_site(bad)
+        site_config.load_site(bad)
     bad.write_text("ray_tmp_root: /scratch/a/very/long/path/for/ray/temp/dirs/x\n")
     with pytest.raises(ConfigError, match="107 bytes"):
-        slurm.load_site(bad)
+        site_config.load_site(bad)
     with pytest.raises(ConfigError, match="no such file"):
-        slurm.load_site(tmp_path / "missing.yaml")
+        site_config.load_site(tmp_path / "missing.yaml")
 
 
 def test_site_defaults_and_flags_win(tmp_path, monkeypatch):
@@ -128,8 +129,8 @@ def test_site_defaults_and_flags_win(tmp_path, monkeypatch):
     site_file.write_text(
         "partition: short\naccount: lab\ncpus_per_node: 8\ngpus_per_node: 1\ntime: '01:00:00'\n"
     )
-    monkeypatch.setenv(slurm.SITE_ENV, str(site_file))
-    site = slurm.load_site()
+    monkeypatch.setenv(site_config.SITE_ENV, str(site_file))
+    site = site_config.load_site()
     assert site.partition == "short" and site.cpus_per_node == 8
     req, _ = request(tmp_path, ["--partition", "long", "--gpus-per-node", "0"], site)
     assert (req.partition, req.account, req.cpus_per_node, req.gpus_per_node, req.time) == (
@@ -142,25 +143,25 @@ def test_site_defaults_and_flags_win(tmp_path, monkeypatch):
 
 
 def test_example_site_file_is_valid_and_expands_paths(tmp_path, monkeypatch):
-    site = slurm.load_site(REPO / "slurm" / "site.example.yaml")
+    site = site_config.load_site(REPO / "slurm" / "site.example.yaml")
     assert site.modules == ["python/3.11", "cuda/12.4"]
     monkeypatch.setenv("USER", "alice")
     args = slurm.parse_args(["submit", str(SMOKE)])
     req = slurm.build_request(args, site)
     assert req.storage == "/scratch/alice/sparsity-tune"
     assert req.log_dir == Path("/scratch/alice/sparsity-tune/slurm")
-    text = slurm.render(req, site)
+    text = render.render(req, site)
     assert "#SBATCH --gpus-per-node=1" in text and "#SBATCH --cpus-per-task=16" in text
 
 
 def test_default_site_file_is_optional(tmp_path, monkeypatch):
-    monkeypatch.delenv(slurm.SITE_ENV, raising=False)
+    monkeypatch.delenv(site_config.SITE_ENV, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "none"))
-    assert slurm.load_site() == slurm.SiteConfig()
+    assert site_config.load_site() == site_config.SiteConfig()
     (tmp_path / "cfg" / "sparsity-tune").mkdir(parents=True)
     (tmp_path / "cfg" / "sparsity-tune" / "slurm.yaml").write_text("partition: p1\n")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    assert slurm.load_site().partition == "p1"
+    assert site_config.load_site().partition == "p1"
 
 
 def run_cli(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -277,7 +278,7 @@ def test_quoted_values_stay_data_in_the_script(tmp_path):
     """Shell characters in --set values reach launch as one argument each, never as code."""
     odd = '/data/a\'b;$(touch /tmp/st-pwned) `id` "c"'
     req, site = request(tmp_path, ["--set", f"dataset.root={odd}", "--no-wandb"])
-    text = slurm.render(req, site)
+    text = render.render(req, site)
     assert not any(line.startswith("touch") for line in text.splitlines())
     line = next(ln for ln in text.splitlines() if ln.startswith("LAUNCH_ARGS="))
     got = subprocess.run(
@@ -292,7 +293,7 @@ def test_quoted_values_stay_data_in_the_script(tmp_path):
 
 def test_script_runs_under_set_euo_pipefail_and_no_predictable_tmp_path(tmp_path):
     req, site = request(tmp_path, [])
-    text = slurm.render(req, site)
+    text = render.render(req, site)
     commands = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
     assert commands[0] == "set -euo pipefail"  # the first command, right after the #SBATCH lines
     assert "set +u" in text and text.index("set +u") < text.index("set -u\n")
@@ -302,10 +303,10 @@ def test_script_runs_under_set_euo_pipefail_and_no_predictable_tmp_path(tmp_path
 
 def test_submitted_script_is_private(tmp_path):
     path = tmp_path / "job.sbatch"
-    slurm.write_private(path, "#!/bin/bash\n")
+    render.write_private(path, "#!/bin/bash\n")
     assert path.stat().st_mode & 0o777 == 0o600
     with pytest.raises(FileExistsError):  # never writes through an existing file or link
-        slurm.write_private(path, "again")
+        render.write_private(path, "again")
 
 
 def test_cli_rejects_paths_sbatch_cannot_read(tmp_path):

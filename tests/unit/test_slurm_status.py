@@ -12,8 +12,7 @@ import pytest
 
 from sparsity_tune import layout
 from sparsity_tune.cluster import status
-from sparsity_tune.sweep.launch import write_spec
-from sparsity_tune.sweep.validate import load_spec
+from sparsity_tune.sweep import resolve, state
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +35,15 @@ def fake_slurm(monkeypatch, answers: dict[str, tuple[int, str, str]]) -> list[li
 
 def test_progress_counts_trials_from_their_files(tmp_path):
     exp = tmp_path / "smoke"
-    write_spec(load_spec(REPO / "search_spaces" / "smoke.yaml"), str(exp))  # 4 trials planned
+    req = resolve.from_file(str(REPO / "search_spaces" / "smoke.yaml"), [], storage=str(tmp_path))
+    assert req.exp == str(exp) and req.plan.trials == 4
+    exp.mkdir()
+    (exp / layout.SPEC).write_text("name: [not, a, spec]\n")  # status reads the saved plan only
+    assert status.progress(str(exp)).startswith(f"{exp}: 0 of ? trials")  # no launch.json yet
+    state.LaunchRecord(
+        spec=req.spec, spec_file=req.spec_file, overrides=[], name="smoke", storage=req.storage,
+        plan=req.plan.results(),
+    ).save(exp)  # fmt: skip
     for name, files in {
         "trial_a": [layout.CONFIG, layout.RECORDS, layout.SUMMARY],
         "trial_b": [layout.CONFIG, layout.RECORDS, layout.ERROR],

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sparsity_tune.keys import ConfigError
+from sparsity_tune.sweep import plan as planner
+from sparsity_tune.sweep.plan import configurations
+from sparsity_tune.sweep.spec import Spec
 from sparsity_tune.sweep.validate import load_spec, validate_spec
 from sparsity_tune.sweep.wandb_sweep import from_wandb_sweep
-from sparsity_tune.trial.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {
@@ -25,6 +28,10 @@ def spec_with(search: dict, **top) -> dict:
     return {**BASE, "search": search, **top}
 
 
+def plan_of(spec: Spec) -> planner.Plan:
+    return planner.build(spec, "/nowhere/t", "/nowhere", use_wandb=False)
+
+
 def refused(data: dict) -> str:
     with pytest.raises(ConfigError) as err:
         validate_spec(data)
@@ -36,7 +43,7 @@ def refused(data: dict) -> str:
 )
 def test_shipped_specs_are_valid(path: Path) -> None:
     spec = load_spec(path)
-    assert spec.search.trial_count() >= 1
+    assert plan_of(spec).trials >= 1
 
 
 def test_grid_counts_configs_times_seeds() -> None:
@@ -51,8 +58,8 @@ def test_grid_counts_configs_times_seeds() -> None:
             }
         )
     )
-    assert spec.search.configs_to_sample() == 6
-    assert spec.search.trial_count() == 12
+    plan = plan_of(spec)
+    assert (plan.search.configurations, plan.trials) == (6, 12)
 
 
 def test_unknown_parameter_path_names_the_key_and_the_section_keys() -> None:
@@ -137,7 +144,7 @@ def test_summary_keys_are_valid_objectives() -> None:
             {"algorithm": "optuna", "objectives": {"best_val_acc": "max", "sparse_bytes": "min"}}
         )
     )
-    assert spec.search.optuna_objectives() == {"best_val_acc": "max", "sparse_bytes": "min"}
+    assert plan_of(spec).search.objectives == {"best_val_acc": "max", "sparse_bytes": "min"}
 
 
 def test_asha_with_several_objectives_needs_a_metric() -> None:
@@ -162,7 +169,8 @@ def test_asha_takes_the_single_objective_as_its_metric() -> None:
     spec = validate_spec(
         spec_with({"algorithm": "optuna", "scheduler": "asha", "objectives": {"val_loss": "min"}})
     )
-    assert spec.search.scheduler_metric() == ("val_loss", "min")
+    sch = plan_of(spec).scheduler
+    assert (sch.metric, sch.mode, sch.max_t) == ("val_loss", "min", 4)
 
 
 def test_grid_cannot_enumerate_a_distribution() -> None:
@@ -251,7 +259,7 @@ def test_wandb_sweep_file_maps_onto_a_spec(tmp_path: Path) -> None:
     assert s.seeds == [0, 1]
     # run_cap counts W&B runs (one per seed here): 6 runs = 3 configurations x 2 seeds
     assert (s.scheduler, s.grace_period, s.reduction_factor, s.num_samples) == ("asha", 2, 2.0, 3)
-    assert s.trial_count() == 6
+    assert plan_of(spec).trials == 6
 
 
 def test_wandb_sweep_unknown_key_and_method() -> None:
@@ -265,7 +273,7 @@ def test_overrides_apply_before_validation(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(spec_with({"parameters": {"model.width": {"values": [8, 16]}}})))
     spec = load_spec(path, {"search.seeds": [3, 4, 5]})
-    assert spec.search.trial_count() == 6
+    assert plan_of(spec).trials == 6
     with pytest.raises(ConfigError, match=r"search\.num_samples"):
         load_spec(path, {"search.num_samples": 0})
 
@@ -326,7 +334,7 @@ def test_a_nested_key_can_be_searched_and_its_values_are_checked() -> None:
     ok = validate_spec(
         {**base, "search": {"parameters": {"train.until.patience": {"values": [1, 2]}}}}
     )
-    assert ok.search.trial_count() == 2
+    assert configurations(ok) == 2
     msg = refused({**base, "search": {"parameters": {"train.until.patience": {"values": [0, 2]}}}})
     assert "search.parameters.train.until.patience: train.until.patience=0: allowed: greater" in msg
     msg = refused({**base, "search": {"parameters": {"train.until.patience": {"values": [4]}}}})
