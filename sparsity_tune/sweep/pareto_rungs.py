@@ -166,6 +166,104 @@ class Decision:
         return STOP if self.stop else CONTINUE
 
 
+class RungGroup:
+    """The configurations seen at one rung and phase, as running sums per configuration (seeds
+    count once each), so a decision costs a few numpy passes over the configurations and no
+    Python loop over them (3,000 configurations at one rung: 2 s for all 3,000 decisions under
+    a load of 13 on 2 cores; the per-observation version it replaced took 11.5 s for 1,000)."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.names: list[str] = []
+        self.n: list[int] = []
+        self.sum: list[float] = []
+        self.sumsq: list[float] = []
+        self.costs: list[tuple[float, ...]] = []
+        self.seen: set[tuple[str, Hashable]] = set()
+        self.pool_ss = 0.0  # sum over configurations of their squared deviations
+        self.pool_df = 0  # sum over configurations of (seeds - 1)
+
+    def add(self, o: Observation) -> None:
+        """One seed's accuracy; a seed seen before (a restored trial) is ignored."""
+        if (o.config, o.seed) in self.seen:
+            return
+        if self.costs and len(o.costs) != len(self.costs[0]):
+            raise ValueError(
+                f"configs {o.config!r} and {self.names[0]!r} have different numbers of costs"
+            )
+        self.seen.add((o.config, o.seed))
+        i = self.index.get(o.config)
+        if i is None:
+            i = self.index[o.config] = len(self.names)
+            self.names.append(o.config)
+            self.n.append(0)
+            self.sum.append(0.0)
+            self.sumsq.append(0.0)
+            self.costs.append(())
+        self.pool_ss -= self._ss(i)
+        self.n[i] += 1
+        self.sum[i] += o.accuracy
+        self.sumsq[i] += o.accuracy * o.accuracy
+        self.costs[i] = tuple(float(c) for c in o.costs)  # the latest record's (settled) costs
+        self.pool_ss += self._ss(i)
+        self.pool_df += 1 if self.n[i] >= 2 else 0
+
+    def _ss(self, i: int) -> float:
+        n = self.n[i]
+        return max(0.0, self.sumsq[i] - self.sum[i] ** 2 / n) if n >= 2 else 0.0
+
+    def spread(self) -> tuple[float, float]:
+        """:func:`pooled_spread` of the group."""
+        if not self.pool_df:
+            return math.nan, 0.0
+        return math.sqrt(max(0.0, self.pool_ss) / self.pool_df), float(self.pool_df)
+
+    def decide(
+        self, config: str, level: float = 0.9, noise_floor: float = 0.01, min_gain: float = 0.0
+    ) -> Decision:
+        """:func:`decide` for ``config`` against the rest of the group."""
+        if not 0.5 <= level < 1:
+            raise ValueError(f"level={level}: allowed: 0.5 <= level < 1 (one-sided)")
+        i = self.index.get(config)
+        if i is None:
+            raise ValueError(f"config {config!r} has no observation at this rung")
+        sd, df = self.spread()
+        sd = max(sd, noise_floor) if df else noise_floor
+        n = self.n[i]
+        mean = self.sum[i] / n
+        bound = float(upper_bound(mean, sd, n, df if df else math.inf, level))
+        means = np.asarray(self.sum) / np.asarray(self.n)
+        costs = np.asarray(self.costs, dtype=float)
+        c0 = costs[i]
+        dom = (
+            (costs <= c0).all(axis=1)
+            & (means >= bound)
+            & ((costs < c0).any(axis=1) | (means > bound))
+        )
+        dom[i] = False
+        by = None
+        if dom.any():
+            k = np.flatnonzero(dom)
+            by = self.names[int(k[np.argmax(means[k])])]  # the most accurate of them
+        gain = None
+        if min_gain > 0 and by is None:
+            if costs.shape[1] != 1:
+                raise ValueError(
+                    f"min_gain={min_gain} needs exactly one cost, got {costs.shape[1]}"
+                )
+            others = np.arange(len(self.names)) != i
+            gain = _hv_share(costs[others, 0], means[others], float(c0[0]), bound)
+        stop = by is not None or (gain is not None and gain < min_gain)
+        return Decision(config, stop, mean, n, bound, by, gain)
+
+
+def _group(obs: Sequence[Observation]) -> RungGroup:
+    g = RungGroup()
+    for o in obs:
+        g.add(o)
+    return g
+
+
 def pooled_spread(obs: Sequence[Observation]) -> tuple[float, float]:
     """Seed standard deviation pooled over configurations, with its degrees of freedom.
 
@@ -177,24 +275,7 @@ def pooled_spread(obs: Sequence[Observation]) -> tuple[float, float]:
     >>> round(sd, 6), df
     (0.1, 2.0)
     """
-    ss, df = 0.0, 0.0
-    for acc in _by_config(obs).values():
-        if len(acc) >= 2:
-            a = np.asarray(acc, dtype=float)
-            ss += float(((a - a.mean()) ** 2).sum())
-            df += len(a) - 1
-    return (math.sqrt(ss / df), df) if df else (math.nan, 0.0)
-
-
-def _by_config(obs: Sequence[Observation]) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    seen: set[tuple[str, Hashable]] = set()
-    for o in obs:
-        if (o.config, o.seed) in seen:  # a restored trial reporting a rung again
-            continue
-        seen.add((o.config, o.seed))
-        out.setdefault(o.config, []).append(o.accuracy)
-    return out
+    return _group(obs).spread()
 
 
 def decide(
@@ -215,54 +296,20 @@ def decide(
     accuracy, reference: the worst cost seen x 1.1 and accuracy 0) is below ``min_gain`` times
     the front's hypervolume.
     """
-    if not 0.5 <= level < 1:
-        raise ValueError(f"level={level}: allowed: 0.5 <= level < 1 (one-sided)")
-    groups = _by_config(obs)
-    if config not in groups:
-        raise ValueError(f"config {config!r} has no observation at this rung")
-    costs = {o.config: tuple(float(c) for c in o.costs) for o in obs}
-    sd, df = pooled_spread(obs)
-    sd = max(sd, noise_floor) if df else noise_floor
-    mine = np.asarray(groups[config], dtype=float)
-    n, mean = len(mine), float(mine.mean())
-    bound = float(upper_bound(mean, sd, n, df if df else math.inf, level))
-    c0 = costs[config]
-    by = None
-    for other, acc in groups.items():
-        if other == config:
-            continue
-        m, c = float(np.mean(acc)), costs[other]
-        if len(c) != len(c0):
-            raise ValueError(f"configs {config!r} and {other!r} have different numbers of costs")
-        no_worse = all(a <= b for a, b in zip(c, c0, strict=True)) and m >= bound
-        strictly = any(a < b for a, b in zip(c, c0, strict=True)) or m > bound
-        if no_worse and strictly and (by is None or m > float(np.mean(groups[by]))):
-            by = other
-    gain = None
-    if min_gain > 0 and by is None:
-        if len(c0) != 1:
-            raise ValueError(f"min_gain={min_gain} needs exactly one cost, got {len(c0)}")
-        gain = _hv_share(groups, costs, config, bound)
-    stop = by is not None or (gain is not None and gain < min_gain)
-    return Decision(config, stop, mean, n, bound, by, gain)
+    return _group(obs).decide(config, level, noise_floor, min_gain)
 
 
-def _hv_share(
-    groups: dict[str, list[float]], costs: dict[str, tuple[float, ...]], config: str, bound: float
-) -> float:
-    """Hypervolume ``config``'s optimistic point adds to the others' front, as a share of it."""
-    others = [k for k in groups if k != config]
-    if not others:
+def _hv_share(cost: np.ndarray, acc: np.ndarray, c0: float, bound: float) -> float:
+    """Hypervolume the optimistic point ``(c0, bound)`` adds to the others' front (``cost``,
+    ``acc``), as a share of it."""
+    if cost.size == 0:
         return math.inf
-    x = np.log10(np.maximum([costs[k][0] for k in others], 1e-12))
-    y = np.array([np.mean(groups[k]) for k in others])
-    x0 = math.log10(max(costs[config][0], 1e-12))
-    ref = (
-        max(float(x.max()), x0) + 0.1 * (max(float(x.max()), x0) - min(float(x.min()), x0) or 1),
-        0.0,
-    )
-    base = hypervolume_2d(x, y, ref)
-    more = hypervolume_2d(np.r_[x, x0], np.r_[y, bound], ref)
+    x = np.log10(np.maximum(cost, 1e-12))
+    x0 = math.log10(max(c0, 1e-12))
+    hi, lo = max(float(x.max()), x0), min(float(x.min()), x0)
+    ref = (hi + 0.1 * ((hi - lo) or 1), 0.0)
+    base = hypervolume_2d(x, acc, ref)
+    more = hypervolume_2d(np.r_[x, x0], np.r_[acc, bound], ref)
     return (more - base) / base if base > 0 else math.inf
 
 
@@ -287,7 +334,7 @@ class ParetoRungs:
         self.level, self.noise_floor, self.min_gain = level, noise_floor, min_gain
         self.log: list[dict] = []
         self.stopped: dict[str, dict] = {}
-        self._obs: dict[tuple[int, Hashable], list[Observation]] = {}
+        self._groups: dict[tuple[int, Hashable], RungGroup] = {}
         self._done: dict[tuple[str, str, int], str] = {}
 
     def rung_at(self, epoch: int, clock: PhaseClock) -> bool:
@@ -312,9 +359,9 @@ class ParetoRungs:
         if done is not None:
             return done
         phase = clock.phase(epoch)
-        group = self._obs.setdefault((epoch, phase), [])
-        group.append(Observation(config, str(seed), tuple(float(c) for c in costs), accuracy))
-        d = decide(group, config, self.level, self.noise_floor, self.min_gain)
+        group = self._groups.setdefault((epoch, phase), RungGroup())
+        group.add(Observation(config, str(seed), tuple(float(c) for c in costs), accuracy))
+        d = group.decide(config, self.level, self.noise_floor, self.min_gain)
         entry = {
             "config": config,
             "seed": str(seed),
@@ -351,9 +398,7 @@ class ParetoRungs:
         self = cls(milestones, level, noise_floor, min_gain)
         for e in entries:
             phase = tuple(e["phase"])
-            group = self._obs.setdefault((int(e["epoch"]), phase), [])
-            group.append(
-                Observation(e["config"], e["seed"], tuple(e["costs"]), float(e["accuracy"]))
-            )
+            group = self._groups.setdefault((int(e["epoch"]), phase), RungGroup())
+            group.add(Observation(e["config"], e["seed"], tuple(e["costs"]), float(e["accuracy"])))
             self._apply(dict(e))
         return self

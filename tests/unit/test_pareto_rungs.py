@@ -6,6 +6,7 @@ import doctest
 import json
 import math
 
+import numpy as np
 import pytest
 
 from sparsity_tune.sweep import pareto_rungs
@@ -239,3 +240,23 @@ def test_from_log_does_not_recompute() -> None:
     rungs = ParetoRungs.from_log([entry], [2])
     assert rungs.on_epoch("A", 1, 1, (1.0,), 0.99, PhaseClock("none")) == STOP
     assert rungs.on_epoch("B", 0, 2, (1.0,), 0.1, PhaseClock("none")) == STOP  # A's 0.9 beats it
+
+
+def test_a_group_refuses_mixed_numbers_of_costs() -> None:
+    mixed = [Observation("a", 0, (1.0,), 0.5), Observation("b", 0, (1.0, 2.0), 0.4)]
+    with pytest.raises(ValueError, match="'b' and 'a' have different numbers of costs"):
+        decide(mixed, "a")
+
+
+def test_a_large_rung_decides_fast() -> None:
+    import time
+
+    rungs = ParetoRungs([2])
+    clock = PhaseClock("none")
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for i in range(3000):
+        rungs.on_epoch(f"c{i}", 0, 2, (float(rng.random()),), float(rng.random()), clock)
+    # 3,000 configurations at one rung: about 0.1 s on a quiet laptop; 10 s would stall Ray
+    assert time.perf_counter() - t0 < 10
+    assert 0 < len(rungs.stopped) < 3000
