@@ -1027,7 +1027,7 @@ def _ratio_phrase(ax: Axis, x: str, point_id: str) -> str | None:
     lo, hi = r["ratio_ci95_lo"], r["ratio_ci95_hi"]
     every = ""
     if r.get("test") == PAIRED_ROUNDS and r["verdict"] in (CHEAPER, DEARER):
-        every = f"in every seed, BH-adjusted p {r['p_adjusted']:.2g}; "
+        every = f"in every seed, BH-adjusted p {r['p_adjusted']:.2g}, "
     if r["verdict"] == CHEAPER:
         return f"{_times(r['ratio'])} {good} ({every}95% CI [{_times(lo)}, {_times(hi)}])"
     if r["verdict"] == DEARER:
@@ -1048,7 +1048,7 @@ def _compacted_phrase(c: pd.Series) -> str:
     lo, hi, r = c["ratio_ci95_lo"], c["ratio_ci95_hi"], c["ratio"]
     ci = f"measured in the run, 95% CI [{_times(lo)}, {_times(hi)}]"
     if c.get("test") == PAIRED_ROUNDS:
-        ci = f"in every seed's interleaved steps; {ci}"
+        ci = f"in every seed's interleaved steps, {ci}"
     if c.get("verdict", CHEAPER if lo > 1 else None) == CHEAPER:
         return f"training steps {_times(r)} faster once compacted ({ci})"
     if c.get("verdict", DEARER if hi < 1 else None) == DEARER:
