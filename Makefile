@@ -16,7 +16,7 @@ STAMP := .installed-$(shell $(PYTHON) -c 'import hashlib, sys; print(hashlib.sha
 
 .PHONY: install system-deps demo test lint bench lock clean
 
-# Python packages (torch comes from the machine's pip cache when capped; see README).
+# Python packages (torch comes from the machine's pip cache when capped; see docs/install.md).
 $(STAMP): pyproject.toml $(wildcard $(LOCK))
 	@$(if $(PIP_LOCK),,echo "note: $(LOCK) is for Python $(LOCK_PY), this is $(PY_NOW): installing the newest versions pyproject.toml allows" >&2)
 	$(PIP) install -q $(PIP_LOCK) -e ".[dev]"

@@ -195,9 +195,9 @@ def format_validation_error(
         if unknown:
             hint = did_you_mean(model, error_key(e))
             line = f"{key}: unknown key" + (
-                f", {hint} (see README 'Config keys')"
+                f", {hint} (see docs/config.md)"
                 if hint
-                else " (check the spelling; see README 'Config keys')"
+                else " (check the spelling; see docs/config.md)"
             )
         elif e["type"] in ("value_error", "assertion_error") or "input" not in e:
             line = f"{key}: {_allowed(e)}" if key else _allowed(e)

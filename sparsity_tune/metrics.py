@@ -12,8 +12,8 @@ a silent "not available". :class:`Metric` is a ``str``, so a constant is also th
     >>> direction("peak_mem_bytes")
     <Direction.MIN: 'min'>
 
-The README's metric tables, the analysis's numeric columns and the ``--x``/``--y`` choices come
-from :data:`REGISTRY` (tests check the README against it).
+The metric tables of docs/metrics.md, the analysis's numeric columns and the ``--x``/``--y``
+choices come from :data:`REGISTRY` (tests check docs/metrics.md against it).
 """
 
 from __future__ import annotations

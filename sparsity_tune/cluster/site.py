@@ -172,7 +172,7 @@ def default_site_path() -> Path:
 
 def format_site_error(err: ValidationError) -> str:
     """One line per problem: the key, the value given and what is allowed; unknown keys point to
-    the site keys' documentation (not the spec keys of the main README)."""
+    the site keys' documentation (not the spec keys of docs/config.md)."""
     lines = []
     for e in err.errors():
         key = ".".join(str(x) for x in e["loc"])

@@ -1,7 +1,7 @@
 """A W&B sweep file (``method``, ``metric``, ``parameters``, ``early_terminate``, ``run_cap``)
 mapped onto our spec layout, so the same :class:`~sparsity_tune.sweep.spec.Spec` validates it.
 
-The mapping is plain data to plain data (:func:`from_wandb_sweep`); the README has the table.
+The mapping is plain data to plain data (:func:`from_wandb_sweep`); docs/search.md has the table.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _flatten_sweep_parameters(params: dict[str, Any], prefix: str = "") -> dict[
 
 
 def from_wandb_sweep(data: dict[str, Any], where: str = "sweep") -> dict[str, Any]:
-    """Map a W&B sweep config onto our spec layout (the README has the table).
+    """Map a W&B sweep config onto our spec layout (docs/search.md has the table).
 
     method grid/random/bayes → search.algorithm grid/random/optuna (TPE);
     metric {name, goal} → search.objectives {name: max|min}; parameters → search.parameters, except
