@@ -18,7 +18,8 @@ analysis wrote, so anyone can recount a report without re-running it.
   better/worse/not resolved").
 
 Also printed: how many points are marked still improving (``still_improving``), the dense
-baselines' ``test_acc`` per size, and the seeds per point.
+baselines' ``test_acc`` per size, the seeds per point, and the budget spent in trial-epochs
+(``trials.csv``: the epochs each trial trained, against the epochs its config allowed).
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     if "still_improving" in points:
         k = int(points["still_improving"].fillna(False).astype(bool).sum())
         print(f"points still improving at their end: {k} of {len(points)}")
+    trials = d / "trials.csv"
+    if trials.is_file():
+        t = pd.read_csv(trials)
+        done = pd.to_numeric(t.get("epochs_done", pd.Series(dtype=float)), errors="coerce")
+        cap = pd.to_numeric(t.get("train.epochs", pd.Series(dtype=float)), errors="coerce")
+        print(f"trials: {len(t)}; trial-epochs spent {int(done.sum())} of {int(cap.sum())} allowed")
     if "n_seeds" in points:
         print(f"seeds per point: {dict(Counter(points['n_seeds'].astype(int)))}")
     dense = points[points["sparsity"] <= 1e-3] if "sparsity" in points else points.iloc[:0]
