@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             f"dense {r.get('arch', '')} {r.get('size', '')}: test_acc {r['test_acc']:.4f} "
             f"[{r.get('test_acc_ci95_lo', float('nan')):.4f}, "
             f"{r.get('test_acc_ci95_hi', float('nan')):.4f}], {int(r.get('n_seeds', 0))} seeds"
+            + (f", {r['epochs_trained']:.1f} epochs" if pd.notna(r.get("epochs_trained")) else "")
         )
     return 0
 
