@@ -601,12 +601,7 @@ _TOL_COLS = [
     M.sparsity,
     "n_seeds",
     "dense_n",
-    "diff_pts",
-    "diff_ci95_lo",
-    "diff_ci95_hi",
-    "verdict",
-    "seeds_needed",
-    "convergence_note",
+    *DIFF_COLS,
     "label",
 ]
 
