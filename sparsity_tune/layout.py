@@ -39,6 +39,9 @@ ERROR = "error.txt"
 STOPPED = "stopped.txt"
 SPEC = "spec.yaml"
 LAUNCH = "launch.json"
+#: the sweep's own decisions, appended before Ray acts on them and replayed on resume
+ALLOCATION_LOG = "allocation.jsonl"  # adaptive seeds (sweep/replicate.py)
+STOP_DECISIONS = "pareto_stop.jsonl"  # pareto_asha (sweep/pareto_stop.py)
 
 #: A trial's status, from its files (see :func:`trial_status`).
 TrialStatus = Literal["finished", "failed", "stopped", "running", "not_started", "damaged"]

@@ -252,10 +252,15 @@ class Launcher:
         record = LaunchRecord.load(Path(exp)) if req.local else None
         ray_state = self.ray_state = _can_restore(exp)
         if not args.resume:
-            trials = req.local and any(Path(exp).glob("trial_*"))
+            trials = req.local and (
+                any(Path(exp).glob("trial_*"))
+                or any(
+                    (Path(exp) / f).exists() for f in (layout.ALLOCATION_LOG, layout.STOP_DECISIONS)
+                )
+            )
             if record is not None and not ray_state and not trials:
-                # a launch that stopped before Ray saved anything or any trial started (a crash,
-                # a kill): nothing ran, so nothing can be lost by starting it as given now
+                # a launch that stopped before Ray saved anything, any trial started or any
+                # decision was logged (a crash, a kill): nothing can be lost by starting afresh
                 print(
                     f"note: {exp} holds a launch that never ran a trial; starting it afresh",
                     flush=True,

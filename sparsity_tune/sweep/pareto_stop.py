@@ -35,7 +35,7 @@ from typing import Any
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from sparsity_tune import metrics
+from sparsity_tune import layout, metrics
 from sparsity_tune.keys import config_id
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep.pareto_rungs import STOP, ParetoRungs, PhaseClock, rung_epochs
@@ -43,7 +43,7 @@ from sparsity_tune.trial.config import TrialConfig, trial_config
 from sparsity_tune.trial.schedule import imp_target
 
 #: The decision log, one JSON object a line, in the experiment directory.
-DECISIONS = "pareto_stop.jsonl"
+DECISIONS = layout.STOP_DECISIONS
 
 
 def final_target(cfg: TrialConfig) -> float:

@@ -35,7 +35,7 @@ from sparsity_tune.trial.config import TrialConfig, trial_config
 #: Trial states that will not change (a failed trial Ray retries is told to us again on its end).
 ENDED = (layout.FINISHED, layout.FAILED, layout.STOPPED_EARLY)
 #: The experiment's allocation log: one JSON line per wave.
-LOG = "allocation.jsonl"
+LOG = layout.ALLOCATION_LOG
 #: What was spent where, written when the searcher finishes (one row per configuration).
 SPENT = "allocation.csv"
 

@@ -307,6 +307,10 @@ def test_a_launch_that_crashed_before_any_trial_is_started_again_by_a_plain_reru
     assert ran == [False]  # started afresh, not "resumed"
     assert "never ran a trial; starting it afresh" in capsys.readouterr().out
 
+    (exp / layout.ALLOCATION_LOG).write_text("{}\n")  # a decision logged: refused
+    assert launch.main(argv) == 2
+    assert "--resume" in capsys.readouterr().err
+    (exp / layout.ALLOCATION_LOG).unlink()
     (exp / "trial_0001").mkdir()  # once a trial exists, a plain rerun is refused as before
     assert launch.main(argv) == 2
     assert "--resume" in capsys.readouterr().err
