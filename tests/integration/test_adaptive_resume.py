@@ -5,15 +5,11 @@ budget, interrupted (Ctrl-C) once its first wave of added seeds is decided and r
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from sweep_helpers import tiny_spec, trial_dirs, trial_files
+from sweep_helpers import launcher, tiny_spec, trial_dirs, trial_files, wait_for
 
 from sparsity_tune.sweep import launch, replicate
 
@@ -55,21 +51,14 @@ def test_an_interrupted_adaptive_sweep_adds_the_same_seeds(
 
     exp = storage / "cut"
     log = tmp_path / "cut.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sparsity_tune.launch", str(cut_spec), "--storage", str(storage)],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "RAY_ADDRESS": "local"},  # its own Ray, not the test session's
-    )
+    proc = launcher([str(cut_spec), "--storage", str(storage)], log)  # its own Ray
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if (exp / replicate.LOG).exists() and waves(exp) and waves(exp)[0]["trials"]:
-                break
-            assert proc.poll() is None, "the sweep ended before it could be interrupted"
-            time.sleep(0.1)
-        else:
-            pytest.fail("no wave decided in time")
+        wait_for(
+            lambda: (exp / replicate.LOG).exists() and waves(exp) and waves(exp)[0]["trials"],
+            300,
+            "the first wave",
+            proc,
+        )
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     finally:

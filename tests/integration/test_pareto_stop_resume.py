@@ -3,15 +3,11 @@ configurations as an uninterrupted one, at the same rungs (decisions saved in pa
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from sweep_helpers import tiny_spec, trial_dirs
+from sweep_helpers import launcher, tiny_spec, trial_dirs, wait_for
 
 from sparsity_tune import layout
 from sparsity_tune.sweep import launch
@@ -72,21 +68,10 @@ def test_interrupted_and_resumed_sweep_stops_the_same_configurations(
     storage = tmp_path / "cut"
     exp = storage / "pstop"
     log = tmp_path / "first.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sparsity_tune.launch", str(path), "--storage", str(storage)],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "RAY_ADDRESS": ""},
-    )
+    proc = launcher([str(path), "--storage", str(storage)], log)  # its own Ray
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if len(read_log(str(exp / DECISIONS))) >= 3:  # mid-sweep, some rungs decided
-                break
-            assert proc.poll() is None, "the sweep ended before it could be interrupted"
-            time.sleep(0.2)
-        else:
-            pytest.fail("no decision in time:\n" + log.read_text()[-3000:])
+        # mid-sweep: some rungs decided
+        wait_for(lambda: len(read_log(str(exp / DECISIONS))) >= 3, 300, "3 decisions", proc)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     finally:
