@@ -175,7 +175,11 @@ def main() -> None:
             sizes = tr.size_metrics()
             flop_ratio = sizes["flops_dense"] / sizes["flops_sparse"]
             shipped = deploy.build(
-                tr.model, tr.masks, tr.granularity.name, data.test_x, tr.compaction is not None
+                tr.model,
+                tr.masks,
+                tr.granularity.semi_structured,
+                data.test_x,
+                tr.compaction is not None,
             )
             fig = deploy.measure(
                 shipped, tr.dense_model(), data.test_x, args.repeats, budget_ms=None
