@@ -72,7 +72,9 @@ def record(case: str, seed: int, root: str) -> dict:
     tr = trainer(model, target, seed, root)
     x = tr.data.test_x
     if target > 0:
-        shipped = deploy.build(tr.model, tr.masks, "structured", x, tr.compaction is not None)
+        shipped = deploy.build(
+            tr.model, tr.masks, tr.granularity.semi_structured, x, tr.compaction is not None
+        )
     else:  # the dense model against its exact copy, measured as if it were a compact one
         twin = copy.deepcopy(tr.model).eval()
         shipped = deploy.Deployable("compact", dict.fromkeys(deploy.BATCHES, twin), "copy")
