@@ -20,9 +20,18 @@ Every decision is appended to ``pareto_stop.jsonl`` in the experiment directory 
 it. The scheduler that Ray pickles at the start and restores on ``--resume`` (and every
 requeued SLURM launcher) reads that file back on its first result and replays it without
 recomputing (:meth:`ParetoRungs.from_log`): a configuration stopped before the interruption stays
-stopped, and a restored trial that reaches a rung again gets the saved answer. A stopped
-configuration's seeds still pending run until their first result, and are stopped there
-(epoch 1 is always reported to Tune under this scheduler, see :func:`report_epochs`).
+stopped, and a restored trial that reaches a rung again gets the saved answer. The file is
+found through the trials' storage, which Ray points at the experiment directory it restores
+from, so a moved (or copied) experiment reads and extends its own log, not the one at the path
+pickled when the sweep started.
+
+A stopped configuration's seeds that have not started never do: before Ray starts pending
+trials (:meth:`ParetoASHA.choose_trial_to_run`, called first in every step of its loop) and at
+the moment of the stop, each pending trial of a stopped configuration is stopped through
+``stop_trial`` (Ray's own route for a pending trial, as its HyperBand scheduler uses it), with
+its ``config.json`` and ``stopped.txt`` written so the analysis counts it as stopped early after
+0 epochs. A seed already running when its configuration stops stops at its next result (epoch 1
+is always reported to Tune under this scheduler, see :class:`ReportEpochs`).
 """
 
 from __future__ import annotations
@@ -31,8 +40,12 @@ import functools
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pyarrow.fs
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from sparsity_tune import layout, metrics
@@ -154,12 +167,23 @@ def phase_clock(cfg: TrialConfig) -> PhaseClock:
     return PhaseClock("none")
 
 
-def report_epochs(grace: int, reduction_factor: float, max_t: int) -> tuple[int, ...]:
-    """Epochs a trial always reports to Tune: epoch 1 (a pending seed of a stopped
-    configuration stops there) and every rung (IMP's are moved to round ends by the scheduler,
-    which also sees every checkpoint's result; rounds end at checkpoints only by chance, so the
-    rounds' ends are added by the caller where it knows them)."""
-    return tuple(sorted({1, *rung_epochs(grace, reduction_factor, max_t)}))
+@dataclass(frozen=True)
+class ReportEpochs:
+    """Epochs a trial always reports to Tune, resolved per trial (the trainable calls it with its
+    own config, so trials of one sweep with different IMP rounds or round lengths each report
+    their own round ends): epoch 1 (a seed already running when its configuration is stopped
+    stops there) and every rung, moved by the trial's :func:`phase_clock` (IMP: to its rounds'
+    ends), where the scheduler decides.
+
+    >>> ReportEpochs((2, 6))(trial_config({"pruning": {"method": "gradual", "end_epoch": 3}}))
+    (1, 2, 6)
+    """
+
+    milestones: tuple[int, ...]
+
+    def __call__(self, cfg: TrialConfig) -> tuple[int, ...]:
+        clock = phase_clock(cfg)
+        return tuple(sorted({1, *(clock.rung_epoch(m) for m in self.milestones)}))
 
 
 class ParetoASHA(FIFOScheduler):
@@ -190,67 +214,154 @@ class ParetoASHA(FIFOScheduler):
         self.milestones = rung_epochs(grace_period, reduction_factor, max_t)
         self.level, self.noise_floor = level, noise_floor
         self._rungs: ParetoRungs | None = None
-        self._trials: dict[str, tuple[str, int, tuple[float, ...], PhaseClock]] = {}
+        self._trials: dict[str, tuple[str, int, TrialConfig]] = {}
+        self._log: tuple[Any, str] | None = None  # (filesystem, path) from the trials' storage
+        self._unchecked = False  # trials added since pending ones were last checked
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_rungs"], state["_trials"] = None, {}  # read back from the file, never pickled
+        # read back from the file (found anew through the trials' storage), never pickled
+        state["_rungs"], state["_trials"], state["_log"] = None, {}, None
         return state
 
     # -- the decision log
-    def _path(self) -> str:
-        return f"{self.experiment.rstrip('/')}/{DECISIONS}"
+    def _bind(self, trial: Any) -> None:
+        """Locate the log through ``trial``'s storage, the experiment directory Ray runs (or
+        restored) it in; before any trial, or for a trial without storage, ``experiment``."""
+        storage = getattr(trial, "storage", None)
+        if self._log is None and storage is not None:
+            self._log = (storage.storage_filesystem, f"{storage.experiment_fs_path}/{DECISIONS}")
+
+    def _where(self) -> tuple[Any, str]:
+        return self._log or (None, f"{self.experiment.rstrip('/')}/{DECISIONS}")
 
     def rungs(self) -> ParetoRungs:
         """The rule's state: read back from the decision log the first time it is needed."""
         if self._rungs is None:
+            fs, path = self._where()
             self._rungs = ParetoRungs.from_log(
-                read_log(self._path()), self.milestones, self.level, self.noise_floor
+                read_log(path, fs), self.milestones, self.level, self.noise_floor
             )
         return self._rungs
 
     def _append(self, entries: list[dict]) -> None:
-        append_log(self._path(), entries)
+        fs, path = self._where()
+        append_log(path, entries, fs)
 
     # -- Ray Tune
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return True
 
-    def _trial(self, trial: Any) -> tuple[str, int, tuple[float, ...], PhaseClock]:
+    def _trial(self, trial: Any) -> tuple[str, int, TrialConfig]:
+        """The trial's configuration id, seed and config (costs are computed at its rungs)."""
         if trial.trial_id not in self._trials:
             seed = self.seed_of(trial.config, self.seeds)
             cfg = trial_config(self.base, {**self.params_of(trial.config), "train.seed": seed})
-            self._trials[trial.trial_id] = (
-                config_id(cfg),
-                seed,
-                target_costs(cfg, self.costs),
-                phase_clock(cfg),
-            )
+            self._trials[trial.trial_id] = (config_id(cfg), seed, cfg)
         return self._trials[trial.trial_id]
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._bind(trial)  # restored trials are added before any result: the log is found first
+        self._unchecked = True
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        self._stop_pending(tune_controller)
+        return super().choose_trial_to_run(tune_controller)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         epoch, acc = result.get(M.epoch), result.get(self.accuracy)
         if epoch is None or acc is None:
             return TrialScheduler.CONTINUE
-        cid, seed, costs, clock = self._trial(trial)
-        if clock.settled(int(epoch)):
-            costs = record_costs(result, self.costs, costs)
+        self._bind(trial)
+        cid, seed, cfg = self._trial(trial)
+        clock = phase_clock(cfg)
         rungs = self.rungs()
-        before = len(rungs.log)
-        action = rungs.on_epoch(cid, seed, int(epoch), costs, float(acc), clock)
+        before, n_stopped = len(rungs.log), len(rungs.stopped)
+        action = STOP
+        if cid not in rungs.stopped:
+            costs = target_costs(cfg, self.costs)
+            if clock.settled(int(epoch)):
+                costs = record_costs(result, self.costs, costs)
+            action = rungs.on_epoch(cid, seed, int(epoch), costs, float(acc), clock)
         if len(rungs.log) > before:
             self._append(rungs.log[before:])
+        if len(rungs.stopped) > n_stopped:  # a configuration stopped now: its pending seeds too
+            self._unchecked = True
+            self._stop_pending(tune_controller)
         return TrialScheduler.STOP if action == STOP else TrialScheduler.CONTINUE
+
+    def _stop_pending(self, tune_controller: Any) -> None:
+        """Stop the pending trials of stopped configurations before Ray starts them, writing
+        the files that make each one a trial stopped early after 0 epochs."""
+        if not self._unchecked or tune_controller is None:
+            return
+        self._unchecked = False
+        stopped = self.rungs().stopped
+        if not stopped:
+            return
+        for trial in tune_controller.get_trials():
+            if trial.status != Trial.PENDING:
+                continue
+            self._bind(trial)
+            cid, seed, cfg = self._trial(trial)
+            if cid in stopped:
+                params = self.params_of(trial.config)
+                _stopped_before_start(trial, self.experiment, params, seed, cfg, stopped[cid])
+                tune_controller.stop_trial(trial)
 
     def debug_string(self) -> str:
         n = len(self.rungs().stopped) if self._rungs is not None else 0
         return f"Using ParetoASHA: {n} configuration(s) stopped, rungs {self.milestones}."
 
 
-def read_log(path: str) -> list[dict]:
+def _stopped_before_start(
+    trial: Any, experiment: str, params: dict, seed: int, cfg: TrialConfig, by: dict
+) -> None:
+    """``config.json`` (unless the trial ran before: a restored trial keeps its own) and
+    ``stopped.txt`` in ``trial``'s directory, on its storage."""
+    if trial.storage.trial_dir_name is None:
+        trial.init_local_path()  # what Ray does before starting a trial: names its directory
+    fs, d = _resolve(trial.path, trial.storage.storage_filesystem)
+    config = {
+        "trial_id": trial.trial_id,
+        "experiment": Path(experiment.rstrip("/")).name,
+        "seed": seed,
+        "config_id": config_id(cfg),
+        "params": params,
+        "config": cfg.model_dump(mode="json"),
+    }
+    note = (
+        f"stopped before its first epoch by pareto_asha: configuration {config_id(cfg)} was stopped at "
+        f"epoch {by.get('epoch')} (seed {by.get('seed')}, by {by.get('by')})\n"
+    )
+    files = {layout.STOPPED: note}
+    if fs is None:
+        os.makedirs(d, exist_ok=True)
+        if not os.path.exists(f"{d}/{layout.CONFIG}"):
+            files[layout.CONFIG] = json.dumps(config, indent=1, sort_keys=True)
+        for name, text in files.items():
+            layout.write_text(Path(d) / name, text)
+        return
+    fs.create_dir(d, recursive=True)
+    if fs.get_file_info(f"{d}/{layout.CONFIG}").type == pyarrow.fs.FileType.NotFound:
+        files[layout.CONFIG] = json.dumps(config, indent=1, sort_keys=True)
+    for name, text in files.items():
+        with fs.open_output_stream(f"{d}/{name}") as f:
+            f.write(text.encode())
+
+
+def _resolve(path: str, fs: Any = None) -> tuple[Any, str]:
+    """(None, a local path) or (a remote filesystem, its path): from a URI, or as given."""
+    if fs is None:
+        return _remote(path) if "://" in path else (None, path)
+    return (None, path) if isinstance(fs, pyarrow.fs.LocalFileSystem) else (fs, path)
+
+
+def read_log(path: str, fs: Any = None) -> list[dict]:
     """The saved decisions (none when the file does not exist yet). A torn last line (the
-    launcher killed mid-write) is dropped: its decision was never returned to Ray."""
-    fs, p = _remote(path) if "://" in path else (None, path)
+    launcher killed mid-write) is dropped: its decision was never returned to Ray. ``path``: a
+    local path or a URI, or a path on ``fs`` (a pyarrow filesystem)."""
+    fs, p = _resolve(path, fs)
     try:
         if fs is None:
             with open(p, encoding="utf-8") as f:
@@ -269,19 +380,19 @@ def read_log(path: str) -> list[dict]:
     return out
 
 
-def append_log(path: str, entries: list[dict]) -> None:
+def append_log(path: str, entries: list[dict], fs: Any = None) -> None:
     """Append decisions, flushed to disk before Ray acts on them (a whole rewrite on a remote
-    filesystem, which has no append)."""
+    filesystem, which has no append). ``path`` and ``fs`` as for :func:`read_log`."""
     lines = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
-    if "://" not in path:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
+    fs, p = _resolve(path, fs)
+    if fs is None:
+        os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
+        with open(p, "a", encoding="utf-8") as f:
             f.write(lines)
             f.flush()
             os.fsync(f.fileno())
         return
-    fs, p = _remote(path)
-    old = "".join(json.dumps(e, sort_keys=True) + "\n" for e in read_log(path))
+    old = "".join(json.dumps(e, sort_keys=True) + "\n" for e in read_log(p, fs))
     with fs.open_output_stream(p) as f:
         f.write((old + lines).encode())
 

@@ -19,7 +19,8 @@ config column.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ray import tune
@@ -30,6 +31,9 @@ from ray.tune.search.repeater import TRIAL_INDEX
 from sparsity_tune.keys import SEED_KEY
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep.plan import Parameter, ParetoSchedulerPlan, Plan
+
+if TYPE_CHECKING:
+    from sparsity_tune.trial.config import TrialConfig
 
 
 def domain(p: Parameter, grid: bool) -> Any:
@@ -180,19 +184,22 @@ def scheduler(plan: Plan) -> TrialScheduler:
     )
 
 
-def report_epochs(plan: Plan) -> tuple[int, ...]:
+def report_epochs(plan: Plan) -> tuple[int, ...] | Callable[[TrialConfig], tuple[int, ...]]:
     """Epochs whose result a trial always sends Tune: ASHA's rungs (``grace_period x
     reduction_factor**k`` up to ``max_t``, as Ray's ``_Bracket`` lays them out), so that it
-    decides there however short the epochs; none for FIFO (results are sent by time then)."""
+    decides there however short the epochs; none for FIFO (results are sent by time then);
+    for pareto_asha, a function of the trial's own config (:class:`~sparsity_tune.sweep.
+    pareto_stop.ReportEpochs`: its rungs move with its own pruning schedule)."""
     sch = plan.scheduler
     if sch is None:
         return ()
     if isinstance(sch, ParetoSchedulerPlan):
         from sparsity_tune.sweep import pareto_stop
+        from sparsity_tune.sweep.pareto_rungs import rung_epochs
 
-        epochs = pareto_stop.report_epochs(sch.grace_period, sch.reduction_factor, sch.max_t)
-        clock = pareto_stop.phase_clock(plan.base)  # IMP: rungs move to the rounds' ends
-        return tuple(sorted({*epochs, *(clock.rung_epoch(e) for e in epochs)}))
+        return pareto_stop.ReportEpochs(
+            rung_epochs(sch.grace_period, sch.reduction_factor, sch.max_t)
+        )
     rungs = int(math.log(sch.max_t / sch.grace_period) / math.log(sch.reduction_factor) + 1)
     return tuple(
         sorted({math.ceil(sch.grace_period * sch.reduction_factor**k) for k in range(rungs)})

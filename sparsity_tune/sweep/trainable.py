@@ -36,6 +36,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from sparsity_tune.machine import free_bytes
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep import checkpoints
 from sparsity_tune.sweep.search import trial_params, trial_seed
-from sparsity_tune.trial.config import trial_config
+from sparsity_tune.trial.config import TrialConfig, trial_config
 
 #: Tune gets a result at most this often (and at every checkpoint and the end) when a scheduler
 #: acts on results (ASHA); with FIFO only the live table reads them, printed every 30 s, so
@@ -185,7 +186,7 @@ def train_trial(
     checkpoint_every: int,
     checkpoint_min_interval_s: float = 0.0,
     report_interval_s: float = REPORT_INTERVAL_S,
-    report_epochs: tuple[int, ...] = (),
+    report_epochs: tuple[int, ...] | Callable[[TrialConfig], tuple[int, ...]] = (),
 ) -> None:
     """Ray Tune function trainable (bind the keyword arguments with ``tune.with_parameters``)."""
     # one "Checkpoint successfully created" line per epoch would drown the progress table
@@ -199,9 +200,8 @@ def train_trial(
     files = TrialFiles(storage.storage_filesystem, storage.trial_fs_path)
     ckpt_bytes = [0]
     try:
-        cadence = _Cadence(
-            checkpoint_every, checkpoint_min_interval_s, report_interval_s, report_epochs
-        )
+        always = report_epochs(cfg) if callable(report_epochs) else report_epochs  # per trial
+        cadence = _Cadence(checkpoint_every, checkpoint_min_interval_s, report_interval_s, always)
         _run(files, ctx, cfg, params, seed, experiment, cpus, cadence, ckpt_bytes)
     except Exception as err:
         if is_storage_full(err):

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
+import pyarrow.fs
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
+from analysis.load import load_trial
+from analysis.stopping import budget
+from sparsity_tune import layout
 from sparsity_tune.keys import ConfigError, config_id
 from sparsity_tune.sweep import pareto_stop, plan, search
 from sparsity_tune.sweep.pareto_rungs import PhaseClock
@@ -54,7 +60,7 @@ def test_plan_and_ray_scheduler() -> None:
     assert "pareto_asha on test_acc at each configuration's own nonzero_params" in p.describe()
     ray_sch = search.scheduler(p)
     assert isinstance(ray_sch, ParetoASHA) and ray_sch.milestones == (2, 6)
-    assert search.report_epochs(p) == (1, 2, 6)
+    assert search.report_epochs(p)(trial_config(TRIAL)) == (1, 2, 6)
 
 
 def test_asha_plans_are_unchanged() -> None:
@@ -252,3 +258,124 @@ def test_settled_trials_are_judged_at_their_recorded_costs(tmp_path: Path) -> No
         pytest.approx(0.05),
     )
     assert pareto_stop.record_costs({}, ("nonzero_params", "sparsity"), (7.0, 0.5)) == (7.0, 0.5)
+
+
+# ------------------------------------------------------------------ per-trial report epochs
+def test_report_epochs_follow_each_trials_own_schedule() -> None:
+    # one sweep, rungs (2, 6): gradual trials report there; IMP trials of different round
+    # lengths each report their own round ends (the base config's rounds say nothing of theirs)
+    reports = search.report_epochs(plan_of({}))
+    imp = {"pruning.method": "imp", "train.epochs": 12}
+    four = trial_config(TRIAL, {**imp, "pruning.rounds": 2, "pruning.epochs_per_round": 4})
+    three = trial_config(TRIAL, {**imp, "pruning.rounds": 3, "pruning.epochs_per_round": 3})
+    assert reports(trial_config(TRIAL)) == (1, 2, 6)
+    assert reports(four) == (1, 4, 8)
+    assert reports(three) == (1, 3, 6)
+    assert pickle.loads(pickle.dumps(reports))(four) == (1, 4, 8)  # tune.with_parameters
+
+
+# ------------------------------------------------------------------ pending seeds never start
+class Controller:
+    """The part of Ray's TuneController a scheduler may call (get_trials, stop_trial)."""
+
+    def __init__(self, trials: list[SimpleNamespace]) -> None:
+        self.trials, self.stopped = trials, []
+
+    def get_trials(self) -> list[SimpleNamespace]:
+        return self.trials
+
+    def stop_trial(self, t: SimpleNamespace) -> None:
+        self.stopped.append(t.trial_id)
+        t.status = "TERMINATED"
+
+
+def ray_trial(exp: Path, tid: str, status: str) -> SimpleNamespace:
+    t = trial(tid, *TRIALS[tid])
+    storage = SimpleNamespace(
+        storage_filesystem=pyarrow.fs.LocalFileSystem(),
+        experiment_fs_path=str(exp),
+        trial_dir_name=None,
+    )
+
+    def init_local_path() -> None:
+        storage.trial_dir_name = f"trial_{tid}"
+
+    t.status, t.storage, t.init_local_path = status, storage, init_local_path
+    t.path = str(exp / f"trial_{tid}")
+    return t
+
+
+def test_pending_seeds_of_a_stopped_configuration_never_start(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    sch = scheduler(tmp_path)
+    a0, b0 = ray_trial(exp, "a0", "RUNNING"), ray_trial(exp, "b0", "RUNNING")
+    a1, b1 = ray_trial(exp, "a1", "PENDING"), ray_trial(exp, "b1", "PENDING")
+    ctl = Controller([a0, b0, a1, b1])
+    for t in ctl.trials:
+        sch.on_trial_add(ctl, t)
+    r = sch.on_trial_result(ctl, b0, {"epoch": 2, "test_acc": 0.90})
+    assert r == TrialScheduler.CONTINUE and ctl.stopped == []
+    # a, costlier, at 0.30 + 1.28 * 0.01 < 0.90 with one seed: stopped, and its pending seed now
+    assert sch.on_trial_result(ctl, a0, {"epoch": 2, "test_acc": 0.30}) == TrialScheduler.STOP
+    assert ctl.stopped == ["a1"] and b1.status == "PENDING"
+    d = exp / "trial_a1"
+    assert layout.trial_status(d) == "stopped"
+    assert "configuration" in (d / "stopped.txt").read_text()
+    row, records = load_trial(d, exp)  # the analysis counts it: stopped after 0 epochs
+    a_id = config_id(trial_config(TRIAL, {"pruning.final_sparsity": 0.5}))
+    assert (row["status"], row["epochs_done"], row["seed"], row["config_id"]) == (
+        "stopped",
+        0,
+        1,
+        a_id,
+    )
+    assert records == [] and row["train.epochs"] == 10
+    b = budget(pd.DataFrame([row, {**row, "epochs_done": 2, "seed": 0}]))
+    assert (b.trained, b.planned, b.stopped) == (2, 20, 2)
+    # a seed of a added later (a retry, a searcher's late trial) is stopped before Ray starts it
+    a1_again = ray_trial(exp, "a1", "PENDING")
+    a1_again.trial_id, a1_again.path = "a1b", str(exp / "trial_a1b")
+    ctl.trials.append(a1_again)
+    sch.on_trial_add(ctl, a1_again)
+    assert sch.choose_trial_to_run(ctl) is b1  # FIFO among the others
+    assert ctl.stopped == ["a1", "a1b"]
+    assert layout.trial_status(exp / "trial_a1b") == "stopped"
+
+
+def test_a_restored_trial_keeps_its_own_config_when_stopped_pending(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    sch = scheduler(tmp_path)
+    a0, a1, b0 = (ray_trial(exp, t, "RUNNING") for t in ("a0", "a1", "b0"))
+    (exp / "trial_a1").mkdir(parents=True)
+    (exp / "trial_a1" / "config.json").write_text('{"trial_id": "a1", "mine": 1}')
+    a1.status = "PENDING"  # ran before an interruption: Ray restores it as pending
+    ctl = Controller([a0, a1, b0])
+    sch.on_trial_result(ctl, b0, {"epoch": 2, "test_acc": 0.90})
+    sch.on_trial_result(ctl, a0, {"epoch": 2, "test_acc": 0.30})
+    assert ctl.stopped == ["a1"]
+    assert json.loads((exp / "trial_a1" / "config.json").read_text())["mine"] == 1
+    assert (exp / "trial_a1" / "stopped.txt").exists()
+
+
+# ------------------------------------------------------------------ a moved experiment
+def test_a_moved_experiment_reads_and_extends_its_own_log(tmp_path: Path) -> None:
+    whole = feed(scheduler(tmp_path / "whole"), EVENTS)
+    first = scheduler(tmp_path / "old")
+    pickled = pickle.dumps(first)  # tuner.pkl: the path of the experiment where it started
+    got = feed(first, EVENTS[:7])  # a stopped at its second seed
+    shutil.move(tmp_path / "old", tmp_path / "new")
+    resumed = pickle.loads(pickled)
+    # Ray restores the trials with storage at the directory it was given, and adds them
+    new = tmp_path / "new" / "exp"
+    trials = {tid: ray_trial(new, tid, "PENDING") for tid in TRIALS}
+    for t in trials.values():
+        resumed.on_trial_add(None, t)
+    for tid, epoch, acc in EVENTS[7:]:
+        got.append(resumed.on_trial_result(None, trials[tid], {"epoch": epoch, "test_acc": acc}))
+    # a comes back (a retry) with an excellent result: still stopped, as saved before the move
+    again = resumed.on_trial_result(None, trials["a0"], {"epoch": 6, "test_acc": 0.99})
+    assert got == whole and again == TrialScheduler.STOP
+    assert not (tmp_path / "old").exists()
+    assert read_log(str(new / pareto_stop.DECISIONS)) == read_log(
+        str(tmp_path / "whole" / "exp" / pareto_stop.DECISIONS)
+    )
