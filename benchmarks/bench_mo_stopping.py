@@ -18,10 +18,19 @@ tick. A rule sees each record as it would in a sweep and answers stop or continu
 - **pareto**: ours (:class:`sparsity_tune.sweep.pareto_rungs.ParetoRungs`): accuracy compared at
   each configuration's own fixed cost (as ``pareto_asha`` takes it: the schedule target's
   estimate of the nonzero parameters, the record's own count once the schedule is over), at equal phase
-  of the pruning schedule, seeds pooled; a stopped configuration's seeds not yet started run one
-  epoch and stop there, as under Ray (the scheduler stops a pending seed at its first result).
+  of the pruning schedule (each trial's clock as the scheduler builds it: the dense trials have
+  their own), seeds pooled; a stopped configuration's seeds not yet started never start, as
+  under Ray (the scheduler stops a pending trial of a stopped configuration before it runs).
 
-All use grace 2 epochs and reduction factor 3 unless ``--grace``/``--rf`` say otherwise.
+All use grace 1 epoch and reduction factor 3 (``search.grace_period`` and ``reduction_factor``'s
+defaults; pareto at its own defaults, level 0.9 and noise floor 0.01) unless ``--grace``/``--rf``
+say otherwise.
+
+**Held-out check** (``--holdout arch=mlp arch=cnn``): a setting of pareto chosen on this grid is
+in-sample. This mode chooses one on the trials of the first selection (here the MLPs, each half
+judged against its own grid's front) by a rule fixed beforehand: of :data:`HOLDOUT_SETTINGS`,
+the one with the least budget among those keeping >= 95% of the hypervolume; it then reports
+that setting on the held-out trials (the CNNs) and on the whole grid.
 
 Figures: the **normalized hypervolume** of the front of configurations (seed means of each
 trial's last record so far: what the analysis would draw), divided by that of the full grid, on
@@ -49,7 +58,7 @@ import pandas as pd
 from analysis.pareto import hypervolume_2d
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep.pareto_rungs import STOP, ParetoRungs, PhaseClock, rung_epochs
-from sparsity_tune.sweep.pareto_stop import target_costs
+from sparsity_tune.sweep.pareto_stop import phase_clock, target_costs
 
 DATA = Path(__file__).parent / "data" / "mo_grid_curves.csv.gz"
 KEYS = ("arch", "width", "granularity", "final_sparsity")
@@ -69,10 +78,19 @@ class Trial:
     target_params: float  # nonzero_params at the schedule's target, as pareto_asha estimates it
     latency: float  # infer_ms_b256 of the shipped model
     dense_latency: float  # that of the dense model of the same arch and width
+    clock: PhaseClock  # the trial's pruning schedule, as pareto_asha reads it
+    settings: dict  # arch, width, granularity, final_sparsity, seed (for --select)
 
 
-def load(path: Path) -> list[Trial]:
+def load(path: Path, select: dict[str, str] | None = None) -> list[Trial]:
+    """The recorded trials; ``select`` keeps those whose settings match (values as text)."""
     df = pd.read_csv(path).sort_values([*KEYS, "seed", "epoch"])
+    for k, v in (select or {}).items():
+        if k not in df.columns:
+            raise SystemExit(f"--select {k}={v}: no such column; allowed: {', '.join(KEYS)}")
+        df = df[df[k].astype(str) == v]
+        if df.empty:
+            raise SystemExit(f"--select {k}={v}: no trial has it")
     dense = (
         df[df.final_sparsity == 0].groupby(["arch", "width"])["infer_ms_b256"].median().to_dict()
     )
@@ -92,6 +110,8 @@ def load(path: Path) -> list[Trial]:
                 target_params=estimate,
                 latency=float(g.infer_ms_b256.iloc[-1]),
                 dense_latency=float(dense[(key[0], key[1])]),
+                clock=phase_clock(cfg),
+                settings=settings,
             )
         )
     return out
@@ -104,6 +124,10 @@ class Grid:
 
     def add(self, t: Trial) -> None:
         pass
+
+    def skip(self, t: Trial) -> bool:
+        """Whether ``t`` is dropped before it starts (its configuration already stopped)."""
+        return False
 
     def result(self, t: Trial, epoch: int) -> str:
         return "continue"
@@ -157,16 +181,17 @@ class SyneMoasha(Grid):
 class Pareto(Grid):
     """Ours: the pure rule of the Ray scheduler, on the schedule's target costs."""
 
-    clock = PhaseClock("gradual", 0, END_EPOCH)
-
     def __init__(self, trials: list[Trial], grace: int, rf: float, **kw: float) -> None:
         self.rungs = ParetoRungs(rung_epochs(grace, rf, len(trials[0].acc)), **kw)
 
+    def skip(self, t: Trial) -> bool:
+        return t.config in self.rungs.stopped
+
     def result(self, t: Trial, epoch: int) -> str:
         # as the scheduler: the target's estimate, the record's own count once settled
-        settled = self.clock.settled(epoch)
+        settled = t.clock.settled(epoch)
         cost = (t.params[epoch - 1] if settled else t.target_params,)
-        return self.rungs.on_epoch(t.config, t.seed, epoch, cost, t.acc[epoch - 1], self.clock)
+        return self.rungs.on_epoch(t.config, t.seed, epoch, cost, t.acc[epoch - 1], t.clock)
 
 
 RULES = {"grid": Grid, "asha": RayAsha, "moasha": SyneMoasha, "pareto": Pareto}
@@ -221,6 +246,8 @@ def replay(
     while queue or running:
         while len(running) < workers and queue:
             t = queue.pop(0)
+            if rule.skip(t):
+                continue
             rule.add(t)
             running.append(t)
         for t in list(running):
@@ -275,7 +302,8 @@ def tradeoff(trials: list[Trial], fronts: Fronts, args: argparse.Namespace) -> p
     rows = []
     for name, settings in TRADEOFF.items():
         for g, rf, lv in settings:
-            kw = {"level": lv, "noise_floor": args.noise_floor} if lv else {}
+            kw = {"level": lv, "noise_floor": args.noise_floor, "min_gain": args.min_gain}
+            kw = kw if lv else {}
             df = run(trials, fronts, [name], args.repeats, args.workers, g, rf, **kw)
             rows.append(
                 {
@@ -286,6 +314,60 @@ def tradeoff(trials: list[Trial], fronts: Fronts, args: argparse.Namespace) -> p
                 }
             )
     return pd.DataFrame(rows)
+
+
+#: pareto settings the held-out check chooses among: (grace, reduction factor, level, min_gain).
+HOLDOUT_SETTINGS = [
+    (g, rf, lv, mg)
+    for g in (1, 2)
+    for rf in (2, 3, 4)
+    for lv in (0.8, 0.9, 0.95)
+    for mg in (0.0, 0.01)
+]
+
+
+def holdout(path: Path, choose_on: dict, test_on: dict, args: argparse.Namespace) -> str:
+    """Choose a pareto setting on ``choose_on``'s trials, report it on ``test_on``'s and on all."""
+
+    def score(select: dict | None, g: int, rf: float, lv: float, mg: float) -> dict:
+        trials = load(path, select)
+        kw = {"level": lv, "noise_floor": args.noise_floor, "min_gain": mg}
+        df = run(trials, Fronts(trials), ["pareto"], args.repeats, args.workers, g, rf, **kw)
+        return {
+            "budget": df.budget.mean(),
+            **{p: df[f"{p}@end"].mean() for p in PLANES},
+        }
+
+    tried = [(s, score(choose_on, *s)) for s in HOLDOUT_SETTINGS]
+    ok = [(s, r) for s, r in tried if r["log_params"] >= 0.95]
+    if not ok:
+        return "no setting kept 95% of the hypervolume on the selection half"
+    best, chosen = min(ok, key=lambda sr: sr[1]["budget"])
+    name = "grace {}, rf {:g}, level {:g}, min_gain {:g}".format(*best)
+    lines = [
+        f"chosen on {fmt(choose_on)} (least budget with >= 95% HV of {len(tried)}): {name}",
+        "| trials | trial-epochs spent | HV log10 params | HV latency |",
+        "|---|---|---|---|",
+    ]
+    for label, select in ((fmt(choose_on), choose_on), (fmt(test_on) + " (held out)", test_on)):
+        r = chosen if select is choose_on else score(select, *best)
+        lines.append(
+            f"| {label} | {r['budget']:.1%} | {r['log_params']:.1%} | {r['latency']:.1%} |"
+        )
+    r = score(None, *best)
+    lines.append(f"| all | {r['budget']:.1%} | {r['log_params']:.1%} | {r['latency']:.1%} |")
+    return "\n".join(lines)
+
+
+def fmt(select: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in select.items())
+
+
+def parse_select(items: list[str], flag: str) -> dict[str, str]:
+    bad = [s for s in items if "=" not in s]
+    if bad:
+        raise SystemExit(f"{flag} {bad[0]}: expected KEY=VALUE, e.g. arch=mlp")
+    return dict(s.split("=", 1) for s in items)
 
 
 def table(df: pd.DataFrame) -> str:
@@ -349,24 +431,48 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--workers", type=int, default=8)
-    ap.add_argument("--grace", type=int, default=2)
+    ap.add_argument("--grace", type=int, default=1)
     ap.add_argument("--rf", type=float, default=3.0)
     ap.add_argument("--level", type=float, default=0.9, help="pareto: one-sided level")
     ap.add_argument("--noise-floor", type=float, default=0.01, help="pareto: least seed sd")
+    ap.add_argument("--min-gain", type=float, default=0.0, help="pareto: least hypervolume share")
+    ap.add_argument(
+        "--select",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="replay only these trials (e.g. arch=mlp): a held-out half, judged against its own grid",
+    )
     ap.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     ap.add_argument("--tradeoff", action="store_true", help="also each rule under 9-18 settings")
+    ap.add_argument(
+        "--holdout",
+        nargs=2,
+        default=None,
+        metavar=("CHOOSE_ON", "TEST_ON"),
+        help="choose pareto's setting on one half (e.g. arch=mlp), report it on the other",
+    )
     ap.add_argument("--png", type=Path, default=None)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    trials = load(args.data)
+    if args.holdout:
+        choose_on, test_on = (parse_select([h], "--holdout") for h in args.holdout)
+        print(holdout(args.data, choose_on, test_on, args))
+        print(
+            f"\n{args.repeats} shuffled orders, {args.workers} workers; {time.perf_counter() - t0:.0f}s"
+        )
+        return
+    trials = load(args.data, parse_select(args.select, "--select"))
     fronts = Fronts(trials)
-    kw = {"level": args.level, "noise_floor": args.noise_floor}
+    kw = {"level": args.level, "noise_floor": args.noise_floor, "min_gain": args.min_gain}
     df = run(trials, fronts, args.rules, args.repeats, args.workers, args.grace, args.rf, **kw)
     print(table(df))
     print(
         f"\n{len(trials)} trials, {args.repeats} shuffled orders, {args.workers} workers, grace "
         f"{args.grace}, reduction factor {args.rf:g}, pareto level {args.level:g}, noise floor "
-        f"{args.noise_floor:g}; {time.perf_counter() - t0:.0f}s"
+        f"{args.noise_floor:g}, min gain {args.min_gain:g}"
+        + (f", trials with {' '.join(args.select)}" if args.select else "")
+        + f"; {time.perf_counter() - t0:.0f}s"
     )
     trade = None
     if args.tradeoff:

@@ -8,7 +8,8 @@ A trial directory holds::
     summary.json    the final summary (metrics.SUMMARY_KEYS); present only when the trial finished
     error.txt       present when the trial failed (Ray writes it; so does the CLI)
     stopped.txt     present when the scheduler (ASHA) stopped the trial early (the launcher writes
-                    it at the moment the scheduler decides, never for an interrupted sweep)
+                    it at the moment the scheduler decides, never for an interrupted sweep;
+                    pareto_asha writes it, with config.json, for a pending trial it stops unstarted)
 
 An experiment directory holds trial directories anywhere below it (``**/records.jsonl``), plus
 ``spec.yaml`` (the resolved spec) and ``launch.json`` (what the launcher resolved: the source of

@@ -21,7 +21,10 @@ trials that could matter at each other's cost:
 - **At the same phase of the pruning schedule** (:class:`PhaseClock`): rungs of iterative
   magnitude pruning move to the ends of its rounds; gradual and one-shot trials are compared only
   with trials at the same progress of a schedule of the same timing (never a trial just after a
-  pruning event with one that has had epochs to recover).
+  pruning event with one that has had epochs to recover). A trial with no pruning behind it
+  (dense, or one-shot before its event) is judged against every trial at its epoch: the others
+  carry pruning damage it does not, so one no costlier that beats its bound anyway beats it
+  fairly (the converse, a dense trial judging a pruned one, is never done).
 - **Seeds pooled.** A configuration's seeds at a rung give one mean; its optimistic bound is the
   one-sided upper confidence bound of that mean with the seed spread pooled over all
   configurations at the rung (:func:`analysis.stats.upper_bound`; pooled because two seeds alone
@@ -56,6 +59,8 @@ from analysis.stats import upper_bound
 
 STOP: str = "stop"
 CONTINUE: str = "continue"
+#: The phase of a trial with no pruning behind it (:meth:`PhaseClock.phase`).
+DENSE: tuple[str] = ("dense",)
 
 
 def rung_epochs(grace: int, reduction_factor: float, max_t: int) -> tuple[int, ...]:
@@ -128,11 +133,11 @@ class PhaseClock:
         (('pruning', 0.5, 1), ('recovering', 0), ('recovering', 2))
         """
         if self.kind == "none":
-            return ("dense",)
+            return DENSE
         if self.kind == "imp":
             return ("round", epoch // self.period, self.period)
         if self.kind == "one_shot":
-            return ("dense",) if epoch < self.start else ("recovering", epoch - self.start)
+            return DENSE if epoch < self.start else ("recovering", epoch - self.start)
         if epoch < self.end:
             span = max(1, self.end - self.start)
             return ("pruning", round(max(0, epoch - self.start) / span, 6), self.period)
@@ -335,7 +340,16 @@ class ParetoRungs:
         self.log: list[dict] = []
         self.stopped: dict[str, dict] = {}
         self._groups: dict[tuple[int, Hashable], RungGroup] = {}
+        self._epochs: dict[int, RungGroup] = {}  # every phase at one epoch: judges dense trials
         self._done: dict[tuple[str, str, int], str] = {}
+
+    def _observe(self, epoch: int, phase: Hashable, o: Observation) -> RungGroup:
+        """Add ``o`` to its rung's groups; the group that judges it (:data:`DENSE`: all phases)."""
+        group = self._groups.setdefault((epoch, phase), RungGroup())
+        group.add(o)
+        every = self._epochs.setdefault(epoch, RungGroup())
+        every.add(o)
+        return every if phase == DENSE else group
 
     def rung_at(self, epoch: int, clock: PhaseClock) -> bool:
         """Whether ``epoch`` is a rung for a trial on ``clock`` (a milestone, moved by it)."""
@@ -359,9 +373,10 @@ class ParetoRungs:
         if done is not None:
             return done
         phase = clock.phase(epoch)
-        group = self._groups.setdefault((epoch, phase), RungGroup())
-        group.add(Observation(config, str(seed), tuple(float(c) for c in costs), accuracy))
-        d = group.decide(config, self.level, self.noise_floor, self.min_gain)
+        o = Observation(config, str(seed), tuple(float(c) for c in costs), accuracy)
+        d = self._observe(epoch, phase, o).decide(
+            config, self.level, self.noise_floor, self.min_gain
+        )
         entry = {
             "config": config,
             "seed": str(seed),
@@ -397,8 +412,7 @@ class ParetoRungs:
         """The state after ``entries`` (a saved :attr:`log`), replayed in order."""
         self = cls(milestones, level, noise_floor, min_gain)
         for e in entries:
-            phase = tuple(e["phase"])
-            group = self._groups.setdefault((int(e["epoch"]), phase), RungGroup())
-            group.add(Observation(e["config"], e["seed"], tuple(e["costs"]), float(e["accuracy"])))
+            o = Observation(e["config"], e["seed"], tuple(e["costs"]), float(e["accuracy"]))
+            self._observe(int(e["epoch"]), tuple(e["phase"]), o)
             self._apply(dict(e))
         return self

@@ -173,6 +173,30 @@ def test_trials_at_different_phases_never_judge_each_other() -> None:
     assert rungs.on_epoch("bad_late", 0, 4, (200,), 0.1, late) == STOP
 
 
+def test_a_dense_trial_is_judged_by_every_phase_and_never_judges_a_pruned_one() -> None:
+    def sweep(rungs: ParetoRungs) -> list[str]:
+        gradual, dense = PhaseClock("gradual", 0, 6), PhaseClock("none")
+        return [
+            rungs.on_epoch("pruned_small", 0, 2, (100,), 0.80, gradual),
+            # dense and costlier, behind a pruned trial that carries pruning damage: stopped
+            rungs.on_epoch("dense_big", 0, 2, (1000,), 0.70, dense),
+            # dense and cheap, far ahead: it never stops a pruned trial mid-schedule
+            rungs.on_epoch("dense_small", 0, 2, (50,), 0.95, dense),
+            rungs.on_epoch("pruned_big", 0, 2, (500,), 0.85, gradual),
+            # but it does stop a costlier dense one
+            rungs.on_epoch("dense_mid", 0, 2, (200,), 0.90, dense),
+        ]
+
+    rungs = ParetoRungs([2], noise_floor=0.0)
+    assert sweep(rungs) == [CONTINUE, STOP, CONTINUE, CONTINUE, STOP]
+    assert rungs.stopped["dense_big"]["by"] == "pruned_small"
+    assert rungs.stopped["dense_mid"]["by"] == "dense_small"
+    # rebuilt from the saved log, later dense trials meet every phase seen before
+    resumed = ParetoRungs.from_log(json.loads(json.dumps(rungs.log[:1])), [2], noise_floor=0.0)
+    assert resumed.on_epoch("dense_big", 0, 2, (1000,), 0.70, PhaseClock("none")) == STOP
+    assert resumed.stopped["dense_big"]["by"] == "pruned_small"
+
+
 # ------------------------------------------------------------------ bookkeeping and resume
 def sweep_events() -> list[tuple]:
     clock = PhaseClock("gradual", 0, 2)
