@@ -47,7 +47,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -63,6 +63,7 @@ from sparsity_tune.sweep.pareto_stop import phase_clock, target_costs
 DATA = Path(__file__).parent / "data" / "mo_grid_curves.csv.gz"
 KEYS = ("arch", "width", "granularity", "final_sparsity")
 END_EPOCH = 6  # the recorded schedule: gradual 0 -> 6 (mo_grid_record.END_EPOCH)
+RECORDED = PhaseClock("gradual", 0, END_EPOCH)
 CHECKPOINTS = (0.10, 0.25, 0.35, 0.50, 1.0)
 PLANES = ("log_params", "latency")
 COLORS = {"grid": "#1f77b4", "asha": "#ff7f0e", "moasha": "#2ca02c", "pareto": "#d62728"}
@@ -78,8 +79,9 @@ class Trial:
     target_params: float  # nonzero_params at the schedule's target, as pareto_asha estimates it
     latency: float  # infer_ms_b256 of the shipped model
     dense_latency: float  # that of the dense model of the same arch and width
-    clock: PhaseClock  # the trial's pruning schedule, as pareto_asha reads it
-    settings: dict  # arch, width, granularity, final_sparsity, seed (for --select)
+    #: the trial's pruning schedule, as pareto_asha reads it (default: the recorded one)
+    clock: PhaseClock = RECORDED
+    settings: dict = field(default_factory=dict)  # arch, width, ... seed (for --select)
 
 
 def load(path: Path, select: dict[str, str] | None = None) -> list[Trial]:
@@ -441,7 +443,7 @@ def main() -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="replay only these trials (e.g. arch=mlp): a held-out half, judged against its own grid",
+        help="replay only these trials (e.g. arch=mlp), judged against their own grid's front",
     )
     ap.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
     ap.add_argument("--tradeoff", action="store_true", help="also each rule under 9-18 settings")
@@ -459,7 +461,8 @@ def main() -> None:
         choose_on, test_on = (parse_select([h], "--holdout") for h in args.holdout)
         print(holdout(args.data, choose_on, test_on, args))
         print(
-            f"\n{args.repeats} shuffled orders, {args.workers} workers; {time.perf_counter() - t0:.0f}s"
+            f"\n{args.repeats} shuffled orders, {args.workers} workers; "
+            f"{time.perf_counter() - t0:.0f}s"
         )
         return
     trials = load(args.data, parse_select(args.select, "--select"))

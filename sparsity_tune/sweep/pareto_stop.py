@@ -331,8 +331,8 @@ def _stopped_before_start(
         "config": cfg.model_dump(mode="json"),
     }
     note = (
-        f"stopped before its first epoch by pareto_asha: configuration {config_id(cfg)} was stopped at "
-        f"epoch {by.get('epoch')} (seed {by.get('seed')}, by {by.get('by')})\n"
+        f"stopped before its first epoch by pareto_asha: configuration {config_id(cfg)} was "
+        f"stopped at epoch {by.get('epoch')} (seed {by.get('seed')}, by {by.get('by')})\n"
     )
     files = {layout.STOPPED: note}
     if fs is None:

@@ -71,3 +71,31 @@ def test_pareto_rule_replays_on_target_costs() -> None:
     # seeds identical: no spread; big (1000 params) at 0.5 > cheap's 0.4: never dominated
     out = bench.replay(rule, ts, [0, 1, 2, 3], 4, bench.Fronts(ts))
     assert out["budget"] == 1.0 and not rule.rungs.stopped
+
+
+def test_pending_seeds_of_a_stopped_configuration_never_start() -> None:
+    # cheap (10 params) at 0.9, big (1000) at 0.4: big's first seed stops at the rung of epoch
+    # 2 (0.4 + 1.28 * 0.01 < 0.9); its second seed, still queued, never starts (as under Ray)
+    ts = [
+        trial(0, "cheap", 0, [0.9] * 8, [10.0] * 8),
+        trial(1, "cheap", 1, [0.9] * 8, [10.0] * 8),
+        trial(2, "big", 0, [0.4] * 8, [1000.0] * 8),
+        trial(3, "big", 1, [0.4] * 8, [1000.0] * 8),
+    ]
+    rule = bench.Pareto(ts, 2, 3, level=0.9, noise_floor=0.01)
+    seen: dict[int, int] = {}
+    result = rule.result
+    rule.result = lambda t, e: seen.__setitem__(t.tid, e) or result(t, e)
+    out = bench.replay(rule, ts, [0, 2, 1, 3], 2, bench.Fronts(ts))
+    assert set(rule.rungs.stopped) == {"big"}
+    assert seen == {0: 8, 2: 2, 1: 8}  # trial 3 trained no epoch
+    assert out["budget"] == (8 + 2 + 8) / 32
+
+
+def test_select_keeps_the_matching_trials_and_names_a_bad_key() -> None:
+    mlp = bench.load(bench.DATA, {"arch": "mlp"})
+    assert len(mlp) == 66 and {t.config.split("/")[0] for t in mlp} == {"mlp"}
+    dense = [t for t in mlp if t.settings["final_sparsity"] == 0]
+    assert len(dense) == 6 and {t.clock.kind for t in dense} == {"none"}
+    with pytest.raises(SystemExit, match="--select depth=2: no such column"):
+        bench.load(bench.DATA, {"depth": "2"})
