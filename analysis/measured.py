@@ -25,6 +25,10 @@ operating point is put against its dense baseline on that axis:
   axis, resolved, the equivalence claim of two one-sided tests (conservatively at 95%). This is
   the answer, for instance, for masked training, which trains at dense shapes: "as slow as
   dense", not "within seed noise". It is read point by point, on a flat axis too.
+- **epochs against round 0** (an IMP round's epoch and training-step times,
+  :mod:`analysis.round_times`): the run's own round-0 epochs are its dense side, so each run
+  has an estimate, error and degrees of freedom as a run with timing rounds does, and is judged
+  the same way (``test`` :data:`IN_RUN_EPOCHS`).
 - **paired rounds** (inference times of runs that kept their rounds, :data:`ROUNDS`): each run
   timed its deployable and its dense model in alternating rounds and kept the rounds' paired
   log-ratios (:func:`sparsity_tune.trial.measure.log_ratio_summary`), so the load cancels
@@ -65,6 +69,7 @@ import pandas as pd
 from analysis.compare import seed_differences
 from analysis.points import P, dense_samples
 from analysis.repeats import COMBINED_COLS, combine_seeds
+from analysis.round_times import COLUMNS as ROUND_TIME_COLUMNS
 from analysis.stats import LEVEL, fdr_bh, welch
 from analysis.stats import paired as paired_t
 from analysis.tables import DENSE_EPS
@@ -88,11 +93,15 @@ ROUNDS: Final = {
         M.infer_log_speedup_b256_se,
         M.infer_log_speedup_b256_df,
     ),
+    **ROUND_TIME_COLUMNS,  # an IMP round's epochs against its own round 0's, in the same run
 }
 #: How a row was tested (the ``test`` column): from each run's paired rounds, every seed, BH;
 #: today's test where runs have no rounds (experiments recorded before they were kept, and
 #: axes without in-run pairs); or not at all where every run shipped the dense model.
 PAIRED_ROUNDS: Final = "paired rounds: every seed, BH"
+IN_RUN_EPOCHS: Final = "epochs vs round 0 in the run: every seed, BH"
+#: The ``test`` label of each axis whose in-run summary is not interleaved timing rounds.
+ROUNDS_TEST: Final = {axis: IN_RUN_EPOCHS for axis in ROUND_TIME_COLUMNS}
 SEED_MEANS: Final = "seed means: Welch, Bonferroni"
 SEED_PAIRS: Final = "seed pairs: paired t, Bonferroni"
 BY_RULE: Final = "ships dense: 1.0 by rule"
@@ -274,7 +283,7 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
         fam_lo[paired] = fam_hi[paired] = np.nan
         seeds_lo[paired], seeds_hi[paired] = r["seeds_lo"], r["seeds_hi"]
         p[paired] = r["p_value"]
-        test[paired] = np.where(r["tested"] > 0, PAIRED_ROUNDS, BY_RULE)
+        test[paired] = np.where(r["tested"] > 0, ROUNDS_TEST.get(x, PAIRED_ROUNDS), BY_RULE)
     q = np.where(paired, fdr_bh(p), np.minimum(1.0, k * p))  # BH; Bonferroni without rounds
     legacy_moved = ~paired & ((f["lo"] > 0) | (f["hi"] < 0))
     resolved = paired & (q < alpha)
