@@ -11,9 +11,10 @@ noise would need (:func:`analysis.stats.seeds_needed`). The interval is the pair
 the same seeds, which is the design of a seeded sweep (an IMP round and its own round 0; two
 methods from the same seeds); Welch's otherwise (``diff_test`` :data:`~analysis.stats.UNPAIRED`).
 Methods against each other are peers: besides better and worse, their difference may be
-resolved as :data:`~analysis.stats.EQUAL` (its interval inside plus or minus the tolerance). A comparison one of whose sides was
-still improving when its training ended (:func:`analysis.convergence.still_improving`) gets the
-verdict ``not converged`` instead, with ``convergence_note`` saying which side and by how much.
+resolved as :data:`~analysis.stats.EQUAL` (its interval inside plus or minus the tolerance). A
+comparison one of whose sides was still improving when its training ended
+(:func:`analysis.convergence.still_improving`) gets the verdict ``not converged`` instead, with
+``convergence_note`` saying which side and by how much.
 """
 
 from __future__ import annotations
@@ -115,17 +116,20 @@ def _judge(
 def seed_differences(a: pd.Series, b: pd.Series, key: pd.Series) -> pd.DataFrame:
     """Per comparison, the per-seed differences ``a - b``: ``a`` and ``b`` are values indexed by
     (side, seed), ``key`` maps each comparison (its index) to its (side of a, side of b).
-    Mean, std and n of the differences where both sides ran exactly the same seeds (at least
-    2), else NaN: an unmatched seed leaves the comparison to Welch's interval."""
+    Mean, std and n of the differences over the seeds both sides ran, where one side's seeds are
+    all among the other's (a dense baseline shared by two methods may have run seeds that one
+    of them has not) and at least 2; else NaN: the comparison keeps Welch's interval."""
     rows = []
     ga = {s: g.droplevel(0) for s, g in a.groupby(level=0, sort=False)}
     gb = {s: g.droplevel(0) for s, g in b.groupby(level=0, sort=False)}
     for sa, sb in key.to_numpy():
         va, vb = ga.get(sa), gb.get(sb)
-        if va is None or vb is None or set(va.index) != set(vb.index) or len(va) < 2:
+        common = [] if va is None or vb is None else [s for s in va.index if s in vb.index]
+        nested = va is not None and vb is not None and len(common) == min(len(va), len(vb))
+        if not nested or len(common) < 2:
             rows.append((np.nan, np.nan, np.nan))
             continue
-        diff = va - vb.reindex(va.index)
+        diff = va.reindex(common) - vb.reindex(common)
         rows.append((diff.mean(), diff.std(ddof=1), float(len(diff))))
     return pd.DataFrame(rows, columns=["mean", "std", "n"], index=key.index)
 

@@ -212,3 +212,23 @@ def test_roles_and_order_put_the_controls_last() -> None:
         }
     )
     assert variant_order(pts, "test_acc", 1.0) == ["rewind=none", "rewind=init", "rewind=reinit"]
+
+
+def test_a_baseline_with_more_seeds_is_paired_on_the_seeds_both_ran(tmp_path: Path) -> None:
+    """A dense baseline shared by two methods may have run a seed one of them has not: the
+    comparison pairs the seeds both ran; sides with disjoint extra seeds fall back to Welch."""
+    dense = [0.90, 0.93, 0.96, 0.99]
+    for seed, acc in enumerate(dense):
+        simple_trial(tmp_path, sparsity=0.0, seed=seed, acc=acc)
+    for seed, acc in enumerate([0.897, 0.925, 0.957]):
+        simple_trial(tmp_path, sparsity=0.5, seed=seed, acc=acc)
+    for seed, acc in zip((0, 1, 7), [0.88, 0.905, 0.935], strict=True):
+        simple_trial(tmp_path, sparsity=0.9, seed=seed, acc=acc)
+    samples = _samples(tmp_path)
+    sparsity = samples.groupby(P.point_id)["sparsity"].first()
+    vd = versus_dense(samples, "test_acc", 100.0, 1.0, 1.0)
+    vd.index = vd.index.map(sparsity)
+    lo, hi = _paired_ci(100 * np.array([0.897, 0.925, 0.957]), 100 * np.array(dense[:3]))
+    assert (vd.loc[0.5, "diff_ci95_lo"], vd.loc[0.5, "diff_ci95_hi"]) == pytest.approx((lo, hi))
+    assert vd.loc[0.5, "diff_test"] == PAIRED and vd.loc[0.5, "dense_n"] == 4
+    assert vd.loc[0.9, "diff_test"] == UNPAIRED  # seed 7 has no dense run
