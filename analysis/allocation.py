@@ -52,6 +52,8 @@ from analysis.compare import sparsity_cells, variant_order
 from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
     LEVEL,
+    PAIRED,
+    UNPAIRED,
     UNRESOLVED,
     line_gap,
     look_schedule,
@@ -412,8 +414,9 @@ def sequential_verdicts(
     when to stop adding seeds (:data:`analysis.stats.SEQUENTIAL`)."""
     cs, values = report_comparisons(samples, points, metric, scale, sign, tolerance)
     t = judge(cs, values, looks)
+    t["diff_test"] = np.where(t["paired"].astype(bool), PAIRED, UNPAIRED)
     cols = {"diff": "diff_pts", "lo": "diff_ci95_lo", "hi": "diff_ci95_hi"}
-    cols |= {"verdict": "verdict", "seeds_needed": "seeds_needed"}
+    cols |= {"verdict": "verdict", "seeds_needed": "seeds_needed", "diff_test": "diff_test"}
     points = points.copy()
     keys = points[P.point_id].astype(str) + " vs dense"
     hit = keys.isin(t.index)
