@@ -52,7 +52,10 @@ from analysis.compare import sparsity_cells, variant_order
 from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
     LEVEL,
+    PAIRED,
+    UNPAIRED,
     UNRESOLVED,
+    line_gap,
     look_schedule,
     seeds_needed,
     sequential_level,
@@ -75,7 +78,9 @@ class Comparison:
     """One difference the report judges: ``a - b`` (signed so that positive is better, in the
     report's points) against ``line`` (``-tolerance``; 0 for method against method). ``a`` and
     ``b`` name the value lists; ``config_a``/``config_b`` the configurations whose seeds produce
-    them (default: the same names; an IMP round and its round-0 baseline share one)."""
+    them (default: the same names; an IMP round and its round-0 baseline share one).
+    ``equivalence``: for two peers (``line`` 0), the margin within which they are resolved as
+    equal (:data:`analysis.stats.EQUAL`); 0: better or worse only."""
 
     key: str
     a: str
@@ -83,6 +88,18 @@ class Comparison:
     line: float = 0.0
     config_a: str | None = None
     config_b: str | None = None
+    equivalence: float = 0.0
+
+    @property
+    def peers(self) -> bool:
+        """Two methods, neither the reference: a symmetric verdict."""
+        return self.equivalence > 0
+
+    @property
+    def tolerance(self) -> float:
+        """The tolerance :func:`analysis.stats.verdict` reads: the equivalence margin of peers,
+        else the distance of the line below 0."""
+        return self.equivalence if self.peers else -self.line
 
     @property
     def configs(self) -> tuple[str, ...]:
@@ -135,23 +152,46 @@ def judge(
     row each indexed by ``key``: ``look``, ``diff``, ``lo``, ``hi``, ``sd_a``, ``sd_b`` (of the
     seeds the look uses), ``verdict`` against its line, and ``seeds_needed`` at the sequential
     level where unresolved (inf: beyond any count). With a one-look schedule this is today's
-    fixed-seed Welch interval."""
+    fixed-seed interval. Sides given as Series indexed by seed whose looked-at seeds are the same
+    (:func:`same_seeds`) are judged paired: ``sd_a`` is then the spread of the per-seed
+    differences and ``sd_b`` 0, so the seeds needed follow the paired interval too."""
     q = sequential_level(len(schedule), level)
     rows = []
     for c in comparisons:
-        a = np.asarray(values.get(c.a, ()), dtype=float)
-        b = np.asarray(values.get(c.b, ()), dtype=float)
-        d = sequential_samples(a, b, schedule, level)
+        va, vb = values.get(c.a, ()), values.get(c.b, ())
+        a, b = np.asarray(va, dtype=float), np.asarray(vb, dtype=float)
+        pair = same_seeds(va, vb)
+        d = sequential_samples(a, b, schedule, level, paired_seeds=pair)
         n = int(d["look"])
-        sd_a = float(np.std(a[:n], ddof=1)) if n >= 2 else math.nan
-        sd_b = float(np.std(b[:n], ddof=1)) if n >= 2 else math.nan
-        v = str(verdict([d["lo"]], [d["hi"]], -c.line)[0])
+        sd_a, sd_b = _spreads(a[:n], b[:n], pair) if n >= 2 else (math.nan, math.nan)
+        v = str(verdict([d["lo"]], [d["hi"]], c.tolerance, c.peers)[0])
         need = math.nan
         if v == UNRESOLVED and n:
-            need = seeds_needed(sd_a, sd_b, d["diff"] - c.line, level=q)
-        rows.append((c.key, n, d["diff"], d["lo"], d["hi"], sd_a, sd_b, v, need))
-    cols = ["key", "look", "diff", "lo", "hi", "sd_a", "sd_b", "verdict", "seeds_needed"]
+            gap = float(line_gap(np.array([d["diff"]]), c.tolerance, c.peers)[0])
+            need = seeds_needed(sd_a, sd_b, gap, level=q)
+        rows.append((c.key, n, d["diff"], d["lo"], d["hi"], sd_a, sd_b, v, need, pair))
+    cols = ["key", "look", "diff", "lo", "hi", "sd_a", "sd_b", "verdict", "seeds_needed", "paired"]
     return pd.DataFrame(rows, columns=cols).set_index("key")
+
+
+def same_seeds(a: object, b: object) -> bool:
+    """Whether two sides' values are seed-matched: both Series indexed by seed, whose first
+    ``min(len)`` seeds are the same seeds in the same order (at least 2). Plain sequences
+    (simulations with independent sides) are not."""
+    if not (isinstance(a, pd.Series) and isinstance(b, pd.Series)):
+        return False
+    ia, ib = a.index, b.index
+    n = min(len(ia), len(ib))
+    return n >= 2 and list(ia[:n]) == list(ib[:n])
+
+
+def _spreads(a: np.ndarray, b: np.ndarray, pair: bool) -> tuple[float, float]:
+    """(sd_a, sd_b) for the seeds-needed and resolution rules: both sides' spreads, or, paired,
+    the per-seed differences' spread and 0 (paired t: ``n - 1`` degrees of freedom)."""
+    n = min(len(a), len(b))
+    if pair:
+        return float(np.std(a[:n] - b[:n], ddof=1)), 0.0
+    return float(np.std(a, ddof=1)), float(np.std(b, ddof=1))
 
 
 def p_resolve(
@@ -204,8 +244,11 @@ def plan_wave(
             continue
         # the estimate uses every seed back, also those past the look (allowed: the union bound
         # holds whatever decides the stopping; only the verdict must wait for a look)
-        gap = float(a.mean() - b.mean() - c.line)
-        sd_a, sd_b = float(np.std(a, ddof=1)), float(np.std(b, ddof=1))
+        pair = bool(r["paired"])
+        diff = float(np.mean(a[: min(len(a), len(b))] - b[: min(len(a), len(b))]))
+        diff = diff if pair else float(a.mean() - b.mean())
+        gap = float(line_gap(np.array([diff]), c.tolerance, c.peers)[0])
+        sd_a, sd_b = _spreads(a, b, pair)
         need = seeds_needed(sd_a, sd_b, gap, level=q)
         if not later or not need <= schedule[-1]:
             state[c.key] = OUT_OF_REACH
@@ -275,23 +318,25 @@ def report_comparisons(
     scale: float,
     sign: float,
     tolerance: float,
-) -> tuple[list[Comparison], dict[str, list[float]]]:
+) -> tuple[list[Comparison], dict[str, pd.Series]]:
     """The comparisons :mod:`analysis.compare` makes, as the allocator's inputs: each pruned
     point against its dense baseline (line ``-tolerance``; :func:`~analysis.compare.versus_dense`)
     and every pair of variants in a cell of equal sparsity (line 0;
     :func:`~analysis.compare.at_equal_sparsity`, same cells and order), with each side's values
     in points (``sign * scale * metric``), one per seed in ascending seed order (the order an
-    adaptive sweep adds seeds). Configurations: a point's ``config_id``; a plain point's dense
+    adaptive sweep adds seeds), as a Series indexed by seed (so matched seeds are judged paired).
+    Two variants are peers, equal within ``tolerance`` as well as better or worse. Configurations: a point's ``config_id``; a plain point's dense
     baseline is the dense configuration with its other settings; an IMP round's is its own run
     (round 0 of the same trials), so both sides grow together."""
     k = sign * scale
     s = samples[samples[metric].notna() & samples["seed"].notna()]
-    values: dict[str, list[float]] = {}
+    values: dict[str, pd.Series] = {}
     configs: dict[str, str] = {}
 
     def side(name: str, rows: pd.DataFrame, by: list[str]) -> None:
         per_seed = rows.groupby([*by, "seed"])[metric].mean().sort_index(level="seed")
-        values[name] = [k * float(v) for v in per_seed.to_numpy()]
+        seeds = per_seed.index.get_level_values("seed")
+        values[name] = pd.Series(k * per_seed.to_numpy(float), index=seeds)
 
     out: list[Comparison] = []
     pruned = s[s[M.sparsity] > DENSE_EPS]
@@ -334,6 +379,7 @@ def report_comparisons(
                             0.0,
                             configs[f"{cell}:{va}"],
                             configs[f"{cell}:{vb}"],
+                            equivalence=tolerance,
                         )
                     )
     return out, values
@@ -368,8 +414,9 @@ def sequential_verdicts(
     when to stop adding seeds (:data:`analysis.stats.SEQUENTIAL`)."""
     cs, values = report_comparisons(samples, points, metric, scale, sign, tolerance)
     t = judge(cs, values, looks)
+    t["diff_test"] = np.where(t["paired"].astype(bool), PAIRED, UNPAIRED)
     cols = {"diff": "diff_pts", "lo": "diff_ci95_lo", "hi": "diff_ci95_hi"}
-    cols |= {"verdict": "verdict", "seeds_needed": "seeds_needed"}
+    cols |= {"verdict": "verdict", "seeds_needed": "seeds_needed", "diff_test": "diff_test"}
     points = points.copy()
     keys = points[P.point_id].astype(str) + " vs dense"
     hit = keys.isin(t.index)

@@ -16,7 +16,19 @@ operating point is put against its dense baseline on that axis:
   run and its interval the Student-t one over the runs' log ratios (Welch's with a spread-free
   second sample); for every other axis the dense baseline's
   own seeds (:func:`analysis.points.dense_samples`: the dense configuration of the same other
-  settings, or IMP round 0), unpaired as elsewhere in the report.
+  settings, or IMP round 0), paired by seed where both sides ran the same seeds (an IMP round
+  and its own round 0 are the same process, so the per-seed ratio also cancels what that
+  process ran beside: :func:`analysis.compare.seed_differences`, ``test``
+  :data:`SEED_PAIRS`), else unpaired as elsewhere in the report.
+- **the same cost** (:data:`SAME`): a point whose 95% interval lies inside
+  ``[1 / (1 + COST_TOLERANCE), 1 + COST_TOLERANCE]`` (10%) costs the same as dense on that
+  axis, resolved, the equivalence claim of two one-sided tests (conservatively at 95%). This is
+  the answer, for instance, for masked training, which trains at dense shapes: "as slow as
+  dense", not "within seed noise". It is read point by point, on a flat axis too.
+- **epochs against round 0** (an IMP round's epoch and training-step times,
+  :mod:`analysis.round_times`): the run's own round-0 epochs are its dense side, so each run
+  has an estimate, error and degrees of freedom as a run with timing rounds does, and is judged
+  the same way (``test`` :data:`IN_RUN_EPOCHS`).
 - **paired rounds** (inference times of runs that kept their rounds, :data:`ROUNDS`): each run
   timed its deployable and its dense model in alternating rounds and kept the rounds' paired
   log-ratios (:func:`sparsity_tune.trial.measure.log_ratio_summary`), so the load cancels
@@ -54,9 +66,12 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from analysis.compare import seed_differences
 from analysis.points import P, dense_samples
 from analysis.repeats import COMBINED_COLS, combine_seeds
+from analysis.round_times import COLUMNS as ROUND_TIME_COLUMNS
 from analysis.stats import LEVEL, fdr_bh, welch
+from analysis.stats import paired as paired_t
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import MEASURED, M, direction
 
@@ -78,12 +93,17 @@ ROUNDS: Final = {
         M.infer_log_speedup_b256_se,
         M.infer_log_speedup_b256_df,
     ),
+    **ROUND_TIME_COLUMNS,  # an IMP round's epochs against its own round 0's, in the same run
 }
 #: How a row was tested (the ``test`` column): from each run's paired rounds, every seed, BH;
 #: today's test where runs have no rounds (experiments recorded before they were kept, and
 #: axes without in-run pairs); or not at all where every run shipped the dense model.
 PAIRED_ROUNDS: Final = "paired rounds: every seed, BH"
+IN_RUN_EPOCHS: Final = "epochs vs round 0 in the run: every seed, BH"
+#: The ``test`` label of each axis whose in-run summary is not interleaved timing rounds.
+ROUNDS_TEST: Final = {axis: IN_RUN_EPOCHS for axis in ROUND_TIME_COLUMNS}
 SEED_MEANS: Final = "seed means: Welch, Bonferroni"
+SEED_PAIRS: Final = "seed pairs: paired t, Bonferroni"
 BY_RULE: Final = "ships dense: 1.0 by rule"
 
 MOVES: Final = "moves"
@@ -92,6 +112,10 @@ UNJUDGED: Final = "unjudged"
 CHEAPER: Final = "cheaper"
 DEARER: Final = "dearer"
 WITHIN_NOISE: Final = "within seed noise"
+SAME: Final = "same within tolerance"
+COST_TOLERANCE: Final = 0.10  #: a ratio within 10% of 1 either way is "the same cost"
+#: Verdicts that answer the comparison.
+RESOLVED_COSTS: Final = frozenset({CHEAPER, DEARER, SAME})
 NO_INTERVAL: Final = "no interval"
 #: Columns of :attr:`Axis.table` (one row per pruned point compared, index ``point_id``).
 RATIO_COLS: Final = (
@@ -204,18 +228,39 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
         ref = pd.DataFrame({"mean": 0.0, "std": 0.0, "n": mine["n"]}, index=mine.index)
     else:
         mine = _log_stats(pruned, P.point_id, x)
-        by_key = _log_stats(dense_samples(samples, x), P.baseline_key, x)
+        dense_seeds = dense_samples(samples, x)
+        by_key = _log_stats(dense_seeds, P.baseline_key, x)
         key = pruned.groupby(P.point_id, sort=False)[P.baseline_key].first()
         ref = by_key.reindex(key.reindex(mine.index).to_numpy()).set_axis(mine.index)
+        logs = np.log(pd.to_numeric(pruned[x], errors="coerce"))
+        own = logs.groupby([pruned[P.point_id], pruned["seed"]], sort=False).mean()
+        dv = pd.to_numeric(dense_seeds[x], errors="coerce")
+        dense_logs = pd.Series(
+            np.log(dv.where(dv > 0)).to_numpy(),
+            index=pd.MultiIndex.from_frame(dense_seeds[[P.baseline_key, "seed"]]),
+        ).dropna()
+        pairs = pd.Series(
+            list(zip(mine.index, key.reindex(mine.index), strict=True)), index=mine.index
+        )
+        seed_d = seed_differences(own, dense_logs, pairs)
     ref = ref.fillna({"n": 0})
     keep = ref["n"] > 0
     mine, ref = mine[keep], ref[keep]
     if mine.empty:
         return Axis(x, UNJUDGED, 0, _empty())
     a, b = (ref, mine) if direction(x) == "min" else (mine, ref)  # log ratio: + is cheaper
+    sd_paired = np.zeros(len(mine), dtype=bool)
+    if ref_col is None:  # seed pairs where both sides ran the same seeds
+        seed_d = seed_d.reindex(mine.index)
+        sd_paired = seed_d["n"].to_numpy(float) >= 2
+        flip = -1.0 if direction(x) == "min" else 1.0  # point - dense, signed as a - b
 
     def interval(level: float) -> dict[str, np.ndarray]:
-        return welch(a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"], level=level)
+        w = welch(a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"], level=level)
+        if sd_paired.any():
+            p = paired_t(flip * seed_d["mean"], seed_d["std"], seed_d["n"], level)
+            w = {k: np.where(sd_paired, p[k], np.asarray(v)) for k, v in w.items()}
+        return w
 
     rounds = _rounds_of(pruned, ROUNDS.get(x)).reindex(mine.index)
     paired = rounds["k"].notna().to_numpy()
@@ -231,14 +276,14 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
     fam_lo, fam_hi = f["lo"].copy(), f["hi"].copy()
     seeds_lo = np.full(len(mine), np.nan)
     seeds_hi = np.full(len(mine), np.nan)
-    test = np.where(has, SEED_MEANS, "").astype(object)
+    test = np.where(has, np.where(sd_paired, SEED_PAIRS, SEED_MEANS), "").astype(object)
     if paired.any():  # the runs' own rounds: every seed, random-effects size
         r = rounds[paired]
         ratio[paired], lo[paired], hi[paired] = r["mu"], r["lo"], r["hi"]
         fam_lo[paired] = fam_hi[paired] = np.nan
         seeds_lo[paired], seeds_hi[paired] = r["seeds_lo"], r["seeds_hi"]
         p[paired] = r["p_value"]
-        test[paired] = np.where(r["tested"] > 0, PAIRED_ROUNDS, BY_RULE)
+        test[paired] = np.where(r["tested"] > 0, ROUNDS_TEST.get(x, PAIRED_ROUNDS), BY_RULE)
     q = np.where(paired, fdr_bh(p), np.minimum(1.0, k * p))  # BH; Bonferroni without rounds
     legacy_moved = ~paired & ((f["lo"] > 0) | (f["hi"] < 0))
     resolved = paired & (q < alpha)
@@ -250,6 +295,9 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
     state = UNJUDGED if k == 0 else (MOVES if (legacy_moved | resolved).any() else FLAT)
     if state == FLAT:
         verdict[has] = WITHIN_NOISE  # protected: no point is read alone on a flat axis
+    band = np.log1p(COST_TOLERANCE)  # equivalence: the 95% interval within 10% of 1 either way
+    same = (verdict == WITHIN_NOISE) & (lo > -band) & (hi < band)
+    verdict[same] = SAME
     n = np.where(paired, pd.to_numeric(rounds["k"]).fillna(0), mine["n"]).astype(int)
     table = pd.DataFrame(
         {

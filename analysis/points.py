@@ -8,7 +8,8 @@ point holds its final record), ``peak_mem_bytes`` as the max over the round, tim
 (one epoch's wall time is at the mercy of the machine's load), and the round's own
 ``best_val_acc``, ``best_epoch``, ``test_acc_at_best_val`` and ``epochs_to_99pct`` (epochs
 counted from the round's start, i.e. from the rewind); summary-only figures (inference time,
-totals) describe the run's final network and sit on its last round. Rounds are read from
+totals) describe the run's final network and sit on its last round. A pruned round also carries
+its epoch times against its own round 0's, in the same run (:mod:`analysis.round_times`). Rounds are read from
 records.jsonl, where ``target_sparsity`` changes at each one, so no schedule rule is re-derived.
 
 Round 0 is the same dense training for every IMP variant of the same other settings (score,
@@ -43,6 +44,7 @@ import pandas as pd
 
 from analysis import convergence
 from analysis.load import FINISHED
+from analysis.round_times import round_time_ratios
 from analysis.tables import DENSE_EPS, identity_columns
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS, M
 from sparsity_tune.trial.registry import SCHEDULES
@@ -192,6 +194,8 @@ def operating_points(trials: pd.DataFrame, history: pd.DataFrame) -> pd.DataFram
         if c not in samples:
             samples[c] = np.nan
     samples[P.remaining] = 1.0 - samples[M.sparsity]
+    pairs = round_time_ratios(h, set(fin.loc[imp, "trial_id"]))  # in-run epoch-time ratios
+    samples = samples.join(pairs, on=["trial_id", "_seg"])
     samples = samples[~samples.duplicated([P.point_id, "seed"]) | samples["seed"].isna()]
     samples = samples.reset_index(drop=True)
     samples = convergence.add_gains(samples, h)

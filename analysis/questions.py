@@ -257,7 +257,11 @@ def analyse(
     ok = points[y].notna() & points[M.sparsity].notna() if y in points else points.index < 0
     usable = points[ok] if len(points) else points
     fronts = {x: front_table(usable, x, y) for x in xs}
-    methods = at_equal_sparsity(samples, usable, y, scale, sign) if len(usable) else pd.DataFrame()
+    methods = (
+        at_equal_sparsity(samples, usable, y, scale, sign, tolerance=tolerance)
+        if len(usable)
+        else pd.DataFrame()
+    )
     if (looks := sequential_looks(exp.spec)) is not None and len(usable):
         # an adaptive sweep chose when to stop adding seeds: intervals valid under that
         points, methods = sequential_verdicts(

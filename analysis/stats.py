@@ -4,12 +4,20 @@
 pruned configuration and its dense baseline, or two methods at equal sparsity), so each comes
 with the 95% Welch interval of that difference: unequal variances, Welch-Satterthwaite degrees of
 freedom, the interval ``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval()``
-gives. The verdict reads where the *whole* interval lies (a non-inferiority test: a two-sided 95%
+gives. When both sides were run with the same seeds (an IMP round and its own round 0, two methods
+started from the same seeds), the seed is the unit of the design: the same initial weights and
+data order on both sides. Then the interval is the paired one, Student's t on the per-seed
+differences with ``n - 1`` degrees of freedom (:func:`paired`; ``scipy.stats.ttest_rel``): the
+noise both sides share (a lucky initialisation) cancels, as it does in a paired benchmark.
+The verdict reads where the *whole* interval lies (a non-inferiority test: a two-sided 95%
 interval above ``-tolerance`` is the one-sided 2.5% test of "worse by more than the tolerance"):
 
 - ``better``: above 0;
 - ``within tolerance``: above ``-tolerance`` (with tolerance 0 this cannot happen);
 - ``worse``: below ``-tolerance``;
+- ``equal within tolerance``: two methods compared with each other (no side is the reference)
+  whose interval lies inside ``(-tolerance, tolerance)``: the two one-sided tests of an
+  equivalence claim (TOST), read from the same 95% interval (conservative: TOST needs 90%);
 - ``not resolved``: it straddles the line, or a side has one seed (no spread, no interval);
 - ``not converged``: a side was still improving when its training ended
   (:func:`analysis.convergence.still_improving`), so the difference describes networks that had
@@ -43,8 +51,13 @@ BETTER: Final = "better"
 WITHIN: Final = "within tolerance"
 WORSE: Final = "worse"
 UNRESOLVED: Final = "not resolved"
+EQUAL: Final = "equal within tolerance"
 NOT_CONVERGED: Final = "not converged"
-VERDICTS: Final = (BETTER, WITHIN, WORSE, UNRESOLVED, NOT_CONVERGED)
+VERDICTS: Final = (BETTER, WITHIN, EQUAL, WORSE, UNRESOLVED, NOT_CONVERGED)
+#: Verdicts that answer the comparison (the rest: no claim yet).
+RESOLVED_VERDICTS: Final = frozenset({BETTER, WITHIN, EQUAL, WORSE})
+PAIRED: Final = "paired by seed"  #: how a difference was tested (``test`` column)
+UNPAIRED: Final = "Welch"
 
 
 def _t(q: float, df: np.ndarray) -> np.ndarray:
@@ -94,15 +107,53 @@ def welch_samples(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> dict[st
     return {k: float(v[0]) for k, v in d.items()}
 
 
-def verdict(lo: np.ndarray, hi: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
+def verdict(
+    lo: np.ndarray, hi: np.ndarray, tolerance: float = 0.0, symmetric: bool = False
+) -> np.ndarray:
     """Where the interval ``[lo, hi]`` of a difference (positive = better) lies against
-    ``-tolerance`` and 0: one of :data:`VERDICTS` per element (NaN interval: not resolved)."""
+    ``-tolerance`` and 0: one of :data:`VERDICTS` per element (NaN interval: not resolved).
+    ``symmetric``: a comparison of two peers (method against method), read against 0 (better,
+    worse) and, failing that, against ``(-tolerance, tolerance)`` (:data:`EQUAL`).
+
+    >>> verdict([-0.4, 0.2, -2.0], [0.5, 0.9, -1.5], 1.0, symmetric=True).tolist()
+    ['equal within tolerance', 'better', 'worse']
+    """
     lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
     out = np.full(lo.shape, UNRESOLVED, dtype=object)
+    if symmetric:
+        if tolerance > 0:
+            out[(lo > -tolerance) & (hi < tolerance)] = EQUAL
+        out[hi < 0] = WORSE
+        out[lo > 0] = BETTER
+        return out
     out[hi < -tolerance] = WORSE
     out[lo > -tolerance] = WITHIN
     out[lo > 0] = BETTER
     return out
+
+
+def line_gap(diff: np.ndarray, tolerance: float, symmetric: bool = False) -> np.ndarray:
+    """The distance from an unresolved difference to the line whose clearing resolves it most
+    easily, the gap :func:`seeds_needed` works on: to ``-tolerance`` for a comparison with a
+    reference; for two peers the larger of the distances to 0 and to the nearer equivalence
+    bound (``tolerance - |diff|``, where positive).
+
+    >>> line_gap(np.array([-0.3, -0.8]), 1.0, symmetric=True).round(2).tolist()
+    [0.7, 0.8]
+    """
+    d = np.asarray(diff, dtype=float)
+    if not symmetric:
+        return d + tolerance
+    return np.maximum(np.abs(d), tolerance - np.abs(d))
+
+
+def paired(mean_d: np.ndarray, sd_d: np.ndarray, n: np.ndarray, level: float = LEVEL) -> dict:
+    """The paired interval of a mean per-seed difference (``mean_d``, its seeds' standard
+    deviation ``sd_d``, ``n`` seeds): Student's t with ``n - 1`` degrees of freedom, in
+    :func:`welch`'s keys (Welch's formula with a spread-free second side is exactly that)."""
+    n = np.asarray(n, dtype=float)
+    zero = np.zeros(n.shape)
+    return welch(mean_d, sd_d, n, zero, zero, n, level)
 
 
 def seeds_needed(
@@ -162,7 +213,10 @@ def seeds_needed_many(
 
 
 #: The procedure an adaptive sweep's intervals use (named in the report).
-SEQUENTIAL: Final = "Welch intervals with Bonferroni alpha spending over a fixed set of looks"
+SEQUENTIAL: Final = (
+    "Welch (or, on matched seeds, paired t) intervals with Bonferroni alpha spending over a "
+    "fixed set of looks"
+)
 
 
 def look_schedule(initial: int, maximum: int) -> tuple[int, ...]:
@@ -206,20 +260,31 @@ def look_of(n: np.ndarray, schedule: tuple[int, ...]) -> np.ndarray:
 
 
 def sequential_samples(
-    a: np.ndarray, b: np.ndarray, schedule: tuple[int, ...], level: float = LEVEL
+    a: np.ndarray,
+    b: np.ndarray,
+    schedule: tuple[int, ...],
+    level: float = LEVEL,
+    paired_seeds: bool = False,
 ) -> dict[str, float]:
     """The valid-under-optional-stopping interval of ``mean(a) - mean(b)`` (:data:`SEQUENTIAL`):
     both sides cut to their first ``L`` seeds, ``L`` the last look both have reached (seeds in
     the order the sweep added them), and the Welch interval at :func:`sequential_level` of the
-    number of looks. Keys of :func:`welch` plus ``look`` (``L``; 0 and a NaN interval before
-    the first look). Using only the first ``L`` makes every look a fixed-``n`` statistic,
-    which the union bound needs; seeds past the look wait for the next one."""
+    number of looks; ``paired_seeds`` (the ``i``-th value of both sides comes from the same
+    seed): the paired interval of the ``L`` differences instead. Keys of :func:`welch` plus
+    ``look`` (``L``; 0 and a NaN interval before the first look). Using only the first ``L``
+    makes every look a fixed-``n`` statistic, which the union bound needs; seeds past the look
+    wait for the next one."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     look = int(look_of(np.array(min(len(a), len(b))), schedule))
     if look == 0:
         nan = math.nan
         return {"diff": nan, "se": nan, "df": nan, "lo": nan, "hi": nan, "look": 0.0}
-    d = welch_samples(a[:look], b[:look], sequential_level(len(schedule), level))
+    q = sequential_level(len(schedule), level)
+    if paired_seeds:
+        d = a[:look] - b[:look]
+        p = paired([d.mean()], [np.std(d, ddof=1)], [look], q)
+        return {**{k: float(v[0]) for k, v in p.items()}, "look": float(look)}
+    d = welch_samples(a[:look], b[:look], q)
     return {**d, "look": float(look)}
 
 

@@ -7,12 +7,14 @@ analysis wrote, so anyone can recount a report without re-running it.
 
 - ``points.csv``: every pruned operating point against its dense baseline (``verdict``: better,
   within tolerance, worse; or not resolved, not converged). Dense points have no verdict.
-- ``methods.csv``: pruning variants at equal sparsity (better, worse, not resolved, not
-  converged).
-- ``measured.csv``: measured cost axes only (counted costs have no noise to resolve): cheaper or
-  dearer is resolved; a ratio of exactly 1 with no spread (the dense model ships, so both sides
-  time the same model: unstructured pruning's deployed bytes) is resolved as *equal*; "within
+- ``methods.csv``: pruning variants at equal sparsity (better, worse, equal within tolerance;
+  or not resolved, not converged).
+- ``measured.csv``: measured cost axes only (counted costs have no noise to resolve): cheaper,
+  dearer or the same (within 10% of dense, :data:`analysis.measured.SAME`) is resolved; "within
   seed noise" and "no interval" are not.
+
+What counts as resolved is the analysis's own set (:data:`analysis.stats.RESOLVED_VERDICTS`,
+:data:`analysis.measured.RESOLVED_COSTS`), not a copy.
 - ``report.html``'s sentences: the matched large-sparse vs small-dense pairs ("better in a,
   worse in b, not resolved in c") and the architectures at an equal parameter budget ("X
   better/worse/not resolved").
@@ -33,8 +35,11 @@ from pathlib import Path
 
 import pandas as pd
 
-RESOLVED_ACC = {"better", "worse", "within tolerance"}
-RESOLVED_COST = {"cheaper", "dearer"}
+from analysis.measured import RESOLVED_COSTS
+from analysis.stats import RESOLVED_VERDICTS
+
+RESOLVED_ACC = set(RESOLVED_VERDICTS)
+RESOLVED_COST = set(RESOLVED_COSTS)
 MEASURED_AXES = {"infer_ms_b1", "infer_ms_b256", "train_time_s", "epoch_time_s", "peak_mem_bytes"}
 #: "... the larger sparse model is better in 1, worse in 0, not resolved in 4."
 MATCHED = re.compile(r"better in (\d+), worse in (\d+), not resolved in (\d+)")
@@ -62,10 +67,8 @@ def count(verdicts: pd.Series, resolved: set[str]) -> tuple[int, int, Counter]:
 
 
 def measured_verdicts(m: pd.DataFrame) -> pd.Series:
-    """measured.csv's verdicts on measured axes, an exact 1.0 with no spread read as "equal"."""
-    m = m[m["axis"].isin(MEASURED_AXES) | (m.get("kind") == "measured")].copy()
-    exact = (m["ratio_ci95_lo"] == 1.0) & (m["ratio_ci95_hi"] == 1.0) & (m["ratio"] == 1.0)
-    return m["verdict"].where(~exact, "equal (exact)")
+    """measured.csv's verdicts on measured axes."""
+    return m.loc[m["axis"].isin(MEASURED_AXES) | (m.get("kind") == "measured"), "verdict"]
 
 
 def sentence_verdicts(report: Path) -> list[str]:
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if measured is not None and len(measured):
         groups["measured costs vs dense (measured.csv)"] = count(
-            measured_verdicts(measured), RESOLVED_COST | {"equal (exact)"}
+            measured_verdicts(measured), RESOLVED_COST
         )
     said = pd.Series(sentence_verdicts(d / "report.html"), dtype=object)
     groups["sentences: matched pairs, arch at equal budget (report.html)"] = count(

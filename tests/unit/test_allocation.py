@@ -253,3 +253,29 @@ def test_an_adaptive_sweeps_report_uses_the_sequential_intervals(tmp_path) -> No
     assert sorted(fixed.methods["diff_ci95_lo"].astype(float)) != pytest.approx(sorted(pairs["lo"]))
     overview = " ".join(a.sections[0].sentences)
     assert SEQUENTIAL in overview and SEQUENTIAL not in " ".join(fixed.sections[0].sentences)
+
+
+def test_seed_matched_sides_are_judged_paired_at_the_sequential_level() -> None:
+    """Sides given as Series over the same seeds: the paired t interval of the first L
+    differences at the look's level, and the seeds needed from the differences' spread;
+    plain lists (independent sides) keep Welch's."""
+    import pandas as pd
+
+    a = [80.0, 83.0, 86.0, 81.0, 84.0, 87.0]
+    b = [80.4, 83.5, 86.3, 81.6, 84.2, 87.5]  # a seed effect shared with a: 3 points of spread
+    cs = [Comparison("a vs b", "a", "b", -1.0)]
+    seeds = [0, 1, 2, 3, 4, 5]
+    t = judge(cs, {"a": pd.Series(a, index=seeds), "b": pd.Series(b, index=seeds)}, (3, 6))
+    r = t.loc["a vs b"]
+    q = 1 - 0.05 / 2
+    ci = sps.ttest_rel(a, b).confidence_interval(q)
+    assert bool(r["paired"]) and r["look"] == 6
+    assert (r["lo"], r["hi"]) == pytest.approx((ci.low, ci.high))
+    assert r["sd_a"] == pytest.approx(np.std(np.subtract(a, b), ddof=1)) and r["sd_b"] == 0
+    assert r["verdict"] == "within tolerance"  # [-0.69, -0.31] above -1
+    w = judge(cs, {"a": a, "b": b}, (3, 6)).loc["a vs b"]
+    assert not w["paired"] and w["verdict"] == UNRESOLVED  # Welch: +-4 points wide
+    shifted = judge(
+        cs, {"a": pd.Series(a, index=seeds), "b": pd.Series(b, index=seeds[::-1])}, (3, 6)
+    )
+    assert not shifted.loc["a vs b", "paired"]  # other seeds in that order: not pairs

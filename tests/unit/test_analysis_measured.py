@@ -13,10 +13,14 @@ from analysis.charts import front_chart
 from analysis.load import load_experiment
 from analysis.measured import (
     CHEAPER,
+    COST_TOLERANCE,
     DEARER,
     FLAT,
     MOVES,
     NO_INTERVAL,
+    SAME,
+    SEED_MEANS,
+    SEED_PAIRS,
     UNJUDGED,
     WITHIN_NOISE,
     compacted_speedup,
@@ -31,15 +35,22 @@ from analysis.tables import add_config_ids
 from sparsity_tune.metrics import M
 
 
-def samples(points: dict[str, tuple[float, list[float]]], x: str = M.train_time_s, **extra):
+def samples(
+    points: dict[str, tuple[float, list[float]]],
+    x: str = M.train_time_s,
+    same_seeds: bool = False,
+    **extra,
+):
     """A per-seed table: ``{point_id: (sparsity, [value per seed])}``, one shared dense
-    baseline (the points at sparsity 0); ``extra`` columns as ``{col: {point_id: [values]}}``."""
+    baseline (the points at sparsity 0); ``extra`` columns as ``{col: {point_id: [values]}}``.
+    The pruned points run other seeds than the dense one (unpaired), unless ``same_seeds``."""
     rows = []
     for pid, (sp, values) in points.items():
-        for seed, v in enumerate(values):
+        for i, v in enumerate(values):
+            seed = i if same_seeds or sp == 0.0 else 100 + i
             row = {P.point_id: pid, P.baseline_key: "base", "seed": seed, M.sparsity: sp, x: v}
             for col, by in extra.items():
-                row[col] = by[pid][seed]
+                row[col] = by[pid][i]
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -60,6 +71,26 @@ def test_flat_axis_when_no_point_leaves_the_seed_noise() -> None:
     assert (a["ratio_ci95_lo"], a["ratio_ci95_hi"]) == pytest.approx(np.exp(ci))
     fam = stats.ttest_ind(logs_d, logs_a, equal_var=False).confidence_interval(1 - 0.05 / 2)
     assert (a["ratio_family_lo"], a["ratio_family_hi"]) == pytest.approx(np.exp(fam))
+
+
+def test_seed_matched_runs_are_paired_and_the_same_cost_is_resolved() -> None:
+    """The same seeds on both sides (an IMP round and its own round 0): the paired t interval
+    of the per-seed log ratios. A load that slows a seed's runs on both sides cancels, so a
+    point that costs what dense costs is resolved as the same (its interval inside 1 +- 10%),
+    and one 30% slower in every seed as dearer; unpaired, both stay within the seed noise."""
+    dense = [1.0, 1.5, 2.0]  # seconds per epoch, at three machine loads
+    pts = {"d": (0.0, dense), "same": (0.5, [1.01, 1.49, 2.02]), "slow": (0.9, [1.3, 1.96, 2.6])}
+    ax = judge_axis(samples(pts, same_seeds=True), M.train_time_s)
+    same, slow = ax.table.loc["same"], ax.table.loc["slow"]
+    own = np.log(dense) - np.log([1.01, 1.49, 2.02])
+    ci = stats.ttest_1samp(own, 0.0).confidence_interval(0.95)
+    assert (same["ratio_ci95_lo"], same["ratio_ci95_hi"]) == pytest.approx(np.exp(ci))
+    assert 1 / (1 + COST_TOLERANCE) < same["ratio_ci95_lo"] < same["ratio_ci95_hi"] < 1.1
+    assert same["verdict"] == SAME and same["test"] == SEED_PAIRS
+    assert slow["verdict"] == DEARER and ax.state == MOVES
+    apart = judge_axis(samples(pts), M.train_time_s)
+    assert set(apart.table["verdict"]) == {WITHIN_NOISE} and apart.state == FLAT
+    assert set(apart.table["test"]) == {SEED_MEANS}
 
 
 def test_an_axis_moves_when_a_point_leaves_the_noise_at_the_family_level() -> None:

@@ -52,8 +52,8 @@ def write(d: Path) -> Path:
             "ratio_ci95_hi": [2.9, 1.0, 1.0, 2.0, 1.2],
             "verdict": [
                 "cheaper",
-                "within seed noise",
-                "within seed noise",
+                "same within tolerance",
+                "same within tolerance",
                 "cheaper",
                 "within seed noise",
             ],
@@ -79,7 +79,7 @@ def test_counts_every_group_and_the_total(tmp_path: Path, capsys: pytest.Capture
     row = {line[:62].strip(): line[62:].split()[:3] for line in out if len(line) > 62}
     assert row["points vs dense (points.csv)"] == ["2", "4", "50%"]
     assert row["methods at equal sparsity (methods.csv)"] == ["3", "4", "75%"]
-    # measured axes only (nonzero_params is counted); exact 1.0 ratios are answers
+    # measured axes only (nonzero_params is counted); the same cost as dense is an answer
     assert row["measured costs vs dense (measured.csv)"] == ["3", "4", "75%"]
     assert row["sentences: matched pairs, arch at equal budget (report.html)"] == ["2", "6", "33%"]
     assert row["all"] == ["10", "18", "56%"]
@@ -89,18 +89,17 @@ def test_counts_every_group_and_the_total(tmp_path: Path, capsys: pytest.Capture
     assert "dense cnn d2×w64: test_acc 0.9300 [0.9200, 0.9400], 3 seeds" in out
 
 
-def test_measured_verdicts_reads_exact_ones_as_equal() -> None:
+def test_measured_verdicts_count_measured_axes_and_the_analysis_own_resolved_set() -> None:
     m = pd.DataFrame(
         {
-            "axis": ["infer_ms_b1", "infer_ms_b1", "train_time_s"],
-            "kind": ["measured"] * 3,
-            "ratio": [1.0, 1.0, 0.7],
-            "ratio_ci95_lo": [1.0, 0.8, 0.6],
-            "ratio_ci95_hi": [1.0, 1.3, 0.8],
-            "verdict": ["within seed noise", "within seed noise", "dearer"],
+            "axis": ["infer_ms_b1", "infer_ms_b1", "train_time_s", "nonzero_params"],
+            "kind": ["measured"] * 3 + ["counted"],
+            "verdict": ["same within tolerance", "within seed noise", "dearer", "cheaper"],
         }
     )
-    assert da.measured_verdicts(m).tolist() == ["equal (exact)", "within seed noise", "dearer"]
+    got = da.measured_verdicts(m)
+    assert got.tolist() == ["same within tolerance", "within seed noise", "dearer"]
+    assert da.count(got, da.RESOLVED_COST)[:2] == (2, 3)
 
 
 def test_sentences_missing_report_and_no_match(tmp_path: Path) -> None:
