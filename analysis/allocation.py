@@ -52,8 +52,6 @@ from analysis.compare import sparsity_cells, variant_order
 from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
     LEVEL,
-    PAIRED,
-    UNPAIRED,
     UNRESOLVED,
     line_gap,
     look_schedule,
@@ -318,25 +316,24 @@ def report_comparisons(
     scale: float,
     sign: float,
     tolerance: float,
-) -> tuple[list[Comparison], dict[str, pd.Series]]:
+) -> tuple[list[Comparison], dict[str, list[float]]]:
     """The comparisons :mod:`analysis.compare` makes, as the allocator's inputs: each pruned
     point against its dense baseline (line ``-tolerance``; :func:`~analysis.compare.versus_dense`)
     and every pair of variants in a cell of equal sparsity (line 0;
     :func:`~analysis.compare.at_equal_sparsity`, same cells and order), with each side's values
     in points (``sign * scale * metric``), one per seed in ascending seed order (the order an
-    adaptive sweep adds seeds), as a Series indexed by seed (so matched seeds are judged paired).
-    Two variants are peers, equal within ``tolerance`` as well as better or worse. Configurations: a point's ``config_id``; a plain point's dense
+    adaptive sweep adds seeds), as plain lists: judged with Welch's interval, as the report's
+    comparisons are (:mod:`analysis.compare` says why). Two variants are peers, equal within ``tolerance`` as well as better or worse. Configurations: a point's ``config_id``; a plain point's dense
     baseline is the dense configuration with its other settings; an IMP round's is its own run
     (round 0 of the same trials), so both sides grow together."""
     k = sign * scale
     s = samples[samples[metric].notna() & samples["seed"].notna()]
-    values: dict[str, pd.Series] = {}
+    values: dict[str, list[float]] = {}
     configs: dict[str, str] = {}
 
     def side(name: str, rows: pd.DataFrame, by: list[str]) -> None:
         per_seed = rows.groupby([*by, "seed"])[metric].mean().sort_index(level="seed")
-        seeds = per_seed.index.get_level_values("seed")
-        values[name] = pd.Series(k * per_seed.to_numpy(float), index=seeds)
+        values[name] = [k * float(v) for v in per_seed.to_numpy()]  # Welch, as the report
 
     out: list[Comparison] = []
     pruned = s[s[M.sparsity] > DENSE_EPS]
@@ -414,9 +411,8 @@ def sequential_verdicts(
     when to stop adding seeds (:data:`analysis.stats.SEQUENTIAL`)."""
     cs, values = report_comparisons(samples, points, metric, scale, sign, tolerance)
     t = judge(cs, values, looks)
-    t["diff_test"] = np.where(t["paired"].astype(bool), PAIRED, UNPAIRED)
     cols = {"diff": "diff_pts", "lo": "diff_ci95_lo", "hi": "diff_ci95_hi"}
-    cols |= {"verdict": "verdict", "seeds_needed": "seeds_needed", "diff_test": "diff_test"}
+    cols |= {"verdict": "verdict", "seeds_needed": "seeds_needed"}
     points = points.copy()
     keys = points[P.point_id].astype(str) + " vs dense"
     hit = keys.isin(t.index)

@@ -6,11 +6,13 @@ Both work on the per-seed table of :func:`analysis.points.operating_points` and 
 per comparison with the difference in *points* (``scale`` x the metric, sign-flipped for a
 minimised metric so that positive is always better), its 95% interval, the verdict of
 :func:`analysis.stats.verdict` and, when unresolved, the seeds per configuration the observed
-noise would need (:func:`analysis.stats.seeds_needed`). The interval is the paired one
-(:func:`analysis.stats.paired`, ``diff_test`` :data:`~analysis.stats.PAIRED`) when both sides ran
-the same seeds, which is the design of a seeded sweep (an IMP round and its own round 0; two
-methods from the same seeds); Welch's otherwise (``diff_test`` :data:`~analysis.stats.UNPAIRED`).
-Methods against each other are peers: besides better and worse, their difference may be
+noise would need (:func:`analysis.stats.seeds_needed`). The interval is Welch's even where both
+sides ran the same seeds: measured on the demo, a seed's share in both sides is small (the
+pruned-minus-dense difference keeps 0.75 of the two sides' variance for the CNNs, 0.89 for the
+MLPs: ``python benchmarks/bench_allocation.py --calibrate results/demo``), so a paired interval
+would lose more in degrees of freedom (``n - 1`` against Welch's ~``2(n - 1)``) than it gains,
+and Welch's stays valid (conservative) under a positive seed correlation. Measured times are
+another matter (:mod:`analysis.measured`). Methods against each other are peers: besides better and worse, their difference may be
 resolved as :data:`~analysis.stats.EQUAL` (its interval inside plus or minus the tolerance). A
 comparison one of whose sides was still improving when its training ended
 (:func:`analysis.convergence.still_improving`) gets the verdict ``not converged`` instead, with
@@ -27,17 +29,7 @@ import pandas as pd
 
 from analysis.convergence import still_improving
 from analysis.points import DENSE_VARIANT, P, dense_samples
-from analysis.stats import (
-    NOT_CONVERGED,
-    PAIRED,
-    UNPAIRED,
-    UNRESOLVED,
-    line_gap,
-    paired,
-    seeds_needed_many,
-    verdict,
-    welch,
-)
+from analysis.stats import NOT_CONVERGED, UNRESOLVED, line_gap, seeds_needed_many, verdict, welch
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M
 
@@ -51,7 +43,6 @@ DIFF_COLS: Final = (
     "diff_ci95_hi",
     "verdict",
     "seeds_needed",
-    "diff_test",
     "convergence_note",
 )
 
@@ -67,15 +58,13 @@ def _judge(
     scale: float,
     sign: float,
     tolerance: float,
-    d: pd.DataFrame | None = None,
     symmetric: bool = False,
 ) -> pd.DataFrame:
     """Difference ``sign * scale * (a - b)`` of two aligned stats tables, its interval, verdict
     and the seeds needed where unresolved (the gap to the line the verdict reads:
-    :func:`~analysis.stats.line_gap`). ``d``, aligned too: the per-seed differences ``a - b``
-    (mean, std, n; NaN where the sides' seeds differ), whose rows get the paired interval."""
+    :func:`~analysis.stats.line_gap`; ``symmetric``: two peers)."""
     k = sign * scale
-    w = welch(
+    d = welch(
         k * a["mean"].to_numpy(float),
         abs(k) * a["std"].to_numpy(float),
         a["n"].to_numpy(float),
@@ -83,55 +72,22 @@ def _judge(
         abs(k) * b["std"].to_numpy(float),
         b["n"].to_numpy(float),
     )
+    v = verdict(d["lo"], d["hi"], tolerance, symmetric)
     sa, sb = abs(k) * a["std"].to_numpy(float), abs(k) * b["std"].to_numpy(float)
-    diff, lo, hi = w["diff"], w["lo"], w["hi"]
-    is_paired = np.zeros(len(a), dtype=bool)
-    if d is not None:
-        is_paired = d["n"].to_numpy(float) >= 2
-        pd_ = paired(
-            k * d["mean"].to_numpy(float), abs(k) * d["std"].to_numpy(float), d["n"].to_numpy(float)
-        )
-        diff = np.where(is_paired, pd_["diff"], diff)
-        lo = np.where(is_paired, pd_["lo"], lo)
-        hi = np.where(is_paired, pd_["hi"], hi)
-        sa = np.where(is_paired, abs(k) * d["std"].to_numpy(float), sa)  # the differences' spread
-        sb = np.where(is_paired, 0.0, sb)  # ... and nothing beside it: n - 1 degrees of freedom
-    v = verdict(lo, hi, tolerance, symmetric)
     need = np.full(len(v), np.nan)
     todo = np.flatnonzero(v == UNRESOLVED)
-    need[todo] = seeds_needed_many(sa[todo], sb[todo], line_gap(diff[todo], tolerance, symmetric))
+    gap = line_gap(d["diff"][todo], tolerance, symmetric)
+    need[todo] = seeds_needed_many(sa[todo], sb[todo], gap)
     return pd.DataFrame(
         {
-            "diff_pts": diff,
-            "diff_ci95_lo": lo,
-            "diff_ci95_hi": hi,
+            "diff_pts": d["diff"],
+            "diff_ci95_lo": d["lo"],
+            "diff_ci95_hi": d["hi"],
             "verdict": v,
             "seeds_needed": need,
-            "diff_test": np.where(is_paired, PAIRED, UNPAIRED),
         },
         index=a.index,
     )
-
-
-def seed_differences(a: pd.Series, b: pd.Series, key: pd.Series) -> pd.DataFrame:
-    """Per comparison, the per-seed differences ``a - b``: ``a`` and ``b`` are values indexed by
-    (side, seed), ``key`` maps each comparison (its index) to its (side of a, side of b).
-    Mean, std and n of the differences over the seeds both sides ran, where one side's seeds are
-    all among the other's (a dense baseline shared by two methods may have run seeds that one
-    of them has not) and at least 2; else NaN: the comparison keeps Welch's interval."""
-    rows = []
-    ga = {s: g.droplevel(0) for s, g in a.groupby(level=0, sort=False)}
-    gb = {s: g.droplevel(0) for s, g in b.groupby(level=0, sort=False)}
-    for sa, sb in key.to_numpy():
-        va, vb = ga.get(sa), gb.get(sb)
-        common = [] if va is None or vb is None else [s for s in va.index if s in vb.index]
-        nested = va is not None and vb is not None and len(common) == min(len(va), len(vb))
-        if not nested or len(common) < 2:
-            rows.append((np.nan, np.nan, np.nan))
-            continue
-        diff = va.reindex(common) - vb.reindex(common)
-        rows.append((diff.mean(), diff.std(ddof=1), float(len(diff))))
-    return pd.DataFrame(rows, columns=["mean", "std", "n"], index=key.index)
 
 
 def mark_unconverged(
@@ -167,17 +123,10 @@ def versus_dense(
         return pd.DataFrame(columns=cols, index=pd.Index([], name=P.point_id))
     mine = _stats(pruned, [P.point_id], metric)
     key = pruned.groupby(P.point_id, sort=False)[P.baseline_key].first()
-    dense_seeds = dense_samples(samples, metric)
-    dense = _stats(dense_seeds, [P.baseline_key], metric)
+    dense = _stats(dense_samples(samples, metric), [P.baseline_key], metric)
     base = dense.reindex(key.to_numpy())
     base.index = mine.index
-    per_seed = pruned.groupby([P.point_id, "seed"], sort=False)[metric].mean()
-    d = seed_differences(
-        per_seed,
-        dense_seeds.set_index([P.baseline_key, "seed"])[metric],
-        pd.Series(list(zip(mine.index, key.reindex(mine.index), strict=True)), index=mine.index),
-    )
-    out = _judge(mine, base, scale, sign, tolerance, d)
+    out = _judge(mine, base, scale, sign, tolerance)
     dense = samples[samples[M.sparsity] <= DENSE_EPS]
     out = mark_unconverged(
         out,
@@ -256,20 +205,7 @@ def at_equal_sparsity(
     r = pd.DataFrame(rows, columns=["_cell", "a", "b", "ma", "sa", "na", "mb", "sb", "nb"])
     a = r[["ma", "sa", "na"]].set_axis(["mean", "std", "n"], axis=1)
     b = r[["mb", "sb", "nb"]].set_axis(["mean", "std", "n"], axis=1)
-    cell_seeds = per_seed.set_index(["_cell", P.variant, "seed"])[metric]
-    cell_seeds.index = pd.MultiIndex.from_arrays(
-        [
-            cell_seeds.index.get_level_values(0).astype(str)
-            + "\x00"
-            + cell_seeds.index.get_level_values(1).astype(str),
-            cell_seeds.index.get_level_values(2),
-        ]
-    )
-    sides = pd.Series(
-        [(f"{c}\x00{x}", f"{c}\x00{y}") for c, x, y in zip(r["_cell"], r["a"], r["b"], strict=True)]
-    )
-    d = seed_differences(cell_seeds, cell_seeds, sides)
-    judged = _judge(a, b, scale, sign, tolerance, d, symmetric=True)
+    judged = _judge(a, b, scale, sign, tolerance, symmetric=True)
     side = still_improving(s, ["_cell", P.variant])
     judged = mark_unconverged(
         judged,

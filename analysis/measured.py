@@ -18,7 +18,7 @@ operating point is put against its dense baseline on that axis:
   own seeds (:func:`analysis.points.dense_samples`: the dense configuration of the same other
   settings, or IMP round 0), paired by seed where both sides ran the same seeds (an IMP round
   and its own round 0 are the same process, so the per-seed ratio also cancels what that
-  process ran beside: :func:`analysis.compare.seed_differences`, ``test``
+  process ran beside: :func:`seed_differences`, ``test``
   :data:`SEED_PAIRS`), else unpaired as elsewhere in the report.
 - **the same cost** (:data:`SAME`): a point whose 95% interval lies inside
   ``[1 / (1 + COST_TOLERANCE), 1 + COST_TOLERANCE]`` (10%) costs the same as dense on that
@@ -66,7 +66,6 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from analysis.compare import seed_differences
 from analysis.points import P, dense_samples
 from analysis.repeats import COMBINED_COLS, combine_seeds
 from analysis.round_times import COLUMNS as ROUND_TIME_COLUMNS
@@ -201,6 +200,27 @@ def _rounds_of(samples: pd.DataFrame, cols: tuple[str, str, str] | None) -> pd.D
     r = v.loc[rows.index]
     out = combine_seeds(r[cols[0]], r[cols[1]], r[cols[2]], rows[P.point_id].to_numpy())
     return out.rename_axis(P.point_id)
+
+
+def seed_differences(a: pd.Series, b: pd.Series, key: pd.Series) -> pd.DataFrame:
+    """Per comparison, the per-seed differences ``a - b``: ``a`` and ``b`` are values indexed by
+    (side, seed), ``key`` maps each comparison (its index) to its (side of a, side of b).
+    Mean, std and n of the differences over the seeds both sides ran, where one side's seeds are
+    all among the other's (a dense baseline shared by two methods may have run seeds that one
+    of them has not) and at least 2; else NaN: the comparison keeps Welch's interval."""
+    rows = []
+    ga = {s: g.droplevel(0) for s, g in a.groupby(level=0, sort=False)}
+    gb = {s: g.droplevel(0) for s, g in b.groupby(level=0, sort=False)}
+    for sa, sb in key.to_numpy():
+        va, vb = ga.get(sa), gb.get(sb)
+        common = [] if va is None or vb is None else [s for s in va.index if s in vb.index]
+        nested = va is not None and vb is not None and len(common) == min(len(va), len(vb))
+        if not nested or len(common) < 2:
+            rows.append((np.nan, np.nan, np.nan))
+            continue
+        diff = va.reindex(common) - vb.reindex(common)
+        rows.append((diff.mean(), diff.std(ddof=1), float(len(diff))))
+    return pd.DataFrame(rows, columns=["mean", "std", "n"], index=key.index)
 
 
 def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Axis:

@@ -4,11 +4,9 @@
 pruned configuration and its dense baseline, or two methods at equal sparsity), so each comes
 with the 95% Welch interval of that difference: unequal variances, Welch-Satterthwaite degrees of
 freedom, the interval ``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval()``
-gives. When both sides were run with the same seeds (an IMP round and its own round 0, two methods
-started from the same seeds), the seed is the unit of the design: the same initial weights and
-data order on both sides. Then the interval is the paired one, Student's t on the per-seed
-differences with ``n - 1`` degrees of freedom (:func:`paired`; ``scipy.stats.ttest_rel``): the
-noise both sides share (a lucky initialisation) cancels, as it does in a paired benchmark.
+gives. Where the two sides share what makes them vary (a pruned round's times and its dense round's,
+timed in the same process), :func:`paired` gives Student's t interval on the per-seed
+differences (``scipy.stats.ttest_rel``); :mod:`analysis.compare` says why accuracy keeps Welch's.
 The verdict reads where the *whole* interval lies (a non-inferiority test: a two-sided 95%
 interval above ``-tolerance`` is the one-sided 2.5% test of "worse by more than the tolerance"):
 
@@ -56,8 +54,6 @@ NOT_CONVERGED: Final = "not converged"
 VERDICTS: Final = (BETTER, WITHIN, EQUAL, WORSE, UNRESOLVED, NOT_CONVERGED)
 #: Verdicts that answer the comparison (the rest: no claim yet).
 RESOLVED_VERDICTS: Final = frozenset({BETTER, WITHIN, EQUAL, WORSE})
-PAIRED: Final = "paired by seed"  #: how a difference was tested (``test`` column)
-UNPAIRED: Final = "Welch"
 
 
 def _t(q: float, df: np.ndarray) -> np.ndarray:
@@ -213,10 +209,7 @@ def seeds_needed_many(
 
 
 #: The procedure an adaptive sweep's intervals use (named in the report).
-SEQUENTIAL: Final = (
-    "Welch (or, on matched seeds, paired t) intervals with Bonferroni alpha spending over a "
-    "fixed set of looks"
-)
+SEQUENTIAL: Final = "Welch intervals with Bonferroni alpha spending over a fixed set of looks"
 
 
 def look_schedule(initial: int, maximum: int) -> tuple[int, ...]:
