@@ -52,8 +52,10 @@ from analysis.compare import sparsity_cells, variant_order
 from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
     LEVEL,
+    SPENDING,
     UNRESOLVED,
     line_gap,
+    look_levels,
     look_schedule,
     seeds_needed,
     sequential_level,
@@ -145,6 +147,7 @@ def judge(
     values: Mapping[str, Sequence[float]],
     schedule: tuple[int, ...],
     level: float = LEVEL,
+    spending: str = SPENDING,
 ) -> pd.DataFrame:
     """Every comparison at its current look (:func:`analysis.stats.sequential_samples`), one
     row each indexed by ``key``: ``look``, ``diff``, ``lo``, ``hi``, ``sd_a``, ``sd_b`` (of the
@@ -153,13 +156,13 @@ def judge(
     fixed-seed interval. Sides given as Series indexed by seed whose looked-at seeds are the same
     (:func:`same_seeds`) are judged paired: ``sd_a`` is then the spread of the per-seed
     differences and ``sd_b`` 0, so the seeds needed follow the paired interval too."""
-    q = sequential_level(len(schedule), level)
+    q = look_levels(schedule, level, spending)[-1]  # seeds needed: to resolve by the last look
     rows = []
     for c in comparisons:
         va, vb = values.get(c.a, ()), values.get(c.b, ())
         a, b = np.asarray(va, dtype=float), np.asarray(vb, dtype=float)
         pair = same_seeds(va, vb)
-        d = sequential_samples(a, b, schedule, level, paired_seeds=pair)
+        d = sequential_samples(a, b, schedule, level, paired_seeds=pair, spending=spending)
         n = int(d["look"])
         sd_a, sd_b = _spreads(a[:n], b[:n], pair) if n >= 2 else (math.nan, math.nan)
         v = str(verdict([d["lo"]], [d["hi"]], c.tolerance, c.peers)[0])
@@ -216,13 +219,15 @@ def plan_wave(
     budget: float,
     launched: Mapping[str, int] | None = None,
     level: float = LEVEL,
+    spending: str = SPENDING,
 ) -> Wave:
     """The next wave's seeds (see the module docstring for the rule). ``values``: each side's
     results in seed order; ``costs``: budget units per seed of each configuration (e.g. its
     trial-epochs); ``launched``: seeds per configuration already started, finished or not
     (default: as many as the shortest value list of its sides); ``budget``: what is left."""
-    table = judge(comparisons, values, schedule, level)
-    q = sequential_level(len(schedule), level)
+    table = judge(comparisons, values, schedule, level, spending)
+    levels = look_levels(schedule, level, spending)
+    q = levels[-1]
     planned: dict[str, int] = {}
     for c in comparisons:
         for cfg, side in zip(c.configs, (c.a, c.b), strict=False):
@@ -255,7 +260,8 @@ def plan_wave(
         else:
             state[c.key] = OPEN
             nxt[c.key] = later[0]
-            prob[c.key] = p_resolve(gap, sd_a, sd_b, later[0], len(schedule), level)
+            q_next = levels[schedule.index(later[0])]  # that look's own level: one look's worth
+            prob[c.key] = p_resolve(gap, sd_a, sd_b, later[0], 1, q_next)
     decisions: list[Decision] = []
     spent = 0.0
     todo = [c for c in comparisons if state[c.key] == OPEN]
