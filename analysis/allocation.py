@@ -11,14 +11,15 @@ seeds for the next look, greedily by expected resolution per unit of cost:
 
 - a comparison is *open* when unresolved at its look (or before the first), below the last look,
   its next look's seeds are not all launched yet, and the seeds the observed noise would need at
-  the sequential level (:func:`analysis.stats.seeds_needed`) are within ``max``; otherwise it
+  the last look's level (:func:`analysis.stats.seeds_needed`) are within ``max``; otherwise it
   is resolved, waiting or out of reach;
 - its *expected resolution* is the probability that the interval at the next look ``N`` clears
   the line, taking the observed difference and spreads (of every seed back, also those past the
   look: what decides *whether* to go on may use any data, only the verdict waits for a look)
   as the truth:
   ``Phi(|gap| / se_N - t_q(df_N))`` with ``se_N = sqrt((sd_a² + sd_b²) / N)``, Welch's ``df_N``
-  and ``q`` the sequential level's quantile;
+  (seed-matched sides: the per-seed differences' spread and ``N - 1``) and ``q`` the level of
+  look ``N`` (:func:`analysis.stats.look_levels`);
 - its *cost* is the seeds each of its configurations still lacks for ``N`` times that
   configuration's cost per seed, each share divided by the open comparisons that need seeds of
   the same configuration (a dense baseline serves many comparisons, so its seeds are cheap per

@@ -1,30 +1,43 @@
 """Adaptive seeds against uniform seeds at equal budget, on comparisons whose truth is known.
 
 Run: ``python benchmarks/bench_allocation.py [--sweeps 100] [--uniform 6] [--initial 3]
-[--max 24] [--tolerance 1.0]``
+[--max 24] [--tolerance 1.0] [--seed 0] [--corr 0 0.2]``; ``--calibrate EXPERIMENT`` prints the
+seed correlation measured on a real experiment's results instead (:func:`seed_correlation`).
 
 Each simulated sweep is the family of comparisons a report makes: one dense baseline and eight
 pruned points (two methods at four sparsities), so eight comparisons with the dense baseline
 (line at ``-tolerance`` points) and four method-against-method comparisons at equal sparsity
-(line 0). True differences with the dense baseline are set, a third each: 0 (within
-tolerance), near the tolerance (``-tolerance`` +- half a tolerance) and far from it (2 to 4
-points better or 2 to 4 points worse than the line); seed-to-seed spreads are 0.5 to 1.5
-points and a seed costs 10 trial-epochs (dense) or 10 or 20 (pruned). Seed values come from
+(peers: better, worse, or equal within the tolerance, as the report judges them). True
+differences with the dense baseline are set, a third each: 0 (within tolerance), near the
+tolerance (``-tolerance`` +- half a tolerance) and far from it (2 to 4 points better or 2 to 4
+points worse than the line); seed-to-seed spreads are 0.5 to 1.5 points and a seed costs 10
+trial-epochs (dense) or 10 or 20 (pruned). Seed values come from
 :func:`analysis.synthetic.seed_acc` (what ``write_experiment(truth=...)`` writes to disk), so
-both strategies see the same value for the same seed.
+every arm sees the same value for the same seed.
 
-- **uniform**: every configuration gets ``--uniform`` seeds, judged with today's fixed-seed
-  Welch 95% interval (:func:`analysis.allocation.judge` with a one-look schedule);
+Each ``--corr`` value is one setting, printed side by side: the share of every configuration's
+seed variance that is a seed effect common to the sweep (``seed_acc``'s ``shared``). 0: the
+sides are independent draws, judged with Welch's interval. Above 0: the sides are seed-matched,
+as in a real sweep (an IMP round and its dense round 0 are one run; methods start from the same
+seeds), given as Series indexed by seed, so every arm judges them paired (paired t, ``n - 1``
+degrees of freedom). The default 0.2 is what ``--calibrate`` measured on the demo
+(:data:`MEASURED_CORR`).
+
+- **uniform**: every configuration gets ``--uniform`` seeds, judged with the fixed-seed 95%
+  interval (:func:`analysis.allocation.judge` with a one-look schedule);
 - **adaptive**: ``--initial`` seeds each, then waves of :func:`analysis.allocation.plan_wave`
   (the sweep's allocator) up to ``--max`` seeds, with the same budget in trial-epochs as
   uniform, judged at the last look with the sequential interval
-  (:data:`analysis.stats.SEQUENTIAL`);
-- **adaptive, 95% at every look**: the same allocation judged with the fixed-seed 95% interval
-  at every look, which optional stopping invalidates: shown for what the valid procedure costs.
+  (:data:`analysis.stats.SEQUENTIAL`, the error spent evenly over the looks);
+- **adaptive, linear spending**: the same, the error spent in proportion to the seeds each look
+  adds (:func:`analysis.stats.look_levels`): more at the last look, less at the first two;
+- **adaptive, 95% at every look**: the allocation judged with the fixed-seed 95% interval at
+  every look, which optional stopping invalidates: shown for what the valid procedure costs.
 
 A verdict is wrong when the truth contradicts it ("better": true difference <= 0; "within
-tolerance": <= -tolerance; "worse": >= -tolerance). Goals: wrong verdicts <= 5% of all
-comparisons for both, adaptive resolving >= 1.5x as many as uniform.
+tolerance": <= -tolerance; "worse": >= the line; "equal within tolerance": |difference| >=
+tolerance). Goals: wrong verdicts <= 5% of all comparisons for the valid arms, adaptive
+resolving >= 1.5x as many as uniform.
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.allocation import Comparison, judge, plan_wave
+from analysis.compare import sparsity_cells
 from analysis.stats import (
     BETTER,
     EQUAL,
@@ -180,7 +194,7 @@ def seed_correlation(
     s = samples.dropna(subset=[metric, "seed", "point_id"]).assign(v=lambda d: 100 * d[metric])
     wide = s.pivot_table(index="seed", columns="point_id", values="v").dropna()
     meta = s.drop_duplicates("point_id").set_index("point_id").loc[list(wide.columns)]
-    meta = meta.assign(cell=meta["sparsity"].round(2))
+    meta = meta.assign(cell=sparsity_cells(meta))  # the report's cells of equal sparsity
     dense = meta["sparsity"] <= 1e-9
     pairs = []
     for _, g in meta.groupby("baseline_key"):

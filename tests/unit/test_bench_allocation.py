@@ -23,8 +23,8 @@ ACC = {"D": (90, 91, 92), "U": (88, 90, 92), "S": (89, 89, 92)}
 
 def _samples() -> pd.DataFrame:
     rows = [
-        {"point_id": p, "baseline_key": "base", "arch": "cnn", "seed": s, "test_acc": v / 100}
-        | {"sparsity": 0.0 if p == "D" else 0.5 + 0.001 * (p == "S")}
+        {"point_id": p, "baseline_key": "b/imp", "base_id": "b", "arch": "cnn", "seed": s}
+        | {"test_acc": v / 100, "sparsity": 0.0 if p == "D" else 0.5 + 0.001 * (p == "S")}
         for p, vs in ACC.items()
         for s, v in enumerate(vs)
     ]
