@@ -10,9 +10,11 @@ at its current look; :func:`plan_wave` decides, after a wave of results, which c
 seeds for the next look, greedily by expected resolution per unit of cost:
 
 - a comparison is *open* when unresolved at its look (or before the first), below the last look,
-  its next look's seeds are not all launched yet, and the seeds the observed noise would need at
-  the last look's level (:func:`analysis.stats.seeds_needed`) are within ``max``; otherwise it
-  is resolved, waiting or out of reach;
+  its next look's seeds are not all launched yet, and its expected resolution (below) at the
+  last look, ``max`` seeds, is at least :data:`REACH` (20%); otherwise it is resolved, waiting
+  or out of reach. Not "the seeds needed for 80% power are within ``max``": from 3 seeds the
+  observed gap is noisy, and that rule stopped the benchmark's sweeps at a third of an ample
+  budget (``benchmarks/bench_allocation.py``); the ranking already takes long shots last;
 - its *expected resolution* is the probability that the interval at the next look ``N`` clears
   the line, taking the observed difference and spreads (of every seed back, also those past the
   look: what decides *whether* to go on may use any data, only the verdict waits for a look)
@@ -53,6 +55,7 @@ from analysis.compare import sparsity_cells, variant_order
 from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
     LEVEL,
+    POWER,
     SPENDING,
     UNRESOLVED,
     line_gap,
@@ -72,6 +75,9 @@ WAITING: Final = "waiting"  #: the seeds of its next (or first) look are launche
 OUT_OF_REACH: Final = "out of reach"  #: at the last look, or would need more than max seeds
 OVER_BUDGET: Final = "over budget"  #: open, but its seeds cost more than the budget left
 STATES: Final = (RESOLVED, OPEN, WAITING, OUT_OF_REACH, OVER_BUDGET)
+#: The least probability of resolving by the last look that keeps a comparison open: the
+#: complement of the power :func:`analysis.stats.seeds_needed` plans for.
+REACH: Final = 1 - POWER
 
 
 @dataclass(frozen=True)
@@ -253,8 +259,10 @@ def plan_wave(
         diff = diff if pair else float(a.mean() - b.mean())
         gap = float(line_gap(np.array([diff]), c.tolerance, c.peers)[0])
         sd_a, sd_b = _spreads(a, b, pair)
-        need = seeds_needed(sd_a, sd_b, gap, level=q)
-        if not later or not need <= schedule[-1]:
+        # out of reach: even the last look would leave it unresolved more often than POWER
+        # (a noisy 3-seed estimate of the gap must not rule out what the ranking orders last)
+        reach = p_resolve(gap, sd_a, sd_b, schedule[-1], 1, q) >= REACH
+        if not later or not reach:
             state[c.key] = OUT_OF_REACH
         elif all(planned.get(g, 0) >= later[0] for g in c.configs):
             state[c.key] = WAITING
