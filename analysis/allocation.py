@@ -72,7 +72,7 @@ from sparsity_tune.metrics import M
 RESOLVED: Final = "resolved"
 OPEN: Final = "open"  #: unresolved and worth seeds: a candidate of the next wave
 WAITING: Final = "waiting"  #: the seeds of its next (or first) look are launched, not all back
-OUT_OF_REACH: Final = "out of reach"  #: at the last look, or would need more than max seeds
+OUT_OF_REACH: Final = "out of reach"  #: at the last look, or under REACH chance by it
 OVER_BUDGET: Final = "over budget"  #: open, but its seeds cost more than the budget left
 STATES: Final = (RESOLVED, OPEN, WAITING, OUT_OF_REACH, OVER_BUDGET)
 #: The least probability of resolving by the last look that keeps a comparison open: the
