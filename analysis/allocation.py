@@ -10,15 +10,18 @@ at its current look; :func:`plan_wave` decides, after a wave of results, which c
 seeds for the next look, greedily by expected resolution per unit of cost:
 
 - a comparison is *open* when unresolved at its look (or before the first), below the last look,
-  its next look's seeds are not all launched yet, and the seeds the observed noise would need at
-  the sequential level (:func:`analysis.stats.seeds_needed`) are within ``max``; otherwise it
-  is resolved, waiting or out of reach;
+  its next look's seeds are not all launched yet, and its expected resolution (below) at the
+  last look, ``max`` seeds, is at least :data:`REACH` (20%); otherwise it is resolved, waiting
+  or out of reach. Not "the seeds needed for 80% power are within ``max``": from 3 seeds the
+  observed gap is noisy, and that rule stopped the benchmark's sweeps at a third of an ample
+  budget (``benchmarks/bench_allocation.py``); the ranking already takes long shots last;
 - its *expected resolution* is the probability that the interval at the next look ``N`` clears
   the line, taking the observed difference and spreads (of every seed back, also those past the
   look: what decides *whether* to go on may use any data, only the verdict waits for a look)
   as the truth:
   ``Phi(|gap| / se_N - t_q(df_N))`` with ``se_N = sqrt((sd_a² + sd_b²) / N)``, Welch's ``df_N``
-  and ``q`` the sequential level's quantile;
+  (seed-matched sides: the per-seed differences' spread and ``N - 1``) and ``q`` the level of
+  look ``N`` (:func:`analysis.stats.look_levels`);
 - its *cost* is the seeds each of its configurations still lacks for ``N`` times that
   configuration's cost per seed, each share divided by the open comparisons that need seeds of
   the same configuration (a dense baseline serves many comparisons, so its seeds are cheap per
@@ -52,8 +55,11 @@ from analysis.compare import sparsity_cells, variant_order
 from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
     LEVEL,
+    POWER,
+    SPENDING,
     UNRESOLVED,
     line_gap,
+    look_levels,
     look_schedule,
     seeds_needed,
     sequential_level,
@@ -66,9 +72,12 @@ from sparsity_tune.metrics import M
 RESOLVED: Final = "resolved"
 OPEN: Final = "open"  #: unresolved and worth seeds: a candidate of the next wave
 WAITING: Final = "waiting"  #: the seeds of its next (or first) look are launched, not all back
-OUT_OF_REACH: Final = "out of reach"  #: at the last look, or would need more than max seeds
+OUT_OF_REACH: Final = "out of reach"  #: at the last look, or under REACH chance by it
 OVER_BUDGET: Final = "over budget"  #: open, but its seeds cost more than the budget left
 STATES: Final = (RESOLVED, OPEN, WAITING, OUT_OF_REACH, OVER_BUDGET)
+#: The least probability of resolving by the last look that keeps a comparison open: the
+#: complement of the power :func:`analysis.stats.seeds_needed` plans for.
+REACH: Final = 1 - POWER
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,7 @@ def judge(
     values: Mapping[str, Sequence[float]],
     schedule: tuple[int, ...],
     level: float = LEVEL,
+    spending: str = SPENDING,
 ) -> pd.DataFrame:
     """Every comparison at its current look (:func:`analysis.stats.sequential_samples`), one
     row each indexed by ``key``: ``look``, ``diff``, ``lo``, ``hi``, ``sd_a``, ``sd_b`` (of the
@@ -153,13 +163,13 @@ def judge(
     fixed-seed interval. Sides given as Series indexed by seed whose looked-at seeds are the same
     (:func:`same_seeds`) are judged paired: ``sd_a`` is then the spread of the per-seed
     differences and ``sd_b`` 0, so the seeds needed follow the paired interval too."""
-    q = sequential_level(len(schedule), level)
+    q = look_levels(schedule, level, spending)[-1]  # seeds needed: to resolve by the last look
     rows = []
     for c in comparisons:
         va, vb = values.get(c.a, ()), values.get(c.b, ())
         a, b = np.asarray(va, dtype=float), np.asarray(vb, dtype=float)
         pair = same_seeds(va, vb)
-        d = sequential_samples(a, b, schedule, level, paired_seeds=pair)
+        d = sequential_samples(a, b, schedule, level, paired_seeds=pair, spending=spending)
         n = int(d["look"])
         sd_a, sd_b = _spreads(a[:n], b[:n], pair) if n >= 2 else (math.nan, math.nan)
         v = str(verdict([d["lo"]], [d["hi"]], c.tolerance, c.peers)[0])
@@ -216,13 +226,15 @@ def plan_wave(
     budget: float,
     launched: Mapping[str, int] | None = None,
     level: float = LEVEL,
+    spending: str = SPENDING,
 ) -> Wave:
     """The next wave's seeds (see the module docstring for the rule). ``values``: each side's
     results in seed order; ``costs``: budget units per seed of each configuration (e.g. its
     trial-epochs); ``launched``: seeds per configuration already started, finished or not
     (default: as many as the shortest value list of its sides); ``budget``: what is left."""
-    table = judge(comparisons, values, schedule, level)
-    q = sequential_level(len(schedule), level)
+    table = judge(comparisons, values, schedule, level, spending)
+    levels = look_levels(schedule, level, spending)
+    q = levels[-1]
     planned: dict[str, int] = {}
     for c in comparisons:
         for cfg, side in zip(c.configs, (c.a, c.b), strict=False):
@@ -247,15 +259,18 @@ def plan_wave(
         diff = diff if pair else float(a.mean() - b.mean())
         gap = float(line_gap(np.array([diff]), c.tolerance, c.peers)[0])
         sd_a, sd_b = _spreads(a, b, pair)
-        need = seeds_needed(sd_a, sd_b, gap, level=q)
-        if not later or not need <= schedule[-1]:
+        # out of reach: even the last look would leave it unresolved more often than POWER
+        # (a noisy 3-seed estimate of the gap must not rule out what the ranking orders last)
+        reach = p_resolve(gap, sd_a, sd_b, schedule[-1], 1, q) >= REACH
+        if not later or not reach:
             state[c.key] = OUT_OF_REACH
         elif all(planned.get(g, 0) >= later[0] for g in c.configs):
             state[c.key] = WAITING
         else:
             state[c.key] = OPEN
             nxt[c.key] = later[0]
-            prob[c.key] = p_resolve(gap, sd_a, sd_b, later[0], len(schedule), level)
+            q_next = levels[schedule.index(later[0])]  # that look's own level: one look's worth
+            prob[c.key] = p_resolve(gap, sd_a, sd_b, later[0], 1, q_next)
     decisions: list[Decision] = []
     spent = 0.0
     todo = [c for c in comparisons if state[c.key] == OPEN]

@@ -36,6 +36,7 @@ deviations as the truth. Everything works on arrays of summary statistics (mean,
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Final
 
@@ -244,6 +245,38 @@ def sequential_level(looks: int, level: float = LEVEL) -> float:
     return 1 - (1 - level) / looks
 
 
+#: How an adaptive sweep may spend ``1 - level`` over its looks (:func:`look_levels`). Even is
+#: the default: on ``benchmarks/bench_allocation.py`` the budget rarely carries a comparison past
+#: its second look, where linear spending is stricter, so it resolved fewer (docs/benchmarks.md).
+SPENDINGS: Final = ("even", "linear")
+SPENDING: Final = "even"
+
+
+def look_levels(
+    schedule: tuple[int, ...], level: float = LEVEL, spending: str = SPENDING
+) -> tuple[float, ...]:
+    """The level of each look's interval, in schedule order; the misses ``1 - level_j`` sum to
+    ``1 - level``, so by the union bound all looks cover the truth at once with probability at
+    least ``level`` whatever decides when to stop (any split is a valid Bonferroni spending).
+    ``even``: :func:`sequential_level` at every look. ``linear``: each look spends in proportion
+    to the seeds added since the previous one, ``(n_j - n_{j-1}) / n_max`` of the error (the
+    linear alpha-spending function of Lan and DeMets, 1983, here with the plain union bound):
+    a comparison judged at 3 seeds is either decided by a large effect or not at all, so little
+    is spent there and most at the last look, where the close comparisons are decided.
+
+    >>> [round(1 - q, 5) for q in look_levels((3, 6, 12, 24), spending="linear")]
+    [0.00625, 0.00625, 0.0125, 0.025]
+    """
+    if spending not in SPENDINGS:
+        raise ValueError(f"spending: one of {SPENDINGS}, got {spending!r}")
+    if not schedule or any(b <= a for a, b in itertools.pairwise(schedule)):
+        raise ValueError(f"schedule: increasing seed counts, got {schedule}")
+    if spending == "even":
+        return (sequential_level(len(schedule), level),) * len(schedule)
+    steps = np.diff(np.asarray((0, *schedule), dtype=float)) / schedule[-1]
+    return tuple(float(1 - (1 - level) * w) for w in steps)
+
+
 def look_of(n: np.ndarray, schedule: tuple[int, ...]) -> np.ndarray:
     """The seed count of the last look reached with ``n`` seeds (the largest schedule entry
     ``<= n``), elementwise; 0 before the first look."""
@@ -258,11 +291,12 @@ def sequential_samples(
     schedule: tuple[int, ...],
     level: float = LEVEL,
     paired_seeds: bool = False,
+    spending: str = SPENDING,
 ) -> dict[str, float]:
     """The valid-under-optional-stopping interval of ``mean(a) - mean(b)`` (:data:`SEQUENTIAL`):
     both sides cut to their first ``L`` seeds, ``L`` the last look both have reached (seeds in
-    the order the sweep added them), and the Welch interval at :func:`sequential_level` of the
-    number of looks; ``paired_seeds`` (the ``i``-th value of both sides comes from the same
+    the order the sweep added them), and the Welch interval at that look's level
+    (:func:`look_levels` with ``spending``); ``paired_seeds`` (the ``i``-th value of both sides comes from the same
     seed): the paired interval of the ``L`` differences instead. Keys of :func:`welch` plus
     ``look`` (``L``; 0 and a NaN interval before the first look). Using only the first ``L``
     makes every look a fixed-``n`` statistic, which the union bound needs; seeds past the look
@@ -272,7 +306,7 @@ def sequential_samples(
     if look == 0:
         nan = math.nan
         return {"diff": nan, "se": nan, "df": nan, "lo": nan, "hi": nan, "look": 0.0}
-    q = sequential_level(len(schedule), level)
+    q = look_levels(schedule, level, spending)[list(schedule).index(look)]
     if paired_seeds:
         d = a[:look] - b[:look]
         p = paired([d.mean()], [np.std(d, ddof=1)], [look], q)

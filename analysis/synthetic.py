@@ -67,14 +67,38 @@ LOAD_NOISE, RATIO_NOISE = 0.15, 0.03
 SEED_SD = 0.01
 
 
-def seed_acc(config: str, mean: float, seed: int, sd: float = SEED_SD) -> float:
+def seed_acc(
+    config: str,
+    mean: float,
+    seed: int,
+    sd: float = SEED_SD,
+    shared: float = 0.0,
+    sweep: str = "",
+) -> float:
     """Final test accuracy of seed ``seed`` of ``config`` whose true seed mean is ``mean``
     (normal, spread ``sd``): drawn from ``(config, seed)`` alone, so a seed's value is the same
     in whatever order seeds run, on disk (:func:`trial_files` with ``true_acc``) or in memory
     (``benchmarks/bench_allocation.py``). True differences between configurations are then
-    exactly the differences of the ``mean`` given."""
+    exactly the differences of the ``mean`` given.
+
+    ``shared``: the share of the seed variance that is a seed effect common to every
+    configuration of ``sweep`` (a lucky seed is lucky for all of them, as the same
+    initialisation and data order are in a real sweep), so two configurations' draws of the
+    same seed correlate by ``shared``: their per-seed differences have variance
+    ``sd_a² + sd_b² - 2 * shared * sd_a * sd_b`` (``(1 - shared)`` times the independent one at
+    equal spreads). 0, the default: the configurations are independent draws, bit for bit the
+    values drawn without the option.
+    """
+    if not 0.0 <= shared < 1.0:
+        raise ValueError(
+            f"shared: the seed effect's share of the variance, in [0, 1), got {shared}"
+        )
     rng = np.random.default_rng(zlib.crc32(f"{config}|{seed}".encode()))
-    return float(mean + sd * rng.standard_normal())
+    own = rng.standard_normal()
+    if shared == 0.0:
+        return float(mean + sd * own)
+    common = np.random.default_rng(zlib.crc32(f"{sweep}|seed {seed}".encode())).standard_normal()
+    return float(mean + sd * (math.sqrt(shared) * common + math.sqrt(1.0 - shared) * own))
 
 
 def deploy_figures(
@@ -139,6 +163,7 @@ def trial_files(
     experiment: str = "synthetic",
     true_acc: float | None = None,
     seed_sd: float = SEED_SD,
+    seed_corr: float = 0.0,
     converged: bool | None = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """config.json, records and summary of one synthetic trial.
@@ -153,7 +178,9 @@ def trial_files(
     ``k`` is ``1 - (1 - rate)^k`` (``sparsity`` is ignored) and each round's records restart
     their climb, as a rewound IMP run does. With ``true_acc``, the final round's accuracies
     are shifted so that the last record's ``test_acc`` is :func:`seed_acc` of the trial's
-    configuration (its id without the seed): a known truth for checking verdicts.
+    configuration (its id without the seed): a known truth for checking verdicts;
+    ``seed_corr``: the share of that seed spread common to every configuration of the
+    experiment (:func:`seed_acc`'s ``shared``; 0: independent configurations).
     """
     method = method or ("none" if sparsity == 0 else "gradual")
     key = (arch, depth, width, sparsity, seed)
@@ -222,7 +249,8 @@ def trial_files(
     last = [r for r in records if r[M.sparsity] == records[-1][M.sparsity]]
     if true_acc is not None:
         name = _trial_id(arch, depth, width, sparsity, method, score, rewind, granularity, imp)
-        shift = seed_acc(name, true_acc, seed, seed_sd) - records[-1][M.test_acc]
+        drawn = seed_acc(name, true_acc, seed, seed_sd, seed_corr, experiment)
+        shift = drawn - records[-1][M.test_acc]
         for r in records[-seg_len:]:
             for k in (M.train_acc, M.val_acc, M.test_acc):
                 r[k] += shift
@@ -304,7 +332,8 @@ def write_experiment(
 
     ``grid`` overrides :data:`GRID` and may add :data:`PRUNING_KEYS` axes (e.g.
     ``{"pruning.method": ["imp"], "pruning.score": ["magnitude", "random"]}``); ``fixed`` are
-    more keyword arguments of :func:`trial_files` for every trial (``rounds=4``). The last
+    more keyword arguments of :func:`trial_files` for every trial (``rounds=4``; ``seed_corr=0.2``:
+    a seed effect shared by the experiment's configurations). The last
     ``running`` trials get only part of their records and no summary; the ``failed`` before
     them get records, an error.txt and no summary. ``truth`` maps a grid point (its dict of
     grid keys) to the true seed-mean final ``test_acc`` of its configuration (None: the model's

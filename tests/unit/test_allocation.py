@@ -279,3 +279,19 @@ def test_seed_matched_sides_are_judged_paired_at_the_sequential_level() -> None:
         cs, {"a": pd.Series(a, index=seeds), "b": pd.Series(b, index=seeds[::-1])}, (3, 6)
     )
     assert not shifted.loc["a vs b", "paired"]  # other seeds in that order: not pairs
+
+
+def test_out_of_reach_is_a_small_chance_at_the_last_look_not_short_of_full_power() -> None:
+    """A vs B: 0.1 apart, sd 0.1 each; at 12 seeds P(resolved) is 0.44 though 80% power needs
+    more than 12 seeds: open. C vs B, 0.05 apart: 0.09 at 12 seeds, under REACH: out of reach."""
+    from analysis.stats import seeds_needed
+
+    cs = [Comparison("A vs B", "A", "B"), Comparison("C vs B", "C", "B")]
+    vals = {"A": [0.1, 0.2, 0.3], "B": [0.0, 0.1, 0.2], "C": [0.05, 0.15, 0.25]}
+    w = plan_wave(cs, vals, {"A": 1.0, "B": 1.0, "C": 1.0}, SCHEDULE, 99.0)
+    assert seeds_needed(0.1, 0.1, 0.1, level=1 - 0.05 / 3) > 12
+    assert _p(0.1, 0.1, 0.1, 12) == pytest.approx(0.444, abs=0.001)
+    assert _p(0.05, 0.1, 0.1, 12) == pytest.approx(0.086, abs=0.001)
+    assert round(allocation.REACH, 12) == 0.2
+    assert w.table["state"].to_dict() == {"A vs B": OPEN, "C vs B": OUT_OF_REACH}
+    assert [(d.config, d.first_seed, d.seeds) for d in w.decisions] == [("A", 3, 6), ("B", 3, 6)]

@@ -183,3 +183,44 @@ def test_sequential_procedure_keeps_false_verdicts_at_nominal_under_optional_sto
     # the check can fail: reusing the fixed-seed 95% interval at every look inflates the rate
     naive = _stop_when_resolved(np.random.default_rng(0), schedule, stats.LEVEL, 4000)
     assert naive > 0.08
+
+
+def test_look_levels_split_the_error_over_the_looks() -> None:
+    even = stats.look_levels((3, 6, 12))
+    assert even == pytest.approx((1 - 0.05 / 3,) * 3)
+    linear = stats.look_levels((3, 6, 12, 24), spending="linear")
+    assert [1 - q for q in linear] == pytest.approx([0.00625, 0.00625, 0.0125, 0.025])
+    assert sum(1 - q for q in stats.look_levels((3, 6, 10), 0.9, "linear")) == pytest.approx(0.1)
+    assert stats.look_levels((4,), spending="linear") == pytest.approx((0.95,))  # one look
+    with pytest.raises(ValueError, match=r"spending: one of \('even', 'linear'\), got 'pocock'"):
+        stats.look_levels((3, 6), spending="pocock")
+    with pytest.raises(ValueError, match=r"schedule: increasing seed counts, got \(6, 6\)"):
+        stats.look_levels((6, 6))
+
+
+def test_sequential_samples_reads_each_looks_own_level() -> None:
+    a = np.array([0.80, 0.82, 0.84, 0.86, 0.79, 0.83])
+    b = np.array([0.78, 0.80, 0.82, 0.81, 0.79, 0.80])
+    for n, miss in ((3, 0.05 * 3 / 12), (6, 0.05 * 3 / 12)):
+        got = stats.sequential_samples(a[:n], b[:n], (3, 6, 12), spending="linear")
+        ref = stats.welch_samples(a[:n], b[:n], level=1 - miss)
+        assert (got["lo"], got["hi"]) == pytest.approx((ref["lo"], ref["hi"]))
+    twelve = np.r_[a, a] + 0.001 * np.arange(12), np.r_[b, b]
+    got = stats.sequential_samples(*twelve, (3, 6, 12), spending="linear")
+    ref = stats.welch_samples(*twelve, level=1 - 0.05 * 6 / 12)
+    assert got["look"] == 12.0 and (got["lo"], got["hi"]) == pytest.approx((ref["lo"], ref["hi"]))
+
+
+def test_linear_spending_keeps_false_verdicts_at_nominal_under_optional_stopping() -> None:
+    """As the even-spending test below, with each look at its own (linear) level."""
+    rng, schedule = np.random.default_rng(1), stats.look_schedule(3, 24)
+    levels = stats.look_levels(schedule, spending="linear")
+    wrong, sims = 0, 4000
+    for _ in range(sims):
+        a, b = rng.normal(0.0, 1.0, schedule[-1]), rng.normal(0.0, 2.0, schedule[-1])
+        for n, q in zip(schedule, levels, strict=True):
+            d = stats.welch_samples(a[:n], b[:n], q)
+            if verdict([d["lo"]], [d["hi"]], 0.0)[0] != UNRESOLVED:
+                wrong += 1
+                break
+    assert wrong / sims <= 0.05

@@ -4,6 +4,7 @@ one-look verdict (one verdict code for the sweep, the report and the benchmark).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from analysis.allocation import Comparison, judge
@@ -71,3 +72,29 @@ def test_report_verdicts_equal_the_allocators_one_look_verdicts(tmp_path) -> Non
         )
         assert r["verdict"] == got["verdict"]
     assert mine["verdict"].iloc[1] == "worse"  # 5 points below dense: resolved at 4 seeds
+
+
+def test_a_shared_seed_effect_correlates_a_sweeps_configurations() -> None:
+    assert seed_acc("a", 0.8, 3, 0.01, 0.0, "s") == seed_acc("a", 0.8, 3)  # 0: today's draws
+    seeds = range(4000)
+    a = np.array([seed_acc("a", 0.8, k, 1.0, 0.3, "s") for k in seeds])
+    b = np.array([seed_acc("b", 0.7, k, 1.0, 0.3, "s") for k in seeds])
+    other = np.array([seed_acc("b", 0.7, k, 1.0, 0.3, "t") for k in seeds])
+    assert np.corrcoef(a, b)[0, 1] == pytest.approx(0.3, abs=0.04)
+    assert abs(np.corrcoef(a, other)[0, 1]) < 0.04  # another sweep: its own seed effects
+    assert a.std() == pytest.approx(1.0, abs=0.04) and a.mean() == pytest.approx(0.8, abs=0.04)
+    # exactly: sqrt(0.3) * common + sqrt(0.7) * own, the own part the unshared draw's
+    own = seed_acc("a", 0.0, 5, 1.0)
+    common = (seed_acc("a", 0.0, 5, 1.0, 0.3, "s") - np.sqrt(0.7) * own) / np.sqrt(0.3)
+    assert seed_acc("b", 0.0, 5, 1.0, 0.3, "s") == pytest.approx(
+        np.sqrt(0.3) * common + np.sqrt(0.7) * seed_acc("b", 0.0, 5, 1.0)
+    )
+    with pytest.raises(ValueError, match=r"shared: .* in \[0, 1\), got 1.0"):
+        seed_acc("a", 0.8, 3, shared=1.0)
+
+
+def test_seed_corr_reaches_the_written_trials() -> None:
+    _, records, _ = trial_files("mlp", 1, 32, 0.5, 2, true_acc=0.7, seed_corr=0.5)
+    drawn = seed_acc("mlp_d1_w32_s50", 0.7, 2, shared=0.5, sweep="synthetic")
+    assert records[-1][M.test_acc] == pytest.approx(drawn)
+    assert drawn != pytest.approx(seed_acc("mlp_d1_w32_s50", 0.7, 2))
