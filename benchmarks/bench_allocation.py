@@ -17,11 +17,12 @@ every arm sees the same value for the same seed.
 
 Each ``--corr`` value is one setting, printed side by side: the share of every configuration's
 seed variance that is a seed effect common to the sweep (``seed_acc``'s ``shared``). 0: the
-sides are independent draws, judged with Welch's interval. Above 0: the sides are seed-matched,
-as in a real sweep (an IMP round and its dense round 0 are one run; methods start from the same
-seeds), given as Series indexed by seed, so every arm judges them paired (paired t, ``n - 1``
-degrees of freedom). The default 0.2 is what ``--calibrate`` measured on the demo
-(:data:`MEASURED_CORR`).
+sides are independent draws. Above 0: the sides are seed-matched, as in a real sweep (an IMP
+round and its dense round 0 are one run; methods start from the same seeds). Every arm judges
+with Welch's interval either way, as the report does (:mod:`analysis.compare`: at this
+correlation pairing costs more degrees of freedom than it saves; ``--pair`` judges the
+correlated sides paired instead, to show it). The default 0.2 is what ``--calibrate`` measured
+on the demo (:data:`MEASURED_CORR`).
 
 - **uniform**: every configuration gets ``--uniform`` seeds, judged with the fixed-seed 95%
   interval (:func:`analysis.allocation.judge` with a one-look schedule);
@@ -89,17 +90,18 @@ class Sweep:
     comparisons: list[Comparison]
     kind: dict[str, str]  # comparison -> truth category
     corr: float = 0.0  # the seed effect's share of every configuration's seed variance
+    pair: bool = False  # judge seed-matched sides paired (not what the report does)
 
     def values(self, cfg: str, n: int) -> list[float] | pd.Series:
-        """The first ``n`` seeds of ``cfg``, in points: with a shared seed effect, a Series
-        indexed by seed (the sides of a comparison are then judged paired, as a real sweep's
-        seed-matched sides are); independent draws, a plain list (judged with Welch's)."""
+        """The first ``n`` seeds of ``cfg``, in points: a plain list (judged with Welch's, as
+        the report does), or with ``pair`` and a shared seed effect a Series indexed by seed
+        (the sides of a comparison are then judged paired)."""
         mean, sd = self.truth[cfg] / 100, self.sd[cfg] / 100
         v = [
             100 * seed_acc(f"{self.name}/{cfg}", mean, s, sd, self.corr, self.name)
             for s in range(n)
         ]
-        return pd.Series(v, index=range(n), dtype=float) if self.corr > 0 else v
+        return pd.Series(v, index=range(n), dtype=float) if self.pair and self.corr > 0 else v
 
     def true_diff(self, c: Comparison) -> float:
         return self.truth[c.a] - self.truth[c.b]
@@ -249,6 +251,7 @@ def run(args: argparse.Namespace, corr: float) -> tuple[pd.DataFrame, dict[str, 
     rows, spent, waves = [], dict.fromkeys(ARMS, 0.0), []
     for i in range(args.sweeps):
         sw = make_sweep(i, args.tolerance, rng, corr)
+        sw.pair = args.pair
         tu, bu = uniform(sw, args.uniform)
         ta, ba, nw = adaptive(sw, args.initial, args.max, bu)
         te, be, _ = adaptive(sw, args.initial, args.max, bu, spending="linear")
@@ -289,6 +292,11 @@ def main() -> None:
         help="seed effect's share of the seed variance, one setting each (0: independent sides)",
     )
     ap.add_argument(
+        "--pair",
+        action="store_true",
+        help="judge seed-matched sides paired (the report keeps Welch's; this shows the cost)",
+    )
+    ap.add_argument(
         "--calibrate",
         metavar="EXPERIMENT",
         help="print the seed correlation measured on a real experiment's results and exit",
@@ -314,7 +322,7 @@ def main() -> None:
     for corr in args.corr:
         table, spent, waves = run(args, corr)
         n = int(table.loc["all", ("", "comparisons")])
-        how = "paired t on matched seeds" if corr > 0 else "Welch (independent sides)"
+        how = "paired t on matched seeds" if corr > 0 and args.pair else "Welch"
         print(f"\n== seed effect shared by a sweep's configurations: {corr:g} ({how})")
         print(table.to_string())
         for arm in ARMS:
