@@ -20,7 +20,8 @@ from analysis import safe_io
 from analysis.controls import versus_controls
 from analysis.load import ID_COLUMNS
 from analysis.measured import measured_table
-from analysis.questions import REFERENCE_TEXT, Analysis
+from analysis.pareto import REFERENCE_TEXT
+from analysis.questions import Analysis
 from sparsity_tune.metrics import MEASURED
 
 #: What each file holds (also listed at the end of report.html).

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.charts import Chart, sparsity_colorscale
-from analysis.questions import REFERENCE_TEXT, Analysis
+from analysis.pareto import REFERENCE_TEXT
+from analysis.questions import Analysis
 from sparsity_tune import stack
 from sparsity_tune.metrics import REGISTRY
 
