@@ -18,6 +18,7 @@ from analysis.sections.section import Section, lines, no_data
 from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WORSE
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M
+from sparsity_tune.trial.registry import SCHEDULES
 
 if TYPE_CHECKING:
     from analysis.questions import Analysis
@@ -240,13 +241,23 @@ def _early_stop(a: Analysis, arch: str, imp: pd.DataFrame) -> str:
 
 
 def _gradual_note(c: pd.DataFrame) -> list[str]:
-    if "pruning.method" not in c or not (c["pruning.method"] == "gradual").any():
+    """Where a schedule reaches its final mask only at ``pruning.end_epoch``
+    (:attr:`~sparsity_tune.trial.schedule.Schedule.final_at_end_epoch`): what the figures of the
+    final mask count from."""
+    if "pruning.method" not in c:
         return []
-    g = c[c["pruning.method"] == "gradual"]
+    late = c["pruning.method"].map(
+        lambda m: bool(getattr(SCHEDULES.get(str(m)), "final_at_end_epoch", False))
+    )
+    if not late.any():
+        return []
+    g = c[late.to_numpy(bool)]
     ends = g["pruning.end_epoch"].dropna().unique() if "pruning.end_epoch" in g else []
     end = ", ".join(w.fmt(float(e)) for e in sorted(ends)) or "train.epochs"
+    names = ", ".join(sorted(g["pruning.method"].astype(str).unique()))
     return [
-        f"Gradual pruning reaches its final mask at end_epoch ({end}); epochs_to_99pct in "
-        "summary.json (the 'final mask only' figure) counts only epochs trained with that "
-        "mask, so it cannot come before end_epoch. (a) and (b) count from epoch 1 of the run."
+        f"{names.capitalize()} pruning reaches its final mask at end_epoch ({end}); "
+        "epochs_to_99pct in summary.json (the 'final mask only' figure) counts only epochs "
+        "trained with that mask, so it cannot come before end_epoch. (a) and (b) count from "
+        "epoch 1 of the run."
     ]
