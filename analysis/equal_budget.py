@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.convergence import IMPROVING_NOTE
 from analysis.stats import NOT_CONVERGED, verdict, welch
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M, direction
@@ -78,3 +79,67 @@ def matched_pairs(configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL) -> pd
             open_ = flag.loc[si].to_numpy(bool) | flag.loc[di].to_numpy(bool)
             out.loc[open_, "verdict"] = NOT_CONVERGED
     return out
+
+
+#: arch.csv: the columns of :func:`arch_at_budget` (``a``: the architecture with the better mean).
+ARCH_COLS = (
+    "budget",
+    "arch_a",
+    "arch_b",
+    "label_a",
+    "label_b",
+    "y_a",
+    "y_b",
+    "n_a",
+    "n_b",
+    "diff_pts",
+    "diff_ci95_lo",
+    "diff_ci95_hi",
+    "verdict",
+    "convergence_note",
+)
+
+
+def arch_at_budget(
+    points: pd.DataFrame, y: str, scale: float, sign: float, x: str = M.nonzero_params
+) -> pd.DataFrame:
+    """The two best architectures at the smallest budget of ``x`` that every architecture
+    reaches (the largest of their smallest values), each by its best point within that budget:
+    one row, ``a`` the better mean, with the difference a - b in points (``sign * scale``), its
+    Welch interval and verdict (tolerance 0), or ``not converged`` with ``convergence_note``
+    where a side was still improving at its end. Empty with fewer than two architectures."""
+    c = points[points[x].notna() & points[y].notna()] if len(points) else points
+    if c.empty or c["arch"].nunique() < 2:
+        return pd.DataFrame(columns=ARCH_COLS)
+    budget = float(points.groupby("arch")[x].min().max())
+    best = []
+    for _, adf in c[c[x] <= budget].groupby("arch", sort=True):
+        best.append(adf.loc[(sign * adf[y]).idxmax()])
+    if len(best) < 2:
+        return pd.DataFrame(columns=ARCH_COLS)
+    ra, rb = sorted(best, key=lambda r: -sign * r[y])[:2]
+    k = sign * scale
+    d = welch(
+        [k * ra[y]], [scale * ra[f"{y}_std"]], [ra["n_seeds"]],
+        [k * rb[y]], [scale * rb[f"{y}_std"]], [rb["n_seeds"]],
+    )  # fmt: skip
+    word = verdict(d["lo"], d["hi"], 0.0)[0]
+    open_ = [r for r in (ra, rb) if pd.notna(r.get("still_improving")) and r["still_improving"]]
+    note = "; ".join(f"{r['arch']}: {r.get(IMPROVING_NOTE, '')}" for r in open_)
+    row = {
+        "budget": budget,
+        "arch_a": ra["arch"],
+        "arch_b": rb["arch"],
+        "label_a": ra["label"],
+        "label_b": rb["label"],
+        "y_a": ra[y],
+        "y_b": rb[y],
+        "n_a": int(ra["n_seeds"]),
+        "n_b": int(rb["n_seeds"]),
+        "diff_pts": d["diff"][0],
+        "diff_ci95_lo": d["lo"][0],
+        "diff_ci95_hi": d["hi"][0],
+        "verdict": NOT_CONVERGED if open_ else word,
+        "convergence_note": note,
+    }
+    return pd.DataFrame([row], columns=ARCH_COLS)

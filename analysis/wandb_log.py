@@ -154,7 +154,8 @@ def build_report(a: Analysis, target: dict[str, Any], run_url: str | None) -> st
     )
     for s in a.sections:
         blocks.append(wr.H2(s.title))
-        blocks.extend(wr.P(sentence) for sentence in s.sentences)
+        said = [t for t in s.sentences if t != s.answer]  # the answer first, then the details
+        blocks.extend(wr.P(sentence) for sentence in ([s.answer] if s.answer else []) + said)
         keys = [f"plots/{c.key}" for c in s.charts]
         if keys:
             blocks.append(wr.PanelGrid(runsets=[runset], panels=[wr.MediaBrowser(media_keys=keys)]))

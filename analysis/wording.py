@@ -8,10 +8,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.stats import NOT_CONVERGED
+from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WITHIN, WORSE
 
 #: How every accuracy interval in the report was computed (:func:`analysis.stats.welch`).
 WELCH = "Welch 95% interval over seeds"
+#: A verdict of an accuracy comparison as a sentence says it.
+VERDICT_WORDS = {
+    BETTER: "better",
+    WORSE: "worse",
+    UNRESOLVED: "not resolved",
+    WITHIN: "within tolerance",
+    NOT_CONVERGED: NOT_CONVERGED,
+}
+
+
+def diff_cell(d: float, lo: float, hi: float) -> str:
+    """A difference and its 95% interval for a table cell: ``-0.47 [-3.33, +2.39]``."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{signed(d)} (no interval)"
+    return f"{signed(d)} [{signed(lo)}, {signed(hi)}]"
 
 
 def whole(v: float) -> str:

@@ -13,9 +13,11 @@ analysis wrote, so anyone can recount a report without re-running it.
   dearer is resolved; a ratio of exactly 1 with no spread (the dense model ships, so both sides
   time the same model: unstructured pruning's deployed bytes) is resolved as *equal*; "within
   seed noise" and "no interval" are not.
-- ``report.html``'s sentences: the matched large-sparse vs small-dense pairs ("better in a,
-  worse in b, not resolved in c") and the architectures at an equal parameter budget ("X
-  better/worse/not resolved").
+- ``matched.csv`` and ``arch.csv``: the matched large-sparse vs small-dense pairs and the two
+  best architectures at an equal parameter budget (better, worse, not resolved, not converged).
+  An analysis written before those files existed states them only in ``report.html``'s
+  sentences ("better in a, worse in b, not resolved in c"; "X better/worse/not resolved"),
+  which are read instead.
 
 Also printed: how many points are marked still improving (``still_improving``), the dense
 baselines' ``test_acc`` per size, the seeds per point, and the budget spent in trial-epochs
@@ -82,6 +84,26 @@ def sentence_verdicts(report: Path) -> list[str]:
     return out
 
 
+BUDGET_FILES = ("matched.csv", "arch.csv")
+
+
+def budget_verdicts(d: Path) -> tuple[str, list[str]]:
+    """The verdicts at an equal parameter budget and where they were read: ``matched.csv`` and
+    ``arch.csv`` (an empty file: no such comparison), else the sentences of ``report.html``."""
+    if all((d / name).is_file() for name in BUDGET_FILES):
+        out: list[str] = []
+        for name in BUDGET_FILES:
+            try:
+                table = pd.read_csv(d / name)
+            except pd.errors.EmptyDataError:  # no comparison: no columns either
+                continue
+            out += table.get("verdict", pd.Series(dtype=object)).dropna().astype(str).tolist()
+        return "matched pairs, arch at equal budget (matched.csv, arch.csv)", out
+    return "sentences: matched pairs, arch at equal budget (report.html)", sentence_verdicts(
+        d / "report.html"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("results", type=Path, help="experiment directory or its analysis/ folder")
@@ -100,10 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         groups["measured costs vs dense (measured.csv)"] = count(
             measured_verdicts(measured), RESOLVED_COST | {"equal (exact)"}
         )
-    said = pd.Series(sentence_verdicts(d / "report.html"), dtype=object)
-    groups["sentences: matched pairs, arch at equal budget (report.html)"] = count(
-        said, RESOLVED_ACC
-    )
+    where, said = budget_verdicts(d)
+    groups[where] = count(pd.Series(said, dtype=object), RESOLVED_ACC)
     total_r = total_n = 0
     print(f"{'comparisons':<62}{'resolved':>9}{'of':>5}{'share':>8}  verdicts")
     for name, (r, n, c) in groups.items():

@@ -9,11 +9,11 @@ import pandas as pd
 
 from analysis import charts
 from analysis import wording as w
-from analysis.convergence import IMPROVING_NOTE
+from analysis.equal_budget import arch_at_budget
 from analysis.pareto import front_table
 from analysis.sections.section import Section, no_data
 from analysis.sections.tolerance import best_resolved, compared
-from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WORSE, verdict, welch
+from analysis.stats import NOT_CONVERGED
 from sparsity_tune.metrics import M
 
 if TYPE_CHECKING:
@@ -55,28 +55,16 @@ def build(a: Analysis) -> Section:
             f"best with at most {w.whole(budget)} nonzero params: "
             f"{w.fmt(b[y]) if b is not None else 'n/a'}{tol_txt}."
         )
-    if len(at_budget) >= 2:
-        (na, ra), (nb, rb) = sorted(at_budget.items(), key=lambda kv: -a.sign * kv[1][y])[:2]
-        k = a.sign * a.scale
-        dd = welch(
-            [k * ra[y]], [a.scale * ra[f"{y}_std"]], [ra["n_seeds"]],
-            [k * rb[y]], [a.scale * rb[f"{y}_std"]], [rb["n_seeds"]],
-        )  # fmt: skip
-        v = {BETTER: "better", WORSE: "worse", UNRESOLVED: "not resolved"}
-        word = f"{na} {v[verdict(dd['lo'], dd['hi'], 0.0)[0]]}"
-        still = [(n, r) for n, r in ((na, ra), (nb, rb)) if is_open(r)]
-        if still:
-            notes = "; ".join(f"{n}: {r[IMPROVING_NOTE]}" for n, r in still)
-            word = f"{NOT_CONVERGED}, no verdict ({notes})"
+    pair = arch_at_budget(c, y, a.scale, a.sign, x)
+    if len(pair):
+        r = pair.iloc[0]
+        word = f"{r['arch_a']} {w.VERDICT_WORDS.get(r['verdict'], r['verdict'])}"
+        if r["verdict"] == NOT_CONVERGED:
+            word = f"{NOT_CONVERGED}, no verdict ({r['convergence_note']})"
         s.sentences.append(
-            f"At most {w.whole(budget)} nonzero params, {na} vs {nb}: {w.signed(dd['diff'][0])} "
-            f"points of {y} ({w.interval(dd['lo'][0], dd['hi'][0])}, {w.WELCH}): {word}."
+            f"At most {w.whole(budget)} nonzero params, {r['arch_a']} vs {r['arch_b']}: "
+            f"{w.signed(r['diff_pts'])} points of {y} "
+            f"({w.interval(r['diff_ci95_lo'], r['diff_ci95_hi'])}, {w.WELCH}): {word}."
         )
     s.charts.append(charts.arch_compare_chart(c, fronts, x, y))
     return s
-
-
-def is_open(r: pd.Series) -> bool:
-    """Whether a point (a row of ``a.points``) was still improving at its end (NaN: unjudged)."""
-    v = r.get("still_improving")
-    return bool(pd.notna(v) and v)

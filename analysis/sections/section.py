@@ -8,20 +8,62 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis import charts
+from analysis import wording as w
 from analysis.points import DENSE_VARIANT, P
+from sparsity_tune.metrics import M
 
 
 @dataclass
 class Section:
+    """One research question of the report: its answer in one sentence a researcher can quote,
+    a compact table of the comparisons behind it, the figures, and the details (the statements
+    of numbers and the long tables, folded away in report.html)."""
+
     key: str
     title: str
-    sentences: list[str] = field(default_factory=list)
+    sentences: list[str] = field(default_factory=list)  # the details, in words
     charts: list[charts.Chart] = field(default_factory=list)
-    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)  # the long tables
+    answer: str = ""  # one sentence, phrased from the comparison tables' verdicts
+    summary: tuple[str, pd.DataFrame] | None = None  # the compact table under the answer
+
+
+#: The compact table's columns (:func:`compact`).
+COMPACT_COLS = ("configuration", "sparsity", "difference (95% CI)", "verdict", "seeds")
+
+
+def compact(
+    rows: pd.DataFrame, n: tuple[str, str] = ("n_seeds", "dense_n"), label: str = "label"
+) -> pd.DataFrame:
+    """Comparison rows (``diff_pts``, its interval, ``verdict``) as the compact table: the
+    configuration, its sparsity, the difference with its interval in one cell, the verdict and
+    the seeds of both sides (``n``)."""
+    seeds = [
+        f"{int(a)} vs {int(b)}" if pd.notna(a) and pd.notna(b) else ""
+        for a, b in zip(rows[n[0]], rows[n[1]], strict=True)
+    ]
+    cells = [
+        w.diff_cell(d, lo, hi)
+        for d, lo, hi in zip(
+            rows["diff_pts"], rows["diff_ci95_lo"], rows["diff_ci95_hi"], strict=True
+        )
+    ]
+    return pd.DataFrame(
+        {
+            "configuration": rows[label].astype(str).to_numpy(),
+            "sparsity": rows[M.sparsity].to_numpy(float),
+            "difference (95% CI)": cells,
+            "verdict": rows["verdict"].astype(str).to_numpy(),
+            "seeds": seeds,
+        },
+        columns=list(COMPACT_COLS),
+    )
 
 
 def no_data(s: Section, why: str) -> Section:
-    s.sentences.append(f"Not available: {why}.")
+    """``s`` answering that its data is missing, and why."""
+    s.answer = f"Not available: {why}."
+    s.sentences.append(s.answer)
     return s
 
 
