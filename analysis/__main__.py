@@ -173,11 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for s in a.sections[1:]:  # the answer first, then the details (report.html folds them)
             print(f"\n{s.title}")
-            if s.answer:
-                print(f"  {s.answer}")
-            for sentence in s.sentences:
-                if sentence != s.answer:
-                    print(f"  - {sentence}")
+            print(f"  {s.lead}")
+            for sentence in s.details:
+                print(f"  - {sentence}")
     return 0
 
 

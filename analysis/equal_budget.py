@@ -64,6 +64,11 @@ def matched_pairs(configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL) -> pd
     )
     sign = 1.0 if direction(y) == "max" else -1.0
     out = out.assign(sparse_minus_dense=sign * (out[f"sparse_{y}"] - out[f"dense_{y}"]))
+    if "n_seeds" in c:
+        out = out.assign(
+            sparse_n_seeds=c.loc[si, "n_seeds"].to_numpy(),
+            dense_n_seeds=c.loc[di, "n_seeds"].to_numpy(),
+        )
     if f"{y}_std" in c and "n_seeds" in c:
         d = welch(
             sign * c.loc[si, y].to_numpy(float),

@@ -151,6 +151,7 @@ td,th{border:1px solid #ddd;padding:2px 6px;text-align:right} th{background:#f4f
 .tbl{overflow:auto;max-height:75vh;max-width:100%;margin:.5em 0;border:1px solid #ddd}
 .tbl th{position:sticky;top:0;z-index:1}
 p.answer{font-size:1.15em;font-weight:600;margin:.6em 0 .8em}
+h3{font-size:.95em;font-weight:600;color:#444;margin:.8em 0 .2em} .tbl td:first-child{text-align:left}
 details{margin:1em 0;max-width:1150px} details>summary{cursor:pointer;color:#555;font-weight:600}
 details[open]>summary{margin-bottom:.5em}
 """
@@ -213,14 +214,17 @@ def _verdicts_first(df: pd.DataFrame) -> pd.DataFrame:
 COMPACT_ROWS = 20
 
 
-def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
+def _table_html(
+    caption: str, df: pd.DataFrame, max_rows: int = 50, verdicts_first: bool = True
+) -> str:
     shown = _whole_counts(df.head(max_rows))
     more = (
         f" (first {max_rows} of {len(df)} rows; full table in the CSV files)"
         if len(df) > max_rows
         else ""
     )
-    shown = _verdicts_first(shown)
+    if verdicts_first:  # a compact table keeps its order: the difference, then its verdict
+        shown = _verdicts_first(shown)
     # headers may break after "_" (diff_ci95_lo): a wide table then fits more often
     shown = shown.rename(columns=lambda c: esc(c).replace("_", "_<wbr>"))
     for col in shown.columns:  # cells from trial files: escape here, to_html(escape=False) below
@@ -270,13 +274,14 @@ def _section_html(s: Section) -> str:
     """A section: its one-sentence answer, the compact table, the figures, then the details (the
     statements of numbers and the long tables) folded in a ``<details>`` element."""
     parts = [f"<section id='sec-{s.key}'><h2>{esc(s.title)}</h2>"]
-    if s.answer:
-        missing = " missing" if s.answer.startswith("Not available") else ""
-        parts.append(f"<p class='answer{missing}'>{esc(s.answer)}</p>")
+    if s.lead:
+        missing = " missing" if s.lead.startswith("Not available") else ""
+        parts.append(f"<p class='answer{missing}'>{esc(s.lead)}</p>")
     if s.summary is not None:
-        parts.append(_table_html(*s.summary, max_rows=COMPACT_ROWS))
+        caption, df = s.summary
+        parts.append(_table_html(caption, df, COMPACT_ROWS, verdicts_first=False))
     parts.extend(_figure_html(chart) for chart in s.charts)
-    said = [t for t in s.sentences if t != s.answer]
+    said = s.details
     if said or s.tables:
         what = [f"{len(said)} statement{'s' * (len(said) != 1)}"] if said else []
         what += [f"{len(s.tables)} table{'s' * (len(s.tables) != 1)}"] if s.tables else []

@@ -154,8 +154,7 @@ def build_report(a: Analysis, target: dict[str, Any], run_url: str | None) -> st
     )
     for s in a.sections:
         blocks.append(wr.H2(s.title))
-        said = [t for t in s.sentences if t != s.answer]  # the answer first, then the details
-        blocks.extend(wr.P(sentence) for sentence in ([s.answer] if s.answer else []) + said)
+        blocks.extend(wr.P(sentence) for sentence in [s.lead, *s.details] if sentence)
         keys = [f"plots/{c.key}" for c in s.charts]
         if keys:
             blocks.append(wr.PanelGrid(runsets=[runset], panels=[wr.MediaBrowser(media_keys=keys)]))

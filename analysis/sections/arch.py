@@ -13,7 +13,7 @@ from analysis.equal_budget import arch_at_budget
 from analysis.pareto import front_table
 from analysis.sections.section import Section, no_data
 from analysis.sections.tolerance import best_resolved, compared
-from analysis.stats import NOT_CONVERGED
+from analysis.stats import BETTER, NOT_CONVERGED
 from sparsity_tune.metrics import M
 
 if TYPE_CHECKING:
@@ -61,6 +61,22 @@ def build(a: Analysis) -> Section:
         word = f"{r['arch_a']} {w.VERDICT_WORDS.get(r['verdict'], r['verdict'])}"
         if r["verdict"] == NOT_CONVERGED:
             word = f"{NOT_CONVERGED}, no verdict ({r['convergence_note']})"
+        s.answer = _answer(r, y)
+        s.summary = (
+            f"The best of each architecture with at most {w.whole(budget)} nonzero params: "
+            f"a - b in points of {y} (arch.csv)",
+            pd.DataFrame(
+                {
+                    "configuration": [f"{r['label_a']} vs {r['label_b']}"],
+                    f"{y}": [f"{w.fmt(r['y_a'])} vs {w.fmt(r['y_b'])}"],
+                    "difference (95% CI)": [
+                        w.diff_cell(r["diff_pts"], r["diff_ci95_lo"], r["diff_ci95_hi"])
+                    ],
+                    "verdict": [r["verdict"]],
+                    "seeds": [f"{int(r['n_a'])} vs {int(r['n_b'])}"],
+                }
+            ),
+        )
         s.sentences.append(
             f"At most {w.whole(budget)} nonzero params, {r['arch_a']} vs {r['arch_b']}: "
             f"{w.signed(r['diff_pts'])} points of {y} "
@@ -68,3 +84,14 @@ def build(a: Analysis) -> Section:
         )
     s.charts.append(charts.arch_compare_chart(c, fronts, x, y))
     return s
+
+
+def _answer(r: pd.Series, y: str) -> str:
+    """arch.csv's row in one sentence: which architecture is better at the equal budget."""
+    at = f"At most {w.whole(r['budget'])} nonzero params"
+    how = f"{w.signed(r['diff_pts'])} points of {y}, {w.interval(r['diff_ci95_lo'], r['diff_ci95_hi'])}"
+    if r["verdict"] == BETTER:
+        return f"{at}, {r['arch_a']} is better than {r['arch_b']} ({how})."
+    if r["verdict"] == NOT_CONVERGED:
+        return f"{at}, {r['arch_a']} vs {r['arch_b']} reads no verdict: {r['convergence_note']}."
+    return f"{at}, {r['arch_a']} vs {r['arch_b']} is not resolved ({how})."

@@ -14,7 +14,7 @@ from analysis import wording as w
 from analysis.compare import variant_names
 from analysis.convergence import IMPROVING_NOTE
 from analysis.points import DENSE_VARIANT, P
-from analysis.sections.section import Section, lines, no_data
+from analysis.sections.section import Section, compact, lines, no_data
 from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WORSE
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M
@@ -40,6 +40,10 @@ def build(a: Analysis) -> Section:
         s.sentences.extend(_convergence(a, arch, adf))
     s.sentences.extend(_gradual_note(c))
     s.sentences.extend(_open_points(c))
+    plateau = _plateau_table(a, c)
+    if len(plateau):
+        s.tables.append((f"{PLATEAU}: seed mean and 95% interval over seeds", plateau))
+    s.answer, s.summary = _answer(a, c)
     ys = [m for m in (P.to99_own, P.to99_dense, P.early_stop_epoch) if m in c]
     if (c[P.round].isna() & (c[M.sparsity] > DENSE_EPS)).any():  # IMP rounds: (a) is the same
         ys.append(M.epochs_to_99pct)
@@ -108,6 +112,39 @@ def build(a: Analysis) -> Section:
 _SPEED = {BETTER: "faster", WORSE: "slower", UNRESOLVED: "not resolved"}
 
 
+def _answer(a: Analysis, c: pd.DataFrame) -> tuple[str, tuple[str, pd.DataFrame] | None]:
+    """(a) against dense, in one sentence (the verdict counts of
+    :func:`analysis.compare.versus_dense` on the epochs to 99% of the own best), and each
+    pruned configuration's sparsest point as the compact table (fewer epochs: faster)."""
+    vd = a.vs_dense.get(P.to99_own, pd.DataFrame())
+    vd = vd[vd.index.isin(c[P.point_id])] if len(vd) else vd
+    if vd.empty:
+        return "", None
+    v = vd["verdict"]
+    k = int(v.isin([BETTER, WORSE]).sum())
+    answer = (
+        f"Pruning changed the epochs a run needs to reach 99% of its own best val_acc beyond "
+        f"the seed noise at {k} of {len(v)} pruned points ({int((v == BETTER).sum())} faster, "
+        f"{int((v == WORSE).sum())} slower than the dense run of the same settings, {w.WELCH})"
+        + ("." if k else "; at the others the interval does not resolve it.")
+    )
+    pts = c.set_index(P.point_id).loc[vd.index]
+    top = pts.sort_values(M.sparsity).groupby(["arch", "size", P.variant], sort=True).tail(1)
+    rows = vd.loc[top.index].join(top[["label", M.sparsity, "n_seeds"]])
+    rows = rows.assign(  # fewer epochs is better: say pruned - dense in epochs
+        diff_pts=-rows["diff_pts"],
+        diff_ci95_lo=-rows["diff_ci95_hi"],
+        diff_ci95_hi=-rows["diff_ci95_lo"],
+        verdict=rows["verdict"].map(lambda x: _SPEED.get(x, x)),
+    ).sort_values("label", kind="stable")
+    table = compact(rows).rename(columns={"difference (95% CI)": "pruned - dense, epochs (95% CI)"})
+    return answer, (
+        "Epochs to 99% of the own best val_acc at each pruned configuration's highest "
+        f"sparsity, against its dense run ({w.WELCH})",
+        table,
+    )
+
+
 def _convergence(a: Analysis, arch: str, adf: pd.DataFrame) -> list[str]:
     out = []
     dense = adf[adf[M.sparsity] <= DENSE_EPS]
@@ -155,7 +192,7 @@ def _convergence(a: Analysis, arch: str, adf: pd.DataFrame) -> list[str]:
     imp = adf[adf[P.round].notna()]
     if len(imp) and imp[P.early_stop_epoch].notna().any():
         out.append(_early_stop(a, arch, imp))
-    plateau = _plateau_sentence(a, arch, adf)
+    plateau = _plateau_sentence(arch, _plateau_table(a, adf))
     if plateau:
         out.append(plateau)
     return out
@@ -185,34 +222,51 @@ def _open_points(c: pd.DataFrame) -> list[str]:
     ]
 
 
-def _plateau_sentence(a: Analysis, arch: str, adf: pd.DataFrame) -> str:
-    """(d) Epochs to plateau (train.until) per sparsity and variant, with 95% intervals over
-    seeds (points.csv: ``epochs_trained``), and how many points reached their plateau."""
+PLATEAU = "Epochs to plateau (train.until)"
+
+
+def _plateau_table(a: Analysis, adf: pd.DataFrame) -> pd.DataFrame:
+    """(d) Epochs to plateau (``train.until``) per point: seed mean with its 95% interval over
+    seeds (points.csv: ``epochs_trained``) and whether every seed reached its plateau."""
     conv = adf[M.converged] if M.converged in adf else pd.Series(dtype=float)
     ruled = adf[conv.notna()] if len(conv) else adf.iloc[:0]
     if ruled.empty or M.epochs_trained not in ruled:
-        return ""
+        return pd.DataFrame()
     names = variant_names(a.usable)
-    parts = []
-    for v, g in ruled.sort_values(M.sparsity).groupby(P.variant, sort=True):
-        items = ", ".join(
-            f"at {w.sp(r[M.sparsity])} {w.fmt(r[M.epochs_trained])} "
-            f"[{w.fmt(r[f'{M.epochs_trained}_ci95_lo'])}, {w.fmt(r[f'{M.epochs_trained}_ci95_hi'])}]"
-            for _, r in g.iterrows()
-        )
-        parts.append(f"{names.get(v, v)}: {items}")
-    full = int((ruled[M.converged] >= 1.0).sum())
+    ruled = ruled.sort_values([P.variant, M.sparsity, "size"], kind="stable")
+    e = M.epochs_trained
+    return pd.DataFrame(
+        {
+            "arch": ruled["arch"].to_numpy(),
+            "size": ruled["size"].to_numpy(),
+            "variant": [names.get(v, v) for v in ruled[P.variant]],
+            M.sparsity: ruled[M.sparsity].to_numpy(float),
+            e: ruled[e].to_numpy(float),
+            f"{e}_ci95_lo": ruled[f"{e}_ci95_lo"].to_numpy(float),
+            f"{e}_ci95_hi": ruled[f"{e}_ci95_hi"].to_numpy(float),
+            "n_seeds": ruled["n_seeds"].to_numpy(),
+            "every seed converged": (ruled[M.converged] >= 1.0).to_numpy(bool),
+        }
+    )
+
+
+def _plateau_sentence(arch: str, table: pd.DataFrame) -> str:
+    """(d) How many points reached their plateau in every seed (the epochs: :data:`PLATEAU`)."""
+    if table.empty:
+        return ""
+    full, n = int(table["every seed converged"].sum()), len(table)
+    e = table[M.epochs_trained]
     rest = (
-        f"; the other {len(ruled) - full} had a seed hit its epoch cap still improving and "
-        "take no part in any verdict"
-        if full < len(ruled)
+        f"; the other {n - full} had a seed hit its epoch cap still improving and take no "
+        "part in any verdict"
+        if full < n
         else ""
     )
     return (
         f"{arch}, (d) epochs to plateau (train.until: the monitored metric stopped improving; "
-        f"an IMP round counts from its rewind), seed mean [95% CI] at each sparsity: "
-        + "; ".join(parts)
-        + f". {full} of {len(ruled)} points converged in every seed{rest}."
+        f"an IMP round counts from its rewind): {w.fmt(e.min())} to {w.fmt(e.max())} epochs "
+        f"(seed means; each point with its 95% interval in the table '{PLATEAU}'). {full} of "
+        f"{n} points converged in every seed{rest}."
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from analysis import charts
 from analysis import wording as w
 from analysis.equal_budget import MATCH_RTOL, matched_pairs
-from analysis.sections.section import Section, no_data
+from analysis.sections.section import Section, compact, no_data
 from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WORSE
 
 if TYPE_CHECKING:
@@ -41,6 +43,41 @@ def build(a: Analysis) -> Section:
         if (v == NOT_CONVERGED).any():
             text += f", {NOT_CONVERGED} in {int((v == NOT_CONVERGED).sum())} (no verdict)"
     s.sentences.append(text + ".")
+    s.answer, s.summary = _answer(a, pairs)
     s.tables.append(("Matched pairs", pairs))
     s.charts.append(charts.pairs_chart(pairs, y))
     return s
+
+
+def _answer(a: Analysis, pairs: pd.DataFrame) -> tuple[str, tuple[str, pd.DataFrame]]:
+    """matched.csv's verdicts in one sentence, and its pairs as the compact table (sparse -
+    dense in points)."""
+    y = a.y
+    med = pairs["sparse_minus_dense"].median() * a.scale
+    head = (
+        f"Against a small dense model with as many nonzero params (within {int(MATCH_RTOL * 100)}%)"
+    )
+    if "verdict" not in pairs:
+        answer = f"{head}, a larger sparse model differs by {med:+.2f} points of {y} (median of {len(pairs)} pairs; no seed spread to judge it)."
+        return answer, ("Matched pairs", pairs)
+    v = pairs["verdict"]
+    answer = (
+        f"{head}, a larger sparse model is better in {int((v == BETTER).sum())}, worse in "
+        f"{int((v == WORSE).sum())} and not resolved in {int((v == UNRESOLVED).sum())} of "
+        f"{len(pairs)} pairs"
+        + (
+            f", {int((v == NOT_CONVERGED).sum())} {NOT_CONVERGED}"
+            if (v == NOT_CONVERGED).any()
+            else ""
+        )
+        + f" (median {med:+.2f} points of {y}, {w.WELCH})."
+    )
+    rows = pairs.assign(
+        label=pairs["sparse_label"].astype(str) + " vs " + pairs["dense_label"].astype(str),
+        sparsity=pairs["sparse_sparsity"],
+        diff_pts=pairs["sparse_minus_dense"] * a.scale,
+        diff_ci95_lo=pairs["ci95_lo"] * a.scale,
+        diff_ci95_hi=pairs["ci95_hi"] * a.scale,
+    )
+    caption = f"Matched pairs: large sparse - small dense in points of {y} (matched.csv)"
+    return answer, (caption, compact(rows, n=("sparse_n_seeds", "dense_n_seeds")))

@@ -13,8 +13,8 @@ from analysis import wording as w
 from analysis.compare import variant_names
 from analysis.controls import control_sentences, versus_controls
 from analysis.points import DENSE_VARIANT, P
-from analysis.sections.section import Section, no_data
-from analysis.stats import BETTER, UNRESOLVED, WORSE
+from analysis.sections.section import Section, compact, no_data
+from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WORSE
 from sparsity_tune.metrics import M
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ def build(a: Analysis) -> Section:
             f"the {n_var} pruning variants never reach an equal sparsity (within "
             "0.01) with the same other settings",
         )
+    s.answer, s.summary = _answer(a, m, names)
     words = {BETTER: "better", WORSE: "worse", UNRESOLVED: "not resolved"}
     pairs = list(m.groupby(["variant_a", "variant_b"], sort=False))
     for (va, vb), g in pairs[:MAX_PAIR_SENTENCES]:
@@ -98,6 +99,41 @@ def build(a: Analysis) -> Section:
 
 
 MAX_PAIR_SENTENCES = 8  # method comparisons spelled out (all are in methods.csv)
+
+
+def _answer(
+    a: Analysis, m: pd.DataFrame, names: dict[str, str]
+) -> tuple[str, tuple[str, pd.DataFrame]]:
+    """The pair of variants compared in the most cells, with its verdict counts (methods.csv),
+    in one sentence; per pair, architecture and size the highest sparsity compared, as the
+    compact table."""
+    pairs = m.groupby(["variant_a", "variant_b"], sort=False)
+    (va, vb), g = max(pairs, key=lambda kv: len(kv[1]))
+    v = g["verdict"]
+    answer = (
+        f"At equal sparsity, {names.get(va, va)} is better than {names.get(vb, vb)} in "
+        f"{int((v == BETTER).sum())}, worse in {int((v == WORSE).sum())} and not resolved in "
+        f"{int((v == UNRESOLVED).sum())} of {len(g)} (size × sparsity) cells"
+        + (
+            f", {int((v == NOT_CONVERGED).sum())} {NOT_CONVERGED}"
+            if (v == NOT_CONVERGED).any()
+            else ""
+        )
+        + f" ({a.y}, {w.WELCH})"
+        + (f"; {pairs.ngroups - 1} more pairs in the table." if pairs.ngroups > 1 else ".")
+    )
+    top = m.sort_values(M.sparsity, kind="stable")
+    top = top.groupby(["variant_a", "variant_b", "arch", "size"], sort=False).tail(1)
+    top = top.assign(
+        label=[
+            f"{names.get(x, x)} vs {names.get(y, y)}, {r} {z}"
+            for x, y, r, z in zip(
+                top["variant_a"], top["variant_b"], top["arch"], top["size"], strict=True
+            )
+        ]
+    ).sort_values(["variant_a", "variant_b", "arch", "size"], kind="stable")
+    caption = f"a - b in points of {a.y} at the highest sparsity each pair reaches, per size"
+    return answer, (caption, compact(top, n=("n_a", "n_b")))
 
 
 def _where(r: pd.Series) -> str:

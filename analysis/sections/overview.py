@@ -28,6 +28,13 @@ def build(a: Analysis) -> Section:
         listed = "; ".join(f"{n} ({int(per.get(n, 0))} trials, {p})" for n, p in sources.items())
         s.sentences.append(f"{len(sources)} experiments analysed together: {listed}.")
     n_imp = int(a.points[P.round].notna().sum()) if len(a.points) else 0
+    s.answer = (
+        f"{counts.get(FINISHED, 0)} of {len(a.trials)} trials finished, giving "
+        f"{len(a.configs)} configurations ("
+        f"{w.fmt(a.configs['n_seeds'].mean() if len(a.configs) else np.nan)} seeds each on "
+        f"average) and {len(a.points)} operating points; every verdict below reads the "
+        f"{w.WELCH} of a difference, against a tolerance of {w.fmt(a.tolerance)} point(s)."
+    )
     s.sentences.append(
         f"{len(a.trials)} trials: {counts.get(FINISHED, 0)} finished, {counts.get('running', 0)} "
         f"running, {counts.get('stopped', 0)} stopped early, {counts.get('failed', 0)} failed; "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from analysis import charts
 from analysis import wording as w
 from analysis.sections.section import Section, lines, no_data
@@ -62,6 +64,7 @@ def build(a: Analysis) -> Section:
                 f"points wide (median), against a tolerance of {w.fmt(tol)}"
             )
         s.sentences.append(text + ".")
+    s.answer, s.summary = _answer(a, d, per_size)
     if len(d):
         r = d.assign(seed_std_pts=d[f"{y}_std"] * a.scale)
         r = r.assign(diff_pts_ci95_hi=r["diff_ci95_hi"], diff_pts_ci95_lo=r["diff_ci95_lo"])
@@ -80,3 +83,42 @@ def build(a: Analysis) -> Section:
             )
         )
     return s
+
+
+def _answer(
+    a: Analysis, d: pd.DataFrame, per_size: pd.DataFrame
+) -> tuple[str, tuple[str, pd.DataFrame] | None]:
+    """Whether the highest sparsity resolved within tolerance moves with the model size, and how
+    wide the seed noise leaves a difference to dense, in one sentence; per architecture and size
+    the figures behind it as the compact table."""
+    if d.empty:
+        return "", None
+    tol = w.fmt(a.tolerance)
+    best = per_size.set_index(["arch", "size"])[M.sparsity] if len(per_size) else pd.Series([])
+    half = (d["diff_ci95_hi"] - d["diff_ci95_lo"]) / 2
+    rows = []
+    for (arch, size), g in d.groupby(["arch", "size"], sort=True):
+        rows.append(
+            {
+                "arch": arch,
+                "size": size,
+                "pruned points": len(g),
+                f"highest sparsity within {tol} point(s)": float(best.get((arch, size), 0.0)),
+                f"seed std of {a.y} (points, mean)": float((g[f"{a.y}_std"] * a.scale).mean()),
+                "95% interval half-width (points, median)": float(half.loc[g.index].median()),
+            }
+        )
+    table = pd.DataFrame(rows)
+    col = f"highest sparsity within {tol} point(s)"
+    parts = []
+    for arch, g in table.groupby("arch", sort=True):
+        lo, hi = g[col].min(), g[col].max()
+        same = f"{w.sp(hi)} at every size" if lo == hi else f"{w.sp(lo)} to {w.sp(hi)}"
+        parts.append(f"{arch} {same} ({len(g)} sizes)")
+    answer = (
+        f"Highest sparsity resolved within {tol} point(s) of dense, across model sizes (0: none): "
+        + "; ".join(parts)
+        + f"; with these seeds a difference to dense carries a 95% interval of "
+        f"±{w.fmt(half.median(), 2)} points (median)."
+    )
+    return answer, ("Per model size: the answer of section 2 and the seed noise behind it", table)

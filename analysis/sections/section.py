@@ -27,6 +27,16 @@ class Section:
     answer: str = ""  # one sentence, phrased from the comparison tables' verdicts
     summary: tuple[str, pd.DataFrame] | None = None  # the compact table under the answer
 
+    @property
+    def lead(self) -> str:
+        """The sentence the section opens with: its answer, else its first statement."""
+        return self.answer or (self.sentences[0] if self.sentences else "")
+
+    @property
+    def details(self) -> list[str]:
+        """The statements behind the answer (every sentence but :attr:`lead`)."""
+        return [t for t in self.sentences if t != self.lead]
+
 
 #: The compact table's columns (:func:`compact`).
 COMPACT_COLS = ("configuration", "sparsity", "difference (95% CI)", "verdict", "seeds")

@@ -12,7 +12,7 @@ from analysis import charts
 from analysis import wording as w
 from analysis.compare import DIFF_COLS
 from analysis.points import P
-from analysis.sections.section import Section, lines, no_data
+from analysis.sections.section import Section, compact, lines, no_data
 from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WITHIN, WORSE
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M
@@ -73,6 +73,7 @@ def build(a: Analysis) -> Section:
             "settings, or round 0 of an IMP run) among the finished trials; add a dense run "
             "(pruning.method=none, or final_sparsity 0) to the sweep",
         )
+    s.answer, s.summary = _answer(a, d)
     ok = d["verdict"].isin([WITHIN, BETTER])
     words = {WITHIN: "within tolerance", BETTER: "better", WORSE: "worse", UNRESOLVED: "unresolved"}
     for arch, g in d.groupby("arch", sort=True):
@@ -155,6 +156,36 @@ def build(a: Analysis) -> Section:
         )
     )
     return s
+
+
+def _answer(a: Analysis, d: pd.DataFrame) -> tuple[str, tuple[str, pd.DataFrame]]:
+    """Per architecture, the highest sparsity resolved within tolerance (points.csv's verdicts),
+    in one sentence; per architecture, size and variant the sparsest point resolved within,
+    else its sparsest point, as the compact table."""
+    tol = w.fmt(a.tolerance)
+    parts = []
+    for arch, g in d.groupby("arch", sort=True):
+        v = g["verdict"]
+        n_ok, n_worse = int(v.isin([WITHIN, BETTER]).sum()), int((v == WORSE).sum())
+        best = best_resolved(g, ["arch"])
+        top = w.sp(best[M.sparsity].iloc[0]) if len(best) else "none"
+        parts.append(
+            f"{arch} {top} ({n_ok} of {len(g)} pruned points within, {n_worse} worse, "
+            f"{len(g) - n_ok - n_worse} not resolved)"
+        )
+    answer = (
+        f"Highest sparsity whose {a.y} is resolved within {tol} point(s) of the dense "
+        f"baseline ({w.WELCH} of the difference): " + "; ".join(parts) + "."
+    )
+    good = d["verdict"].isin([WITHIN, BETTER]).astype(int)
+    rows = d.assign(_ok=good).sort_values(["_ok", M.sparsity, "diff_pts"], kind="stable")
+    rows = rows.groupby(["arch", "size", P.variant], sort=True).tail(1)
+    rows = rows.sort_values(["arch", "size", P.variant], kind="stable")
+    caption = (
+        f"Per configuration, the sparsest point resolved within {tol} point(s) of dense, else "
+        f"its sparsest point: pruned - dense in points of {a.y}"
+    )
+    return answer, (caption, compact(rows))
 
 
 def best_resolved(d: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from analysis.measured import (
     DEARER,
     FLAT,
     GRANULARITY,
+    MOVES,
     PAIRED_ROUNDS,
     SEED_MEANS,
     UNJUDGED,
@@ -27,7 +28,7 @@ from analysis.measured import (
 )
 from analysis.pareto import REFERENCE_TEXT
 from analysis.points import P
-from analysis.sections.section import Section, lines, no_data
+from analysis.sections.section import Section, compact, lines, no_data
 from analysis.stats import welch
 from sparsity_tune.metrics import M
 
@@ -50,7 +51,7 @@ def build(a: Analysis) -> Section:
         "(wall time, memory and bytes of the model as trained or shipped, on the machine that "
         f"ran the trial, read against the seed noise): {', '.join(measured) or 'none'}. A "
         f"measured axis on which no pruned point differs from its dense baseline beyond the "
-        f"seed noise is called '{FLAT}' and gets no front."
+        f"seed noise is called '{FLAT}' and gets no front. Against dense, {RATIO_TEXT}."
     )
     for x, f in a.fronts.items():
         kind = "measured" if is_measured(x) else "counted"
@@ -87,6 +88,15 @@ def build(a: Analysis) -> Section:
         s.charts.append(charts.front_chart(cand, f.table, x, y, "granularity"))
         stopping.mark_on_chart(s.charts[-1], stopped, x, y)
     s.sentences.extend(_granularity_sentences(a))
+    s.answer = _answer(a)
+    largest = _largest_models(a)
+    if len(largest):
+        s.summary = (
+            f"The largest model of each architecture: pruned - dense in points of {y} with its "
+            "verdict, and each measured cost against dense as the ratio dense / pruned (how it "
+            "is read: the first statement under Details)",
+            largest,
+        )
     costs = [
         c
         for c in (M.epoch_time_s, M.train_time_s, M.peak_mem_bytes, M.sparse_bytes)
@@ -203,6 +213,26 @@ def _flat_sentence(x: str, kind: str, ax: Axis) -> str:
     )
 
 
+def _granularity_counts(a: Analysis, ax: Axis) -> pd.DataFrame:
+    """Per granularity: points compared with dense on the axis, how many are cheaper and dearer
+    (measured.csv's verdicts), and the range of the ratio dense / pruned."""
+    info = a.usable.set_index(P.point_id)
+    t = ax.table.join(info[[c for c in (M.sparsity, GRANULARITY) if c in info]], how="left")
+    t = t.assign(granularity=granularity(t))
+    rows = [
+        {
+            "granularity": g,
+            "n": len(gt),
+            "cheaper": int((gt["verdict"] == CHEAPER).sum()),
+            "dearer": int((gt["verdict"] == DEARER).sum()),
+            "lo": gt["ratio"].min(),
+            "hi": gt["ratio"].max(),
+        }
+        for g, gt in t.groupby("granularity", sort=True)
+    ]
+    return pd.DataFrame(rows, columns=["granularity", "n", "cheaper", "dearer", "lo", "hi"])
+
+
 def _by_granularity(a: Analysis, x: str, ax: Axis) -> str:
     """Per granularity: how many points are cheaper than dense on ``x``, and the ratio range."""
     if ax.state == UNJUDGED:
@@ -210,21 +240,44 @@ def _by_granularity(a: Analysis, x: str, ax: Axis) -> str:
             "Not judged against the seed noise: no pruned point has a dense baseline with an "
             "interval (a dense run with at least 2 seeds, and at least 2 seeds of its own)."
         )
-    info = a.usable.set_index(P.point_id)
-    t = ax.table.join(info[[c for c in (M.sparsity, GRANULARITY) if c in info]], how="left")
-    t = t.assign(granularity=granularity(t))
-    parts = []
-    for g, gt in t.groupby("granularity", sort=True):
-        n_c, n_d = int((gt["verdict"] == CHEAPER).sum()), int((gt["verdict"] == DEARER).sum())
-        parts.append(
-            f"{g} cheaper at {n_c} and dearer at {n_d} of {len(gt)} points "
-            f"({w.times(gt['ratio'].min())} to {w.times(gt['ratio'].max())})"
-        )
+    parts = [
+        f"{r.granularity} cheaper at {r.cheaper} and dearer at {r.dearer} of {r.n} points "
+        f"({w.times(r.lo)} to {w.times(r.hi)})"
+        for r in _granularity_counts(a, ax).itertuples()
+    ]
     return (
-        f"Against dense ({RATIO_TEXT}; the axis moves beyond the seed noise at the 5% level): "
-        + "; ".join(parts)
-        + "."
+        "Against dense (ratio dense / pruned; the axis moves beyond the seed noise at the 5% "
+        "level): " + "; ".join(parts) + "."
     )
+
+
+def _answer(a: Analysis) -> str:
+    """Per granularity, how often the pruned models are resolved cheaper than dense on the first
+    measured sentence axis that moves (measured.csv's verdicts), in one sentence; where no
+    measured axis moves, the first front."""
+    moving = [x for x in SENTENCE_AXES if x in a.axes and a.axes[x].state == MOVES]
+    if moving:
+        x = moving[0]
+        good = _WORDS.get(x, (f"cheaper on {x}",))[0]
+        parts = []
+        for r in _granularity_counts(a, a.axes[x]).itertuples():
+            dearer = f", {_WORDS.get(x, ('', 'dearer'))[1]} at {r.dearer}" if r.dearer else ""
+            parts.append(
+                f"{r.granularity} at {r.cheaper} of {r.n} points{dearer} "
+                f"({w.times(r.lo)} to {w.times(r.hi)})"
+            )
+        return (
+            f"Measured against dense ({x}, ratio dense / pruned), the pruned models are {good} "
+            "beyond the seed noise for " + "; ".join(parts) + "."
+        )
+    for x, f in a.fronts.items():
+        if f.n_configs:
+            return (
+                f"{len(f.table)} of {f.n_configs} operating points are on the {a.y} / {x} front "
+                f"(hypervolume {w.fmt(f.hypervolume)}, normalised {w.fmt(f.hv_normalized)}); "
+                "no measured cost moves beyond the seed noise against dense."
+            )
+    return ""
 
 
 def _ratio_points(a: Analysis) -> tuple[list[str], pd.DataFrame]:
@@ -264,10 +317,49 @@ def _size_order(g: pd.DataFrame) -> list[str]:
     return sorted(most.index, key=lambda v: (np.nan_to_num(most[v], nan=-1.0), v))
 
 
+def _largest_models(a: Analysis) -> pd.DataFrame:
+    """Research question 4 by granularity, one row per pruned point of each architecture's
+    largest model: the accuracy difference to dense with its interval and verdict (points.csv),
+    then each measured axis in words (measured.csv) and the in-run step speed-up of compacted
+    models. The section's compact table: what used to be a sentence of 14 numbers."""
+    axes, pts = _ratio_points(a)
+    if not axes:
+        return pd.DataFrame()
+    steps = compacted_speedup(a.samples)
+    many = pts.groupby("granularity")[P.variant].nunique()
+    out = []
+    for arch, g in pts.groupby("arch", sort=True):
+        size = _size_order(g)[-1]
+        sub = g[g["size"].astype(str) == size]
+        for _, r in sub.sort_values(["granularity", M.sparsity, P.variant]).iterrows():
+            where = f"{arch} {size} {r['granularity']} {w.pct(r[M.sparsity])}"
+            if many.get(r["granularity"], 1) > 1:
+                where += f" ({r[P.variant]})"
+            if np.isfinite(r[P.round]):
+                where += f" (IMP round {int(r[P.round])})"
+            row = {"label": where, **{c: r[c] for c in (M.sparsity, "n_seeds", "dense_n")}}
+            row.update({c: r[c] for c in ("diff_pts", "diff_ci95_lo", "diff_ci95_hi", "verdict")})
+            for x in axes:
+                row[x] = _ratio_phrase(a.axes[x], x, r[P.point_id]) or ""
+            if len(steps):
+                pid = r[P.point_id]
+                row[COMPACTED] = _compacted_phrase(steps.loc[pid]) if pid in steps.index else ""
+            out.append(row)
+    rows = pd.DataFrame(out)
+    table = compact(rows)
+    for c in rows.columns[rows.columns.get_loc("verdict") + 1 :]:
+        table[c] = rows[c].to_numpy()
+    return table
+
+
+#: The compact table's column of the in-run training-step ratio of compacted models.
+COMPACTED = "training steps once compacted"
+
+
 def _granularity_sentences(a: Analysis) -> list[str]:
-    """Research question 4 by granularity: per architecture, its largest model at every pruned
-    point (measured ratios to dense and the accuracy difference), then each granularity's gain
-    at its highest sparsity across model sizes."""
+    """Research question 4 by granularity: each granularity's gain on the first sentence axis at
+    its highest sparsity, across model sizes (the points of the largest models are rows of the
+    section's compact table, :func:`_largest_models`)."""
     axes, pts = _ratio_points(a)
     if not axes:
         return [
@@ -275,28 +367,6 @@ def _granularity_sentences(a: Analysis) -> list[str]:
             "and a dense baseline with the same settings)."
         ]
     out = []
-    steps = compacted_speedup(a.samples)
-    many = pts.groupby("granularity")[P.variant].nunique()
-    for arch, g in pts.groupby("arch", sort=True):
-        size = _size_order(g)[-1]
-        sub = g[g["size"].astype(str) == size]
-        clauses = []
-        for _, r in sub.sort_values(["granularity", M.sparsity, P.variant]).iterrows():
-            where = f"{r['granularity']} {w.pct(r[M.sparsity])}"
-            if many.get(r["granularity"], 1) > 1:
-                where += f" ({r[P.variant]})"
-            if np.isfinite(r[P.round]):
-                where += f" (IMP round {int(r[P.round])})"
-            said = [p for x in axes if (p := _ratio_phrase(a.axes[x], x, r[P.point_id]))]
-            if r[P.point_id] in steps.index:
-                said.append(_compacted_phrase(steps.loc[r[P.point_id]]))
-            if np.isfinite(r["diff_pts"]):
-                said.append(f"{a.y} {w.diff(r)}")
-            clauses.append(f"{where}: " + ", ".join(said))
-        out.append(
-            f"{arch} {size} (the largest {arch}; {RATIO_TEXT}; {a.y} as the difference to "
-            f"dense in points): " + "; ".join(clauses) + "."
-        )
     x0 = axes[0]
     t = a.axes[x0].table
     for gran, g in pts[pts[P.point_id].isin(t.index)].groupby("granularity", sort=True):
