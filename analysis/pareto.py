@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.points import P
+from analysis.stats import verdict, welch
 from analysis.tables import identity_columns
 from sparsity_tune.metrics import M, direction
 
@@ -185,3 +186,43 @@ def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
         hv_reference=REFERENCE_TEXT,
     )
     return Front(x, y, x_dir, y_dir, table, len(cand), hv, hv / box if box > 0 else np.nan, ref)
+
+
+def versus_best(
+    cand: pd.DataFrame,
+    best: pd.Series,
+    x: str,
+    y: str,
+    scale: float,
+    sign: float,
+    tolerance: float,
+) -> pd.DataFrame:
+    """Each point of ``cand`` cheaper than ``best`` on ``x`` (direction from
+    :func:`sparsity_tune.metrics.direction`), cheapest first, against ``best`` on ``y``: the
+    difference point - best in points (``sign * scale``: positive is more accurate), its Welch
+    95% interval over seeds and the verdict against ``-tolerance`` (:func:`analysis.stats.verdict`:
+    within tolerance where the interval lies above it). The front's "what does it cost to give
+    up at most ``tolerance`` points?"."""
+    k = sign * scale
+    d = welch(
+        k * cand[y].to_numpy(float),
+        scale * cand[f"{y}_std"].to_numpy(float),
+        cand["n_seeds"].to_numpy(float),
+        np.full(len(cand), k * best[y]),
+        np.full(len(cand), scale * best[f"{y}_std"]),
+        np.full(len(cand), float(best["n_seeds"])),
+    )
+    out = pd.DataFrame(
+        {
+            "diff_pts": d["diff"],
+            "diff_ci95_lo": d["lo"],
+            "diff_ci95_hi": d["hi"],
+            "verdict": verdict(d["lo"], d["hi"], tolerance),
+        },
+        index=cand.index,
+    )
+    cheaper = (cand[x] < best[x]) if direction(x) == "min" else (cand[x] > best[x])
+    order = cand.loc[cheaper.to_numpy(), x].sort_values(
+        ascending=direction(x) == "min", kind="stable"
+    )
+    return out.loc[order.index]

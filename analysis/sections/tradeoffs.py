@@ -26,10 +26,10 @@ from analysis.measured import (
     granularity,
     is_measured,
 )
-from analysis.pareto import REFERENCE_TEXT
+from analysis.pareto import REFERENCE_TEXT, versus_best
 from analysis.points import P
 from analysis.sections.section import Section, compact, lines, no_data
-from analysis.stats import welch
+from analysis.stats import BETTER, WITHIN
 from sparsity_tune.metrics import M
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def build(a: Analysis) -> Section:
             f"{w.fmt(f.hypervolume)} (normalised {w.fmt(f.hv_normalized)}) against the reference "
             f"point ({x}={w.fmt(f.ref[0])}, {y}={w.fmt(f.ref[1])}). The most accurate "
             f"({best['label']}, {y} {w.fmt(best[y])}) costs {w.fmt(best[x])}; "
-            + _cheapest(a, cand, best, x, f.x_dir)
+            + _cheapest(a, cand, best, x)
         )
         if kind == "measured" and ax is not None:
             text += " " + _by_granularity(a, x, ax)
@@ -385,36 +385,26 @@ def _granularity_sentences(a: Analysis) -> list[str]:
     return out
 
 
-def _cheapest(a: Analysis, cand: pd.DataFrame, best: pd.Series, x: str, x_dir: str) -> str:
-    """The cheapest point whose difference to the most accurate is resolved within tolerance."""
-    y, tol = a.y, a.tolerance
-    k = a.sign * a.scale
-    d = welch(
-        k * cand[y].to_numpy(float),
-        a.scale * cand[f"{y}_std"].to_numpy(float),
-        cand["n_seeds"].to_numpy(float),
-        np.full(len(cand), k * best[y]),
-        np.full(len(cand), a.scale * best[f"{y}_std"]),
-        np.full(len(cand), float(best["n_seeds"])),
-    )
-    cheaper = (cand[x] < best[x]) if x_dir == "min" else (cand[x] > best[x])
-    ok = cand[cheaper.to_numpy() & (d["lo"] > -tol)]
+def _cheapest(a: Analysis, cand: pd.DataFrame, best: pd.Series, x: str) -> str:
+    """The cheapest point whose difference to the most accurate is resolved within tolerance
+    (:func:`analysis.pareto.versus_best`'s verdicts), else the cheapest whose mean is."""
+    tol = a.tolerance
+    vs = versus_best(cand, best, x, a.y, a.scale, a.sign, tol)
+    ok = vs[vs["verdict"].isin([WITHIN, BETTER])]
     if len(ok):
-        r = ok.loc[ok[x].idxmin() if x_dir == "min" else ok[x].idxmax()]
-        i = cand.index.get_loc(r.name)
+        r, d = cand.loc[ok.index[0]], ok.iloc[0]
         ratio = best[x] / r[x] if r[x] else np.nan
         return (
             f"the cheapest point resolved within {w.fmt(tol)} point(s) of it ({r['label']}) costs "
-            f"{w.fmt(r[x])} ({w.fmt(ratio, 2)}× less): {w.signed(d['diff'][i])} points "
-            f"({w.interval(d['lo'][i], d['hi'][i])})."
+            f"{w.fmt(r[x])} ({w.fmt(ratio, 2)}× less): {w.signed(d['diff_pts'])} points "
+            f"({w.interval(d['diff_ci95_lo'], d['diff_ci95_hi'])})."
         )
-    near = cand[cheaper.to_numpy() & (d["diff"] >= -tol)]
+    near = vs[vs["diff_pts"] >= -tol]
     if len(near):
-        r = near.loc[near[x].idxmin() if x_dir == "min" else near[x].idxmax()]
-        i = cand.index.get_loc(r.name)
+        r, d = cand.loc[near.index[0]], near.iloc[0]
         return (
             f"no cheaper point is resolved within {w.fmt(tol)} point(s) of it with these seeds; "
             f"the cheapest whose mean is ({r['label']}, {w.fmt(r[x])}) differs by "
-            f"{w.signed(d['diff'][i])} points ({w.interval(d['lo'][i], d['hi'][i])})."
+            f"{w.signed(d['diff_pts'])} points ({w.interval(d['diff_ci95_lo'], d['diff_ci95_hi'])})."
         )
     return f"no cheaper point comes within {w.fmt(tol)} point(s) of it."

@@ -177,3 +177,24 @@ def test_report_puts_answer_table_figures_then_folded_details(sweep) -> None:
             assert all(f"<p>{esc(t)}</p>" in folded for t in s.details), s.key
             assert all(f"<h3>{esc(c)}" in folded for c, _ in s.tables), s.key
         assert order == sorted(order), (s.key, order)
+
+
+def test_versus_best_orders_the_cheaper_points_and_reads_their_interval() -> None:
+    from analysis.pareto import versus_best
+
+    cand = pd.DataFrame(
+        {
+            "nonzero_params": [1000.0, 400.0, 200.0, 2000.0],
+            "test_acc": [0.95, 0.945, 0.85, 0.96],
+            "test_acc_std": [0.01, 0.01, 0.01, 0.01],
+            "n_seeds": [3, 3, 3, 3],
+        },
+        index=["best", "near", "far", "dearer"],
+    )
+    got = versus_best(cand, cand.loc["best"], "nonzero_params", "test_acc", 100.0, 1.0, 3.0)
+    assert got.index.tolist() == ["far", "near"]  # cheaper only, cheapest first
+    half = 2.7764451051977987 * math.sqrt(2 / 3)  # t(0.975, df=4), std 1 point each side
+    assert got.loc["near", "diff_pts"] == pytest.approx(-0.5)
+    assert got.loc["near", "diff_ci95_lo"] == pytest.approx(-0.5 - half)  # -2.76 > -3: within
+    assert got["verdict"].tolist() == ["worse", "within tolerance"]
+    assert got.loc["far", "diff_ci95_hi"] == pytest.approx(-10.0 + half)  # below -3: worse
