@@ -89,7 +89,8 @@ def build(a: Analysis) -> Section:
 def _answer(r: pd.Series, y: str) -> str:
     """arch.csv's row in one sentence: which architecture is better at the equal budget."""
     at = f"At most {w.whole(r['budget'])} nonzero params"
-    how = f"{w.signed(r['diff_pts'])} points of {y}, {w.interval(r['diff_ci95_lo'], r['diff_ci95_hi'])}"
+    ci = w.interval(r["diff_ci95_lo"], r["diff_ci95_hi"])
+    how = f"{w.signed(r['diff_pts'])} points of {y}, {ci}"
     if r["verdict"] == BETTER:
         return f"{at}, {r['arch_a']} is better than {r['arch_b']} ({how})."
     if r["verdict"] == NOT_CONVERGED:

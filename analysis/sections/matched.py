@@ -58,7 +58,10 @@ def _answer(a: Analysis, pairs: pd.DataFrame) -> tuple[str, tuple[str, pd.DataFr
         f"Against a small dense model with as many nonzero params (within {int(MATCH_RTOL * 100)}%)"
     )
     if "verdict" not in pairs:
-        answer = f"{head}, a larger sparse model differs by {med:+.2f} points of {y} (median of {len(pairs)} pairs; no seed spread to judge it)."
+        answer = (
+            f"{head}, a larger sparse model differs by {med:+.2f} points of {y} (median of "
+            f"{len(pairs)} pairs; no seed spread to judge it)."
+        )
         return answer, ("Matched pairs", pairs)
     v = pairs["verdict"]
     answer = (

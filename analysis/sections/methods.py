@@ -61,8 +61,8 @@ def build(a: Analysis) -> Section:
         unresolved = g[g["verdict"] == UNRESOLVED]
         if len(unresolved):
             text += (
-                f"; the unresolved cells would need {w.seeds_phrase(unresolved['seeds_needed'].median())}"
-                " (median)"
+                "; the unresolved cells would need "
+                f"{w.seeds_phrase(unresolved['seeds_needed'].median())} (median)"
             )
         s.sentences.append(text + ".")
     if len(pairs) > MAX_PAIR_SENTENCES:

@@ -173,7 +173,8 @@ def _ratio_phrase(ax: Axis, x: str, point_id: str) -> str | None:
     if r["verdict"] == CHEAPER:
         return f"{w.times(r['ratio'])} {good} ({every}95% CI [{w.times(lo)}, {w.times(hi)}])"
     if r["verdict"] == DEARER:
-        return f"{w.times(1 / r['ratio'])} {bad} ({every}95% CI [{w.times(1 / hi)}, {w.times(1 / lo)}])"
+        ci = f"95% CI [{w.times(1 / hi)}, {w.times(1 / lo)}]"
+        return f"{w.times(1 / r['ratio'])} {bad} ({every}{ci})"
     if r.get("test") == BY_RULE:
         return f"{w.times(r['ratio'])} {plain} ({BY_RULE})"
     if ax.state == FLAT:
@@ -405,6 +406,7 @@ def _cheapest(a: Analysis, cand: pd.DataFrame, best: pd.Series, x: str) -> str:
         return (
             f"no cheaper point is resolved within {w.fmt(tol)} point(s) of it with these seeds; "
             f"the cheapest whose mean is ({r['label']}, {w.fmt(r[x])}) differs by "
-            f"{w.signed(d['diff_pts'])} points ({w.interval(d['diff_ci95_lo'], d['diff_ci95_hi'])})."
+            f"{w.signed(d['diff_pts'])} points "
+            f"({w.interval(d['diff_ci95_lo'], d['diff_ci95_hi'])})."
         )
     return f"no cheaper point comes within {w.fmt(tol)} point(s) of it."
