@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from analysis.load import AnalysisError, Experiment, load_experiment, load_experiments
 from analysis.pareto import (
+    front_table,
     hypervolume_2d,
     non_dominated,
     pareto_front,
     pareto_mask,
     reference_point,
 )
-from analysis.questions import Analysis, analyse, front_table
+from analysis.questions import Analysis, analyse
 from analysis.tables import add_config_ids, aggregate_seeds
 
 __all__ = [

@@ -171,10 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(a.trials)} trials {counts}, {len(a.configs)} configurations -> {out}/ "
             f"({len(written)} files, {time.perf_counter() - t0:.1f} s)"
         )
-        for s in a.sections[1:]:
+        for s in a.sections[1:]:  # the answer first, then the details (report.html folds them)
             print(f"\n{s.title}")
-            for sentence in s.sentences:
-                print(f"  {sentence}")
+            print(f"  {s.lead}")
+            for sentence in s.details:
+                print(f"  - {sentence}")
     return 0
 
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis.measured import DENSE
 from analysis.points import DENSE_VARIANT, P
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M
+from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES
 
 MAX_POINTS = 2000  # per series; fronts are always kept whole
 MAX_GROUP_POINTS, BINS = 200, 25  # lines with more configurations are drawn binned
@@ -115,12 +117,17 @@ def _log(values: pd.Series) -> bool:
     return bool(len(v) and v.max() / v.min() > 20)
 
 
-#: Colour and marker of each pruning granularity in the fronts (other groups: the palette).
+#: Markers of the first registered granularities (the palette's fourth colour is the front's).
+_GRANULARITY_MARKERS = ("circle", "diamond", "triangle-up")
+#: Colour and marker of the dense points and of each pruning granularity in the fronts, in the
+#: registry's order (:data:`sparsity_tune.trial.registry.GRANULARITIES`), so a granularity added
+#: there is drawn without an edit here; further groups get the rest of the palette.
 GROUP_STYLE = {
-    "dense": ("#000000", "square"),
-    "unstructured": (PALETTE[0], "circle"),
-    "structured": (PALETTE[1], "diamond"),
-    "nm": (PALETTE[2], "triangle-up"),
+    DENSE: ("#000000", "square"),
+    **{
+        g: (PALETTE[i], marker)
+        for i, (g, marker) in enumerate(zip(GRANULARITIES, _GRANULARITY_MARKERS, strict=False))
+    },
 }
 
 
@@ -410,9 +417,11 @@ def curves_chart(
 
 
 def _segments(cdf: pd.DataFrame, row: pd.Series) -> list[tuple[pd.DataFrame, float]]:
-    """A curve in one piece coloured by its final sparsity, or, for IMP, one piece per round
-    coloured by that round's sparsity (each round trains a different mask)."""
-    if row.get("pruning.method") != "imp" or M.target_sparsity not in cdf:
+    """A curve in one piece coloured by its final sparsity, or, for a schedule that rewinds
+    (IMP: :attr:`~sparsity_tune.trial.schedule.Schedule.rewinds`), one piece per round coloured
+    by that round's sparsity (each round trains a different mask)."""
+    schedule = SCHEDULES.get(str(row.get("pruning.method")))
+    if schedule is None or not schedule.rewinds or M.target_sparsity not in cdf:
         return [(cdf, float(row[M.sparsity]))]
     ts = cdf[M.target_sparsity].fillna(-1.0)
     rid = ts.ne(ts.shift()).cumsum()

@@ -32,6 +32,8 @@ from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import NOT_CONVERGED, UNRESOLVED, line_gap, seeds_needed_many, verdict, welch
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M
+from sparsity_tune.trial.config import REWIND_FRESH, REWIND_NONE, PruningConfig
+from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
 
 #: Points of one base whose sparsities differ by at most this are "at equal sparsity" (structured
 #: pruning reaches a target only as closely as whole units allow).
@@ -245,18 +247,32 @@ def variant_order(points: pd.DataFrame, metric: str, sign: float) -> list[str]:
 
 
 def role(settings: dict[str, str]) -> str | None:
-    """A reader's name for a method from its pruning settings (short keys): "random re-init",
-    "random pruning", "winning ticket" (IMP, magnitude scores, rewound to init or an early
-    epoch: Frankle & Carbin's procedure), else None."""
-    if settings.get("rewind") == "reinit":
+    """A reader's name for a method from its pruning settings (short keys): "random re-init"
+    (the mask with fresh random weights), "random pruning" (a score that ranks by chance),
+    "winning ticket" (a rewinding schedule, weight-magnitude scores, weights rewound to init or
+    an early epoch, masks free per weight: Frankle & Carbin's procedure), else None. Read from
+    the properties of the registered pieces (:mod:`sparsity_tune.trial.registry`), never their
+    names; a setting missing from ``settings`` takes its config default."""
+    fields = PruningConfig.model_fields
+
+    def get(key: str) -> str:
+        return settings.get(key, str(fields[key].default))
+
+    rewind = get("rewind")
+    if rewind == REWIND_FRESH:
         return "random re-init"
-    if settings.get("score") == "random":
+    score = SCORES.get(get("score"))
+    if score is not None and score.random_control:
         return "random pruning"
+    schedule, gran = SCHEDULES.get(get("method")), GRANULARITIES.get(get("granularity"))
     if (
-        settings.get("method") == "imp"
-        and settings.get("score", "magnitude") == "magnitude"
-        and settings.get("rewind", "init") not in ("none", "reinit")
-        and settings.get("granularity", "unstructured") == "unstructured"
+        schedule is not None
+        and schedule.rewinds
+        and score is not None
+        and score.weight_magnitude
+        and rewind != REWIND_NONE
+        and gran is not None
+        and gran.free_elements
     ):
         return "winning ticket"
     return None

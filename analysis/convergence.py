@@ -47,6 +47,8 @@ MONITORED: Final = "monitored"
 LAST_GAIN: Final = "last_gain"
 LAST_VALUE: Final = "last_value"
 GAIN_EPOCHS: Final = "gain_epochs"
+#: points.csv: why a point counts as still improving at its end (:func:`still_improving`'s note).
+IMPROVING_NOTE: Final = "improving_note"
 _KEY = ["trial_id", "_seg"]
 
 

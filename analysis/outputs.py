@@ -18,9 +18,11 @@ import pandas as pd
 
 from analysis import safe_io
 from analysis.controls import versus_controls
+from analysis.equal_budget import arch_at_budget, matched_pairs
 from analysis.load import ID_COLUMNS
 from analysis.measured import measured_table
-from analysis.questions import REFERENCE_TEXT, Analysis
+from analysis.pareto import REFERENCE_TEXT
+from analysis.questions import Analysis
 from sparsity_tune.metrics import MEASURED
 
 #: What each file holds (also listed at the end of report.html).
@@ -39,6 +41,10 @@ FILES = {
     "measured.csv": "one row per cost axis and pruned operating point: ratio dense / pruned with "
     "its Welch 95% and family-wise intervals over seeds (log scale), verdict, granularity, and "
     "whether the axis moves beyond the seed noise",
+    "matched.csv": "each dense configuration beside the sparse configuration of a larger model "
+    "with about as many nonzero params: sparse - dense, Welch 95% interval, verdict",
+    "arch.csv": "the two best architectures at the smallest nonzero-params budget both reach: "
+    "a - b, Welch 95% interval, verdict",
     "pareto_<x>.csv": "non-dominated configurations of the accuracy metric vs cost x, with spread "
     "and hypervolume",
     "hypervolume.csv": "one row per cost axis: front size, hypervolume and its reference point",
@@ -97,6 +103,9 @@ def write_all(a: Analysis, out: Path, png: bool = True, html: bool = True) -> di
     csv("methods.csv", a.methods)
     csv("controls.csv", versus_controls(a.methods))
     csv("measured.csv", measured_table(a.points, a.axes))
+    usable = a.usable
+    csv("matched.csv", matched_pairs(usable, a.y) if len(usable) else pd.DataFrame())
+    csv("arch.csv", arch_at_budget(usable, a.y, a.scale, a.sign))
     for x, f in a.fronts.items():
         csv(f"pareto_{x}.csv", f.table)
     csv("hypervolume.csv", hypervolume_table(a))

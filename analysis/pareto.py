@@ -16,11 +16,19 @@ Identical points do not dominate each other, so duplicates of a front point are 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from analysis.points import P
+from analysis.stats import verdict, welch
+from analysis.tables import identity_columns
+from sparsity_tune.metrics import M, direction
+
 Direction = str  # "min" | "max"
+REF_MARGIN = 0.1  # hypervolume reference: the worst observed values, 10% of the range beyond
+REFERENCE_TEXT = "worst observed value on each axis, pushed 10% of the observed range further"
 
 
 def _as_min(values: Sequence[float] | np.ndarray, direction: Direction) -> np.ndarray:
@@ -132,3 +140,89 @@ def hypervolume_2d(
     a, b = a[order], b[order]
     widths = np.diff(np.r_[a, rx])
     return float(np.sum(widths * (ry - b)))
+
+
+@dataclass
+class Front:
+    x: str
+    y: str
+    x_dir: str
+    y_dir: str
+    table: pd.DataFrame  # the non-dominated operating points, sorted by x, with seed spread
+    n_configs: int  # operating points with both values (the candidates)
+    hypervolume: float
+    hv_normalized: float  # hypervolume / area of the box from the ideal to the reference point
+    ref: tuple[float, float]  # REFERENCE_TEXT, over the candidates
+
+
+def front_table(configs: pd.DataFrame, x: str, y: str) -> Front:
+    """Pareto front of seed means on (x, y), directions from sparsity_tune.metrics.direction."""
+    x_dir, y_dir = direction(x), direction(y)
+    if x not in configs or y not in configs:  # e.g. no run wrote that summary figure
+        configs = configs.iloc[0:0].assign(**{x: np.nan, y: np.nan})
+    cand = configs[np.isfinite(configs[x].astype(float)) & np.isfinite(configs[y].astype(float))]
+    if cand.empty:
+        nan = float("nan")
+        return Front(x, y, x_dir, y_dir, cand.iloc[0:0], 0, nan, nan, (nan, nan))
+    xv, yv = cand[x].to_numpy(float), cand[y].to_numpy(float)
+    mask = pareto_mask(xv, yv, x_dir, y_dir)
+    ref = reference_point(xv, yv, x_dir, y_dir, margin=REF_MARGIN)
+    hv = hypervolume_2d(xv[mask], yv[mask], ref, x_dir, y_dir)
+    flip = {"min": "max", "max": "min"}
+    ideal = reference_point(xv, yv, flip[x_dir], flip[y_dir])  # the best observed values
+    box = abs(ref[0] - ideal[0]) * abs(ref[1] - ideal[1])
+    spread = [f"{m}{s}" for m in (x, y) for s in ("", "_std", "_ci95_lo", "_ci95_hi")]
+    lead = [P.point_id, "config_id", "label", "arch", "size", P.round, P.variant, "n_seeds"]
+    lead += list(dict.fromkeys(spread))
+    extra = [c for c in (M.sparsity,) if c not in lead]
+    cols = [*lead, *extra, *(c for c in identity_columns(configs) if c in configs)]
+    table = cand.loc[mask, [c for c in dict.fromkeys(cols) if c in cand]]
+    table = table.sort_values([x, y], kind="stable")
+    table = table.assign(
+        hypervolume=hv,
+        hv_normalized=hv / box if box > 0 else np.nan,
+        hv_ref_x=ref[0],
+        hv_ref_y=ref[1],
+        hv_reference=REFERENCE_TEXT,
+    )
+    return Front(x, y, x_dir, y_dir, table, len(cand), hv, hv / box if box > 0 else np.nan, ref)
+
+
+def versus_best(
+    cand: pd.DataFrame,
+    best: pd.Series,
+    x: str,
+    y: str,
+    scale: float,
+    sign: float,
+    tolerance: float,
+) -> pd.DataFrame:
+    """Each point of ``cand`` cheaper than ``best`` on ``x`` (direction from
+    :func:`sparsity_tune.metrics.direction`), cheapest first, against ``best`` on ``y``: the
+    difference point - best in points (``sign * scale``: positive is more accurate), its Welch
+    95% interval over seeds and the verdict against ``-tolerance`` (:func:`analysis.stats.verdict`:
+    within tolerance where the interval lies above it). The front's "what does it cost to give
+    up at most ``tolerance`` points?"."""
+    k = sign * scale
+    d = welch(
+        k * cand[y].to_numpy(float),
+        scale * cand[f"{y}_std"].to_numpy(float),
+        cand["n_seeds"].to_numpy(float),
+        np.full(len(cand), k * best[y]),
+        np.full(len(cand), scale * best[f"{y}_std"]),
+        np.full(len(cand), float(best["n_seeds"])),
+    )
+    out = pd.DataFrame(
+        {
+            "diff_pts": d["diff"],
+            "diff_ci95_lo": d["lo"],
+            "diff_ci95_hi": d["hi"],
+            "verdict": verdict(d["lo"], d["hi"], tolerance),
+        },
+        index=cand.index,
+    )
+    cheaper = (cand[x] < best[x]) if direction(x) == "min" else (cand[x] > best[x])
+    order = cand.loc[cheaper.to_numpy(), x].sort_values(
+        ascending=direction(x) == "min", kind="stable"
+    )
+    return out.loc[order.index]

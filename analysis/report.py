@@ -1,5 +1,7 @@
 """One self-contained interactive ``report.html``: plotly figures with plotly.js inlined (works
-offline), one section per research question, each with its sentences of numbers, figures and tables.
+offline), one section per research question: its answer in one sentence, a compact table of the
+comparisons behind it, its figures, and the details (statements of numbers, long tables) folded
+away in ``<details>``.
 
 Names and values in the report come from trial files anyone with write access to the storage
 could have made, so every text is escaped with :func:`esc` (``html.escape`` plus newlines as
@@ -16,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.charts import Chart, sparsity_colorscale
-from analysis.questions import REFERENCE_TEXT, Analysis
+from analysis.pareto import REFERENCE_TEXT
+from analysis.questions import Analysis
+from analysis.sections.section import Section
 from sparsity_tune import stack
 from sparsity_tune.metrics import REGISTRY
 
@@ -146,6 +150,10 @@ td,th{border:1px solid #ddd;padding:2px 6px;text-align:right} th{background:#f4f
 .missing{color:#a33}
 .tbl{overflow:auto;max-height:75vh;max-width:100%;margin:.5em 0;border:1px solid #ddd}
 .tbl th{position:sticky;top:0;z-index:1}
+p.answer{font-size:1.15em;font-weight:600;margin:.6em 0 .8em}
+h3{font-size:.95em;font-weight:600;color:#444;margin:.8em 0 .2em} .tbl td:first-child{text-align:left}
+details{margin:1em 0;max-width:1150px} details>summary{cursor:pointer;color:#555;font-weight:600}
+details[open]>summary{margin-bottom:.5em}
 """
 
 
@@ -202,14 +210,21 @@ def _verdicts_first(df: pd.DataFrame) -> pd.DataFrame:
     return df[[*rest[:lead], *verdicts, *rest[lead:]]]
 
 
-def _table_html(caption: str, df: pd.DataFrame, max_rows: int = 50) -> str:
+#: Rows of a section's compact table shown above the fold (all of them are in the CSV files).
+COMPACT_ROWS = 20
+
+
+def _table_html(
+    caption: str, df: pd.DataFrame, max_rows: int = 50, verdicts_first: bool = True
+) -> str:
     shown = _whole_counts(df.head(max_rows))
     more = (
         f" (first {max_rows} of {len(df)} rows; full table in the CSV files)"
         if len(df) > max_rows
         else ""
     )
-    shown = _verdicts_first(shown)
+    if verdicts_first:  # a compact table keeps its order: the difference, then its verdict
+        shown = _verdicts_first(shown)
     # headers may break after "_" (diff_ci95_lo): a wide table then fits more often
     shown = shown.rename(columns=lambda c: esc(c).replace("_", "_<wbr>"))
     for col in shown.columns:  # cells from trial files: escape here, to_html(escape=False) below
@@ -243,6 +258,43 @@ def _stack(a: Analysis) -> str:
     return f"Package versions differ between the experiments: {each}."
 
 
+def _figure_html(chart: Chart) -> str:
+    note = f"<p class='note'>{esc(chart.note)}</p>" if chart.note else ""
+    fig = figure(chart)
+    fig.update_layout(title_text=chart.title)
+    return note + fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=f"fig-{chart.key}",
+        config={"responsive": True},
+    )
+
+
+def _section_html(s: Section) -> str:
+    """A section: its one-sentence answer, the compact table, the figures, then the details (the
+    statements of numbers and the long tables) folded in a ``<details>`` element."""
+    parts = [f"<section id='sec-{s.key}'><h2>{esc(s.title)}</h2>"]
+    if s.lead:
+        missing = " missing" if s.lead.startswith("Not available") else ""
+        parts.append(f"<p class='answer{missing}'>{esc(s.lead)}</p>")
+    if s.summary is not None:
+        caption, df = s.summary
+        parts.append(_table_html(caption, df, COMPACT_ROWS, verdicts_first=False))
+    parts.extend(_figure_html(chart) for chart in s.charts)
+    said = s.details
+    if said or s.tables:
+        what = [f"{len(said)} statement{'s' * (len(said) != 1)}"] if said else []
+        what += [f"{len(s.tables)} table{'s' * (len(s.tables) != 1)}"] if s.tables else []
+        parts.append(f"<details><summary>Details: {' and '.join(what)}</summary>")
+        for sentence in said:
+            cls = " class='missing'" if sentence.startswith("Not available") else ""
+            parts.append(f"<p{cls}>{esc(sentence)}</p>")
+        parts.extend(_table_html(caption, df) for caption, df in s.tables)
+        parts.append("</details>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def render(a: Analysis, files: dict[str, str] | None = None) -> str:
     """The report as one HTML string."""
     from plotly.offline import get_plotlyjs
@@ -261,26 +313,7 @@ def render(a: Analysis, files: dict[str, str] | None = None) -> str:
         f"<p class='note'>{_stack(a)}</p>",
     ]
     for s in a.sections:
-        parts.append(f"<section id='sec-{s.key}'><h2>{esc(s.title)}</h2>")
-        for sentence in s.sentences:
-            cls = " class='missing'" if sentence.startswith("Not available") else ""
-            parts.append(f"<p{cls}>{esc(sentence)}</p>")
-        for chart in s.charts:
-            if chart.note:
-                parts.append(f"<p class='note'>{esc(chart.note)}</p>")
-            fig = figure(chart)
-            fig.update_layout(title_text=chart.title)
-            parts.append(
-                fig.to_html(
-                    full_html=False,
-                    include_plotlyjs=False,
-                    div_id=f"fig-{chart.key}",
-                    config={"responsive": True},
-                )
-            )
-        for caption, df in s.tables:
-            parts.append(_table_html(caption, df))
-        parts.append("</section>")
+        parts.append(_section_html(s))
     if files:
         items = "".join(f"<li><code>{esc(k)}</code>: {esc(v)}</li>" for k, v in files.items())
         parts.append(f"<section id='sec-files'><h2>Files</h2><ul>{items}</ul></section>")

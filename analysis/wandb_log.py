@@ -154,7 +154,7 @@ def build_report(a: Analysis, target: dict[str, Any], run_url: str | None) -> st
     )
     for s in a.sections:
         blocks.append(wr.H2(s.title))
-        blocks.extend(wr.P(sentence) for sentence in s.sentences)
+        blocks.extend(wr.P(sentence) for sentence in [s.lead, *s.details] if sentence)
         keys = [f"plots/{c.key}" for c in s.charts]
         if keys:
             blocks.append(wr.PanelGrid(runsets=[runset], panels=[wr.MediaBrowser(media_keys=keys)]))

@@ -12,12 +12,14 @@ analysis wrote, so anyone can recount a report without re-running it.
 - ``measured.csv``: measured cost axes only (counted costs have no noise to resolve): cheaper,
   dearer or the same (within 10% of dense, :data:`analysis.measured.SAME`) is resolved; "within
   seed noise" and "no interval" are not.
+- ``matched.csv`` and ``arch.csv``: the matched large-sparse vs small-dense pairs and the two
+  best architectures at an equal parameter budget (better, worse, not resolved, not converged).
+  An analysis written before those files existed states them only in ``report.html``'s
+  sentences ("better in a, worse in b, not resolved in c"; "X better/worse/not resolved"),
+  which are read instead.
 
 What counts as resolved is the analysis's own set (:data:`analysis.stats.RESOLVED_VERDICTS`,
 :data:`analysis.measured.RESOLVED_COSTS`), not a copy.
-- ``report.html``'s sentences: the matched large-sparse vs small-dense pairs ("better in a,
-  worse in b, not resolved in c") and the architectures at an equal parameter budget ("X
-  better/worse/not resolved").
 
 Also printed: how many points are marked still improving (``still_improving``), the dense
 baselines' ``test_acc`` per size, the seeds per point, and the budget spent in trial-epochs
@@ -85,6 +87,26 @@ def sentence_verdicts(report: Path) -> list[str]:
     return out
 
 
+BUDGET_FILES = ("matched.csv", "arch.csv")
+
+
+def budget_verdicts(d: Path) -> tuple[str, list[str]]:
+    """The verdicts at an equal parameter budget and where they were read: ``matched.csv`` and
+    ``arch.csv`` (an empty file: no such comparison), else the sentences of ``report.html``."""
+    if all((d / name).is_file() for name in BUDGET_FILES):
+        out: list[str] = []
+        for name in BUDGET_FILES:
+            try:
+                table = pd.read_csv(d / name)
+            except pd.errors.EmptyDataError:  # no comparison: no columns either
+                continue
+            out += table.get("verdict", pd.Series(dtype=object)).dropna().astype(str).tolist()
+        return "matched pairs, arch at equal budget (matched.csv, arch.csv)", out
+    return "sentences: matched pairs, arch at equal budget (report.html)", sentence_verdicts(
+        d / "report.html"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("results", type=Path, help="experiment directory or its analysis/ folder")
@@ -103,10 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         groups["measured costs vs dense (measured.csv)"] = count(
             measured_verdicts(measured), RESOLVED_COST
         )
-    said = pd.Series(sentence_verdicts(d / "report.html"), dtype=object)
-    groups["sentences: matched pairs, arch at equal budget (report.html)"] = count(
-        said, RESOLVED_ACC
-    )
+    where, said = budget_verdicts(d)
+    groups[where] = count(pd.Series(said, dtype=object), RESOLVED_ACC)
     total_r = total_n = 0
     print(f"{'comparisons':<62}{'resolved':>9}{'of':>5}{'share':>8}  verdicts")
     for name, (r, n, c) in groups.items():

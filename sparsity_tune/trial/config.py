@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -213,6 +213,12 @@ class TrainConfig(Strict):
                 "use auto, cpu, mps, cuda or cuda:N"
             )
         return self
+
+
+#: ``pruning.rewind`` values read elsewhere: fresh random weights with the same mask (the random
+#: re-initialisation control of Frankle & Carbin), and no rewind (the trained weights go on).
+REWIND_FRESH: Final = "reinit"
+REWIND_NONE: Final = "none"
 
 
 class PruningConfig(Strict):

@@ -114,6 +114,9 @@ class Schedule:
     regrows: ClassVar[bool] = False
     #: Ever prunes (``none`` does not): what a run costs in masks and scores.
     prunes: ClassVar[bool] = True
+    #: Reaches its final mask only at ``pruning.end_epoch``, after many events in one run
+    #: (gradual): a figure counted from the final mask cannot come before that epoch.
+    final_at_end_epoch: ClassVar[bool] = False
 
     @classmethod
     def check(cls, cfg: TrialConfig) -> None:
@@ -217,6 +220,7 @@ class Gradual(Schedule):
     every ``frequency`` epochs (or optimizer steps with ``frequency_unit: step``)."""
 
     name: ClassVar[str] = "gradual"
+    final_at_end_epoch: ClassVar[bool] = True
     start: int
     end: int
     frequency: int

@@ -34,6 +34,12 @@ class Score:
     name: ClassVar[str]
     #: Needs the event's :class:`~sparsity_tune.trial.method.PruneContext` (model, batches, loss).
     data_driven: ClassVar[bool] = False
+    #: Ranks by chance, not by the network: the random-pruning control every method is read
+    #: against (Blalock et al. 2020). The analysis names and orders its comparisons by this.
+    random_control: ClassVar[bool] = False
+    #: Ranks by the magnitude of the trained weights: with a rewinding schedule, Frankle &
+    #: Carbin's winning-ticket procedure (the analysis names it so).
+    weight_magnitude: ClassVar[bool] = False
 
     @classmethod
     def check(cls, cfg: TrialConfig) -> None:
@@ -74,6 +80,7 @@ class Magnitude(Score):
     its L1 norm per weight (Li et al. 2017)."""
 
     name: ClassVar[str] = "magnitude"
+    weight_magnitude: ClassVar[bool] = True
 
     def elements(
         self,
@@ -91,6 +98,7 @@ class Random(Score):
     masks); a unit gets one draw of its own, whatever its size."""
 
     name: ClassVar[str] = "random"
+    random_control: ClassVar[bool] = True
 
     def elements(
         self,

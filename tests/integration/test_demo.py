@@ -15,6 +15,7 @@ from analysis.load import load_experiment
 from analysis.measured import FLAT, MOVES, UNJUDGED
 from analysis.points import P
 from analysis.questions import analyse
+from analysis.sections.tradeoffs import COMPACTED
 from sparsity_tune.metrics import M
 from sparsity_tune.sweep import launch
 
@@ -53,6 +54,8 @@ def demo(ray_session, tmp_path_factory, data_root) -> Path:
 
 
 NUMBER = re.compile(r"\d")
+#: A difference and its 95% interval in a compact table's cell: ``-0.47 [-3.33, +2.39]``.
+CELL = r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]"
 
 
 @pytest.mark.slow
@@ -112,16 +115,23 @@ def test_demo_compares_granularities_on_measured_axes(demo: Path) -> None:
             assert "points are on the front" in line and "structured cheaper at" in line
     # compacted models ship fewer bytes than dense: noise-free, so always resolved
     assert a.axes[M.deploy_bytes].state == MOVES
+    # the compact table: every pruned point of each architecture's largest model, one row each
+    largest = next(s for s in a.sections if s.key == "tradeoffs").summary[1]
+    assert "Benjamini-Hochberg" in text[0]  # how the measured ratios are read, said once
     for arch in ("mlp", "cnn"):
         # the largest by parameters (a depth-1 CNN's head sees a longer signal than depth 2's)
-        line = next(t for t in text if re.match(rf"{arch} d\d×w8 \(the largest {arch};", t))
-        # "; " between clauses, not inside one's parentheses ("interleaved steps; measured ...")
-        clauses = re.split(r"; (?![^(]*\))", line.split("in points): ", 1)[1].rstrip("."))
+        rows = largest[largest["configuration"].str.match(rf"{arch} d\d×w8 ")]
+        assert rows["configuration"].str.split(" ").str[1].nunique() == 1, rows
         for gran in ("structured", "unstructured"):
-            part = next(c for c in clauses if c.startswith(gran + " "))
-            assert "at batch 256" in part and "at batch 1" in part, part
-            assert "deployed" in part and "test_acc " in part and "points (95% CI [" in part, part
-        assert " once compacted (" in line and "measured in the run, 95% CI [" in line
+            r = rows[rows["configuration"].str.contains(f" {gran} ")].iloc[0]
+            assert "at batch 256" in r[M.infer_ms_b256] and "at batch 1" in r[M.infer_ms_b1], r
+            assert "deployed" in r[M.deploy_bytes], r
+            assert re.fullmatch(CELL, r["difference (95% CI)"]), r
+        steps = rows[COMPACTED]
+        assert (
+            steps.str.contains(" once compacted (", regex=False)
+            & steps.str.contains("measured in the run, 95% CI [", regex=False)
+        ).any()
     for gran in ("structured", "unstructured"):
         line = next(t for t in text if t.startswith(f"{gran}, infer_ms_b256 against dense"))
         for arch in ("cnn", "mlp"):

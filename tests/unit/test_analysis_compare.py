@@ -187,3 +187,29 @@ def test_roles_and_order_put_the_controls_last() -> None:
         }
     )
     assert variant_order(pts, "test_acc", 1.0) == ["rewind=none", "rewind=init", "rewind=reinit"]
+
+
+def test_roles_come_from_the_registered_pieces_not_their_names(monkeypatch) -> None:
+    """A score registered under another name with the same properties gets the same role; the
+    granularities that compact or fix a pattern are no winning ticket (masks not free per
+    weight); a setting left out takes its config default."""
+    from sparsity_tune.trial import registry
+    from sparsity_tune.trial.scores import Magnitude, Random
+
+    class Coin(Random):
+        name = "coin"
+
+    class Size(Magnitude):
+        name = "size"
+
+    monkeypatch.setitem(registry.SCORES, "coin", Coin)
+    monkeypatch.setitem(registry.SCORES, "size", Size)
+    assert role({"method": "one_shot", "score": "coin"}) == "random pruning"
+    assert role({"method": "imp", "score": "size"}) == "winning ticket"
+    assert role({"method": "imp"}) == "winning ticket"  # magnitude, init, unstructured
+    assert role({"method": "imp", "granularity": "structured"}) is None
+    assert role({"method": "imp", "granularity": "nm"}) is None
+    assert role({"method": "imp", "score": "snip"}) is None  # data-driven, not |w|
+    assert role({"method": "gradual"}) is None  # never rewinds
+    assert role({}) is None  # the default method is none
+    assert role({"method": "no-such-method", "score": "no-such-score"}) is None

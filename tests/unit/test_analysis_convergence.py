@@ -216,7 +216,8 @@ def test_the_report_marks_open_points_and_reads_no_verdict_from_them(tmp_path: P
 
 
 def test_arch_and_matched_comparisons_read_no_verdict_from_open_points(tmp_path: Path):
-    from analysis.questions import analyse, matched_pairs
+    from analysis.equal_budget import matched_pairs
+    from analysis.questions import analyse
 
     for seed in range(3):
         for arch, conv in (("mlp", None), ("cnn", True)):  # mlp: fixed epochs, still falling

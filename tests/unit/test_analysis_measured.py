@@ -4,6 +4,8 @@ last round, and section 4's granularity sentences on synthetic sweeps."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,6 +32,7 @@ from analysis.measured import (
 )
 from analysis.points import P
 from analysis.questions import analyse
+from analysis.sections.tradeoffs import COMPACTED
 from analysis.synthetic import write_experiment
 from analysis.tables import add_config_ids
 from sparsity_tune.metrics import M
@@ -218,7 +221,9 @@ def test_front_points_are_coloured_and_marked_by_granularity_and_flat_axes_get_n
     series = {s.name: s for s in chart.panels[0].series}
     assert {"unstructured", "Pareto front", "dense (front)", "structured (front)"} == set(series)
     assert series["dense (front)"].marker == "square"
-    assert series["structured (front)"].marker == "diamond"
+    # styles follow the registry's order of granularities: unstructured, nm, structured
+    assert series["unstructured"].marker == "circle"
+    assert series["structured (front)"].marker == "triangle-up"
     assert series["structured (front)"].color != series["unstructured"].color
     flat = front_chart(c, front, M.train_time_s, M.test_acc, "granularity", draw_front=False)
     names = [s.name for s in flat.panels[0].series]
@@ -246,6 +251,11 @@ def _tradeoffs(a) -> list[str]:
     return next(s for s in a.sections if s.key == "tradeoffs").sentences
 
 
+def _largest(a) -> pd.DataFrame:
+    """Section 4's compact table (the largest models' pruned points), by configuration."""
+    return next(s for s in a.sections if s.key == "tradeoffs").summary[1].set_index("configuration")
+
+
 def test_section_four_compares_granularities_on_measured_axes(gran) -> None:
     text = _tradeoffs(gran)
     # the dense runs of both granularities never pruned: one configuration, counted once
@@ -260,14 +270,19 @@ def test_section_four_compares_granularities_on_measured_axes(gran) -> None:
     assert by_x["nonzero_params"].startswith("nonzero_params (counted): ")
     assert by_x["infer_ms_b256"].startswith("infer_ms_b256 (measured): ")
     assert "structured cheaper at 8 and dearer at 0 of 8 points" in by_x["infer_ms_b256"]
-    cnn = next(t for t in text if t.startswith("cnn d2×w128 (the largest cnn;"))
+    # the compact table: one row per pruned point of each architecture's largest model
+    largest = _largest(gran)
+    assert {c.split(" ")[1] for c in largest.index if c.startswith("cnn ")} == {"d2×w128"}
+    row = largest.loc["cnn d2×w128 structured 90%"]
     # structured 90% on the wide CNN: the synthetic model's 1 + 9 x 128/192 = 7x, measured noise
-    clause = cnn.split("; structured 90%: ")[1].split(";")[0]
-    assert 6.0 < float(clause.split("x faster at batch 256")[0]) < 8.0
-    assert "95% CI [" in clause and "test_acc -" in clause and "points (95% CI [" in clause
-    assert "training steps " in clause and "faster once compacted (measured in the run" in clause
+    assert 6.0 < float(row[M.infer_ms_b256].split("x faster at batch 256")[0]) < 8.0
+    assert "95% CI [" in row[M.infer_ms_b256]
+    assert re.fullmatch(r"-\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", row["difference (95% CI)"])
+    assert row[COMPACTED].startswith("training steps ")
+    assert "faster once compacted (measured in the run" in row[COMPACTED]
     # the unstructured CNN ships dense: exactly 1.00x, said as within the noise
-    assert "unstructured 90%: 1.00x at batch 256 (within seed noise)" in cnn
+    row = largest.loc["cnn d2×w128 unstructured 90%"]
+    assert row[M.infer_ms_b256] == "1.00x at batch 256 (within seed noise)"
     grows = next(t for t in text if t.startswith("structured, infer_ms_b256 against dense"))
     small, wide = (
         float(grows.split("; mlp")[0].split(f"d2×w{w} (90%) ")[1].split("x")[0]) for w in (32, 128)
@@ -321,12 +336,17 @@ def test_deploy_figures_are_never_attached_to_earlier_imp_rounds(tmp_path) -> No
     assert a.axes[M.deploy_bytes].state == MOVES  # structured ships a compacted, smaller model
     # train_time_s is a record: every round has its own, compared with round 0
     assert len(a.axes[M.train_time_s].table) == 6
-    cnn = next(t for t in _tradeoffs(a) if t.startswith("cnn d2×w128"))
+    largest = _largest(a)
     for k in (1, 2):  # earlier rounds: training time and accuracy, no deploy figure
-        clause = cnn.split(f"(IMP round {k}): ")[1].split(";")[0]
-        assert "batch" not in clause and "deployed" not in clause and "training epochs" in clause
-    clause = cnn.split("; structured 87.5% (IMP round 3): ")[1].split(";")[0]
-    assert "faster at batch 256" in clause and "faster once compacted" in clause
+        rows = largest[largest.index.str.endswith(f"(IMP round {k})")]
+        assert len(rows) == 2  # both granularities
+        for x in (M.infer_ms_b256, M.infer_ms_b1, M.deploy_bytes, COMPACTED):
+            assert (rows[x] == "").all(), (k, x)
+        assert rows[M.train_time_s].str.contains("training epochs").all()
+        assert rows["difference (95% CI)"].str.contains(" [", regex=False).all()
+    row = largest.loc["cnn d2×w128 structured 87.5% (IMP round 3)"]
+    assert "faster at batch 256" in row[M.infer_ms_b256]
+    assert "faster once compacted" in row[COMPACTED]
 
 
 def test_never_pruned_runs_share_a_configuration_whatever_their_pruning_settings(tmp_path):

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis import hypervolume_2d
+from analysis.equal_budget import matched_pairs
 from analysis.load import load_experiment, load_experiments
-from analysis.questions import analyse, matched_pairs
+from analysis.questions import analyse
 from analysis.synthetic import simple_trial, write_experiment
 from analysis.tables import add_config_ids, aggregate_seeds
 

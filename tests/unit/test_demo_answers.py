@@ -89,6 +89,30 @@ def test_counts_every_group_and_the_total(tmp_path: Path, capsys: pytest.Capture
     assert "dense cnn d2×w64: test_acc 0.9300 [0.9200, 0.9400], 3 seeds" in out
 
 
+def test_budget_verdicts_read_from_their_csv_files_when_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """matched.csv and arch.csv (written by the analysis) win over the report's sentences: here
+    they disagree with the report on purpose, and the files' counts are printed."""
+    out = write(tmp_path)
+    pd.DataFrame({"arch": ["cnn"] * 3, "verdict": ["better", "not resolved", "worse"]}).to_csv(
+        out / "matched.csv", index=False
+    )
+    pd.DataFrame({"arch_a": ["cnn"], "verdict": ["not converged"]}).to_csv(
+        out / "arch.csv", index=False
+    )
+    where, said = da.budget_verdicts(out)
+    assert where == "matched pairs, arch at equal budget (matched.csv, arch.csv)"
+    assert said == ["better", "not resolved", "worse", "not converged"]
+    assert da.main([str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = {line[:62].strip(): line[62:].split()[:3] for line in lines if len(line) > 62}
+    assert row[where] == ["2", "4", "50%"]
+    assert row["all"] == ["10", "16", "62%"]
+    (out / "arch.csv").write_text("\n", encoding="utf-8")  # no pair of architectures: empty
+    assert da.budget_verdicts(out)[1] == ["better", "not resolved", "worse"]
+
+
 def test_measured_verdicts_count_measured_axes_and_the_analysis_own_resolved_set() -> None:
     m = pd.DataFrame(
         {
