@@ -22,7 +22,7 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
-from sparsity_tune.trial.scores import Score
+from sparsity_tune.trial.scores import Score, ScoringMemory
 
 if TYPE_CHECKING:
     import torch
@@ -147,6 +147,13 @@ class Snip(_Saliency):
 
     name: ClassVar[str] = "snip"
 
+    @classmethod
+    def scoring_memory(cls, cfg: PruningConfig) -> ScoringMemory:
+        """The masked copy; the gradient accumulators and one batch's gradients; one batch's
+        graph."""
+        b = cfg.score_batch_size
+        return ScoringMemory(model_copies=1, weight_buffers=2, graph_samples=b, held_samples=b)
+
     def _scores(self, ctx: PruneContext) -> dict[str, Tensor]:
         return snip_scores(ctx)
 
@@ -155,6 +162,19 @@ class Grasp(_Saliency):
     """``grasp``: see :func:`grasp_scores`."""
 
     name: ClassVar[str] = "grasp"
+
+    @classmethod
+    def scoring_memory(cls, cfg: PruningConfig) -> ScoringMemory:
+        """The masked copy; the stopped gradient, ``Hg``, the batch's gradients (kept in the
+        graph) and its Hessian-vector product; a double-backward graph (two of a batch's); every
+        scoring batch, gathered up front."""
+        b = cfg.score_batch_size
+        return ScoringMemory(
+            model_copies=1,
+            weight_buffers=4,
+            graph_samples=2 * b,
+            held_samples=b * cfg.score_batches,
+        )
 
     def _scores(self, ctx: PruneContext) -> dict[str, Tensor]:
         return grasp_scores(ctx)
@@ -170,6 +190,12 @@ class SynFlow(_Saliency):
     @classmethod
     def iterations(cls, cfg: PruningConfig) -> int:
         return cfg.synflow_iterations
+
+    @classmethod
+    def scoring_memory(cls, cfg: PruningConfig) -> ScoringMemory:
+        """The masked copy in float64; its gradients and the scores, both float64 (the scores
+        one float32 buffer more than the estimate counts); one all-ones sample in float64."""
+        return ScoringMemory(model_copies=2, weight_buffers=3, graph_samples=2, held_samples=0)
 
     def _scores(self, ctx: PruneContext) -> dict[str, Tensor]:
         return synflow_scores(ctx)

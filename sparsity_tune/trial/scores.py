@@ -12,6 +12,7 @@ is first used: this module stays importable without torch, so configs validate f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -21,6 +22,30 @@ if TYPE_CHECKING:
     from sparsity_tune.trial.config import PruningConfig, TrialConfig
     from sparsity_tune.trial.method import PruneContext
     from sparsity_tune.trial.units import UnitGroup
+
+
+@dataclass(frozen=True)
+class ScoringMemory:
+    """What a score holds while it scores, beside the run's own tensors: read by the memory
+    estimate (:mod:`sparsity_tune.trial.budget`), so a score that copies the model is counted
+    without the estimate knowing its name. In the estimate's float32 units:
+
+    - ``model_copies``: copies of all the model's parameters (a float64 copy counts 2);
+    - ``weight_buffers``: tensors shaped like the prunable weights beside the scores the
+      estimate already counts (gradient accumulators, gradients, float64 scores count 2);
+    - ``graph_samples``: samples whose activations an autograd graph holds at once (a double
+      backward holds two graphs; float64 counts 2);
+    - ``held_samples``: input samples held at once (scoring batches gathered up front).
+    """
+
+    model_copies: float = 0.0
+    weight_buffers: float = 0.0
+    graph_samples: int = 0
+    held_samples: int = 0
+
+
+#: A score that ranks the weights it is given and holds nothing more.
+NO_SCORING_MEMORY = ScoringMemory()
 
 
 class Score:
@@ -44,6 +69,11 @@ class Score:
         """Score-and-prune passes one pruning event takes (SynFlow's iterative form: many, each
         on the masks of the previous one, the density decaying geometrically); default 1."""
         return 1
+
+    @classmethod
+    def scoring_memory(cls, cfg: PruningConfig) -> ScoringMemory:
+        """What one scoring pass holds beyond the weights' own scores; default nothing."""
+        return NO_SCORING_MEMORY
 
     def elements(
         self,
