@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from sparsity_tune.trial.config import TrialConfig
     from sparsity_tune.trial.method import PruneContext
     from sparsity_tune.trial.regrow import MaskUpdate
@@ -114,6 +116,9 @@ class Schedule:
     regrows: ClassVar[bool] = False
     #: Ever prunes (``none`` does not): what a run costs in masks and scores.
     prunes: ClassVar[bool] = True
+    #: The ``pruning.*`` keys this piece owns, declared as a pydantic model in its module (fields
+    #: only), added to the pruning section by :func:`~sparsity_tune.trial.registry.piece_keys`.
+    config_keys: ClassVar[type[BaseModel] | None] = None
 
     @classmethod
     def check(cls, cfg: TrialConfig) -> None:

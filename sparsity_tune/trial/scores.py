@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     import torch
+    from pydantic import BaseModel
     from torch import Tensor
 
     from sparsity_tune.trial.config import PruningConfig, TrialConfig
@@ -59,6 +60,9 @@ class Score:
     name: ClassVar[str]
     #: Needs the event's :class:`~sparsity_tune.trial.method.PruneContext` (model, batches, loss).
     data_driven: ClassVar[bool] = False
+    #: The ``pruning.*`` keys this piece owns, declared as a pydantic model in its module (fields
+    #: only), added to the pruning section by :func:`~sparsity_tune.trial.registry.piece_keys`.
+    config_keys: ClassVar[type[BaseModel] | None] = None
 
     @classmethod
     def check(cls, cfg: TrialConfig) -> None:
