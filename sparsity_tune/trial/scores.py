@@ -36,13 +36,17 @@ class ScoringMemory:
       estimate already counts (gradient accumulators, gradients, float64 scores count 2);
     - ``graph_samples``: samples whose activations an autograd graph holds at once (a double
       backward holds two graphs; float64 counts 2);
-    - ``held_samples``: input samples held at once (scoring batches gathered up front).
+    - ``held_samples``: input samples held at once (scoring batches gathered up front);
+    - ``layer_temporaries``: temporaries shaped like the largest prunable weight, made one layer
+      at a time (a mask cast to float, a product before its absolute value); in a net with one
+      dominant layer they are as large as a model copy.
     """
 
     model_copies: float = 0.0
     weight_buffers: float = 0.0
     graph_samples: int = 0
     held_samples: int = 0
+    layer_temporaries: float = 0.0
 
 
 #: A score that ranks the weights it is given and holds nothing more.
