@@ -143,6 +143,7 @@ class Trainer:
         self.ticket_time_s = 0.0  # this epoch's steps of the reinit ticket (not the run's cost)
         self.compaction: compaction.Compaction | None = None
         self.train_time_speedup = 1.0  # measured when the model is compacted
+        self.train_log_speedup = measure.NOT_TIMED  # and the summary of its timed rounds
         until = tc.until
         self.until = (
             None
@@ -153,9 +154,6 @@ class Trainer:
         self._seg_trained = 0  # epochs of the current segment (the run; an IMP round)
         self._skipped = 0  # planned epochs of IMP rounds that ended early on a plateau
         self._stopped = False  # the run's plateau ended it
-        self.train_log_speedup: tuple[float, float, float] = (
-            measure.NOT_TIMED
-        )  # its rounds' summary
         self._maybe_prune(self.schedule.after_epoch(0))  # pruning at initialisation
         self._maybe_compact()
 
