@@ -23,7 +23,8 @@ import pandas as pd
 from sparsity_tune.metrics import M
 from sparsity_tune.trial.config import trial_config
 from sparsity_tune.trial.data import load_dataset
-from sparsity_tune.trial.trainer import Trainer, resolve_device
+from sparsity_tune.trial.device import resolve_device
+from sparsity_tune.trial.trainer import Trainer
 
 EPOCHS, END_EPOCH = 16, 6
 ARCHS, WIDTHS, SEEDS = ("mlp", "cnn"), (32, 64, 128), (0, 1)

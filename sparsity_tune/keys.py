@@ -232,6 +232,10 @@ NOT_IDENTITY: dict[str, str] = {
     "train.eval_batch_size": "evaluation batches see the same samples with the same weights",
 }
 SEED_KEY = "train.seed"
+#: Sizes and counts of every config: 2**31-1 keeps every product in int64 arithmetic far from
+#: overflow; the memory check (:mod:`sparsity_tune.trial.budget`) refuses what does not fit long
+#: before. Here, not in the trial config, so a pruning piece's own keys can use it.
+MAX_COUNT = 2**31 - 1
 #: Keys added after identities were first saved, with their defaults: left out of the identity
 #: while at that default, so a ``config.json`` written before they existed keeps its id.
 LATER_DEFAULTS: dict[str, Any] = {

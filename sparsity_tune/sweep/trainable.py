@@ -257,7 +257,8 @@ def _run(
 ) -> None:
     from sparsity_tune.trial import budget
     from sparsity_tune.trial.data import load_dataset
-    from sparsity_tune.trial.trainer import Trainer, resolve_device
+    from sparsity_tune.trial.device import resolve_device
+    from sparsity_tune.trial.trainer import Trainer
 
     node = _node()
     extra = {"node_id": node["node_id"], "train.seed": seed}

@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_serializer,
     model_validator,
@@ -36,6 +37,7 @@ from pydantic.fields import FieldInfo
 
 from sparsity_tune import safe_yaml
 from sparsity_tune.keys import (
+    MAX_COUNT,
     ConfigError,
     control_chars,
     flatten,
@@ -44,7 +46,7 @@ from sparsity_tune.keys import (
 )
 from sparsity_tune.metrics import M
 from sparsity_tune.trial.controls import check_control
-from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
+from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES, piece_keys
 
 Preset = Literal["lenet300_100", "lenet5", "conv2", "conv4", "conv6", "mnist1d_cnn"]
 DATASETS = ("mnist1d", "mnist", "fashion_mnist", "cifar10")
@@ -82,9 +84,6 @@ class Strict(BaseModel):
 #: generator with ``seed + 1_000_003``, so the numpy range is the one that fits everything.
 MAX_SEED = 2**32 - 1
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
-#: Sizes and counts: 2**31-1 keeps every product in int64 arithmetic far from overflow; the
-#: memory check (:mod:`sparsity_tune.trial.budget`) refuses what does not fit long before.
-MAX_COUNT = 2**31 - 1
 
 
 def _plain_text(value: str) -> str:
@@ -221,13 +220,14 @@ REWIND_FRESH: Final = "reinit"
 REWIND_NONE: Final = "none"
 
 
-class PruningConfig(Strict):
+class _PruningKeys(Strict):
     """How and when weights are removed. Targets are fractions of all prunable weights.
 
     ``method``, ``score`` and ``granularity`` name registered strategies
     (:mod:`sparsity_tune.trial.registry`); each checks the keys it reads (``Schedule.check``,
     ``Score.check``, ``Granularity.check``, called from :class:`TrialConfig`) and ignores the
-    others, so one base config can be swept over methods.
+    others, so one base config can be swept over methods. A strategy may also declare its keys
+    in its own module (``config_keys``); :data:`PruningConfig` adds them after these.
     """
 
     method: str = Field("none", description="when: " + ", ".join(SCHEDULES))
@@ -270,22 +270,6 @@ class PruningConfig(Strict):
     distribution: Literal["scope", "erk"] = Field(
         "scope", description="per-layer densities: as pruning.scope says, or Erdos-Renyi-Kernel"
     )
-    score_batch_size: int = Field(
-        100, ge=1, le=MAX_COUNT, description="snip, grasp: samples per scoring batch"
-    )
-    score_batches: int = Field(1, ge=1, le=10_000, description="snip, grasp: scoring batches")
-    synflow_iterations: int = Field(
-        100, ge=1, le=10_000, description="synflow: score-and-prune passes per pruning event"
-    )
-    update_every: int = Field(
-        100, ge=1, le=MAX_COUNT, description="set, rigl: optimizer steps between mask updates"
-    )
-    end_step: int | None = Field(
-        None, ge=1, le=MAX_COUNT, description="set, rigl: last mask update; default 75% of steps"
-    )
-    drop_fraction: float = Field(
-        0.3, gt=0.0, le=1.0, description="set, rigl: fraction of kept weights dropped, cosine decay"
-    )
 
     @field_validator("method", "score", "granularity")
     @classmethod
@@ -307,6 +291,19 @@ class PruningConfig(Strict):
             f"{value!r} is not allowed; use init (back to the initial weights), reinit (fresh "
             f"random weights, same mask), none (keep the trained weights) or an epoch K >= 0"
         )
+
+
+#: The ``pruning`` section: the keys above, then those the registered strategies declare in
+#: their own modules (:func:`~sparsity_tune.trial.registry.piece_keys`): the data needs of
+#: ``snip``/``grasp`` and ``synflow``'s passes (:mod:`~sparsity_tune.trial.saliency`), then
+#: ``set``/``rigl``'s ``update_every``, ``end_step``, ``drop_fraction`` (:mod:`~sparsity_tune.trial.dst`).
+PruningConfig = create_model(
+    "PruningConfig",
+    __base__=_PruningKeys,
+    __module__=__name__,
+    __doc__=_PruningKeys.__doc__,
+    **piece_keys(),
+)
 
 
 class TrialSections(Strict):

@@ -6,8 +6,8 @@ per-layer densities will not:
 
 - ``shuffle_layer``: each layer's mask permuted at random after every pruning event
   (:func:`shuffle_layer`): the same per-layer densities, no position information;
-- ``reinit``: the mask with fresh random weights (:meth:`Trainer.fresh_init
-  <sparsity_tune.trial.trainer.Trainer.fresh_init>`) once the masks are final; with ``imp`` it
+- ``reinit``: the mask with fresh random weights (:meth:`Rewind.fresh_init
+  <sparsity_tune.trial.rewind.Rewind.fresh_init>`) once the masks are final; with ``imp`` it
   is the winning-ticket control of ``rewind: reinit`` (that key keeps working);
 - ``invert``: the scores negated (:class:`Inverted`), so the *highest*-scored weights go first
   and the lowest-scored stay.

@@ -12,6 +12,9 @@ dense gradient of that step's batch is largest (RigL; gradients are read only at
 from the step the trainer just took). Grown weights start at zero with their optimizer state
 reset (:mod:`sparsity_tune.trial.regrow` has the math). Pure Python here, so configs validate
 without torch.
+
+Their keys are declared here (:class:`DynamicSparseKeys`) and collected into the ``pruning``
+section by the registry: adding them touched no other module but the docs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from pydantic import BaseModel, Field
+
+from sparsity_tune.keys import MAX_COUNT
 from sparsity_tune.trial.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -32,11 +38,27 @@ if TYPE_CHECKING:
 END_FRACTION = 0.75
 
 
+class DynamicSparseKeys(BaseModel):
+    """``pruning.*`` keys of ``set`` and ``rigl`` (RigL's defaults); the pruning section's
+    strict rules apply to them there (:class:`~sparsity_tune.trial.config.Strict`)."""
+
+    update_every: int = Field(
+        100, ge=1, le=MAX_COUNT, description="set, rigl: optimizer steps between mask updates"
+    )
+    end_step: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="set, rigl: last mask update; default 75% of steps"
+    )
+    drop_fraction: float = Field(
+        0.3, gt=0.0, le=1.0, description="set, rigl: fraction of kept weights dropped, cosine decay"
+    )
+
+
 @dataclass(frozen=True)
 class DynamicSparse(Schedule):
     """Constant sparsity with prune-and-regrow updates; subclasses choose the grow scores."""
 
     regrows: ClassVar[bool] = True
+    config_keys: ClassVar[type[BaseModel]] = DynamicSparseKeys
     final: float
     epochs: int
     update_every: int

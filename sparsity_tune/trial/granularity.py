@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     import torch
+    from pydantic import BaseModel
     from torch import Tensor, nn
 
     from sparsity_tune.trial.config import PruningConfig, TrialConfig
@@ -43,6 +44,9 @@ class Granularity:
     free_elements: ClassVar[bool] = False
     #: Masks fit the 2:4 semi-structured format of sparse tensor cores (deploy tries it).
     semi_structured: ClassVar[bool] = False
+    #: The ``pruning.*`` keys this piece owns, declared as a pydantic model in its module (fields
+    #: only), added to the pruning section by :func:`~sparsity_tune.trial.registry.piece_keys`.
+    config_keys: ClassVar[type[BaseModel] | None] = None
 
     @classmethod
     def check(cls, cfg: TrialConfig, schedule: type[Schedule]) -> None:

@@ -12,8 +12,9 @@ does (:meth:`Score.units <sparsity_tune.trial.scores.Score.units>`).
 Data needs are config keys: ``pruning.score_batch_size`` (default 100: SNIP's MNIST batch, and
 GraSP's 10 samples per class for the 10 classes of every dataset here) and
 ``pruning.score_batches`` (default 1, both papers); SynFlow needs no data, and
-``pruning.synflow_iterations`` (default 100, its paper) passes per event. torch is imported on
-first use, so configs validate without it.
+``pruning.synflow_iterations`` (default 100, its paper) passes per event; these keys are
+declared here (:class:`ScoreDataKeys`, :class:`SynFlowKeys`) and collected into the ``pruning``
+section by the registry. torch is imported on first use, so configs validate without it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
-from sparsity_tune.trial.scores import Score
+from pydantic import BaseModel, Field
+
+from sparsity_tune.keys import MAX_COUNT
+from sparsity_tune.trial.scores import Score, ScoringMemory
 
 if TYPE_CHECKING:
     import torch
@@ -34,6 +38,23 @@ if TYPE_CHECKING:
 #: GraSP divides the logits by this temperature in both gradient passes (alecwangcq/GraSP and
 #: Synaptic-Flow use 200), which keeps the Hessian-gradient product away from saturated softmax.
 GRASP_TEMPERATURE = 200.0
+
+
+class ScoreDataKeys(BaseModel):
+    """``pruning.*`` keys of the scores that read batches (``snip``, ``grasp``)."""
+
+    score_batch_size: int = Field(
+        100, ge=1, le=MAX_COUNT, description="snip, grasp: samples per scoring batch"
+    )
+    score_batches: int = Field(1, ge=1, le=10_000, description="snip, grasp: scoring batches")
+
+
+class SynFlowKeys(BaseModel):
+    """``pruning.*`` keys of ``synflow`` (data-free: no batch keys)."""
+
+    synflow_iterations: int = Field(
+        100, ge=1, le=10_000, description="synflow: score-and-prune passes per pruning event"
+    )
 
 
 def _need(ctx: PruneContext | None, name: str) -> PruneContext:
@@ -129,6 +150,7 @@ def synflow_scores(ctx: PruneContext) -> dict[str, Tensor]:
 
 class _Saliency(Score):
     data_driven: ClassVar[bool] = True
+    config_keys: ClassVar[type[BaseModel]] = ScoreDataKeys
 
     def elements(
         self,
@@ -147,6 +169,15 @@ class Snip(_Saliency):
 
     name: ClassVar[str] = "snip"
 
+    @classmethod
+    def scoring_memory(cls, cfg: PruningConfig) -> ScoringMemory:
+        """The masked copy; the gradient accumulators and one batch's gradients; one batch's
+        graph; a layer's float mask, then its ``g ⊙ θ`` before the absolute value."""
+        b = cfg.score_batch_size
+        return ScoringMemory(
+            model_copies=1, weight_buffers=2, graph_samples=b, held_samples=b, layer_temporaries=1
+        )
+
     def _scores(self, ctx: PruneContext) -> dict[str, Tensor]:
         return snip_scores(ctx)
 
@@ -155,6 +186,21 @@ class Grasp(_Saliency):
     """``grasp``: see :func:`grasp_scores`."""
 
     name: ClassVar[str] = "grasp"
+
+    @classmethod
+    def scoring_memory(cls, cfg: PruningConfig) -> ScoringMemory:
+        """The masked copy; the stopped gradient, ``Hg``, the batch's gradients (kept in the
+        graph) and its Hessian-vector product; a double-backward graph (two of a batch's); every
+        scoring batch, gathered up front; two layer temporaries (the float mask, then the double
+        backward's own: measured, a 40-2048-2048-10 MLP's peak RSS)."""
+        b = cfg.score_batch_size
+        return ScoringMemory(
+            model_copies=1,
+            weight_buffers=4,
+            graph_samples=2 * b,
+            held_samples=b * cfg.score_batches,
+            layer_temporaries=2,
+        )
 
     def _scores(self, ctx: PruneContext) -> dict[str, Tensor]:
         return grasp_scores(ctx)
@@ -166,10 +212,20 @@ class SynFlow(_Saliency):
     (:func:`~sparsity_tune.trial.method.event_targets`)."""
 
     name: ClassVar[str] = "synflow"
+    config_keys: ClassVar[type[BaseModel]] = SynFlowKeys
 
     @classmethod
     def iterations(cls, cfg: PruningConfig) -> int:
         return cfg.synflow_iterations
+
+    @classmethod
+    def scoring_memory(cls, cfg: PruningConfig) -> ScoringMemory:
+        """The masked copy in float64; its gradients and the scores, both float64 (the scores
+        one float32 buffer more than the estimate counts); one all-ones sample in float64; a
+        layer's float64 mask, then its ``g ⊙ θ`` before the absolute value."""
+        return ScoringMemory(
+            model_copies=2, weight_buffers=3, graph_samples=2, held_samples=0, layer_temporaries=2
+        )
 
     def _scores(self, ctx: PruneContext) -> dict[str, Tensor]:
         return synflow_scores(ctx)

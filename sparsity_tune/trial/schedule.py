@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from sparsity_tune.trial.config import TrialConfig
     from sparsity_tune.trial.method import PruneContext
     from sparsity_tune.trial.regrow import MaskUpdate
@@ -117,6 +119,9 @@ class Schedule:
     #: Reaches its final mask only at ``pruning.end_epoch``, after many events in one run
     #: (gradual): a figure counted from the final mask cannot come before that epoch.
     final_at_end_epoch: ClassVar[bool] = False
+    #: The ``pruning.*`` keys this piece owns, declared as a pydantic model in its module (fields
+    #: only), added to the pruning section by :func:`~sparsity_tune.trial.registry.piece_keys`.
+    config_keys: ClassVar[type[BaseModel] | None] = None
 
     @classmethod
     def check(cls, cfg: TrialConfig) -> None:

@@ -12,15 +12,45 @@ is first used: this module stays importable without torch, so configs validate f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     import torch
+    from pydantic import BaseModel
     from torch import Tensor
 
     from sparsity_tune.trial.config import PruningConfig, TrialConfig
     from sparsity_tune.trial.method import PruneContext
     from sparsity_tune.trial.units import UnitGroup
+
+
+@dataclass(frozen=True)
+class ScoringMemory:
+    """What a score holds while it scores, beside the run's own tensors: read by the memory
+    estimate (:mod:`sparsity_tune.trial.budget`), so a score that copies the model is counted
+    without the estimate knowing its name. In the estimate's float32 units:
+
+    - ``model_copies``: copies of all the model's parameters (a float64 copy counts 2);
+    - ``weight_buffers``: tensors shaped like the prunable weights beside the scores the
+      estimate already counts (gradient accumulators, gradients, float64 scores count 2);
+    - ``graph_samples``: samples whose activations an autograd graph holds at once (a double
+      backward holds two graphs; float64 counts 2);
+    - ``held_samples``: input samples held at once (scoring batches gathered up front);
+    - ``layer_temporaries``: temporaries shaped like the largest prunable weight, made one layer
+      at a time (a mask cast to float, a product before its absolute value); in a net with one
+      dominant layer they are as large as a model copy.
+    """
+
+    model_copies: float = 0.0
+    weight_buffers: float = 0.0
+    graph_samples: int = 0
+    held_samples: int = 0
+    layer_temporaries: float = 0.0
+
+
+#: A score that ranks the weights it is given and holds nothing more.
+NO_SCORING_MEMORY = ScoringMemory()
 
 
 class Score:
@@ -40,6 +70,9 @@ class Score:
     #: Ranks by the magnitude of the trained weights: with a rewinding schedule, Frankle &
     #: Carbin's winning-ticket procedure (the analysis names it so).
     weight_magnitude: ClassVar[bool] = False
+    #: The ``pruning.*`` keys this piece owns, declared as a pydantic model in its module (fields
+    #: only), added to the pruning section by :func:`~sparsity_tune.trial.registry.piece_keys`.
+    config_keys: ClassVar[type[BaseModel] | None] = None
 
     @classmethod
     def check(cls, cfg: TrialConfig) -> None:
@@ -50,6 +83,11 @@ class Score:
         """Score-and-prune passes one pruning event takes (SynFlow's iterative form: many, each
         on the masks of the previous one, the density decaying geometrically); default 1."""
         return 1
+
+    @classmethod
+    def scoring_memory(cls, cfg: PruningConfig) -> ScoringMemory:
+        """What one scoring pass holds beyond the weights' own scores; default nothing."""
+        return NO_SCORING_MEMORY
 
     def elements(
         self,

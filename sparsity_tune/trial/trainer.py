@@ -27,15 +27,18 @@ after a full round.
 
 What the run costs is measured and summarised in :mod:`~sparsity_tune.trial.measure` (sizes, peak
 memory, timing) and :mod:`~sparsity_tune.trial.deploy` (the model a user would ship).
+
+This module keeps the epoch loop and the order of events; what travels with it lives beside it:
+:mod:`~sparsity_tune.trial.device` (device, threads, subnormals, memory format),
+:mod:`~sparsity_tune.trial.optimizer` (optimizer, LR schedule, one masked step),
+:mod:`~sparsity_tune.trial.rewind` (IMP's rewinding and the reinit ticket) and
+:mod:`~sparsity_tune.trial.compacted` (the run carried onto its compacted model, step speedup).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import os
-import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -44,91 +47,38 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sparsity_tune.machine import cpu_allowance
 from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, RECORD_KEYS, M, direction
-from sparsity_tune.trial import compaction, connectivity, deploy, measure, plateau, pruning
+from sparsity_tune.trial import (
+    compacted,
+    compaction,
+    connectivity,
+    deploy,
+    measure,
+    plateau,
+    pruning,
+)
 from sparsity_tune.trial.config import TrialConfig
 from sparsity_tune.trial.data import DataSplits, iterate_batches, load_dataset
+from sparsity_tune.trial.device import (
+    batch_layout,
+    channels_last,
+    flush_denormal,
+    resolve_device,
+    run_threads,
+    synchronizer,
+)
 from sparsity_tune.trial.method import PruneContext, prune_event
 from sparsity_tune.trial.models import build_model, count_macs, prunable_parameters
+from sparsity_tune.trial.optimizer import Scheduler, make_optimizer, train_step
 from sparsity_tune.trial.registry import GRANULARITIES, SCHEDULES, SCORES
+from sparsity_tune.trial.rewind import Rewind
 
 Record = dict[str, Any]
 Report = Callable[[Record], None]
 
-#: ``rewind: reinit`` draws its fresh weights from a seed stream apart from ``train.seed``'s.
-REINIT_SEED_OFFSET = 2_000_003
 #: Data-driven scores draw their batches from a stream of their own (``+ step``), apart from the
 #: run's batch order.
 SCORE_BATCH_SEED_OFFSET = 3_000_017
-
-
-@contextlib.contextmanager
-def flush_denormal(enabled: bool) -> Iterator[None]:
-    """Flush subnormal floats to zero for the duration, then restore the previous CPU state.
-
-    Pruned nets drive activations and gradients into subnormal floats, which x86 CPUs compute
-    many times slower (LeNet-5 at 90% sparsity: 1.6 s vs 0.6 s an epoch); flushing them changes
-    nothing a float32 loss can see. The setting is process-wide, hence scoped to a run.
-    """
-    if not enabled:
-        yield
-        return
-    was_on = torch.tensor([1e-40]).mul(1.0).item() == 0.0  # subnormals already flushed?
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(was_on)
-
-
-def default_threads() -> int:
-    """Torch threads for a run that names none (``train.threads``) and has no CPU share (the
-    single-trial CLI; sweeps pass ``resources.cpu``): the CPU allowance less what other
-    processes keep busy now, at least 1.
-
-    "Busy" is the 1-minute load average (runnable processes, machine-wide), scaled to this
-    process's share of the machine's CPUs, rounded half up. Why not simply every CPU: torch's
-    intra-op threads meet at a barrier after every operator, so a thread that waits for a CPU
-    another process holds stalls them all; on the busy 2-core dev box MNIST-1D epochs took
-    2.2-40x longer with 2 threads than with 1, from a 2x100 MLP to a 3x128 CNN, while the default
-    stayed within the noise of the best (``benchmarks/bench_threads.py``). A load that starts
-    after the run does is not seen: set ``train.threads`` when that matters (it also keeps the
-    float rounding of a rerun the same).
-    """
-    allowance = cpu_allowance()
-    machine = max(allowance, os.cpu_count() or allowance)
-    try:
-        busy = os.getloadavg()[0] * allowance / machine
-    except OSError:  # no load average on this platform
-        busy = 0.0
-    return max(1, min(allowance, math.floor(allowance - busy + 0.5)))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def train_step(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    xb: Tensor,
-    yb: Tensor,
-    params: Mapping[str, Tensor] | None = None,
-    masks: Mapping[str, Tensor] | None = None,
-) -> tuple[Tensor, Tensor]:
-    """One optimizer step; with ``masks``, pruned weights and their optimizer state stay zero."""
-    out = model(xb)
-    loss = F.cross_entropy(out, yb)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    if masks is not None:
-        pruning.apply_masks_(params, masks)
-        pruning.mask_optimizer_state_(optimizer, params, masks)
-    return loss, out
 
 
 class Trainer:
@@ -139,9 +89,8 @@ class Trainer:
     ) -> None:
         self.cfg = config
         tc = config.train
-        threads = tc.threads or (max(1, math.floor(cpus)) if cpus else default_threads())
-        torch.set_num_threads(threads)
-        self.threads = threads
+        self.threads = run_threads(tc.threads, cpus)
+        torch.set_num_threads(self.threads)
         self.device = resolve_device(tc.device)
         self.data = data if data is not None else load_dataset(config.dataset, self.device)
 
@@ -155,10 +104,7 @@ class Trainer:
         self.model: nn.Module = build_model(
             config.model, self.data.input_shape, self.data.num_classes
         ).to(self.device)
-        # Images go channels-last (NHWC): oneDNN/cuDNN convolutions run faster on it (LeNet-5
-        # on a 2-core CPU: 16% an epoch). Batches are converted after the gather: gathering
-        # from NHWC-strided data is a slow strided copy (CIFAR: 290 vs 55 us a batch).
-        self._nhwc = len(self.data.input_shape) == 3
+        self._nhwc = channels_last(self.data.input_shape)  # images: NHWC model and batches
         if self._nhwc:
             self.model = self.model.to(memory_format=torch.channels_last)
         p = config.pruning
@@ -176,26 +122,28 @@ class Trainer:
         self.steps_per_epoch = math.ceil(n_train / tc.batch_size)
         self.schedule = SCHEDULES[p.method].from_config(config, self.steps_per_epoch)
         self._segment_epochs = self.schedule.segment_epochs
-        self.optimizer, self.scheduler = self._make_optimizer(self._segment_epochs)
+        self.optimizer, self.scheduler = self._make_optimizer(self.model)
 
         self.epoch = 0
         self.step = 0
         self.target = 0.0
         self.records: list[Record] = []
         self._pruned = False  # any zero in the masks: skip mask upkeep while dense
-        self._rewind_state: dict[str, torch.Tensor] | None = None
-        # fresh random weights under the mask: IMP's rewind: reinit, or control: reinit
-        self._reinit = p.rewind == "reinit" or p.control == "reinit"
         #: (step, weights regrown) of every prune-and-regrow update (dynamic sparse training)
         self.mask_updates: list[tuple[int, int]] = []
-        if self.schedule.rewinds and (p.rewind in ("init", "reinit", 0) or self._reinit):
-            self._rewind_state = self._weights_copy()
-        # rewind: reinit trains the winning-ticket path beside the re-initialised network, on the
-        # same batches, only to find the next round's mask (see _Ticket).
-        self._ticket: _Ticket | None = None
-        self.ticket_time_s = 0.0
+        self.rewind = Rewind(
+            config,
+            self.schedule.rewinds,
+            self.model,
+            self.data.input_shape,
+            self.data.num_classes,
+            self._bind,
+            self._make_optimizer,
+        )
+        self.ticket_time_s = 0.0  # this epoch's steps of the reinit ticket (not the run's cost)
         self.compaction: compaction.Compaction | None = None
         self.train_time_speedup = 1.0  # measured when the model is compacted
+        self.train_log_speedup = measure.NOT_TIMED  # and the summary of its timed rounds
         until = tc.until
         self.until = (
             None
@@ -206,34 +154,13 @@ class Trainer:
         self._seg_trained = 0  # epochs of the current segment (the run; an IMP round)
         self._skipped = 0  # planned epochs of IMP rounds that ended early on a plateau
         self._stopped = False  # the run's plateau ended it
-        self.train_log_speedup: tuple[float, float, float] = (
-            measure.NOT_TIMED
-        )  # its rounds' summary
         self._maybe_prune(self.schedule.after_epoch(0))  # pruning at initialisation
         self._maybe_compact()
 
     # ----------------------------------------------------------------- set-up helpers
-    def _make_optimizer(self, epochs: int, model: nn.Module | None = None):
-        tc = self.cfg.train
-        params = (model or self.model).parameters()
-        if tc.optimizer == "sgd":
-            opt = torch.optim.SGD(
-                params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
-            )
-        elif tc.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
-        else:
-            opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-        if tc.lr_schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-        elif tc.lr_schedule == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, tc.lr_step_epochs, tc.lr_gamma)
-        else:
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        return opt, sched
-
-    def _weights_copy(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+    def _make_optimizer(self, model: nn.Module) -> tuple[torch.optim.Optimizer, Scheduler]:
+        """A fresh optimizer and LR schedule over ``model``, over one segment's epochs."""
+        return make_optimizer(self.cfg.train, model.parameters(), self._segment_epochs)
 
     def _bind(self, model: nn.Module) -> dict[str, nn.Parameter]:
         """The weights the granularity prunes in ``model`` (a compacted model, or a copy), by a
@@ -257,9 +184,9 @@ class Trainer:
         )
         self._pruned = pruning.count_pruned(self.masks) > 0
         final = self.schedule.is_final(self._clock(), self.step)
-        if self._reinit and not self.schedule.rewinds and final:
+        if self.rewind.reinit and not self.schedule.rewinds and final:
             # control: reinit: the final mask with fresh weights, optimizer state dropped
-            self.model.load_state_dict(self.fresh_init(1))
+            self.model.load_state_dict(self.rewind.fresh_init(1))
             self.optimizer.state.clear()
         pruning.apply_masks_(self.params, self.masks)
         pruning.mask_optimizer_state_(self.optimizer, self.params, self.masks)
@@ -288,7 +215,7 @@ class Trainer:
         d = self.data
         batches = iterate_batches(d.train_x, d.train_y, batch_size, shuffle=True, generator=gen)
         for _, (xb, yb) in zip(range(n), batches, strict=False):
-            yield (xb.contiguous(memory_format=torch.channels_last) if self._nhwc else xb), yb
+            yield batch_layout(xb, self._nhwc), yb
 
     def _update_masks(self) -> None:
         """Dynamic sparse training: the schedule's prune-and-regrow update after this step, if
@@ -304,44 +231,6 @@ class Trainer:
         pruning.mask_optimizer_state_(self.optimizer, self.params, self.masks)
         self.mask_updates.append((self.step, sum(int(g.sum()) for g in update.grown.values())))
 
-    def _rewind(self) -> None:
-        """IMP: survivors back to their rewind point, or freshly drawn (``reinit``), or left as
-        they are (``none``); optimizer and LR schedule start over either way."""
-        if self._reinit:
-            self._start_ticket()
-            self.model.load_state_dict(self.fresh_init(self._clock() // self._segment_epochs))
-        elif self._rewind_state is not None:
-            self.model.load_state_dict(self._rewind_state)
-        pruning.apply_masks_(self.params, self.masks)
-        self.optimizer, self.scheduler = self._make_optimizer(self._segment_epochs)
-
-    def _start_ticket(self) -> None:
-        """``reinit``: the winning ticket of the new mask (the initial weights, masked) starts a
-        round beside the re-initialised network, unless no pruning event is left (then its
-        training would find nothing)."""
-        if self.schedule.is_final(self._clock(), self.step):
-            self._ticket = None
-            return
-        model = copy.deepcopy(self.model)
-        model.load_state_dict(self._rewind_state)
-        params = self._bind(model)
-        pruning.apply_masks_(params, self.masks)
-        optimizer, scheduler = self._make_optimizer(self._segment_epochs, model)
-        self._ticket = _Ticket(model, params, optimizer, scheduler)
-
-    def fresh_init(self, k: int) -> dict[str, torch.Tensor]:
-        """Frankle & Carbin's random re-initialisation control, for the ``k``-th rewind (1-based):
-        the state of a newly built model (the model's own init distribution, biases included)
-        under the ``k``-th seed drawn from a generator seeded with ``train.seed +
-        REINIT_SEED_OFFSET``. Built on the CPU with the global RNG forked, so the batch order and
-        every other stream are untouched, and the same seed gives the same weights anywhere."""
-        stream = torch.Generator(device="cpu").manual_seed(self.cfg.train.seed + REINIT_SEED_OFFSET)
-        seed = int(torch.randint(0, 2**62, (k,), generator=stream)[-1])
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            fresh = build_model(self.cfg.model, self.data.input_shape, self.data.num_classes)
-        return fresh.state_dict()
-
     # ----------------------------------------------------------------- compaction
     def _final_event_done(self) -> bool:
         """The schedule's last pruning event is behind us and something was pruned."""
@@ -356,91 +245,56 @@ class Trainer:
             self._compact(compaction.removed_units(self.model, self.masks), timed=True)
 
     def _compact(self, units: compaction.Units, timed: bool) -> None:
-        """Compact the model; optimizer and LR state, masks and rewind weights follow it.
+        """Compact the model; optimizer and LR state, masks and rewind weights follow it
+        (:mod:`~sparsity_tune.trial.compacted`).
 
         ``timed``: also measure ``train_time_speedup`` (a training run); not when restoring a
         checkpoint, whose values then overwrite the compact model's.
         """
         before = copy.deepcopy((self.model, self.optimizer, self.masks)) if timed else None
-        names = [n for n, _ in self.model.named_parameters()]  # = the optimizer's order
-        opt_state = self.optimizer.state_dict()
-        sched_state = self.scheduler.state_dict()
-        masks = self.masks if timed else None  # checked (and folded) only in a training run
-        comp = compaction.compact_(self.model, self.data.input_shape, units, masks)
-        opt_state["state"] = {
-            i: {
-                k: comp.shrink(names[i], v)
-                if isinstance(v, Tensor) and v.shape == comp.dense_shapes[names[i]]
-                else v
-                for k, v in st.items()
-            }
-            for i, st in opt_state["state"].items()
-        }
-        self.optimizer, self.scheduler = self._make_optimizer(self._segment_epochs)
-        self.optimizer.load_state_dict(opt_state)
-        self.scheduler.load_state_dict(sched_state)
+        comp, self.optimizer, self.scheduler, self.masks = compacted.compact_training(
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.masks,
+            units,
+            self.data.input_shape,
+            timed,  # masks checked (and folded) only in a training run
+            self._make_optimizer,
+        )
         self.params = self._bind(self.model)
-        self.masks = {n: comp.shrink(n, m) for n, m in self.masks.items()}
         self._pruned = pruning.count_pruned(self.masks) > 0
-        if self._rewind_state is not None:
-            self._rewind_state = {k: comp.shrink(k, v) for k, v in self._rewind_state.items()}
+        self.rewind.shrink(comp)
         self.compaction = comp
         if before is not None:
-            self.train_time_speedup = self._step_speedup(*before)
-
-    def _step_speedup(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, masks: dict[str, Tensor]
-    ) -> float:
-        """Step time of the uncompacted model (dense shapes + mask upkeep: what training would
-        have cost) / step time of the compact model, both on copies, interleaved on the same
-        batch (gather included), median of 20; the run's own state and RNGs are untouched. The
-        20 rounds are kept as ``train_log_speedup`` (measure.log_ratio_summary)."""
-        small, small_opt = copy.deepcopy((self.model, self.optimizer))
-        d = self.data
-        g = torch.Generator().manual_seed(self.cfg.train.seed)
-        idx = torch.randint(len(d.train_y), (self.cfg.train.batch_size,), generator=g)
-        idx = idx.to(d.train_x.device)
-        yb = d.train_y.index_select(0, idx)
-
-        def step(m: nn.Module, opt: torch.optim.Optimizer, masks: dict | None) -> Callable:
-            m.train()
-            params = self._bind(m)
-            masks = masks if masks and pruning.count_pruned(masks) else None
-
-            def run() -> None:
-                xb = d.train_x.index_select(0, idx)
-                if self._nhwc:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                train_step(m, opt, xb, yb, params, masks)
-
-            return run
-
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else None
-        t_before, t_after = measure.interleaved_times(
-            [step(model, optimizer, masks), step(small, small_opt, self.masks)], 20, 2, sync
-        )
-        self.train_log_speedup = measure.log_ratio_summary(t_before, t_after)
-        return statistics.median(t_before) / statistics.median(t_after)
+            d, tc = self.data, self.cfg.train
+            self.train_time_speedup, self.train_log_speedup = compacted.step_speedup(
+                before,
+                (self.model, self.optimizer, self.masks),
+                d.train_x,
+                d.train_y,
+                tc.batch_size,
+                tc.seed,
+                self._bind,
+                self._nhwc,
+                synchronizer(self.device),
+            )
 
     def dense_masks(self) -> dict[str, Tensor]:
         """The masks in the dense model's coordinates (compacted-away weights: False)."""
-        if self.compaction is None:
-            return self.masks
-        return {n: self.compaction.expand(n, m, False) for n, m in self.masks.items()}
+        return compacted.dense_masks(self.masks, self.compaction)
 
     def dense_model(self) -> nn.Module:
         """The model at its dense shapes, compacted-away weights zero: the reference the
         deployable model is timed against."""
-        if self.compaction is None:
-            return self.model
-        with torch.random.fork_rng(devices=[]):  # building draws an init: keep the run's RNG
-            dense = build_model(self.cfg.model, self.data.input_shape, self.data.num_classes)
-        dense = dense.to(self.device)
-        if self._nhwc:
-            dense = dense.to(memory_format=torch.channels_last)
-        state = {k: self.compaction.expand(k, v) for k, v in self.model.state_dict().items()}
-        dense.load_state_dict(state)
-        return dense
+        d = self.data
+        return compacted.dense_model(
+            self.model,
+            self.compaction,
+            lambda: build_model(self.cfg.model, d.input_shape, d.num_classes),
+            self.device,
+            self._nhwc,
+        )
 
     # ----------------------------------------------------------------- the loop
     def _train_epoch(self) -> tuple[float, float, int]:
@@ -454,13 +308,12 @@ class Trainer:
         )
         self.ticket_time_s = 0.0
         for i, (xb, yb) in enumerate(batches):
-            if self._nhwc:
-                xb = xb.contiguous(memory_format=torch.channels_last)  # no-op for 1 channel
+            xb = batch_layout(xb, self._nhwc)
             with self.memory.step(i, self._training_state):
                 masks = self.masks if self._pruned else None
                 loss, out = train_step(self.model, self.optimizer, xb, yb, self.params, masks)
-            if self._ticket is not None:
-                self.ticket_time_s += self._ticket.step(xb, yb, self.masks)
+            if self.rewind.ticket is not None:
+                self.ticket_time_s += self.rewind.ticket.step(xb, yb, self.masks)
             self.step += 1
             if step_unit:
                 self._maybe_prune(self.schedule.after_step(self.step))
@@ -479,8 +332,7 @@ class Trainer:
         self.model.eval()
         loss_sum, correct = 0.0, 0
         for xb, yb in iterate_batches(x, y, self.cfg.train.eval_batch_size, shuffle=False):
-            if self._nhwc:
-                xb = xb.contiguous(memory_format=torch.channels_last)
+            xb = batch_layout(xb, self._nhwc)
             out = self.model(xb)
             loss_sum += F.cross_entropy(out, yb, reduction="sum").item()
             correct += int((out.argmax(1) == yb).sum())
@@ -501,13 +353,13 @@ class Trainer:
             self.epoch += 1
             if not self.schedule.rewinds:
                 self._maybe_prune(self.schedule.after_epoch(self._clock()))
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
+            if (sync := synchronizer(self.device)) is not None:
+                sync()
             # the winning-ticket path of rewind: reinit is bookkeeping, not this network's cost
             t1 = time.perf_counter() - self.ticket_time_s
             peak_mem = self.memory.peak()
-            if self._ticket is not None:
-                self._ticket.scheduler.step()
+            if self.rewind.ticket is not None:
+                self.rewind.ticket.scheduler.step()
             self.scheduler.step()  # before compaction, which carries the scheduler's state over
             if not self.schedule.rewinds:
                 self._maybe_compact()  # in epoch_time_s, not in train_time_s (it times itself)
@@ -552,16 +404,20 @@ class Trainer:
         return self.summary()
 
     def _imp_round_end(self) -> None:
-        rewind = self.cfg.pruning.rewind
-        if isinstance(rewind, int) and self.epoch == rewind and self._rewind_state is None:
-            self._rewind_state = self._weights_copy()  # late rewinding point (epoch K)
+        """IMP after a round's record: prune, rewind (:mod:`~sparsity_tune.trial.rewind`) with
+        a fresh optimizer and LR schedule, compact after the last event."""
+        self.rewind.after_epoch(self.epoch, self.model)  # late rewinding point (epoch K)
         target = self.schedule.after_epoch(self._clock())
         if target is not None:
             self._seg_trained = 0  # the next round starts
-            if self._ticket is not None:  # reinit: the mask comes from the winning ticket
-                self.model.load_state_dict(self._ticket.model.state_dict())
+            ticket = self.rewind.ticket
+            if ticket is not None:  # reinit: the mask comes from the winning ticket
+                self.model.load_state_dict(ticket.model.state_dict())
             self._maybe_prune(target)
-            self._rewind()
+            k = self._clock() // self._segment_epochs
+            final = self.schedule.is_final(self._clock(), self.step)
+            self.rewind.rewind_(self.model, self.params, self.masks, k, final)
+            self.optimizer, self.scheduler = self._make_optimizer(self.model)
             self._maybe_compact()
 
     # ----------------------------------------------------------------- plateau stop
@@ -679,8 +535,8 @@ class Trainer:
             "target": self.target,
             "records": copy.deepcopy(self.records),
             "mask_updates": list(self.mask_updates),
-            "rewind_state": self._rewind_state,
-            "ticket": None if self._ticket is None else self._ticket.state_dict(),
+            "rewind_state": self.rewind.point,
+            "ticket": None if self.rewind.ticket is None else self.rewind.ticket.state_dict(),
             "plateau": self._plateau_state(),
         }
 
@@ -707,51 +563,10 @@ class Trainer:
         self._load_plateau_state(state.get("plateau"))
         self.records = copy.deepcopy(state["records"])
         self.mask_updates = list(state.get("mask_updates", []))
-        self._rewind_state = state["rewind_state"]
-        self._ticket = None
-        if state.get("ticket") is not None:
-            self._start_ticket()
-            self._ticket.load_state_dict(state["ticket"])
-
-
-class _Ticket:
-    """The winning-ticket path of ``rewind: reinit`` (Frankle & Carbin's random
-    re-initialisation control: the IMP mask, fresh random survivors).
-
-    The mask of round k+1 must be the one IMP with ``rewind: init`` finds: that of the ticket
-    (the initial weights under mask k) trained for round k. So a ``reinit`` run trains that
-    ticket beside its re-initialised network, on the same batches, and prunes from the ticket's
-    weights; with the same seed its masks equal the ``rewind: init`` run's, round by round. It
-    costs one more training step per step in rounds 1..rounds-1, excluded from the run's
-    ``train_time_s`` and peak memory (it is how the control is built, not what it costs).
-    """
-
-    def __init__(self, model: nn.Module, params: dict, optimizer: Any, scheduler: Any) -> None:
-        self.model, self.params, self.optimizer, self.scheduler = (
-            model,
-            params,
-            optimizer,
-            scheduler,
+        final = self.schedule.is_final(self._clock(), self.step)
+        self.rewind.load_state(
+            state["rewind_state"], state.get("ticket"), self.model, self.masks, final
         )
-
-    def step(self, xb: Tensor, yb: Tensor, masks: Mapping[str, Tensor]) -> float:
-        """One training step on the run's batch; returns its wall seconds."""
-        t0 = time.perf_counter()
-        self.model.train()
-        train_step(self.model, self.optimizer, xb, yb, self.params, masks)
-        return time.perf_counter() - t0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
 
 
 def check_record(record: Record) -> None:

@@ -252,7 +252,8 @@ def reference_records(trial: Path) -> list[dict]:
     """The same trial trained in this process without interruption (training is deterministic)."""
     from sparsity_tune.trial.config import trial_config
     from sparsity_tune.trial.data import load_dataset
-    from sparsity_tune.trial.trainer import Trainer, resolve_device
+    from sparsity_tune.trial.device import resolve_device
+    from sparsity_tune.trial.trainer import Trainer
 
     cfg = trial_config(json.loads((trial / layout.CONFIG).read_text())["config"])
     trainer = Trainer(cfg, cpus=1, data=load_dataset(cfg.dataset, resolve_device("cpu")))

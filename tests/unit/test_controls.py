@@ -76,7 +76,7 @@ def test_reinit_keeps_the_mask_with_fresh_weights(small_config):
     plain = one_shot(small_config)
     fresh = one_shot(small_config, **{"pruning.control": "reinit"})
     assert all(torch.equal(fresh.masks[n], plain.masks[n]) for n in plain.masks)
-    drawn = plain.fresh_init(1)
+    drawn = plain.rewind.fresh_init(1)
     for n, p in fresh.params.items():
         assert torch.equal(p.detach(), drawn[n] * fresh.masks[n])
         assert not torch.equal(p.detach(), plain.params[n].detach())

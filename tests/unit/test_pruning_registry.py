@@ -79,3 +79,66 @@ def test_every_combination_runs_or_is_refused_by_name(small_config, method, scor
         assert final["sparsity"] > 0.1
         for name, p in trainer.params.items():
             assert torch.all(p[~trainer.masks[name]] == 0), name
+
+
+# ------------------------------------------------------------------ keys a piece owns
+
+
+def test_pieces_own_their_keys_and_the_pruning_section_collects_them():
+    """snip and grasp declare their data needs in saliency.py, synflow its passes; set and rigl
+    ``update_every``, ``end_step``, ``drop_fraction`` in dst.py, once for both. The pruning
+    section ends with them (scores first), defaults as declared."""
+    from sparsity_tune.trial.config import PruningConfig
+    from sparsity_tune.trial.dst import SET, DynamicSparseKeys, RigL
+    from sparsity_tune.trial.registry import piece_keys
+    from sparsity_tune.trial.saliency import Grasp, ScoreDataKeys, Snip, SynFlow, SynFlowKeys
+
+    keys = piece_keys()
+    assert list(keys) == [
+        "score_batch_size",
+        "score_batches",
+        "synflow_iterations",
+        "update_every",
+        "end_step",
+        "drop_fraction",
+    ]
+    assert Snip.config_keys is Grasp.config_keys is ScoreDataKeys
+    assert SynFlow.config_keys is SynFlowKeys
+    assert SET.config_keys is RigL.config_keys is DynamicSparseKeys
+    unowned = [*GRANULARITIES.values(), scores.Magnitude, scores.Random, schedule.Iterative]
+    assert all(piece.config_keys is None for piece in unowned)
+    assert list(PruningConfig.model_fields)[-6:] == list(keys)
+    p = PruningConfig()
+    assert (p.score_batch_size, p.score_batches, p.synflow_iterations) == (100, 1, 100)
+    assert (p.update_every, p.end_step, p.drop_fraction) == (100, None, 0.3)
+    with pytest.raises(ConfigError, match=r"pruning\.update_every=0: allowed: greater than or"):
+        from sparsity_tune.trial.config import trial_config
+
+        trial_config({}, {"pruning.update_every": 0})
+
+
+def test_a_key_declared_twice_differently_is_refused(monkeypatch):
+    from pydantic import BaseModel, Field
+
+    from sparsity_tune.trial.registry import piece_keys
+
+    class Clash(BaseModel):
+        update_every: int = Field(5, ge=1)
+
+    monkeypatch.setattr(scores.Random, "config_keys", Clash)
+    with pytest.raises(TypeError) as err:
+        piece_keys()
+    assert str(err.value) == (
+        "pruning.update_every is declared by both Clash and DynamicSparseKeys; declare it once "
+        "and share the declaration"
+    )
+
+
+def test_every_key_a_piece_owns_keeps_older_identities():
+    """A key a piece adds must sit in ``LATER_DEFAULTS`` at its declared default, or every
+    ``config_id`` written before it existed would change."""
+    from sparsity_tune.keys import LATER_DEFAULTS
+    from sparsity_tune.trial.registry import piece_keys
+
+    declared = {f"pruning.{k}": field.default for k, (_, field) in piece_keys().items()}
+    assert {k: LATER_DEFAULTS.get(k, "missing") for k in declared} == declared

@@ -1,10 +1,10 @@
-"""The single-trial CLI's default torch thread count (trainer.default_threads)."""
+"""The single-trial CLI's default torch thread count (device.default_threads)."""
 
 from __future__ import annotations
 
 import pytest
 
-from sparsity_tune.trial import trainer
+from sparsity_tune.trial import device, trainer
 
 
 @pytest.mark.parametrize(
@@ -22,10 +22,10 @@ from sparsity_tune.trial import trainer
 def test_default_threads_is_the_allowance_less_the_load(
     monkeypatch, allowance: int, machine: int, load: float, want: int
 ) -> None:
-    monkeypatch.setattr(trainer, "cpu_allowance", lambda: allowance)
-    monkeypatch.setattr(trainer.os, "cpu_count", lambda: machine)
-    monkeypatch.setattr(trainer.os, "getloadavg", lambda: (load, load, load))
-    assert trainer.default_threads() == want
+    monkeypatch.setattr(device, "cpu_allowance", lambda: allowance)
+    monkeypatch.setattr(device.os, "cpu_count", lambda: machine)
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (load, load, load))
+    assert device.default_threads() == want
 
 
 def test_the_cli_default_applies_only_without_threads_or_a_cpu_share(
@@ -34,7 +34,7 @@ def test_the_cli_default_applies_only_without_threads_or_a_cpu_share(
     import torch
 
     before = torch.get_num_threads()
-    monkeypatch.setattr(trainer, "default_threads", lambda: 3)
+    monkeypatch.setattr(device, "default_threads", lambda: 3)
     try:
         unset = small_config(**{"train.epochs": 1, "train.threads": None})
         assert trainer.Trainer(unset).threads == 3 == torch.get_num_threads()

@@ -188,9 +188,9 @@ def test_imp_reinit_keeps_the_mask_and_draws_fresh_survivors(small_config):
         assert (fresh != w0[name][mask]).float().mean() > 0.99  # new values
         assert 0.8 < float(fresh.std() / w0[name].std()) < 1.25  # from the same distribution
         assert torch.equal(fresh, again.params[name].detach()[mask])  # deterministic per seed
-        assert torch.equal(fresh, reinit.fresh_init(1)[name][mask])  # the documented draw
-        assert not torch.equal(reinit.fresh_init(1)[name], other.fresh_init(1)[name])
-        assert not torch.equal(reinit.fresh_init(1)[name], reinit.fresh_init(2)[name])
+        assert torch.equal(fresh, reinit.rewind.fresh_init(1)[name][mask])  # the documented draw
+        assert not torch.equal(reinit.rewind.fresh_init(1)[name], other.rewind.fresh_init(1)[name])
+        assert not torch.equal(reinit.rewind.fresh_init(1)[name], reinit.rewind.fresh_init(2)[name])
     assert init.cfg.flat()["pruning.rewind"] == "init" != reinit.cfg.flat()["pruning.rewind"]
 
 
@@ -216,7 +216,7 @@ def test_imp_reinit_masks_are_the_winning_tickets_in_every_round(small_config):
             masks[rw].append({n: m.clone() for n, m in t.masks.items()})
 
         trainer.run(report)
-        assert trainer._ticket is None  # dropped once no pruning event is left
+        assert trainer.rewind.ticket is None  # dropped once no pruning event is left
     for a, b in zip(masks["init"], masks["reinit"], strict=True):
         assert all(torch.equal(a[n], b[n]) for n in a)
     sparsities = [r["sparsity"] for r in records["reinit"]]
@@ -249,7 +249,7 @@ def test_imp_reinit_checkpoint_mid_round_continues_bit_for_bit(small_config):
     first = Trainer(cfg)
     with pytest.raises(Stop):
         first.run(stop_at_3)
-    assert first._ticket is not None
+    assert first.rewind.ticket is not None
     second = Trainer(cfg)
     second.load_state_dict(copy.deepcopy(first.state_dict()))
     rest: list[dict] = []
@@ -647,7 +647,7 @@ def test_plateau_imp_structured_reinit_compacts_after_its_last_round(small_confi
     )
     trainer, recs, summary = _run(cfg)
     rounds = _rounds(recs)
-    assert len(rounds) == 3 and trainer.compaction is not None and trainer._ticket is None
+    assert len(rounds) == 3 and trainer.compaction is not None and trainer.rewind.ticket is None
     assert trainer._clock() == 24 and trainer.epoch == len(recs) < 24
     for r in recs:
         check_record(r)
