@@ -164,38 +164,54 @@ def diff_cell(row: Mapping[str, object], sign: float = 1.0) -> str:
     return text
 
 
-def ordering_table(points: pd.DataFrame, methods: pd.DataFrame) -> pd.DataFrame:
-    """Per arch, sparsity and pruning-at-initialisation score (:data:`PAI`): its difference to
-    random pruning at initialisation and to gradual magnitude pruning, from methods.csv (points
-    of ``test_acc``, method minus reference, the analysis's 95% interval and verdict)."""
+def versus_table(
+    points: pd.DataFrame,
+    methods: pd.DataFrame,
+    mine: Sequence[str],
+    refs: Sequence[str],
+) -> pd.DataFrame:
+    """Per arch, sparsity and method of ``mine`` (labels of :func:`method_label`): its
+    difference to each reference of ``refs``, from methods.csv (points of ``test_acc``, method
+    minus reference, the analysis's 95% interval and verdict), one column per reference."""
     names = _variant_labels(points)
     targets = sorted(_target(points[points["sparsity"] > 0]).unique())
     rows = []
     for r in methods.to_dict("records"):
         a = names.get((str(r["arch"]), str(r["variant_a"])))
         b = names.get((str(r["arch"]), str(r["variant_b"])))
-        for pai in PAI:
-            me = f"{pai} @init"
-            for ref in (RANDOM_INIT, AFTER_TRAINING):
-                if {a, b} != {me, ref}:
-                    continue
-                target = min(targets, key=lambda t: abs(t - float(r["sparsity"])))
-                rows.append(
-                    {
-                        "arch": r["arch"],
-                        "sparsity": f"{100 * target:g}%",
-                        "method": me,
-                        "vs": ref,
-                        "diff": diff_cell(r, 1.0 if a == me else -1.0),
-                    }
-                )
+        me, ref = (a, b) if a in mine and b in refs else (b, a)
+        if me not in mine or ref not in refs:
+            continue
+        target = min(targets, key=lambda t: abs(t - float(r["sparsity"])))
+        rows.append(
+            {
+                "arch": r["arch"],
+                "sparsity": f"{100 * target:g}%",
+                "method": me,
+                "vs": ref,
+                "diff": diff_cell(r, 1.0 if a == me else -1.0),
+            }
+        )
     if not rows:
         return pd.DataFrame(columns=["arch", "sparsity", "method"])
     t = pd.DataFrame(rows).pivot_table(
         index=["arch", "sparsity", "method"], columns="vs", values="diff", aggfunc="first"
     )
+    t = t[[c for c in refs if c in t.columns]].fillna("")
     t.columns = [f"vs {c}" for c in t.columns]
     return t.reset_index()
+
+
+def ordering_table(points: pd.DataFrame, methods: pd.DataFrame) -> pd.DataFrame:
+    """Each pruning-at-initialisation score (:data:`PAI`) against random pruning at
+    initialisation and gradual magnitude pruning: the ordering of Frankle et al. 2021."""
+    return versus_table(points, methods, [f"{p} @init" for p in PAI], [RANDOM_INIT, AFTER_TRAINING])
+
+
+def during_training_table(points: pd.DataFrame, methods: pd.DataFrame) -> pd.DataFrame:
+    """SET, RigL and gradual random pruning against gradual magnitude pruning."""
+    mine = [m for m in ORDER if m.startswith(("set ", "rigl ")) or m == "gradual random"]
+    return versus_table(points, methods, mine, [AFTER_TRAINING])
 
 
 def _without_control(variant: str) -> str:
@@ -264,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "\nPruning at initialisation minus each reference, points [95% CI] verdict (methods.csv)\n"
     )
     print(markdown(ordering_table(points, methods), index=False))
+    print("\nDuring training minus gradual magnitude, points [95% CI] verdict (methods.csv)\n")
+    print(markdown(during_training_table(points, methods), index=False))
     print("\nEach method minus its control, points [95% CI] verdict (controls.csv)\n")
     print(markdown(controls_table(points, controls), index=False))
     return 0

@@ -128,10 +128,31 @@ def test_ordering_table_orients_method_minus_reference():
             "arch": "mlp",
             "sparsity": "90%",
             "method": "snip @init",
-            "vs gradual magnitude": "-10.0 [-12.0, -8.0] worse",
             "vs random @init": "+10.0 [+4.0, +16.0] better",
+            "vs gradual magnitude": "-10.0 [-12.0, -8.0] worse",
         }
     ]
+
+
+def test_during_training_table_keeps_only_its_methods():
+    rigl = "method=rigl control=none score=random"
+    points = pd.concat(
+        [POINTS, pd.DataFrame([point("mlp", "rigl", "random", "none", 0.9, 0.9, 0.45)])],
+        ignore_index=True,
+    )
+    methods = pd.concat(
+        [METHODS, pd.DataFrame([diff("mlp", GRADUAL, rigl, 2.0, -1.0, 5.0, "not resolved", 9.0)])],
+        ignore_index=True,
+    )
+    assert ft.during_training_table(points, methods).to_dict("records") == [
+        {
+            "arch": "mlp",
+            "sparsity": "90%",
+            "method": "rigl (random init)",
+            "vs gradual magnitude": "-2.0 [-5.0, +1.0] not resolved (~9 seeds)",
+        }
+    ]
+    assert ft.during_training_table(POINTS, METHODS).empty
 
 
 def test_controls_table_names_methods_and_keeps_seeds_needed():
