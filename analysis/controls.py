@@ -5,7 +5,9 @@
 It reads the pairs :func:`analysis.compare.at_equal_sparsity` already judged (``methods.csv``:
 Welch 95% interval over seeds, verdict) and keeps those whose two variants differ only in
 ``control``, one of them ``none``, oriented as *method - control* (positive: the method's mask
-does better than its control). :func:`control_sentences` says per method and control, at the
+does better than its control), the verdict re-read from the oriented interval except where
+methods.csv said ``not converged``, which stands (a side was still improving at its end, so no
+claim is made). :func:`control_sentences` says per method and control, at the
 highest sparsity both reached, whether the mask carries information beyond what the control
 keeps, or that the interval does not resolve it.
 """
@@ -17,7 +19,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from analysis.stats import BETTER, UNRESOLVED, WORSE, verdict
+from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WORSE, verdict
 
 NONE: Final = "none"
 COLUMNS: Final = (
@@ -81,14 +83,14 @@ def versus_controls(methods: pd.DataFrame) -> pd.DataFrame:
                 "diff_ci95_lo": min(lo, hi),
                 "diff_ci95_hi": max(lo, hi),
                 "seeds_needed": r["seeds_needed"],
+                "_open": r.get("verdict") == NOT_CONVERGED,
             }
         )
-    out = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "verdict"])
-    out.insert(
-        COLUMNS.index("verdict"),
-        "verdict",
-        verdict(out["diff_ci95_lo"].to_numpy(float), out["diff_ci95_hi"].to_numpy(float)),
-    )
+    out = pd.DataFrame(rows, columns=[*(c for c in COLUMNS if c != "verdict"), "_open"])
+    judged = verdict(out["diff_ci95_lo"].to_numpy(float), out["diff_ci95_hi"].to_numpy(float))
+    # methods.csv's "not converged" stands: no claim from networks still learning at their end
+    judged = np.where(out.pop("_open").to_numpy(bool), NOT_CONVERGED, judged)
+    out.insert(COLUMNS.index("verdict"), "verdict", judged)
     return out.reset_index(drop=True)
 
 
@@ -109,6 +111,8 @@ def control_sentences(table: pd.DataFrame, metric: str) -> list[str]:
             tail = MEANING.get(control, f"it beats its {control} control")
         elif r["verdict"] == WORSE:
             tail = f"its {control} control does better"
+        elif r["verdict"] == NOT_CONVERGED:
+            tail = "not judged: a side was still improving when its training ended"
         elif r["verdict"] == UNRESOLVED and np.isfinite(r["seeds_needed"]):
             tail = f"not resolved (about {int(r['seeds_needed'])} seeds per configuration needed)"
         else:

@@ -79,3 +79,45 @@ def test_sentences_say_what_the_interval_resolves_at_the_highest_sparsity():
 def test_no_pairs_no_rows():
     assert versus_controls(METHODS.iloc[2:3]).empty
     assert control_sentences(versus_controls(METHODS.iloc[:0]), "test_acc") == []
+
+
+def test_not_converged_in_methods_stands_and_is_said():
+    """An interval that would read "better" is no claim when methods.csv found a side still
+    improving: controls.csv and the sentence keep "not converged" (and no seeds estimate)."""
+    m = pd.DataFrame(
+        [
+            pair(
+                "control=none score=snip",
+                "control=shuffle_layer score=snip",
+                4.0,
+                1.0,
+                7.0,
+                verdict="not converged",
+            ),
+            pair(
+                "control=reinit score=snip",
+                "control=none score=snip",
+                2.0,
+                1.0,
+                3.0,
+                verdict="not converged",
+            ),
+            pair(
+                "control=none score=snip",
+                "control=invert score=snip",
+                4.0,
+                1.0,
+                7.0,
+                verdict="better",
+            ),
+        ]
+    )
+    t = versus_controls(m)
+    assert t["control"].tolist() == ["shuffle_layer", "reinit", "invert"]
+    assert t["verdict"].tolist() == ["not converged", "not converged", "better"]
+    assert t["diff_pts"].tolist() == [4.0, -2.0, 4.0]
+    assert control_sentences(t, "test_acc")[2] == (
+        "score=snip vs its shuffle_layer control at 90% sparsity (mlp d2×w64): +4.00 points of "
+        "test_acc (95% CI [+1.00, +7.00], 3 vs 3 seeds): not judged: a side was still "
+        "improving when its training ended."
+    )
