@@ -5,13 +5,41 @@ comparison tables, never from here."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from analysis.stats import BETTER, EQUAL, NOT_CONVERGED, UNRESOLVED, WITHIN, WORSE
+from analysis.stats import (
+    BETTER,
+    EQUAL,
+    NOT_CONVERGED,
+    UNRESOLVED,
+    WITHIN,
+    WORSE,
+    sequential_level,
+)
 
 #: How every accuracy interval in the report was computed (:func:`analysis.stats.welch`).
 WELCH = "Welch 95% interval over seeds"
+
+
+def how_judged(a: Any) -> str:
+    """How the comparisons with dense and between methods of the analysis ``a`` were judged:
+    :data:`WELCH`, or in an adaptive sweep (its spec has ``search.seeds: {initial, max}``) the
+    sequential interval (:data:`analysis.stats.SEQUENTIAL`), whose level per look is not 95%."""
+    from analysis.allocation import sequential_looks
+
+    looks = sequential_looks(a.experiment.spec)
+    if not looks:
+        return WELCH
+    level = sequential_level(len(looks))
+    at = ", ".join(map(str, looks))
+    return (
+        f"Welch interval over seeds at {level:.2%} per look (Bonferroni over looks at {at} seeds)"
+    )
+
+
 #: A verdict of an accuracy comparison as a sentence says it.
 VERDICT_WORDS = {
     BETTER: "better",

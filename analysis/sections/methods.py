@@ -52,7 +52,7 @@ def build(a: Analysis) -> Section:
         top = g[M.sparsity].max()
         at = g[np.isclose(g[M.sparsity], top, atol=5e-4)].sort_values("diff_pts")
         text = (
-            f"{names.get(va, va)} vs {names.get(vb, vb)}, {y} at equal sparsity ({w.WELCH}): "
+            f"{names.get(va, va)} vs {names.get(vb, vb)}, {y} at equal sparsity ({w.how_judged(a)}): "
             f"{w.counts(g['verdict'], words)} (size × sparsity) cells"
         )
         lo, hi = at.iloc[0], at.iloc[-1]
@@ -81,7 +81,7 @@ def build(a: Analysis) -> Section:
         )
     s.tables.append(
         (
-            f"Variants at equal sparsity: a - b in points of {y} with the {w.WELCH} "
+            f"Variants at equal sparsity: a - b in points of {y} with the {w.how_judged(a)} "
             "(all in methods.csv)",
             m,
         )
@@ -120,7 +120,7 @@ def _answer(
             if (v == NOT_CONVERGED).any()
             else ""
         )
-        + f" ({a.y}, {w.WELCH})"
+        + f" ({a.y}, {w.how_judged(a)})"
         + (f"; {pairs.ngroups - 1} more pairs in the table." if pairs.ngroups > 1 else ".")
     )
     top = m.sort_values(M.sparsity, kind="stable")

@@ -84,7 +84,7 @@ def build(a: Analysis) -> Section:
             text += (
                 f"up to sparsity {w.sp(r[M.sparsity])} ({r['label']}) is within {w.fmt(tol)} "
                 f"point(s) of dense: {y} {w.fmt(r[y])} vs {w.fmt(r[f'dense_{y}'])}, difference "
-                f"{w.diff(r)} ({int(r['n_seeds'])} vs {int(r['dense_n'])} seeds, {w.WELCH})."
+                f"{w.diff(r)} ({int(r['n_seeds'])} vs {int(r['dense_n'])} seeds, {w.how_judged(a)})."
             )
             floor = r[M.sparsity]
         else:
@@ -120,7 +120,7 @@ def build(a: Analysis) -> Section:
     s.tables.append(
         (
             f"Every pruned point against its dense baseline: difference of {y} in points with "
-            f"its {w.WELCH}; verdict against -{w.fmt(tol)} point(s) (all in points.csv)",
+            f"its {w.how_judged(a)}; verdict against -{w.fmt(tol)} point(s) (all in points.csv)",
             table[cols],
         )
     )
@@ -175,7 +175,7 @@ def _answer(a: Analysis, d: pd.DataFrame) -> tuple[str, tuple[str, pd.DataFrame]
         )
     answer = (
         f"Highest sparsity whose {a.y} is resolved within {tol} point(s) of the dense "
-        f"baseline ({w.WELCH} of the difference): " + "; ".join(parts) + "."
+        f"baseline ({w.how_judged(a)} of the difference): " + "; ".join(parts) + "."
     )
     good = d["verdict"].isin([WITHIN, BETTER]).astype(int)
     rows = d.assign(_ok=good).sort_values(["_ok", M.sparsity, "diff_pts"], kind="stable")
