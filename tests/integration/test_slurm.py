@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -50,30 +51,32 @@ TWO_NODES_CONF = "/tmp/st-slurm2/slurm.conf"
 
 class TwoNodes:
     """A second SLURM whose two nodes are two slurmd on this host (``slurm_cluster.sh two-nodes``).
-    It starts in the background with the first: the ~10 s its nodes take to register pass while
-    the tests before the two-node one run. Idle, it takes no CPU and no job of the first."""
+    It starts in a thread of its own with the first: the ~10 s its nodes take to register (and
+    the seconds ``sinfo`` takes to find it down) pass while the tests before the two-node one run.
+    Idle, it takes no CPU and none of the first's jobs."""
 
     def __init__(self) -> None:
+        self.was_up = False
+        self.started: subprocess.CompletedProcess[str] | None = None
+        self.thread = threading.Thread(target=self._start, daemon=True)
+        self.thread.start()
+
+    def _start(self) -> None:
         env = {**os.environ, "SLURM_CONF": TWO_NODES_CONF}
         sinfo = subprocess.run(["sinfo", "-h"], env=env, capture_output=True, check=False)
         self.was_up = sinfo.returncode == 0
-        self.start = subprocess.Popen(
-            ["bash", str(CLUSTER), "two-nodes"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.started = _cluster("two-nodes")
 
     def ready(self) -> dict[str, str]:
         """Wait until both nodes are idle; return the environment that talks to this SLURM."""
-        _, err = self.start.communicate(timeout=180)
-        if self.start.returncode != 0:
+        self.thread.join(240)
+        if self.started is None or self.started.returncode != 0:
+            err = self.started.stderr if self.started else "still starting after 240 s"
             pytest.fail(f"tests/slurm_cluster.sh two-nodes failed:\n{err}")
         return {**os.environ, "SLURM_CONF": TWO_NODES_CONF}
 
     def stop(self) -> None:
-        if self.start.poll() is None:
-            self.start.communicate(timeout=180)
+        self.thread.join(240)
         if not self.was_up:
             _cluster("stop-two-nodes")
 
