@@ -33,10 +33,14 @@ demo: $(STAMP)
 	$(PYTHON) -m sparsity_tune.launch $(SPEC) $(if $(wildcard results/$(NAME)/spec.yaml),--resume)
 	$(PYTHON) -m analysis results/$(NAME)
 
+# Unit tests are CPU-bound and independent: two pytest-xdist workers (one torch thread each, see
+# tests/conftest.py). The integration tests run one at a time: their signals must land while trials
+# run, and each sweep already uses both cores.
 test: $(STAMP) system-deps
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m pytest -q --durations=25 tests
+	$(PYTHON) -m pytest -q -n 2 --durations=15 tests/unit
+	$(PYTHON) -m pytest -q --durations=25 tests/integration
 
 lint: $(STAMP)
 	$(PYTHON) -m ruff check .

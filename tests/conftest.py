@@ -12,6 +12,13 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+# Under pytest-xdist (`make test` runs tests/unit with -n 2) the workers share the cores: one
+# torch/OpenMP thread each, so two workers on 2 cores do not oversubscribe them. Set before torch
+# is imported (its thread pool reads OMP_NUM_THREADS); subprocesses of the tests inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 
 

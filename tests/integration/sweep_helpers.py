@@ -5,9 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,11 @@ def trial_files(d: Path) -> tuple[dict, list[dict], dict | None]:
     )
 
 
+#: How many ``wandb leet inspect`` processes read fragments at once: each spends ~1 s mostly
+#: starting up (Python, then W&B's Go reader), so a sweep's dozen fragments need not queue.
+READERS = 4
+
+
 def wandb_records(run_dir: Path) -> list[dict]:
     """All records of one offline run, read by W&B's own reader (``wandb leet inspect --json``)."""
     out = subprocess.run(
@@ -67,8 +76,10 @@ def wandb_runs(exp: Path) -> dict[str, list[dict]]:
     """run id → its offline fragments (a resumed run has several), each a dict with the run's
     header record, the history rows, the last summary and the exit code."""
     runs: dict[str, list[dict]] = {}
-    for run_dir in sorted((exp / "wandb").glob("offline-run-*")):
-        recs = wandb_records(run_dir)
+    run_dirs = sorted((exp / "wandb").glob("offline-run-*"))
+    with ThreadPoolExecutor(READERS) as pool:  # one reader process per fragment, a few at once
+        all_recs = list(pool.map(wandb_records, run_dirs))
+    for run_dir, recs in zip(run_dirs, all_recs, strict=True):
         run = next((r["run"] for r in recs if r["type"] == "run"), None)
         assert run is not None, f"{run_dir}: a W&B run fragment without its run record"
         assert any(r["type"] in ("history", "exit") for r in recs), f"{run_dir}: holds no data"
@@ -168,6 +179,36 @@ def launcher(args: list[str], log: Path) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         env=env,
     )
+
+
+@contextlib.contextmanager
+def interrupt_when(
+    proc: subprocess.Popen, ready: Any, what: str, sig: int = signal.SIGINT, timeout: float = 300
+) -> Iterator[subprocess.Popen]:
+    """Send ``sig`` to the launcher ``proc`` once ``ready()`` holds, from a thread, while the body
+    runs (a reference sweep in this process: the two sweeps share the CPUs instead of taking
+    turns); on leaving, wait for the launcher to exit. A failed wait fails the test here."""
+    failure: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            wait_for(ready, timeout, what, proc)
+            proc.send_signal(sig)
+        except BaseException as err:  # raised again in the test's thread below
+            failure.append(err)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield proc
+        watcher.join(timeout + 10)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if failure:
+        raise failure[0]
 
 
 def lock_holder(exp: Path) -> dict:

@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from sweep_helpers import launcher, tiny_spec, trial_dirs, trial_files, wait_for
+from sweep_helpers import interrupt_when, launcher, tiny_spec, trial_dirs, trial_files
 
 from sparsity_tune.sweep import launch, replicate
 
@@ -44,27 +44,19 @@ def test_an_interrupted_adaptive_sweep_adds_the_same_seeds(
     ref_spec = tiny_spec(tmp_path / "ref.yaml", data_root, "ref", SEARCH, pruning=pruning, **common)
     cut_spec = tiny_spec(tmp_path / "cut.yaml", data_root, "cut", SEARCH, pruning=pruning, **common)
     storage = tmp_path / "res"
-    assert launch.main([str(ref_spec), "--storage", str(storage)]) == 0
+    exp = storage / "cut"
+    log = tmp_path / "cut.log"
+    # The run to interrupt (its own Ray) and the uninterrupted reference (this process, the
+    # session's Ray) run side by side: the waves are decided in trial-epochs, not in seconds.
+    with interrupt_when(
+        launcher([str(cut_spec), "--storage", str(storage)], log),
+        lambda: (exp / replicate.LOG).exists() and waves(exp) and waves(exp)[0]["trials"],
+        "the first wave",
+    ) as proc:
+        assert launch.main([str(ref_spec), "--storage", str(storage)]) == 0
     ref = storage / "ref"
     expected = waves(ref)
     assert sum(len(w["trials"]) for w in expected) > 0, "the reference run added no seed"
-
-    exp = storage / "cut"
-    log = tmp_path / "cut.log"
-    proc = launcher([str(cut_spec), "--storage", str(storage)], log)  # its own Ray
-    try:
-        wait_for(
-            lambda: (exp / replicate.LOG).exists() and waves(exp) and waves(exp)[0]["trials"],
-            300,
-            "the first wave",
-            proc,
-        )
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 128 + signal.SIGINT, log.read_text()[-3000:]
     partial = seeds_run(exp)
     assert partial < seeds_run(ref), "the interruption came after the sweep had finished"

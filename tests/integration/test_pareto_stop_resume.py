@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from sweep_helpers import launcher, tiny_spec, trial_dirs, wait_for
+from sweep_helpers import interrupt_when, launcher, tiny_spec, trial_dirs
 
 from sparsity_tune import layout
 from sparsity_tune.sweep import launch
@@ -60,24 +60,20 @@ def test_interrupted_and_resumed_sweep_stops_the_same_configurations(
     ray_session, tmp_path: Path, data_root: Path
 ) -> None:
     path = spec(tmp_path, data_root)
-    assert launch.main([str(path), "--storage", str(tmp_path / "whole")]) == 0
-    whole = outcome(tmp_path / "whole" / "pstop")
-    assert any(a == "stop" for *_, a in whole[0]), "the reference sweep stopped nothing"
-    assert "stopped" in whole[1].values() and "finished" in whole[1].values()
-
     storage = tmp_path / "cut"
     exp = storage / "pstop"
     log = tmp_path / "first.log"
-    proc = launcher([str(path), "--storage", str(storage)], log)  # its own Ray
-    try:
-        # mid-sweep: some rungs decided
-        wait_for(lambda: len(read_log(str(exp / DECISIONS))) >= 3, 300, "3 decisions", proc)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    # The run to interrupt (its own Ray) and the uninterrupted reference (this process, the
+    # session's Ray) run side by side, one trial at a time each: one CPU each.
+    with interrupt_when(
+        launcher([str(path), "--storage", str(storage)], log),
+        lambda: len(read_log(str(exp / DECISIONS))) >= 3,  # mid-sweep: some rungs decided
+        "3 decisions",
+    ) as proc:
+        assert launch.main([str(path), "--storage", str(tmp_path / "whole")]) == 0
+    whole = outcome(tmp_path / "whole" / "pstop")
+    assert any(a == "stop" for *_, a in whole[0]), "the reference sweep stopped nothing"
+    assert "stopped" in whole[1].values() and "finished" in whole[1].values()
     assert proc.returncode == 128 + signal.SIGINT, log.read_text()[-3000:]
     cut = read_log(str(exp / DECISIONS))
     assert 3 <= len(cut) < len(whole[0])

@@ -10,13 +10,16 @@ jobs with ``sacct --completion``; KillWait is SLURM's default, 30 s.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,8 +46,43 @@ def _cluster(cmd: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+TWO_NODES_CONF = "/tmp/st-slurm2/slurm.conf"
+
+
+class TwoNodes:
+    """A second SLURM whose two nodes are two slurmd on this host (``slurm_cluster.sh two-nodes``).
+    It starts in a thread of its own with the first: the ~10 s its nodes take to register (and
+    the seconds ``sinfo`` takes to find it down) pass while the tests before the two-node one run.
+    Idle, it takes no CPU and none of the first's jobs."""
+
+    def __init__(self) -> None:
+        self.was_up = False
+        self.started: subprocess.CompletedProcess[str] | None = None
+        self.thread = threading.Thread(target=self._start, daemon=True)
+        self.thread.start()
+
+    def _start(self) -> None:
+        env = {**os.environ, "SLURM_CONF": TWO_NODES_CONF}
+        sinfo = subprocess.run(["sinfo", "-h"], env=env, capture_output=True, check=False)
+        self.was_up = sinfo.returncode == 0
+        self.started = _cluster("two-nodes")
+
+    def ready(self) -> dict[str, str]:
+        """Wait until both nodes are idle; return the environment that talks to this SLURM."""
+        self.thread.join(240)
+        if self.started is None or self.started.returncode != 0:
+            err = self.started.stderr if self.started else "still starting after 240 s"
+            pytest.fail(f"tests/slurm_cluster.sh two-nodes failed:\n{err}")
+        return {**os.environ, "SLURM_CONF": TWO_NODES_CONF}
+
+    def stop(self) -> None:
+        self.thread.join(240)
+        if not self.was_up:
+            _cluster("stop-two-nodes")
+
+
 @pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory) -> Iterator[None]:
+def slurm_cluster(tmp_path_factory) -> Iterator[TwoNodes]:
     if os.geteuid() != 0:
         pytest.skip("the local SLURM needs root to start munged, slurmctld and slurmd")
     missing = [t for t in ("munged", "slurmctld", "slurmd", "sbatch") if shutil.which(t) is None]
@@ -60,7 +98,9 @@ def slurm_cluster(tmp_path_factory) -> Iterator[None]:
     # the job cards `submit` leaves for `status` go here, not into the user's home
     old_state = os.environ.get("XDG_STATE_HOME")
     os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
-    yield
+    two_nodes = TwoNodes()
+    yield two_nodes
+    two_nodes.stop()
     if old_state is None:
         del os.environ["XDG_STATE_HOME"]
     else:
@@ -69,22 +109,10 @@ def slurm_cluster(tmp_path_factory) -> Iterator[None]:
         _cluster("stop")
 
 
-TWO_NODES_CONF = "/tmp/st-slurm2/slurm.conf"
-
-
 @pytest.fixture(scope="session")
-def slurm_two_nodes(slurm_cluster) -> Iterator[dict[str, str]]:
-    """A second SLURM whose two nodes are two slurmd on this host; yields its environment."""
-    env = {**os.environ, "SLURM_CONF": TWO_NODES_CONF}
-    was_up = (
-        subprocess.run(["sinfo", "-h"], env=env, capture_output=True, check=False).returncode == 0
-    )
-    started = _cluster("two-nodes")
-    if started.returncode != 0:
-        pytest.fail(f"tests/slurm_cluster.sh two-nodes failed:\n{started.stderr}")
-    yield env
-    if not was_up:
-        _cluster("stop-two-nodes")
+def slurm_two_nodes(slurm_cluster: TwoNodes) -> dict[str, str]:
+    """The second SLURM (two nodes), once it is up; its environment."""
+    return slurm_cluster.ready()
 
 
 def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -248,31 +276,50 @@ def long_ones(exp: Path) -> list[Path]:
     ]
 
 
-def reference_records(trial: Path) -> list[dict]:
-    """The same trial trained in this process without interruption (training is deterministic)."""
+def trial_config_of(trial: Path) -> dict:
+    return json.loads((trial / layout.CONFIG).read_text())["config"]
+
+
+def reference_records(config: dict) -> list[dict]:
+    """The trial of this config trained without interruption (training is deterministic)."""
     from sparsity_tune.trial.config import trial_config
     from sparsity_tune.trial.data import load_dataset
     from sparsity_tune.trial.device import resolve_device
     from sparsity_tune.trial.trainer import Trainer
 
-    cfg = trial_config(json.loads((trial / layout.CONFIG).read_text())["config"])
+    cfg = trial_config(config)
     trainer = Trainer(cfg, cpus=1, data=load_dataset(cfg.dataset, resolve_device("cpu")))
     trainer.run()
     return trainer.records
+
+
+@pytest.fixture
+def references() -> Iterator[ProcessPoolExecutor]:
+    """Two processes that train the uninterrupted references (one torch thread each), so the
+    test need not train them one after the other once the job has ended (~25 s on 2 CPUs)."""
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    yield pool
+    pool.shutdown(wait=False, cancel_futures=True)  # idle workers exit on their own
 
 
 def wandb_steps(exp: Path) -> dict[str, list[int]]:
     """run id → the history steps of all its offline fragments, in order, read by W&B's own
     reader (``wandb leet inspect``); a fragment cut short by a killed W&B service counts too."""
     runs: dict[str, list[int]] = {}
-    for frag in sorted((exp / "wandb").glob("offline-run-*")):
-        out = subprocess.run(
+    frags = sorted((exp / "wandb").glob("offline-run-*"))
+
+    def inspect(frag: Path) -> str:
+        return subprocess.run(
             ["wandb", "leet", "inspect", "--json", str(frag)],
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         ).stdout
+
+    with ThreadPoolExecutor(4) as pool:  # one reader process (~1 s, mostly start-up) per fragment
+        outs = list(pool.map(inspect, frags))
+    for frag, out in zip(frags, outs, strict=True):
         steps = []
         for line in out.splitlines():
             try:
@@ -289,7 +336,7 @@ def wandb_steps(exp: Path) -> dict[str, list[int]]:
 
 @pytest.mark.timeout(600)
 def test_requeue_by_user_signal_then_by_sigterm_resumes_exactly(
-    slurm_cluster, tmp_path, cleanup_jobs
+    slurm_cluster, tmp_path, cleanup_jobs, references
 ):
     """One sweep, three runs: the user signal (USR1, as before the time limit) ends run 1 once a
     quick trial has finished; `scontrol requeue` (SIGTERM to every process of the job, as
@@ -345,7 +392,18 @@ def test_requeue_by_user_signal_then_by_sigterm_resumes_exactly(
     assert "TERM: SLURM ends this run" in log, log[-3000:]
     assert "SLURM requeues this job; the next run resumes" in log, log[-3000:]
 
-    # run 3: to the end
+    # run 3: to the end. Both signals have landed, so nothing below depends on speed: the
+    # references of the trials that exist train meanwhile (the others once the job has ended).
+    reference: dict[str, Future] = {}
+
+    def reference_of(config: dict) -> Future:
+        key = json.dumps(config, sort_keys=True)
+        if key not in reference:
+            reference[key] = references.submit(reference_records, config)
+        return reference[key]
+
+    for t in sorted(trial_dirs(exp), key=lambda t: -len(layout.read_records(t))):
+        reference_of(trial_config_of(t))  # the long ones first: they take longest
     release(jid)
     info = wait_state(jid, {"COMPLETED", "FAILED", "CANCELLED"}, 300)
     log = log_of(storage, "slurm_requeue", jid)
@@ -359,7 +417,7 @@ def test_requeue_by_user_signal_then_by_sigterm_resumes_exactly(
     assert len(trials) == 4
     for t in trials:
         got = layout.read_records(t)
-        ref = reference_records(t)
+        ref = reference_of(trial_config_of(t)).result(timeout=300)
         check([r["epoch"] for r in got] == [r["epoch"] for r in ref], f"{t.name}: epochs")
         diffs = [
             (r["epoch"], k)
