@@ -50,3 +50,25 @@ def small_config(data_root: Path):
         return trial_config({}, base)
 
     return make
+
+
+#: test_acc per sparsity and seed of :func:`tolerance_sweep`: against dense .90/.91/.92, the 0.5
+#: point is +0.00 points [-2.08, +2.08] (Welch), 0.9 is -3 [-5.27, -0.73], 0.95 is -20.
+TOLERANCE_ACCS = {
+    0.0: [0.90, 0.91, 0.92],
+    0.5: [0.905, 0.91, 0.915],
+    0.9: [0.87, 0.88, 0.89],
+    0.95: [0.70, 0.71, 0.72],
+}
+
+
+@pytest.fixture
+def tolerance_sweep(tmp_path: Path) -> Path:
+    """A synthetic sweep whose points sit inside, across and below a 1-point tolerance
+    (:data:`TOLERANCE_ACCS`, 3 seeds): the case the tolerance section is read on."""
+    from analysis.synthetic import simple_trial
+
+    for s, accs in TOLERANCE_ACCS.items():
+        for seed in range(3):
+            simple_trial(tmp_path, sparsity=s, seed=seed, acc=accs[seed])
+    return tmp_path

@@ -107,14 +107,20 @@ def test_imp_round_zero_is_the_baseline_and_each_seed_counts_once(tmp_path: Path
     assert vd["dense_test_acc"].iloc[0] == pytest.approx(r0["test_acc"].mean())
 
 
+def _two_methods(root: Path, accs: dict[str, list[float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A dense run and two scores at 90% per seed (``accs``: score -> test_acc per seed): the
+    per-seed samples and the points."""
+    for seed in range(3):
+        simple_trial(root, sparsity=0.0, seed=seed, acc=0.9)
+        for score, a in accs.items():
+            simple_trial(root, sparsity=0.9, seed=seed, acc=a[seed], score=score)
+    samples = _samples(root)
+    return samples, _points(samples)
+
+
 def test_methods_at_equal_sparsity(tmp_path: Path) -> None:
     accs = {"magnitude": [0.80, 0.82, 0.84], "random": [0.60, 0.65, 0.70]}
-    for seed in range(3):
-        simple_trial(tmp_path, sparsity=0.0, seed=seed, acc=0.9)
-        for score, a in accs.items():
-            simple_trial(tmp_path, sparsity=0.9, seed=seed, acc=a[seed], score=score)
-    samples = _samples(tmp_path)
-    points = _points(samples)
+    samples, points = _two_methods(tmp_path, accs)
     m = at_equal_sparsity(samples, points, "test_acc", 100.0, 1.0)
     assert len(m) == 1
     r = m.iloc[0]
@@ -131,12 +137,7 @@ def test_methods_within_the_tolerance_of_each_other_are_equal(tmp_path: Path) ->
     """Two peers whose interval lies inside +-tolerance: equal within tolerance; with a smaller
     tolerance (or none) not resolved, the seeds needed naming the gap to the nearer bound."""
     accs = {"magnitude": [0.800, 0.803, 0.806], "random": [0.799, 0.802, 0.807]}
-    for seed in range(3):
-        simple_trial(tmp_path, sparsity=0.0, seed=seed, acc=0.9)
-        for score, a in accs.items():
-            simple_trial(tmp_path, sparsity=0.9, seed=seed, acc=a[seed], score=score)
-    samples = _samples(tmp_path)
-    points = _points(samples)
+    samples, points = _two_methods(tmp_path, accs)
     lo, hi = _ci(100 * np.array(accs["magnitude"]), 100 * np.array(accs["random"]))
     assert -1.0 < lo < hi < 1.0 and not (lo > -0.5 and hi < 0.5)  # the case it claims
     r = at_equal_sparsity(samples, points, "test_acc", 100.0, 1.0, tolerance=1.0).iloc[0]

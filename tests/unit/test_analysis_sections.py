@@ -14,7 +14,7 @@ from analysis.load import load_experiment
 from analysis.questions import analyse
 from analysis.report import esc, render
 from analysis.sections.section import COMPACT_COLS, Section, compact
-from analysis.synthetic import simple_trial, write_experiment
+from analysis.synthetic import write_experiment
 
 NAN = math.nan
 
@@ -100,17 +100,8 @@ def test_arch_at_budget_needs_two_architectures() -> None:
     assert arch_at_budget(one.iloc[:0], "test_acc", 100.0, 1.0).empty
 
 
-def test_tolerance_answers_in_one_sentence_from_the_verdicts(tmp_path) -> None:
-    accs = {  # as test_analysis_questions: 0.5 +0.00 [-2.08, +2.08], 0.9 -3, 0.95 -20
-        0.0: [0.90, 0.91, 0.92],
-        0.5: [0.905, 0.91, 0.915],
-        0.9: [0.87, 0.88, 0.89],
-        0.95: [0.70, 0.71, 0.72],
-    }
-    for s, a in accs.items():
-        for seed in range(3):
-            simple_trial(tmp_path, sparsity=s, seed=seed, acc=a[seed])
-    exp = load_experiment(tmp_path)
+def test_tolerance_answers_in_one_sentence_from_the_verdicts(tolerance_sweep) -> None:
+    exp = load_experiment(tolerance_sweep)  # 0.5 +0.00 [-2.08, +2.08], 0.9 -3, 0.95 -20
     head = (
         "Highest sparsity whose test_acc is resolved within {} point(s) of the dense baseline "
         "(Welch 95% interval over seeds of the difference): "
