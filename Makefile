@@ -39,13 +39,8 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	@# The SLURM tests mostly wait (slurmctld, sbatch, requeues): they run beside the CPU-bound unit
-	@# tests (two xdist workers), their output held back until both end; then the rest, one by one.
-	@$(PYTHON) -m pytest -q --durations=10 tests/integration/test_slurm.py >.slurm-tests.log 2>&1 & \
-	slurm=$$!; $(PYTHON) -m pytest -q -n 2 --durations=15 tests/unit; unit=$$?; \
-	wait $$slurm; rc=$$?; echo "--- tests/integration/test_slurm.py (beside the unit tests):"; \
-	cat .slurm-tests.log; test $$unit -eq 0 && test $$rc -eq 0
-	$(PYTHON) -m pytest -q --durations=25 tests/integration --ignore=tests/integration/test_slurm.py
+	$(PYTHON) -m pytest -q -n 2 --durations=15 tests/unit
+	$(PYTHON) -m pytest -q --durations=25 tests/integration
 
 lint: $(STAMP)
 	$(PYTHON) -m ruff check .
