@@ -5,11 +5,12 @@ comparison tables, never from here."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from analysis.allocation import sequential_looks
 from analysis.stats import (
     BETTER,
     EQUAL,
@@ -20,16 +21,17 @@ from analysis.stats import (
     sequential_level,
 )
 
+if TYPE_CHECKING:
+    from analysis.questions import Analysis
+
 #: How every accuracy interval in the report was computed (:func:`analysis.stats.welch`).
 WELCH = "Welch 95% interval over seeds"
 
 
-def how_judged(a: Any) -> str:
+def how_judged(a: Analysis) -> str:
     """How the comparisons with dense and between methods of the analysis ``a`` were judged:
     :data:`WELCH`, or in an adaptive sweep (its spec has ``search.seeds: {initial, max}``) the
     sequential interval (:data:`analysis.stats.SEQUENTIAL`), whose level per look is not 95%."""
-    from analysis.allocation import sequential_looks
-
     looks = sequential_looks(a.experiment.spec)
     if not looks:
         return WELCH
