@@ -67,9 +67,11 @@ def _side(logs: np.ndarray, trim: float) -> tuple[float, float, int] | None:
 def yuen(a: Sequence[float], b: Sequence[float], trim: float = TRIM) -> tuple[float, float, float]:
     """``log(a) - log(b)`` for two samples of times: the difference of their ``trim``-trimmed
     mean logs, Yuen's standard error and Welch-Satterthwaite degrees of freedom. NaNs when a
-    side keeps fewer than 2 values; error 0 and df inf when both sides are exact."""
-    sa = _side(np.log(np.asarray(a, dtype=float)), trim)
-    sb = _side(np.log(np.asarray(b, dtype=float)), trim)
+    side keeps fewer than 2 values; error 0 and df inf when both sides are exact. A time that is
+    not positive (a clock that did not tick) is no measurement and is dropped, quietly."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sa = _side(np.log(np.asarray(a, dtype=float)), trim)
+        sb = _side(np.log(np.asarray(b, dtype=float)), trim)
     if sa is None or sb is None:
         return math.nan, math.nan, math.nan
     (ma, da, ha), (mb, db, hb) = sa, sb

@@ -226,6 +226,11 @@ def test_the_watchdog_ends_what_a_killed_launcher_started(tmp_path: Path) -> Non
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     child = int(proc.stdout.readline())
     try:
+        # Popen returns once the child has exec'd, but the kernel sets up the new environment
+        # after that, so /proc/PID/environ can be empty for a moment (a flake under xdist in CI).
+        t0 = time.monotonic()
+        while watchdog.marked_pids("tok123") != [child] and time.monotonic() - t0 < 10:
+            time.sleep(0.05)
         assert watchdog.marked_pids("tok123") == [child]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
