@@ -52,9 +52,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.compare import sparsity_cells, variant_order
+from analysis.equal_budget import matched_pairs
 from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
     LEVEL,
+    NOT_CONVERGED,
     POWER,
     SPENDING,
     UNRESOLVED,
@@ -332,19 +334,26 @@ def report_comparisons(
     sign: float,
     tolerance: float,
 ) -> tuple[list[Comparison], dict[str, list[float]]]:
-    """The comparisons :mod:`analysis.compare` makes, as the allocator's inputs: each pruned
-    point against its dense baseline (line ``-tolerance``; :func:`~analysis.compare.versus_dense`)
-    and every pair of variants in a cell of equal sparsity (line 0;
-    :func:`~analysis.compare.at_equal_sparsity`, same cells and order), with each side's values
-    in points (``sign * scale * metric``), one per seed in ascending seed order (the order an
-    adaptive sweep adds seeds), as plain lists: judged with Welch's interval, as the report's
-    comparisons are (:mod:`analysis.compare` says why). Two variants are peers, equal within ``tolerance`` as well as better or worse. Configurations: a point's ``config_id``; a plain point's dense
-    baseline is the dense configuration with its other settings; an IMP round's is its own run
-    (round 0 of the same trials), so both sides grow together."""
+    """The comparisons the report makes, as the allocator's inputs: each pruned point against
+    its dense baseline (line ``-tolerance``; :func:`~analysis.compare.versus_dense`), every pair
+    of variants in a cell of equal sparsity (:func:`~analysis.compare.at_equal_sparsity`, same
+    cells and order) and each large-sparse point against the small dense one with as many
+    nonzero parameters (question 5's matched pairs, :func:`~analysis.equal_budget.matched_pairs`),
+    with each side's values in points (``sign * scale * metric``), one per seed in ascending seed
+    order (the order an adaptive sweep adds seeds), as plain lists: judged with Welch's
+    interval, as the report's comparisons are (:mod:`analysis.compare` says why). Variants and
+    matched pairs are peers, equal within ``tolerance`` as well as better or worse.
+    Configurations: a point's ``config_id``; a plain point's dense baseline is the dense
+    configuration with its other settings; an IMP round's is its own run (round 0 of the same
+    trials), so both sides grow together. A comparison with a side still improving at its end
+    (``points.still_improving``) is left out: it reads "not converged", and seeds do not
+    settle that."""
     k = sign * scale
     s = samples[samples[metric].notna() & samples["seed"].notna()]
     values: dict[str, list[float]] = {}
     configs: dict[str, str] = {}
+    flag = points["still_improving"] if "still_improving" in points else pd.Series(dtype=bool)
+    unconverged = set(points.loc[flag.astype("boolean").fillna(False).to_numpy(bool), P.point_id])
 
     def side(name: str, rows: pd.DataFrame, by: list[str]) -> None:
         per_seed = rows.groupby([*by, "seed"])[metric].mean().sort_index(level="seed")
@@ -354,9 +363,10 @@ def report_comparisons(
     pruned = s[s[M.sparsity] > DENSE_EPS]
     dense = s[s[M.sparsity] <= DENSE_EPS]
     dense_keys = set(dense_samples(samples, metric)[P.baseline_key])
+    dense_open = set(points.loc[points[P.point_id].isin(unconverged), P.baseline_key])
     for pid, g in pruned.groupby(P.point_id, sort=True):
         bk = g[P.baseline_key].iloc[0]
-        if bk not in dense_keys:
+        if bk not in dense_keys or pid in unconverged or bk in dense_open:
             continue
         cfg = str(g["config_id"].iloc[0])
         d = dense[dense[P.baseline_key] == bk]
@@ -376,6 +386,8 @@ def report_comparisons(
         rank = {v: i for i, v in enumerate(variant_order(p, metric, sign))}
         m = s.merge(p[[P.point_id, "_cell"]], on=P.point_id, how="inner")
         for cell, g in m.groupby("_cell", sort=True):
+            if g[P.point_id].isin(unconverged).any():
+                continue
             vs = sorted(g[P.variant].unique(), key=lambda v: rank.get(v, len(rank)))
             for v in vs:
                 gv = g[g[P.variant] == v]
@@ -394,7 +406,35 @@ def report_comparisons(
                             equivalence=tolerance,
                         )
                     )
+    pairs = matched_pairs(usable, metric) if len(usable) else pd.DataFrame()
+    for r in pairs.itertuples(index=False) if "sparse_point_id" in pairs else ():
+        sp, dp = r.sparse_point_id, r.dense_point_id
+        if sp in unconverged or dp in unconverged:
+            continue
+        rows = {pid: s[s[P.point_id] == pid] for pid in (sp, dp)}
+        if any(g.empty for g in rows.values()):
+            continue
+        for pid, g in rows.items():
+            if f"point:{pid}" not in values:
+                side(f"point:{pid}", g, [])
+        cfg = {pid: str(sorted(g["config_id"].dropna().astype(str))[0]) for pid, g in rows.items()}
+        out.append(
+            Comparison(
+                matched_key(sp, dp),
+                f"point:{sp}",
+                f"point:{dp}",
+                0.0,
+                cfg[sp],
+                cfg[dp],
+                equivalence=tolerance,
+            )
+        )
     return out, values
+
+
+def matched_key(sparse_point: str, dense_point: str) -> str:
+    """The allocator's key of a matched pair (:func:`report_comparisons`)."""
+    return f"matched: {sparse_point} vs {dense_point}"
 
 
 def sequential_looks(spec: Mapping[str, object]) -> tuple[int, ...] | None:
@@ -414,25 +454,24 @@ def sequential_verdicts(
     samples: pd.DataFrame,
     points: pd.DataFrame,
     methods: pd.DataFrame,
+    matched: pd.DataFrame,
     metric: str,
     scale: float,
     sign: float,
     tolerance: float,
     looks: tuple[int, ...],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``points`` and ``methods`` (the report's tables) with the difference, interval, verdict
-    and seeds needed of :func:`judge` at each comparison's current look in place of the
-    fixed-seed Welch columns: what an adaptive sweep's report must print, since the sweep chose
-    when to stop adding seeds (:data:`analysis.stats.SEQUENTIAL`)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``points``, ``methods`` and ``matched`` (the report's tables) with the difference,
+    interval, verdict and seeds needed of :func:`judge` at each comparison's current look in
+    place of the fixed-seed Welch columns: what an adaptive sweep's report must print, since the
+    sweep chose when to stop adding seeds (:data:`analysis.stats.SEQUENTIAL`). A verdict
+    :data:`~analysis.stats.NOT_CONVERGED` stays: no interval speaks for a point still improving.
+    ``matched`` (:func:`~analysis.equal_budget.matched_pairs`) keeps its units of ``metric``."""
     cs, values = report_comparisons(samples, points, metric, scale, sign, tolerance)
     t = judge(cs, values, looks)
     cols = {"diff": "diff_pts", "lo": "diff_ci95_lo", "hi": "diff_ci95_hi"}
     cols |= {"verdict": "verdict", "seeds_needed": "seeds_needed"}
-    points = points.copy()
-    keys = points[P.point_id].astype(str) + " vs dense"
-    hit = keys.isin(t.index)
-    for src, dst in cols.items():
-        points.loc[hit, dst] = t.loc[keys[hit], src].to_numpy()
+    points = _overwrite(points, points[P.point_id].astype(str) + " vs dense", t, cols)
     if len(methods):
         usable = points[points[metric].notna() & points[M.sparsity].notna()]
         cells = sparsity_cells(usable).dropna()
@@ -443,11 +482,33 @@ def sequential_verdicts(
             .agg(arch=("arch", "first"), base_label=("base_label", "first"), s=(M.sparsity, "mean"))
         )
         lookup = {(r.arch, r.base_label, round(r.s, 9)): c for c, r in info.iterrows()}
-        methods = methods.copy()
-        for i, r in methods.iterrows():
-            cell = lookup.get((r["arch"], r["base_label"], round(r[M.sparsity], 9)))
-            key = f"{cell}: {r['variant_a']} vs {r['variant_b']}"
-            if key in t.index:
-                for src, dst in cols.items():
-                    methods.loc[i, dst] = t.loc[key, src]
-    return points, methods
+        keys = [
+            f"{lookup.get((r['arch'], r['base_label'], round(r[M.sparsity], 9)))}: "
+            f"{r['variant_a']} vs {r['variant_b']}"
+            for _, r in methods.iterrows()
+        ]
+        methods = _overwrite(methods, pd.Series(keys, index=methods.index), t, cols)
+    if len(matched) and "sparse_point_id" in matched:
+        keys = [
+            matched_key(sp, dp)
+            for sp, dp in zip(matched["sparse_point_id"], matched["dense_point_id"], strict=True)
+        ]
+        units = t.assign(lo=t["lo"] / scale, hi=t["hi"] / scale)  # matched.csv: signed metric
+        into = {"lo": "ci95_lo", "hi": "ci95_hi", "verdict": "verdict"}
+        matched = _overwrite(matched, pd.Series(keys, index=matched.index), units, into)
+    return points, methods, matched
+
+
+def _overwrite(
+    table: pd.DataFrame, keys: pd.Series, judged: pd.DataFrame, cols: Mapping[str, str]
+) -> pd.DataFrame:
+    """``table`` with ``judged``'s columns (``cols``: source to destination) on the rows whose
+    ``keys`` it judged, except rows whose verdict is already :data:`NOT_CONVERGED`."""
+    out = table.copy()
+    kept = out["verdict"].eq(NOT_CONVERGED) if "verdict" in out else False
+    hit = keys.isin(judged.index) & ~kept
+    if not hit.any():
+        return out
+    for src, dst in cols.items():
+        out.loc[hit, dst] = judged.loc[keys[hit], src].to_numpy()
+    return out

@@ -1,7 +1,9 @@
 """Comparisons at an equal parameter budget: each dense configuration against the sparse
 configuration of a larger model with about as many nonzero parameters (Zhu & Gupta 2017: "to
-prune, or not to prune"), with the Welch interval and verdict of :mod:`analysis.stats`. The
-report's sections only phrase these verdicts; ``matched.csv`` holds them."""
+prune, or not to prune"), and the best of two architectures within the budget both reach, with
+the Welch interval and verdict of :mod:`analysis.stats`. Both sides of either are peers, neither
+the reference, so the verdict is symmetric: better, worse, or equal within the tolerance. The
+report's sections only phrase these verdicts; ``matched.csv`` and ``arch.csv`` hold them."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.convergence import IMPROVING_NOTE
+from analysis.points import P
 from analysis.stats import NOT_CONVERGED, verdict, welch
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M, direction
@@ -16,11 +19,15 @@ from sparsity_tune.metrics import M, direction
 MATCH_RTOL = 0.2  # nonzero params of a "matched" pair differ by at most 20%
 
 
-def matched_pairs(configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL) -> pd.DataFrame:
+def matched_pairs(
+    configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL, tolerance: float = 0.0
+) -> pd.DataFrame:
     """Each dense configuration beside the sparse configuration of a *larger* model of the same
     architecture whose nonzero_params is closest to it (within ``rtol``), with the difference
     sparse - dense (sign-flipped for a minimised ``y``) and, where the seed spread is known, its
-    Welch interval.
+    Welch interval and symmetric verdict (``tolerance`` in units of ``y``: the margin of
+    :data:`~analysis.stats.EQUAL`; 0, better or worse only). Operating points (with
+    ``point_id``) also give ``sparse_point_id`` and ``dense_point_id``, the allocator's keys.
 
     Sparse candidates are sorted by nonzero_params per architecture, so each dense configuration
     looks only at its window (numpy searchsorted), never at all pairs.
@@ -62,6 +69,11 @@ def matched_pairs(configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL) -> pd
             f"sparse_{y}": c.loc[si, y].to_numpy(),
         }
     )
+    if P.point_id in c:
+        out = out.assign(
+            sparse_point_id=c.loc[si, P.point_id].to_numpy(),
+            dense_point_id=c.loc[di, P.point_id].to_numpy(),
+        )
     sign = 1.0 if direction(y) == "max" else -1.0
     out = out.assign(sparse_minus_dense=sign * (out[f"sparse_{y}"] - out[f"dense_{y}"]))
     if "n_seeds" in c:
@@ -78,7 +90,8 @@ def matched_pairs(configs: pd.DataFrame, y: str, rtol: float = MATCH_RTOL) -> pd
             c.loc[di, f"{y}_std"].to_numpy(float),
             c.loc[di, "n_seeds"].to_numpy(float),
         )
-        out = out.assign(ci95_lo=d["lo"], ci95_hi=d["hi"], verdict=verdict(d["lo"], d["hi"]))
+        word = verdict(d["lo"], d["hi"], tolerance, symmetric=True)
+        out = out.assign(ci95_lo=d["lo"], ci95_hi=d["hi"], verdict=word)
         if "still_improving" in c:  # points (analyse): a side still improving reads no verdict
             flag = c["still_improving"].astype("boolean").fillna(False)
             open_ = flag.loc[si].to_numpy(bool) | flag.loc[di].to_numpy(bool)
@@ -106,13 +119,19 @@ ARCH_COLS = (
 
 
 def arch_at_budget(
-    points: pd.DataFrame, y: str, scale: float, sign: float, x: str = M.nonzero_params
+    points: pd.DataFrame,
+    y: str,
+    scale: float,
+    sign: float,
+    x: str = M.nonzero_params,
+    tolerance: float = 0.0,
 ) -> pd.DataFrame:
     """The two best architectures at the smallest budget of ``x`` that every architecture
     reaches (the largest of their smallest values), each by its best point within that budget:
     one row, ``a`` the better mean, with the difference a - b in points (``sign * scale``), its
-    Welch interval and verdict (tolerance 0), or ``not converged`` with ``convergence_note``
-    where a side was still improving at its end. Empty with fewer than two architectures."""
+    Welch interval and symmetric verdict (``tolerance`` in points: the margin of
+    :data:`~analysis.stats.EQUAL`), or ``not converged`` with ``convergence_note`` where a side
+    was still improving at its end. Empty with fewer than two architectures."""
     c = points[points[x].notna() & points[y].notna()] if len(points) else points
     if c.empty or c["arch"].nunique() < 2:
         return pd.DataFrame(columns=ARCH_COLS)
@@ -128,7 +147,7 @@ def arch_at_budget(
         [k * ra[y]], [scale * ra[f"{y}_std"]], [ra["n_seeds"]],
         [k * rb[y]], [scale * rb[f"{y}_std"]], [rb["n_seeds"]],
     )  # fmt: skip
-    word = verdict(d["lo"], d["hi"], 0.0)[0]
+    word = verdict(d["lo"], d["hi"], tolerance, symmetric=True)[0]
     open_ = [r for r in (ra, rb) if pd.notna(r.get("still_improving")) and r["still_improving"]]
     note = "; ".join(f"{r['arch']}: {r.get(IMPROVING_NOTE, '')}" for r in open_)
     row = {

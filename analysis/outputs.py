@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis import safe_io
 from analysis.controls import versus_controls
-from analysis.equal_budget import arch_at_budget, matched_pairs
+from analysis.equal_budget import arch_at_budget
 from analysis.load import ID_COLUMNS
 from analysis.measured import measured_table
 from analysis.pareto import REFERENCE_TEXT
@@ -103,9 +103,8 @@ def write_all(a: Analysis, out: Path, png: bool = True, html: bool = True) -> di
     csv("methods.csv", a.methods)
     csv("controls.csv", versus_controls(a.methods))
     csv("measured.csv", measured_table(a.points, a.axes))
-    usable = a.usable
-    csv("matched.csv", matched_pairs(usable, a.y) if len(usable) else pd.DataFrame())
-    csv("arch.csv", arch_at_budget(usable, a.y, a.scale, a.sign))
+    csv("matched.csv", a.matched)
+    csv("arch.csv", arch_at_budget(a.usable, a.y, a.scale, a.sign, tolerance=a.tolerance))
     for x, f in a.fronts.items():
         csv(f"pareto_{x}.csv", f.table)
     csv("hypervolume.csv", hypervolume_table(a))

@@ -22,6 +22,7 @@ import pandas as pd
 from analysis.allocation import sequential_looks, sequential_verdicts
 from analysis.compare import DIFF_COLS, at_equal_sparsity, versus_dense
 from analysis.convergence import IMPROVING_NOTE, still_improving
+from analysis.equal_budget import matched_pairs
 from analysis.load import Experiment
 from analysis.measured import Axis, judge_axis
 from analysis.pareto import Front, front_table
@@ -82,6 +83,7 @@ class Analysis:
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per point and seed
     points: pd.DataFrame = field(default_factory=pd.DataFrame)  # seed aggregates (points.csv)
     methods: pd.DataFrame = field(default_factory=pd.DataFrame)  # equal sparsity (methods.csv)
+    matched: pd.DataFrame = field(default_factory=pd.DataFrame)  # equal budget (matched.csv)
     vs_dense: dict[str, pd.DataFrame] = field(default_factory=dict)  # convergence vs dense
     axes: dict[str, Axis] = field(default_factory=dict)  # each front's x against dense and noise
     duplicates: int = 0  # finished trials whose settings and seed were already counted
@@ -138,10 +140,13 @@ def analyse(
         if len(usable)
         else pd.DataFrame()
     )
+    matched = (
+        matched_pairs(usable, y, tolerance=tolerance / scale) if len(usable) else pd.DataFrame()
+    )
     if (looks := sequential_looks(exp.spec)) is not None and len(usable):
         # an adaptive sweep chose when to stop adding seeds: intervals valid under that
-        points, methods = sequential_verdicts(
-            samples, points, methods, y, scale, sign, tolerance, looks
+        points, methods, matched = sequential_verdicts(
+            samples, points, methods, matched, y, scale, sign, tolerance, looks
         )
         usable = points[ok]
     vs = {m: versus_dense(samples, m, 1.0, -1.0) for m in CONVERGENCE if m in samples}
@@ -155,10 +160,11 @@ def analyse(
         else f"no finished configuration has both {y} and sparsity values"
     )
     a = Analysis(exp, trials, configs, hist, fronts, [], y, tolerance, scale, usable, why)
-    a.samples, a.points, a.methods, a.vs_dense, a.duplicates, a.axes = (
+    a.samples, a.points, a.methods, a.matched, a.vs_dense, a.duplicates, a.axes = (
         samples,
         points,
         methods,
+        matched,
         vs,
         duplicates,
         axes,

@@ -13,7 +13,7 @@ from analysis.equal_budget import arch_at_budget
 from analysis.pareto import front_table
 from analysis.sections.section import Section, no_data
 from analysis.sections.tolerance import best_resolved, compared
-from analysis.stats import BETTER, NOT_CONVERGED
+from analysis.stats import BETTER, EQUAL, NOT_CONVERGED
 from sparsity_tune.metrics import M
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def build(a: Analysis) -> Section:
             f"best with at most {w.whole(budget)} nonzero params: "
             f"{w.fmt(b[y]) if b is not None else 'n/a'}{tol_txt}."
         )
-    pair = arch_at_budget(c, y, a.scale, a.sign, x)
+    pair = arch_at_budget(c, y, a.scale, a.sign, x, tolerance=tol)
     if len(pair):
         r = pair.iloc[0]
         word = f"{r['arch_a']} {w.VERDICT_WORDS.get(r['verdict'], r['verdict'])}"
@@ -93,6 +93,8 @@ def _answer(r: pd.Series, y: str) -> str:
     how = f"{w.signed(r['diff_pts'])} points of {y}, {ci}"
     if r["verdict"] == BETTER:
         return f"{at}, {r['arch_a']} is better than {r['arch_b']} ({how})."
+    if r["verdict"] == EQUAL:
+        return f"{at}, {r['arch_a']} and {r['arch_b']} are equal within tolerance ({how})."
     if r["verdict"] == NOT_CONVERGED:
         return f"{at}, {r['arch_a']} vs {r['arch_b']} reads no verdict: {r['convergence_note']}."
     return f"{at}, {r['arch_a']} vs {r['arch_b']} is not resolved ({how})."

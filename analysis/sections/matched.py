@@ -9,9 +9,9 @@ import pandas as pd
 
 from analysis import charts
 from analysis import wording as w
-from analysis.equal_budget import MATCH_RTOL, matched_pairs
+from analysis.equal_budget import MATCH_RTOL
 from analysis.sections.section import Section, compact, no_data
-from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WORSE
+from analysis.stats import BETTER, EQUAL, NOT_CONVERGED, UNRESOLVED, WORSE
 
 if TYPE_CHECKING:
     from analysis.questions import Analysis
@@ -22,7 +22,7 @@ def build(a: Analysis) -> Section:
     s = Section("matched", "Large-sparse vs small-dense at matched nonzero parameters")
     if a.usable.empty:
         return no_data(s, a.why_unusable)
-    pairs = matched_pairs(a.usable, y)
+    pairs = a.matched
     if pairs.empty:
         return no_data(
             s,
@@ -37,8 +37,10 @@ def build(a: Analysis) -> Section:
     if "verdict" in pairs:
         v = pairs["verdict"]
         text += (
-            f"; by the {w.WELCH}, the larger sparse model is better in {int((v == BETTER).sum())}, "
-            f"worse in {int((v == WORSE).sum())}, not resolved in {int((v == UNRESOLVED).sum())}"
+            f"; by the {w.how_judged(a)}, the larger sparse model is better in "
+            f"{int((v == BETTER).sum())}, worse in {int((v == WORSE).sum())}, equal within "
+            f"{w.fmt(a.tolerance)} point(s) in {int((v == EQUAL).sum())}, not resolved in "
+            f"{int((v == UNRESOLVED).sum())}"
         )
         if (v == NOT_CONVERGED).any():
             text += f", {NOT_CONVERGED} in {int((v == NOT_CONVERGED).sum())} (no verdict)"
@@ -66,14 +68,14 @@ def _answer(a: Analysis, pairs: pd.DataFrame) -> tuple[str, tuple[str, pd.DataFr
     v = pairs["verdict"]
     answer = (
         f"{head}, a larger sparse model is better in {int((v == BETTER).sum())}, worse in "
-        f"{int((v == WORSE).sum())} and not resolved in {int((v == UNRESOLVED).sum())} of "
-        f"{len(pairs)} pairs"
+        f"{int((v == WORSE).sum())}, equal within tolerance in {int((v == EQUAL).sum())} and "
+        f"not resolved in {int((v == UNRESOLVED).sum())} of {len(pairs)} pairs"
         + (
             f", {int((v == NOT_CONVERGED).sum())} {NOT_CONVERGED}"
             if (v == NOT_CONVERGED).any()
             else ""
         )
-        + f" (median {med:+.2f} points of {y}, {w.WELCH})."
+        + f" (median {med:+.2f} points of {y}, {w.how_judged(a)})."
     )
     rows = pairs.assign(
         label=pairs["sparse_label"].astype(str) + " vs " + pairs["dense_label"].astype(str),

@@ -27,7 +27,7 @@ from analysis.allocation import (
 )
 from analysis.load import load_experiment
 from analysis.questions import analyse
-from analysis.stats import BETTER, SEQUENTIAL, UNRESOLVED
+from analysis.stats import BETTER, NOT_CONVERGED, SEQUENTIAL, UNRESOLVED
 from analysis.synthetic import write_experiment
 
 SCHEDULE = (3, 6, 12)
@@ -209,7 +209,7 @@ def test_report_comparisons_are_the_reports_own(tmp_path, grid, fixed) -> None:
             pytest.approx(r["diff_ci95_hi"]),
             r["verdict"],
         )
-    pairs = t[~t.index.str.endswith(" vs dense")]
+    pairs = t[~t.index.str.endswith(" vs dense") & ~t.index.str.startswith("matched:")]
     assert len(pairs) == len(a.methods) > 0
     got = sorted(zip(pairs["lo"], pairs["hi"], pairs["verdict"], strict=True))
     ref = a.methods[["diff_ci95_lo", "diff_ci95_hi", "verdict"]].itertuples(index=False)
@@ -248,7 +248,7 @@ def test_an_adaptive_sweeps_report_uses_the_sequential_intervals(tmp_path) -> No
     width = (pruned["diff_ci95_hi"] - pruned["diff_ci95_lo"]).to_numpy()
     ref = fixed.points[fixed.points["verdict"].notna()].set_index("point_id").loc[pruned.index]
     assert (width > (ref["diff_ci95_hi"] - ref["diff_ci95_lo"]).to_numpy()).all()
-    pairs = t[~t.index.str.endswith(" vs dense")]
+    pairs = t[~t.index.str.endswith(" vs dense") & ~t.index.str.startswith("matched:")]
     assert sorted(a.methods["diff_ci95_lo"].astype(float)) == pytest.approx(sorted(pairs["lo"]))
     assert sorted(fixed.methods["diff_ci95_lo"].astype(float)) != pytest.approx(sorted(pairs["lo"]))
     overview = " ".join(a.sections[0].sentences)
@@ -295,3 +295,64 @@ def test_out_of_reach_is_a_small_chance_at_the_last_look_not_short_of_full_power
     assert round(allocation.REACH, 12) == 0.2
     assert w.table["state"].to_dict() == {"A vs B": OPEN, "C vs B": OUT_OF_REACH}
     assert [(d.config, d.first_seed, d.seeds) for d in w.decisions] == [("A", 3, 6), ("B", 3, 6)]
+
+
+def _matched_experiment(tmp_path, looks: dict | None = None, **fixed):
+    """MLPs of widths 32 and 64 at sparsities 0-0.9: the 64-wide at 0.8 and 0.9 have about as
+    many nonzero parameters as the 32-wide dense, so question 5 has matched pairs."""
+    grid = {"model.arch": ["mlp"], "model.depth": [1], "model.width": [32, 64]}
+    grid |= {"pruning.final_sparsity": [0.0, 0.5, 0.75, 0.8]}
+    write_experiment(tmp_path, grid=grid, seeds=(0, 1, 2, 3, 4), epochs=3, **fixed)
+    if looks is not None:
+        spec = yaml.safe_load((tmp_path / "spec.yaml").read_text())
+        spec["search"]["seeds"] = looks
+        (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    return analyse(load_experiment(tmp_path, progress=False, jobs=1), tolerance=1.0)
+
+
+def test_matched_pairs_are_comparisons_the_allocator_adds_seeds_for(tmp_path) -> None:
+    """Question 5's pairs are peers in the allocator's list, keyed by their points, sides from
+    their own configurations; judged at one look they are the report's matched.csv exactly
+    (symmetric verdict, tolerance in the metric's units there)."""
+    a = _matched_experiment(tmp_path)
+    assert len(a.matched) > 0 and {"sparse_point_id", "dense_point_id"} <= set(a.matched)
+    cs, values = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, a.tolerance)
+    matched = {c.key: c for c in cs if c.key.startswith("matched:")}
+    assert len(matched) == len(a.matched)
+    t = judge(list(matched.values()), values, (5,))
+    configs = a.samples.set_index("point_id")["config_id"].astype(str)
+    for r in a.matched.itertuples(index=False):
+        c = matched[allocation.matched_key(r.sparse_point_id, r.dense_point_id)]
+        assert c.peers and c.equivalence == a.tolerance
+        assert c.configs == (configs[r.sparse_point_id].iloc[0], configs[r.dense_point_id].iloc[0])
+        got = t.loc[c.key]
+        assert got["lo"] / a.scale == pytest.approx(r.ci95_lo)
+        assert got["hi"] / a.scale == pytest.approx(r.ci95_hi)
+        assert got["verdict"] == r.verdict
+
+
+def test_an_adaptive_sweeps_matched_pairs_read_the_sequential_interval(tmp_path) -> None:
+    """With seeds {initial: 3, max: 12} matched.csv's intervals are judge()'s at the look (3
+    of the 5 seeds back), wider than the fixed-seed ones of the same files."""
+    fixed = _matched_experiment(tmp_path / "fixed")
+    a = _matched_experiment(tmp_path / "adaptive", looks={"initial": 3, "max": 12})
+    cs, values = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, a.tolerance)
+    t = judge([c for c in cs if c.key.startswith("matched:")], values, (3, 6, 12))
+    assert len(t) == len(a.matched) > 0 and set(t["look"]) == {3}
+    keys = [allocation.matched_key(s, d) for s, d in zip(a.matched["sparse_point_id"],
+            a.matched["dense_point_id"], strict=True)]  # fmt: skip
+    assert a.matched["ci95_lo"].to_numpy() == pytest.approx(t.loc[keys, "lo"].to_numpy() / a.scale)
+    assert list(a.matched["verdict"]) == list(t.loc[keys, "verdict"])
+    wide = (a.matched["ci95_hi"] - a.matched["ci95_lo"]).to_numpy()
+    assert (wide > (fixed.matched["ci95_hi"] - fixed.matched["ci95_lo"]).to_numpy()).all()
+
+
+def test_no_seeds_for_a_comparison_still_improving_and_its_verdict_stays(tmp_path) -> None:
+    """Every segment ended at its cap still improving: the report says "not converged" for
+    every comparison, also under the sequential procedure, and the allocator has nothing to
+    add seeds for (seeds do not settle a network that has not finished training)."""
+    a = _matched_experiment(tmp_path, looks={"initial": 3, "max": 12}, converged=False)
+    assert set(a.points["verdict"].dropna()) == {NOT_CONVERGED}
+    assert len(a.matched) and set(a.matched["verdict"]) == {NOT_CONVERGED}
+    cs, _ = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, a.tolerance)
+    assert cs == []

@@ -147,6 +147,12 @@ def test_matched_pairs_compare_large_sparse_with_small_dense():
     assert len(p) == 1  # the far one is outside 20%; the cnn is another architecture
     r = p.iloc[0]
     assert r["sparse_label"] == "big sparse" and r["sparse_minus_dense"] == pytest.approx(0.04)
+    # the two sides are peers: within the tolerance (in the metric's units) they are equal
+    spread = configs.assign(test_acc=[0.80, 0.803, 0.86, 0.99], test_acc_std=0.01, n_seeds=3)
+    r = matched_pairs(spread, "test_acc", tolerance=0.03).iloc[0]
+    assert -0.03 < r["ci95_lo"] < 0 < r["ci95_hi"] < 0.03
+    assert r["verdict"] == "equal within tolerance"
+    assert matched_pairs(spread, "test_acc").iloc[0]["verdict"] == "not resolved"
 
 
 def test_two_architectures_are_compared(tmp_path):

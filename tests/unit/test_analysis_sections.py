@@ -94,6 +94,21 @@ def test_arch_at_budget_reads_no_verdict_from_a_point_still_improving() -> None:
     assert r["convergence_note"] == "mlp: val_loss improved by 0.1"
 
 
+def test_arch_at_budget_two_architectures_within_the_tolerance_are_equal() -> None:
+    """Peers: a 0.3-point gap whose interval lies inside +-1 point is equal within tolerance,
+    and better or worse only against 0 without one."""
+    pts = _points(test_acc=[0.95, 0.603, 0.70, 0.60], test_acc_std=[0.001] * 4)
+    r = arch_at_budget(pts, "test_acc", 100.0, 1.0, tolerance=1.0).iloc[0]
+    assert r["diff_ci95_lo"] > -1.0 and r["diff_ci95_hi"] < 1.0 and r["diff_ci95_lo"] > 0
+    assert r["verdict"] == "better"  # excludes 0: better wins over equal
+    pts = _points(test_acc=[0.95, 0.603, 0.70, 0.60], test_acc_std=[0.01] * 4)
+    r = arch_at_budget(pts, "test_acc", 100.0, 1.0, tolerance=3.0).iloc[0]
+    assert (
+        r["diff_ci95_lo"] < 0 < r["diff_ci95_hi"] < 3.0 and r["verdict"] == "equal within tolerance"
+    )
+    assert arch_at_budget(pts, "test_acc", 100.0, 1.0).iloc[0]["verdict"] == "not resolved"
+
+
 def test_arch_at_budget_needs_two_architectures() -> None:
     one = _points().iloc[:2]
     assert arch_at_budget(one, "test_acc", 100.0, 1.0).empty
