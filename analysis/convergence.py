@@ -23,8 +23,11 @@ Per seed (one trial, or one IMP round), :func:`segment_gains` takes from its rec
 2. otherwise (fixed-epoch runs, ``converged`` null): still improving when the seed mean of
    ``last_gain`` exceeds the seed noise of the point's end value, the standard error
    ``std(last_value) / sqrt(n)`` over its ``n`` seeds (0 with one seed): training on would
-   move the point by more than the uncertainty of where it is. A point whose gain cannot be
-   computed (one-epoch segments, no records) is not judged and blocks nothing.
+   move the point by more than the uncertainty of where it is. The threshold is at least
+   :data:`REL_FLOOR` of the end value per epoch of the gain (0.3% over 3 epochs): a network
+   collapsed to chance ends every seed on the same loss, so its noise is 0 and a drift of
+   1e-4 would count as learning. A point whose gain cannot be computed (one-epoch segments,
+   no records) is not judged and blocks nothing.
 
 In both cases the note says by how much it was still improving (the seed mean of
 ``last_gain``, in the metric's units).
@@ -41,6 +44,9 @@ import pandas as pd
 from sparsity_tune.metrics import M, direction
 
 LAST_K: Final = 3
+#: The least gain per epoch, relative to the end value, that counts as still improving without
+#: a rule (the fallback's floor under the seed noise).
+REL_FLOOR: Final = 0.001
 DEFAULT_MONITORED: Final = M.val_loss
 #: Columns of the per-seed table (one row per operating point and seed) this module reads.
 MONITORED: Final = "monitored"
@@ -135,22 +141,33 @@ def still_improving(samples: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
             "unconverged": g["_open"].sum(),
             "k": g["_k"].max(),
             "metric": g["_metric"].first(),
+            "end": g["_value"].mean(),
         }
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         noise = (out["sd"] / np.sqrt(out["n"])).where(out["n"] >= 2, 0.0)
+    floor = (REL_FLOOR * out["k"] * out["end"].abs()).fillna(0.0)
+    out["floored"] = floor > noise
+    noise = np.maximum(noise, floor)
     by_rule = out["ruled"] > 0
     fallback = ~by_rule & out["gain"].notna() & (out["gain"] > noise)
     out["still_improving"] = (by_rule & (out["unconverged"] > 0)) | fallback
     out["noise"] = noise.where(~by_rule)
-    fields = ("still_improving", "gain", "k", "metric", "ruled", "unconverged", "noise")
+    fields = ("still_improving", "gain", "k", "metric", "ruled", "unconverged", "noise", "floored")
     rows = zip(*(out[f] for f in fields), strict=True)
     out["note"] = [_note(*row) if row[0] else "" for row in rows]
     return out[cols]
 
 
 def _note(
-    _: bool, gain: float, k: float, metric: str, ruled: int, unconverged: int, noise: float
+    _: bool,
+    gain: float,
+    k: float,
+    metric: str,
+    ruled: int,
+    unconverged: int,
+    noise: float,
+    floored: bool,
 ) -> str:
     what = (
         f"{metric} improved by {gain:.3g} over its last {int(k)} epochs (seed mean)"
@@ -161,4 +178,6 @@ def _note(
         return (
             f"{int(unconverged)} of {int(ruled)} seeds hit their epoch cap still improving; {what}"
         )
+    if floored:
+        return f"{what}, above the floor {noise:.3g} ({REL_FLOOR:g} of its end value per epoch)"
     return f"{what}, above its seed noise {noise:.3g}"
