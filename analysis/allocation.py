@@ -407,17 +407,23 @@ def report_comparisons(
                         )
                     )
     pairs = matched_pairs(usable, metric) if len(usable) else pd.DataFrame()
+    # an IMP round 0 has no config_id (each variant's run trains it): its trials' configurations
+    trial_cfg = s.dropna(subset=["config_id"]).groupby("trial_id")["config_id"].first()
     for r in pairs.itertuples(index=False) if "sparse_point_id" in pairs else ():
         sp, dp = r.sparse_point_id, r.dense_point_id
         if sp in unconverged or dp in unconverged:
             continue
         rows = {pid: s[s[P.point_id] == pid] for pid in (sp, dp)}
-        if any(g.empty for g in rows.values()):
+        cfg = {
+            pid: sorted(set(trial_cfg.reindex(g["trial_id"]).dropna().astype(str)))
+            for pid, g in rows.items()
+        }
+        if not all(cfg.values()):
             continue
         for pid, g in rows.items():
             if f"point:{pid}" not in values:
                 side(f"point:{pid}", g, [])
-        cfg = {pid: str(sorted(g["config_id"].dropna().astype(str))[0]) for pid, g in rows.items()}
+        cfg = {pid: names[0] for pid, names in cfg.items()}
         out.append(
             Comparison(
                 matched_key(sp, dp),

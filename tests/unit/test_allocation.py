@@ -297,11 +297,16 @@ def test_out_of_reach_is_a_small_chance_at_the_last_look_not_short_of_full_power
     assert [(d.config, d.first_seed, d.seeds) for d in w.decisions] == [("A", 3, 6), ("B", 3, 6)]
 
 
-def _matched_experiment(tmp_path, looks: dict | None = None, **fixed):
-    """MLPs of widths 32 and 64 at sparsities 0-0.9: the 64-wide at 0.8 and 0.9 have about as
-    many nonzero parameters as the 32-wide dense, so question 5 has matched pairs."""
+IMP = {"pruning.method": ["imp"], "pruning.final_sparsity": [0.0]}
+
+
+def _matched_experiment(tmp_path, looks: dict | None = None, imp: bool = False, **fixed):
+    """MLPs of widths 32 and 64 at sparsities 0-0.8 (or IMP runs of 3 rounds): some 64-wide
+    points have about as many nonzero parameters as the 32-wide dense, so question 5 has
+    matched pairs."""
     grid = {"model.arch": ["mlp"], "model.depth": [1], "model.width": [32, 64]}
-    grid |= {"pruning.final_sparsity": [0.0, 0.5, 0.75, 0.8]}
+    grid |= IMP if imp else {"pruning.final_sparsity": [0.0, 0.5, 0.75, 0.8]}
+    fixed |= {"rounds": 3} if imp else {}
     write_experiment(tmp_path, grid=grid, seeds=(0, 1, 2, 3, 4), epochs=3, **fixed)
     if looks is not None:
         spec = yaml.safe_load((tmp_path / "spec.yaml").read_text())
@@ -310,21 +315,25 @@ def _matched_experiment(tmp_path, looks: dict | None = None, **fixed):
     return analyse(load_experiment(tmp_path, progress=False, jobs=1), tolerance=1.0)
 
 
-def test_matched_pairs_are_comparisons_the_allocator_adds_seeds_for(tmp_path) -> None:
+@pytest.mark.parametrize("imp", [False, True], ids=["gradual", "imp"])
+def test_matched_pairs_are_comparisons_the_allocator_adds_seeds_for(tmp_path, imp) -> None:
     """Question 5's pairs are peers in the allocator's list, keyed by their points, sides from
-    their own configurations; judged at one look they are the report's matched.csv exactly
-    (symmetric verdict, tolerance in the metric's units there)."""
-    a = _matched_experiment(tmp_path)
+    the configurations whose trials produce them (an IMP round 0 has no config_id of its own:
+    the run's); judged at one look they are the report's matched.csv exactly (symmetric
+    verdict, tolerance in the metric's units there)."""
+    a = _matched_experiment(tmp_path, imp=imp)
     assert len(a.matched) > 0 and {"sparse_point_id", "dense_point_id"} <= set(a.matched)
     cs, values = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, a.tolerance)
     matched = {c.key: c for c in cs if c.key.startswith("matched:")}
     assert len(matched) == len(a.matched)
     t = judge(list(matched.values()), values, (5,))
-    configs = a.samples.set_index("point_id")["config_id"].astype(str)
+    run_cfg = a.trials.set_index("trial_id")["config_id"].astype(str)
+    by_point = a.samples.groupby("point_id")["trial_id"].first()
     for r in a.matched.itertuples(index=False):
         c = matched[allocation.matched_key(r.sparse_point_id, r.dense_point_id)]
         assert c.peers and c.equivalence == a.tolerance
-        assert c.configs == (configs[r.sparse_point_id].iloc[0], configs[r.dense_point_id].iloc[0])
+        want = (run_cfg[by_point[r.sparse_point_id]], run_cfg[by_point[r.dense_point_id]])
+        assert c.configs == want
         got = t.loc[c.key]
         assert got["lo"] / a.scale == pytest.approx(r.ci95_lo)
         assert got["hi"] / a.scale == pytest.approx(r.ci95_hi)
