@@ -55,14 +55,20 @@ def build(a: Analysis) -> Section:
     s.sentences.append(
         f"Differences are in points of {a.y} (x{w.fmt(a.scale)}); every 'within tolerance', "
         f"'better' and 'worse' is read from the {w.WELCH} of a difference: within tolerance when "
-        f"it lies above -{w.fmt(a.tolerance)} point(s), worse when below, otherwise not resolved."
+        f"it lies above -{w.fmt(a.tolerance)} point(s), worse when below, otherwise not resolved. "
+        "Two methods at equal sparsity, the two sides of a matched pair and two architectures "
+        "are peers: better or worse when the interval excludes 0, equal within tolerance when it "
+        f"lies inside +-{w.fmt(a.tolerance)} point(s)."
     )
     if (looks := sequential_looks(a.experiment.spec)) is not None:
         s.sentences.append(
             f"Seeds were added adaptively (looks at {', '.join(map(str, looks))} seeds), so the "
-            f"intervals of the comparisons with dense and between methods are {SEQUENTIAL}, on "
-            "the seeds of the last look both sides reached: valid although the sweep chose when "
-            "to stop adding seeds."
+            "intervals of the comparisons with dense, between methods and of the matched pairs "
+            f"are {SEQUENTIAL}, on the seeds of the last look both sides reached: valid although "
+            "the sweep chose when to stop adding seeds. The other intervals (convergence epochs, "
+            "measured costs, MLP vs CNN, the controls) are fixed-seed ones over whatever seeds "
+            "a configuration got, and the sweep chose those counts from the accuracy results: "
+            "read them as descriptive."
         )
     failed = a.trials[a.trials["status"] != FINISHED]
     if len(failed):

@@ -253,6 +253,9 @@ def test_an_adaptive_sweeps_report_uses_the_sequential_intervals(tmp_path) -> No
     assert sorted(fixed.methods["diff_ci95_lo"].astype(float)) != pytest.approx(sorted(pairs["lo"]))
     overview = " ".join(a.sections[0].sentences)
     assert SEQUENTIAL in overview and SEQUENTIAL not in " ".join(fixed.sections[0].sentences)
+    # and it says which intervals are not sequential ones
+    assert "measured costs, MLP vs CNN, the controls) are fixed-seed" in overview
+    assert "descriptive" not in " ".join(fixed.sections[0].sentences)
 
 
 def test_seed_matched_sides_are_judged_paired_at_the_sequential_level() -> None:
