@@ -5,9 +5,11 @@
 It reads the pairs :func:`analysis.compare.at_equal_sparsity` already judged (``methods.csv``:
 Welch 95% interval over seeds, verdict) and keeps those whose two variants differ only in
 ``control``, one of them ``none``, oriented as *method - control* (positive: the method's mask
-does better than its control), the verdict re-read from the oriented interval except where
-methods.csv said ``not converged``, which stands (a side was still improving at its end, so no
-claim is made). :func:`control_sentences` says per method and control, at the
+does better than its control). The verdict is methods.csv's, the two sides being peers: better
+and worse swap with the orientation; ``equal within tolerance`` (the interval inside plus or
+minus the tolerance: the mask does no better than its control, e.g. two networks collapsed to
+chance), ``not resolved`` and ``not converged`` (a side was still improving at its end, so no
+claim is made) stand. :func:`control_sentences` says per method and control, at the
 highest sparsity both reached, whether the mask carries information beyond what the control
 keeps, or that the interval does not resolve it.
 """
@@ -19,7 +21,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WORSE, verdict
+from analysis.stats import BETTER, EQUAL, NOT_CONVERGED, UNRESOLVED, WORSE
 
 NONE: Final = "none"
 COLUMNS: Final = (
@@ -42,6 +44,14 @@ MEANING: Final = {
     "shuffle_layer": "its mask carries information beyond its layer densities",
     "invert": "its ranking beats keeping the lowest-scored weights",
     "reinit": "its mask does better with its own weights than with fresh ones",
+}
+
+
+#: What a resolved equality with each control shows.
+NOT_MEANING: Final = {
+    "shuffle_layer": "its mask carries no more than its layer densities",
+    "invert": "its ranking does no better than keeping the lowest-scored weights",
+    "reinit": "its own weights do no better than fresh ones",
 }
 
 
@@ -82,16 +92,17 @@ def versus_controls(methods: pd.DataFrame) -> pd.DataFrame:
                 "diff_pts": sign * r["diff_pts"],
                 "diff_ci95_lo": min(lo, hi),
                 "diff_ci95_hi": max(lo, hi),
+                "verdict": _oriented(r.get("verdict", UNRESOLVED), sign),
                 "seeds_needed": r["seeds_needed"],
-                "_open": r.get("verdict") == NOT_CONVERGED,
             }
         )
-    out = pd.DataFrame(rows, columns=[*(c for c in COLUMNS if c != "verdict"), "_open"])
-    judged = verdict(out["diff_ci95_lo"].to_numpy(float), out["diff_ci95_hi"].to_numpy(float))
-    # methods.csv's "not converged" stands: no claim from networks still learning at their end
-    judged = np.where(out.pop("_open").to_numpy(bool), NOT_CONVERGED, judged)
-    out.insert(COLUMNS.index("verdict"), "verdict", judged)
-    return out.reset_index(drop=True)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _oriented(word: object, sign: float) -> str:
+    """A peers' verdict of a - b read as b - a when ``sign`` is -1 (better and worse swap)."""
+    word = UNRESOLVED if pd.isna(word) else str(word)
+    return {BETTER: WORSE, WORSE: BETTER}.get(word, word) if sign < 0 else word
 
 
 def control_sentences(table: pd.DataFrame, metric: str) -> list[str]:
@@ -111,6 +122,9 @@ def control_sentences(table: pd.DataFrame, metric: str) -> list[str]:
             tail = MEANING.get(control, f"it beats its {control} control")
         elif r["verdict"] == WORSE:
             tail = f"its {control} control does better"
+        elif r["verdict"] == EQUAL:
+            meaning = NOT_MEANING.get(control, f"it does no better than its {control} control")
+            tail = f"equal to its {control} control within tolerance: {meaning}"
         elif r["verdict"] == NOT_CONVERGED:
             tail = "not judged: a side was still improving when its training ended"
         elif r["verdict"] == UNRESOLVED and np.isfinite(r["seeds_needed"]):

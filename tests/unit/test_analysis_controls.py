@@ -28,18 +28,25 @@ def pair(va, vb, diff, lo, hi, sparsity=0.9, n=(3, 3), need=np.nan, verdict="x")
     }
 
 
+B, W, U = "better", "worse", "not resolved"
 METHODS = pd.DataFrame(
     [
-        pair("control=none score=snip", "control=shuffle_layer score=snip", 4.0, 1.0, 7.0),
+        pair("control=none score=snip", "control=shuffle_layer score=snip", 4.0, 1.0, 7.0, verdict=B),
         # the control first (it did better on average): flipped to method - control
-        pair("control=invert score=snip", "control=none score=snip", 2.0, -1.0, 5.0, need=12.0),
+        pair(
+            "control=invert score=snip", "control=none score=snip", 2.0, -1.0, 5.0, need=12.0,
+            verdict=U,
+        ),
         pair("control=none score=snip", "control=none score=grasp", 1.0, 0.5, 1.5),  # no control
         pair("control=invert score=snip", "control=shuffle_layer score=snip", 1.0, 0.5, 1.5),
         pair("control=none score=grasp", "control=shuffle_layer score=snip", 1.0, 0.5, 1.5),
-        pair("control=none score=grasp", "control=reinit score=grasp", -3.0, -5.0, -1.0, n=(3, 4)),
-        pair("control=none score=grasp", "control=reinit score=grasp", 9.0, 8.0, 10.0, 0.5),
+        pair(
+            "control=none score=grasp", "control=reinit score=grasp", -3.0, -5.0, -1.0, n=(3, 4),
+            verdict=W,
+        ),
+        pair("control=none score=grasp", "control=reinit score=grasp", 9.0, 8.0, 10.0, 0.5, verdict=B),
     ]
-)
+)  # fmt: skip
 
 
 def test_split_variant():
@@ -74,6 +81,28 @@ def test_sentences_say_what_the_interval_resolves_at_the_highest_sparsity():
         "test_acc (95% CI [+1.00, +7.00], 3 vs 3 seeds): its mask carries information beyond "
         "its layer densities.",
     ]
+
+
+def test_the_verdict_is_methods_csvs_turned_with_the_orientation():
+    """Peers: a control listed first that did better reads "worse" for the method; two
+    networks collapsed to chance (interval [0, 0]) are equal within tolerance, and say so."""
+    m = pd.DataFrame(
+        [
+            pair("control=shuffle_layer score=snip", "control=none score=snip", 3.0, 1.0, 5.0,
+                 verdict=B),
+            pair("control=none score=grasp", "control=invert score=grasp", 0.0, 0.0, 0.0,
+                 sparsity=0.99, verdict="equal within tolerance"),
+        ]
+    )  # fmt: skip
+    t = versus_controls(m)
+    assert t["verdict"].tolist() == ["worse", "equal within tolerance"]
+    assert (t["diff_ci95_lo"].tolist(), t["diff_ci95_hi"].tolist()) == ([-5.0, 0.0], [-1.0, 0.0])
+    got = control_sentences(t, "test_acc")
+    assert got[0].endswith(
+        "equal to its invert control within tolerance: its ranking does no better than keeping "
+        "the lowest-scored weights."
+    )
+    assert got[1].endswith("its shuffle_layer control does better.")
 
 
 def test_no_pairs_no_rows():
