@@ -165,6 +165,13 @@ class SeedAllocator(Searcher):
             "decisions": [{**r, "config_index": index[r["config"]]} for r in wave.as_records()],
             "trials": trials,
             "states": wave.table["state"].value_counts().to_dict(),
+            # points still improving at their end: their comparisons read "not converged" and
+            # are not in the allocator's list (seeds do not finish a network's training)
+            "still_improving": int(
+                a.usable["still_improving"].astype("boolean").fillna(False).sum()
+                if "still_improving" in a.usable
+                else 0
+            ),
         }
         self.spent += wave.spent
         self.decisions.extend(entry["decisions"])
@@ -235,6 +242,12 @@ def describe_spending(experiment: str, seeds: SeedsPlan) -> list[str]:
         f"{sum(1 for w in waves if w['trials'])} wave(s) beyond {seeds.initial} per configuration"
         + (f"; at the end: {states}" if last["trials"] == [] else "; still running"),
     ]
+    if last.get("still_improving"):
+        lines.append(
+            f"  {last['still_improving']} operating point(s) were still improving at their end: "
+            "their comparisons read 'not converged' and got no seeds (more seeds do not finish "
+            "training); train.until ends each run on its plateau"
+        )
     if spent.exists():
         import pandas as pd
 

@@ -28,17 +28,23 @@ CONFIGS = [{KEY: s} for s in TRUTH]
 SEEDS = SeedsPlan(initial=3, max=12, looks=(3, 6, 12), budget=None)
 
 
-def run_trial(root: Path, trial_id: str, cfg: dict) -> None:
+def run_trial(root: Path, trial_id: str, cfg: dict, converged: bool | None = True) -> None:
     """Write what the trainable would: a finished trial directory ``trial_<id>``."""
     s, seed = cfg[KEY], cfg[SEED_KEY]
     conf, records, summary = trial_files(
-        "mlp", 1, 32, s, seed, epochs=2, true_acc=TRUTH[s], seed_sd=0.005
+        "mlp", 1, 32, s, seed, epochs=2, true_acc=TRUTH[s], seed_sd=0.005, converged=converged
     )
     conf["trial_id"] = trial_id
     write_trial(root / f"trial_{trial_id}", conf, records, summary)
 
 
-def drive(searcher: SeedAllocator, root: Path, start: int = 0, stop_after: int | None = None):
+def drive(
+    searcher: SeedAllocator,
+    root: Path,
+    start: int = 0,
+    stop_after: int | None = None,
+    converged: bool | None = True,
+):
     """Suggest, run and complete trials one wave at a time, as Ray would with enough workers;
     returns the (config, seed) sequence handed out and the next trial number."""
     handed, n = [], start
@@ -55,7 +61,7 @@ def drive(searcher: SeedAllocator, root: Path, start: int = 0, stop_after: int |
         if not batch:
             return handed, n, cfg
         for tid, cfg in batch:
-            run_trial(root, tid, cfg)
+            run_trial(root, tid, cfg, converged)
             searcher.on_trial_complete(tid, {"test_acc": 0.0})
             handed.append((cfg[KEY], cfg[SEED_KEY]))
     return handed, n, None
@@ -146,3 +152,17 @@ def test_the_summary_says_what_was_spent_where(tmp_path: Path) -> None:
     assert lines[1].startswith('  {"pruning.final_sparsity": 0.0}: +9 seed(s), 18 trial-epochs')
     assert lines[2].startswith('  {"pruning.final_sparsity": 0.5}: +9 seed(s), 18 trial-epochs')
     assert lines[3].endswith(replicate.LOG) and len(lines) == 4
+
+
+def test_no_seeds_for_networks_still_improving_and_the_summary_says_why(tmp_path: Path) -> None:
+    """Every run ended at its cap still improving: the open comparison of the test above reads
+    "not converged", so the first wave adds nothing, and the summary says why and what to do."""
+    s = SeedAllocator(CONFIGS, [2.0, 2.0, 2.0], SEEDS, str(tmp_path))
+    handed, _, last = drive(s, tmp_path, converged=False)
+    assert last == Searcher.FINISHED and len(handed) == 9  # the initial seeds only
+    lines = replicate.describe_spending(str(tmp_path), SEEDS)
+    assert lines[1] == (
+        "  3 operating point(s) were still improving at their end: their comparisons read 'not "
+        "converged' and got no seeds (more seeds do not finish training); train.until ends each "
+        "run on its plateau"
+    )
