@@ -363,7 +363,8 @@ def report_comparisons(
     pruned = s[s[M.sparsity] > DENSE_EPS]
     dense = s[s[M.sparsity] <= DENSE_EPS]
     dense_keys = set(dense_samples(samples, metric)[P.baseline_key])
-    dense_open = set(points.loc[points[P.point_id].isin(unconverged), P.baseline_key])
+    is_dense = points[M.sparsity] <= DENSE_EPS
+    dense_open = set(points.loc[is_dense & points[P.point_id].isin(unconverged), P.baseline_key])
     for pid, g in pruned.groupby(P.point_id, sort=True):
         bk = g[P.baseline_key].iloc[0]
         if bk not in dense_keys or pid in unconverged or bk in dense_open:

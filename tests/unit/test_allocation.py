@@ -368,3 +368,21 @@ def test_no_seeds_for_a_comparison_still_improving_and_its_verdict_stays(tmp_pat
     assert len(a.matched) and set(a.matched["verdict"]) == {NOT_CONVERGED}
     cs, _ = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, a.tolerance)
     assert cs == []
+
+
+def test_one_point_still_improving_keeps_the_others_comparisons_with_its_dense(tmp_path) -> None:
+    """Only the comparisons with the open side drop out: the 50% point still improving takes its
+    own "vs dense" comparison out of the allocator's list, not the 90% point's, which shares
+    the dense baseline."""
+    from analysis.synthetic import simple_trial
+
+    for seed in range(3):
+        simple_trial(tmp_path, sparsity=0.0, seed=seed, acc=0.80 + seed / 100)
+        simple_trial(tmp_path, sparsity=0.5, seed=seed, acc=0.79 + seed / 100, converged=False)
+        simple_trial(tmp_path, sparsity=0.9, seed=seed, acc=0.70 + seed / 100)
+    a = analyse(load_experiment(tmp_path, progress=False, jobs=1), tolerance=1.0)
+    flags = a.usable.set_index("sparsity")["still_improving"].astype(bool).to_dict()
+    assert flags == {0.0: False, 0.5: True, 0.9: False}
+    cs, _ = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, a.tolerance)
+    pid = a.usable.set_index("sparsity")["point_id"]
+    assert [c.key for c in cs] == [f"{pid[0.9]} vs dense"]
