@@ -4,7 +4,10 @@ A typo such as ``width: 65536`` or ``hidden: [1000000000]`` asks for tens of GiB
 first takes a shared node into swap or the OOM killer. So the need is *estimated* from the config:
 
     parameters + gradients + optimizer state (adam/adamw 2x, sgd with momentum 1x) + masks
-    (1 byte per prunable weight) + IMP's rewind copy + pruning scores + what the score holds
+    (1 byte per prunable weight) + IMP's rewind copy + the winning ticket that IMP with
+    ``rewind: reinit`` trains beside its re-initialised network (a second model, its gradients
+    and optimizer state: :class:`~sparsity_tune.trial.rewind.Ticket`) + pruning scores + what
+    the score holds
     while it scores + activations of one training batch (every module's output, plus the
     largest twice for backward) or of one evaluation batch, whichever is larger + the dataset
     held as float32 tensors on the device.
@@ -86,6 +89,8 @@ def estimate(cfg: TrialConfig) -> Need:
             # IMP keeps the weights it rewinds to (and reinit the ticket's) unless rewind: none
             "rewind_copy": SCHEDULES[cfg.pruning.method].rewinds
             and (cfg.pruning.rewind != "none" or cfg.pruning.control == "reinit"),
+            "ticket": SCHEDULES[cfg.pruning.method].rewinds
+            and (cfg.pruning.rewind == "reinit" or cfg.pruning.control == "reinit"),
         },
     }
     return _estimate(json.dumps(key, sort_keys=True))
@@ -144,6 +149,7 @@ def _estimate(key: str) -> Need:
         (f"optimizer state ({t['optimizer']})", optimizer * n_params * _FLOAT),
         ("masks", n_prunable),
         ("rewind copy", n_params * _FLOAT if imp_copy else 0),
+        ("reinit ticket", (2 + optimizer) * n_params * _FLOAT if p["ticket"] else 0),
         ("pruning scores", n_prunable * _FLOAT if pruned else 0),
         ("scoring", math.ceil(scoring)),
         (f"activations (batch {batch})", max(train_act, eval_act)),

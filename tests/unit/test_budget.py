@@ -113,3 +113,15 @@ def test_a_refusal_names_the_score_when_scoring_tips_it(monkeypatch) -> None:
         "; or a lighter pruning.score (pruning.score='synflow' holds 168.1 KiB while it scores; "
         "pruning.score_batch_size and score_batches size its batches)"
     )
+
+
+def test_imp_with_rewind_reinit_counts_the_ticket_it_trains_beside() -> None:
+    """``rewind: reinit`` trains the winning ticket beside the re-initialised network: a second
+    model with its gradients and optimizer state (adam: two buffers), on top of the rewind copy."""
+    imp = {"pruning.method": "imp", "pruning.rounds": 2, "train.optimizer": "adam"}
+    reinit = dict(_need(**imp, **{"pruning.rewind": "reinit"}).parts)
+    assert reinit["reinit ticket"] == (1 + 1 + 2) * N_PARAMS * 4
+    assert reinit["rewind copy"] == N_PARAMS * 4
+    rewound = dict(_need(**imp, **{"pruning.rewind": "init"}).parts)
+    assert rewound["reinit ticket"] == 0 and rewound["rewind copy"] == N_PARAMS * 4
+    assert dict(_need().parts)["reinit ticket"] == 0  # one-shot pruning never rewinds
