@@ -65,10 +65,10 @@ def build(a: Analysis) -> Section:
             f"Seeds were added adaptively (looks at {', '.join(map(str, looks))} seeds), so the "
             "intervals of the comparisons with dense, between methods and of the matched pairs "
             f"are {SEQUENTIAL}, on the seeds of the last look both sides reached: valid although "
-            "the sweep chose when to stop adding seeds. The other intervals (convergence epochs, "
-            "measured costs, MLP vs CNN, the controls) are fixed-seed ones over whatever seeds "
-            "a configuration got, and the sweep chose those counts from the accuracy results: "
-            "read them as descriptive."
+            "the sweep chose when to stop adding seeds (the controls read the methods' "
+            "intervals). The other intervals (convergence epochs, measured costs, MLP vs CNN) "
+            "are fixed-seed ones over whatever seeds a configuration got, and the sweep chose "
+            "those counts from the accuracy results: read them as descriptive."
         )
     failed = a.trials[a.trials["status"] != FINISHED]
     if len(failed):

@@ -254,7 +254,7 @@ def test_an_adaptive_sweeps_report_uses_the_sequential_intervals(tmp_path) -> No
     overview = " ".join(a.sections[0].sentences)
     assert SEQUENTIAL in overview and SEQUENTIAL not in " ".join(fixed.sections[0].sentences)
     # and it says which intervals are not sequential ones
-    assert "measured costs, MLP vs CNN, the controls) are fixed-seed" in overview
+    assert "(convergence epochs, measured costs, MLP vs CNN) are fixed-seed" in overview
     assert "descriptive" not in " ".join(fixed.sections[0].sentences)
 
 
