@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.compare import sparsity_cells, variant_order
+from analysis.convergence import open_flags
 from analysis.equal_budget import matched_pairs
 from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
@@ -352,8 +353,7 @@ def report_comparisons(
     s = samples[samples[metric].notna() & samples["seed"].notna()]
     values: dict[str, list[float]] = {}
     configs: dict[str, str] = {}
-    flag = points["still_improving"] if "still_improving" in points else pd.Series(dtype=bool)
-    unconverged = set(points.loc[flag.astype("boolean").fillna(False).to_numpy(bool), P.point_id])
+    unconverged = set(points.loc[open_flags(points).to_numpy(), P.point_id])
 
     def side(name: str, rows: pd.DataFrame, by: list[str]) -> None:
         per_seed = rows.groupby([*by, "seed"])[metric].mean().sort_index(level="seed")

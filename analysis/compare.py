@@ -27,7 +27,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from analysis.convergence import still_improving
+from analysis.convergence import open_flags, still_improving
 from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import NOT_CONVERGED, UNRESOLVED, line_gap, seeds_needed_many, verdict, welch
 from analysis.tables import DENSE_EPS
@@ -103,7 +103,7 @@ def mark_unconverged(
     notes = []
     open_any = np.zeros(len(out), dtype=bool)
     for side, name in zip((a, b), names, strict=True):
-        flag = side["still_improving"].astype("boolean").fillna(False).to_numpy(bool)
+        flag = open_flags(side).to_numpy()
         note = side["note"].astype(object).where(flag, "").fillna("").to_numpy(object)
         notes.append(np.array([f"{name}: {t}" if t else "" for t in note], dtype=object))
         open_any |= flag

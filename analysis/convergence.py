@@ -55,6 +55,8 @@ LAST_VALUE: Final = "last_value"
 GAIN_EPOCHS: Final = "gain_epochs"
 #: points.csv: why a point counts as still improving at its end (:func:`still_improving`'s note).
 IMPROVING_NOTE: Final = "improving_note"
+#: points.csv and :func:`still_improving`: whether a point was still improving at its end.
+STILL_IMPROVING: Final = "still_improving"
 _KEY = ["trial_id", "_seg"]
 
 
@@ -108,6 +110,15 @@ def add_gains(samples: pd.DataFrame, h: pd.DataFrame, k: int = LAST_K) -> pd.Dat
     return out
 
 
+def open_flags(table: pd.DataFrame) -> pd.Series:
+    """Which rows of a table judged by :func:`still_improving` (points.csv, a side of a
+    comparison) were still improving at their end: its ``still_improving`` column as bools,
+    unjudged rows (NaN) and a table without the column read False."""
+    if STILL_IMPROVING not in table:
+        return pd.Series(False, index=table.index)
+    return table[STILL_IMPROVING].astype("boolean").fillna(False).astype(bool)
+
+
 def still_improving(samples: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     """Per group ``by`` of the per-seed table (an operating point, a dense baseline, a variant
     in a cell): ``still_improving`` (bool, the module's rule), ``gain`` (seed mean of
@@ -115,7 +126,7 @@ def still_improving(samples: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     ``unconverged`` (seeds whose rule hit the cap improving), ``ruled`` (seeds with a rule),
     ``n`` and ``note`` (why, in words; empty when converged)."""
     keys = [by] if isinstance(by, str) else list(by)
-    cols = ["still_improving", "gain", "noise", "unconverged", "ruled", "n", "note"]
+    cols = [STILL_IMPROVING, "gain", "noise", "unconverged", "ruled", "n", "note"]
     if samples.empty or LAST_GAIN not in samples:
         return pd.DataFrame(columns=cols)
     conv = samples[M.converged] if M.converged in samples else pd.Series(np.nan, samples.index)
@@ -151,9 +162,9 @@ def still_improving(samples: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     noise = np.maximum(noise, floor)
     by_rule = out["ruled"] > 0
     fallback = ~by_rule & out["gain"].notna() & (out["gain"] > noise)
-    out["still_improving"] = (by_rule & (out["unconverged"] > 0)) | fallback
+    out[STILL_IMPROVING] = (by_rule & (out["unconverged"] > 0)) | fallback
     out["noise"] = noise.where(~by_rule)
-    fields = ("still_improving", "gain", "k", "metric", "ruled", "unconverged", "noise", "floored")
+    fields = (STILL_IMPROVING, "gain", "k", "metric", "ruled", "unconverged", "noise", "floored")
     rows = zip(*(out[f] for f in fields), strict=True)
     out["note"] = [_note(*row) if row[0] else "" for row in rows]
     return out[cols]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.convergence import IMPROVING_NOTE
+from analysis.convergence import IMPROVING_NOTE, open_flags
 from analysis.points import P
 from analysis.stats import NOT_CONVERGED, verdict, welch
 from analysis.tables import DENSE_EPS
@@ -92,10 +92,9 @@ def matched_pairs(
         )
         word = verdict(d["lo"], d["hi"], tolerance, symmetric=True)
         out = out.assign(ci95_lo=d["lo"], ci95_hi=d["hi"], verdict=word)
-        if "still_improving" in c:  # points (analyse): a side still improving reads no verdict
-            flag = c["still_improving"].astype("boolean").fillna(False)
-            open_ = flag.loc[si].to_numpy(bool) | flag.loc[di].to_numpy(bool)
-            out.loc[open_, "verdict"] = NOT_CONVERGED
+        flag = open_flags(c)  # points (analyse): a side still improving reads no verdict
+        open_ = flag.loc[si].to_numpy() | flag.loc[di].to_numpy()
+        out.loc[open_, "verdict"] = NOT_CONVERGED
     return out
 
 

@@ -64,6 +64,7 @@ from analysis.stats import (
     look_schedule,
 )
 from analysis.synthetic import seed_acc
+from sparsity_tune.metrics import M
 
 ARMS = (
     "uniform",
@@ -184,7 +185,7 @@ def adaptive(
 
 
 def seed_correlation(
-    samples: pd.DataFrame, metric: str = "test_acc"
+    samples: pd.DataFrame, metric: str = M.test_acc
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How much of a real sweep's seed spread is shared by its configurations, per arch, from
     ``analyse(...).samples`` (one row per operating point and seed): for each pruned point

@@ -29,7 +29,9 @@ from typing import Final
 
 import pandas as pd
 
-METRIC: Final = "test_acc"
+from sparsity_tune.metrics import M
+
+METRIC: Final = M.test_acc
 SCALE: Final = 100.0  #: accuracy in points
 #: Pruning at initialisation, the scores Frankle et al. 2021 test (magnitude at init is theirs too).
 PAI: Final = ("snip", "grasp", "synflow")

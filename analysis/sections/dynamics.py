@@ -12,7 +12,7 @@ import pandas as pd
 from analysis import charts
 from analysis import wording as w
 from analysis.compare import variant_names
-from analysis.convergence import IMPROVING_NOTE
+from analysis.convergence import IMPROVING_NOTE, open_flags
 from analysis.points import DENSE_VARIANT, P
 from analysis.sections.section import Section, compact, lines, no_data
 from analysis.stats import BETTER, NOT_CONVERGED, UNRESOLVED, WORSE
@@ -207,9 +207,7 @@ def is_open(r: pd.Series) -> bool:
 def _open_points(c: pd.DataFrame) -> list[str]:
     """How many operating points were still improving at their end (points.csv:
     ``still_improving``, ``improving_note``), with the first as an example."""
-    if "still_improving" not in c:
-        return []
-    flag = c["still_improving"].astype("boolean").fillna(False).to_numpy(bool)
+    flag = open_flags(c).to_numpy()
     if not flag.any():
         return []
     open_ = c[flag]

@@ -142,6 +142,7 @@ class SeedAllocator(Searcher):
     def _next_wave(self) -> None:
         """Decide the next wave from the results on disk, log it, queue its trials."""
         from analysis.allocation import plan_wave, report_comparisons
+        from analysis.convergence import open_flags
         from analysis.load import load_experiment
         from analysis.questions import analyse
 
@@ -167,11 +168,7 @@ class SeedAllocator(Searcher):
             "states": wave.table["state"].value_counts().to_dict(),
             # points still improving at their end: their comparisons read "not converged" and
             # are not in the allocator's list (seeds do not finish a network's training)
-            "still_improving": int(
-                a.usable["still_improving"].astype("boolean").fillna(False).sum()
-                if "still_improving" in a.usable
-                else 0
-            ),
+            "still_improving": int(open_flags(a.usable).sum()),
         }
         self.spent += wave.spent
         self.decisions.extend(entry["decisions"])
