@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.allocation import sequential_looks, spec_tolerance
 from analysis.load import AnalysisError, Experiment, load_experiments
-from analysis.questions import DEFAULT_TOLERANCE, DEFAULT_X, DEFAULT_Y, analyse
+from analysis.questions import DEFAULT_X, DEFAULT_Y, analyse
 from analysis.safe_io import Refused
 from sparsity_tune.metrics import NUMERIC as NUMERIC_METRICS
 from sparsity_tune.metrics import M
@@ -94,9 +95,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tolerance",
         type=_tolerance,
-        default=DEFAULT_TOLERANCE,
+        default=None,
         metavar="PTS",
-        help="accuracy points a pruned model may lose vs dense (default: 1)",
+        help="accuracy points a pruned model may lose vs dense (default: the sweep's "
+        "search.tolerance, which is 1 unless its spec sets it)",
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG files")
     p.add_argument(
@@ -149,6 +151,20 @@ def main(argv: list[str] | None = None) -> int:
         )
     from analysis.outputs import write_all
 
+    swept = spec_tolerance(exp.spec)
+    if args.tolerance is not None and swept is not None and args.tolerance != swept:
+        adaptive = sequential_looks(exp.spec) is not None
+        print(
+            f"python -m analysis: warning: --tolerance {args.tolerance:g} is not the sweep's "
+            f"search.tolerance {swept:g}"
+            + (
+                f"; its seeds were added for the comparisons open at {swept:g} point(s). The "
+                "verdicts stay valid (the sequential intervals hold whatever the sweep chased)"
+                if adaptive
+                else ""
+            ),
+            file=sys.stderr,
+        )
     a = analyse(exp, xs=tuple(dict.fromkeys(args.x)), y=args.y, tolerance=args.tolerance)
     try:
         written = write_all(a, out, png=not args.no_plots)

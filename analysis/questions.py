@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.allocation import sequential_looks, sequential_verdicts
+from analysis.allocation import sequential_looks, sequential_verdicts, spec_tolerance
 from analysis.compare import DIFF_COLS, at_equal_sparsity, versus_dense
 from analysis.convergence import IMPROVING_NOTE, still_improving
 from analysis.equal_budget import matched_pairs
@@ -46,7 +46,7 @@ from analysis.tables import (
     points_scale,
     seed_mean_history,
 )
-from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, M, direction
+from sparsity_tune.metrics import DEFAULT_TOLERANCE, LAYER_SPARSITY_PREFIX, M, direction
 
 #: Fronts drawn by default: counted costs first, then measured ones (sparsity_tune.metrics).
 DEFAULT_X = (
@@ -60,7 +60,6 @@ DEFAULT_X = (
     M.deploy_bytes,
 )
 DEFAULT_Y = M.test_acc
-DEFAULT_TOLERANCE = 1.0  # accuracy points (percentage points when accuracies are fractions)
 #: Convergence columns compared with the dense baseline (in epochs; fewer is better).
 CONVERGENCE = (P.to99_own, P.early_stop_epoch)
 #: The report's sections in order, one module each: ``build(a: Analysis) -> Section``.
@@ -99,9 +98,14 @@ def analyse(
     exp: Experiment,
     xs: tuple[str, ...] | list[str] = DEFAULT_X,
     y: str = DEFAULT_Y,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float | None = None,
 ) -> Analysis:
-    """Operating points, comparisons, fronts and the report sections (no file I/O)."""
+    """Operating points, comparisons, fronts and the report sections (no file I/O).
+    ``tolerance`` (accuracy points): None reads the sweep's own ``search.tolerance`` from its
+    spec.yaml (:func:`~analysis.allocation.spec_tolerance`), else :data:`DEFAULT_TOLERANCE`."""
+    if tolerance is None:
+        tolerance = spec_tolerance(exp.spec)
+        tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     trials = add_config_ids(exp.trials)
     duplicates = int(duplicate_seeds(trials).sum())
     configs = aggregate_seeds(trials)

@@ -340,3 +340,9 @@ def direction(metric: str) -> Direction:
 
 def is_metric(name: str) -> bool:
     return name in REGISTRY or name.startswith(LAYER_SPARSITY_PREFIX)
+
+
+#: Accuracy points a pruned model may lose against dense (and two peers may differ by) and still
+#: be called within tolerance: the default of a spec's ``search.tolerance``, the line its
+#: adaptive seeds chase and its report judges by (``python -m analysis --tolerance`` overrides).
+DEFAULT_TOLERANCE: Final = 1.0

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from sparsity_tune import metrics, wandb_setup
 from sparsity_tune.keys import NOT_IDENTITY, ConfigError, flatten, identity_keys, set_dotted
+from sparsity_tune.metrics import DEFAULT_TOLERANCE
 from sparsity_tune.safe_yaml import brief
 from sparsity_tune.sweep.spec import ParameterSpec, Spec, pareto_split
 from sparsity_tune.trial.config import TrialConfig, trial_config
@@ -37,12 +38,14 @@ Mode = Literal["max", "min"]
 class SeedsPlan:
     """Adaptive seeds (``search.seeds: {initial, max}``, :mod:`sparsity_tune.sweep.replicate`):
     seeds ``0..initial-1`` for every configuration, more up to ``max`` where a comparison is
-    open, judged at ``looks``; ``budget`` in trial-epochs (None: only ``max`` limits)."""
+    open, judged at ``looks``; ``budget`` in trial-epochs (None: only ``max`` limits);
+    ``tolerance``: the accuracy points whose comparisons the seeds are added for."""
 
     initial: int
     max: int
     looks: tuple[int, ...]
     budget: float | None
+    tolerance: float = DEFAULT_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,8 @@ class Plan:
             budget = f"budget {a.budget:g} trial-epochs" if a.budget else "no budget but max"
             lines.append(
                 f"seeds       adaptive: {a.initial} first, up to {a.max} where a comparison is "
-                f"open (looks at {', '.join(map(str, a.looks))} seeds; {budget})"
+                f"open at a tolerance of {a.tolerance:g} point(s) (looks at {', '.join(map(str, a.looks))} "
+                f"seeds; {budget})"
             )
         if self.parameters:
             lines.append("parameters")
@@ -401,7 +405,8 @@ def seeds_plan(spec: Spec) -> SeedsPlan | None:
     a = spec.search.adaptive
     if a is None:
         return None
-    return SeedsPlan(a.initial, a.max, look_schedule(a.initial, a.max), spec.search.budget)
+    s = spec.search
+    return SeedsPlan(a.initial, a.max, look_schedule(a.initial, a.max), s.budget, s.tolerance)
 
 
 def max_epochs(spec: Spec) -> int:

@@ -65,11 +65,10 @@ class SeedAllocator(Searcher):
         costs: list[float],
         seeds: SeedsPlan,
         experiment: str,
-        tolerance: float = 1.0,
     ) -> None:
         super().__init__()
         self.configs, self.costs, self.seeds = configs, costs, seeds
-        self.experiment, self.tolerance = experiment, tolerance
+        self.experiment = experiment
         # config-major within a seed: every configuration's first seed before any second one
         self.queue: list[tuple[int, int]] = [
             (i, s) for s in range(seeds.initial) for i in range(len(configs))
@@ -82,12 +81,12 @@ class SeedAllocator(Searcher):
         self.finished = False
 
     @classmethod
-    def from_plan(cls, plan: Plan, tolerance: float = 1.0) -> SeedAllocator:
+    def from_plan(cls, plan: Plan) -> SeedAllocator:
         assert plan.search.adaptive is not None, "not an adaptive-seeds plan"
         configs = grid_configs(plan)
         base = plan.base.model_dump(mode="json")
         costs = [float(trial_epochs(trial_config(base, c))) for c in configs]
-        return cls(configs, costs, plan.search.adaptive, plan.experiment, tolerance)
+        return cls(configs, costs, plan.search.adaptive, plan.experiment)
 
     # ------------------------------------------------------------------ Ray's Searcher API
     def set_search_properties(
@@ -149,7 +148,9 @@ class SeedAllocator(Searcher):
         a = analyse(load_experiment(self.experiment, progress=False, jobs=1), xs=())
         ids = a.trials.set_index("trial_id")["config_id"].astype(str)
         index = {ids[t]: i for t, (i, _) in self.issued.items() if t in ids.index}
-        cs, values = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, self.tolerance)
+        cs, values = report_comparisons(
+            a.samples, a.usable, a.y, a.scale, a.sign, self.seeds.tolerance
+        )
         cs = [c for c in cs if all(g in index for g in c.configs)]
         n = self.counts()
         launched = {g: n[i] for g, i in index.items()}

@@ -49,6 +49,7 @@ from pydantic import (
 
 from sparsity_tune import metrics, safe_yaml
 from sparsity_tune.keys import NAME_RE, NAME_RULE, ConfigError
+from sparsity_tune.metrics import DEFAULT_TOLERANCE
 from sparsity_tune.safe_yaml import brief
 from sparsity_tune.trial.config import MAX_EPOCHS, SECTIONS, Seed, Strict, TrialSections
 from sparsity_tune.wandb_setup import DEFAULT_PROJECT
@@ -196,6 +197,15 @@ class SearchConfig(Strict):
         le=1e12,
         description="adaptive seeds only: trial-epochs the sweep may spend in all (each trial "
         "counts its train.epochs); default: no limit but seeds.max",
+    )
+    tolerance: float = Field(
+        DEFAULT_TOLERANCE,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="accuracy points a pruned model may lose against dense (and two methods "
+        "may differ by) and still be called within tolerance: the line adaptive seeds are "
+        "added for and the report's default (python -m analysis --tolerance overrides it)",
     )
     scheduler: Literal["fifo", "asha", "pareto_asha"] = "fifo"
     metric: str | None = Field(None, max_length=200)

@@ -41,13 +41,20 @@ def test_adaptive_seeds_resolve_into_the_plan() -> None:
         "max": 12,
         "looks": [3, 6, 12],
         "budget": 300.0,
+        "tolerance": 1.0,
     }
     text = p.describe()
     assert "trials      9 = 3 configuration(s) x 3 seed(s) [0, 1, 2]" in text
     assert (
-        "seeds       adaptive: 3 first, up to 12 where a comparison is open "
-        "(looks at 3, 6, 12 seeds; budget 300 trial-epochs)"
+        "seeds       adaptive: 3 first, up to 12 where a comparison is open at a tolerance "
+        "of 1 point(s) (looks at 3, 6, 12 seeds; budget 300 trial-epochs)"
     ) in text
+
+
+def test_the_tolerance_is_the_specs_and_reaches_the_plan() -> None:
+    p = planner.build(validate_spec(_spec(tolerance=2.5), sweep=False), "/r/a", "/r")
+    assert p.search.adaptive.tolerance == 2.5
+    assert "open at a tolerance of 2.5 point(s)" in p.describe()
 
 
 def test_a_seed_list_keeps_its_plan() -> None:
@@ -66,6 +73,10 @@ def test_a_seed_list_keeps_its_plan() -> None:
         ({"seeds": {"initial": 3, "max": 9, "step": 1}}, "search.seeds.step: Extra inputs"),
         ({"seeds": [0, 1], "budget": 5.0}, "search.budget=5 applies to adaptive seeds only"),
         ({"budget": -1.0}, "budget"),
+        ({"tolerance": -1.0}, "search.tolerance=-1.0: allowed: greater than or equal to 0"),
+        ({"tolerance": float("nan")}, "search.tolerance=nan: allowed: a finite number"),
+        ({"tolerance": "1pt"}, "search.tolerance='1pt': allowed: a number"),
+        ({"tolerance": 101}, "search.tolerance=101: allowed: less than or equal to 100"),
         ({"algorithm": "random"}, "needs algorithm grid (got 'random')"),
         ({"scheduler": "asha", "metric": "val_acc"}, "needs scheduler fifo (got 'asha')"),
         ({"num_samples": 2}, "needs a grid of listed values"),

@@ -23,6 +23,7 @@ from analysis.allocation import (
     p_resolve,
     plan_wave,
     report_comparisons,
+    spec_tolerance,
     spent_where,
 )
 from analysis.load import load_experiment
@@ -386,3 +387,45 @@ def test_one_point_still_improving_keeps_the_others_comparisons_with_its_dense(t
     cs, _ = report_comparisons(a.samples, a.usable, a.y, a.scale, a.sign, a.tolerance)
     pid = a.usable.set_index("sparsity")["point_id"]
     assert [c.key for c in cs] == [f"{pid[0.9]} vs dense"]
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ({"tolerance": 2.5}, 2.5),
+        ({"tolerance": 0}, 0.0),
+        ({}, None),
+        ({"tolerance": "2"}, None),  # not a spec the sweep validated: no claim on its value
+        ({"tolerance": True}, None),
+        ({"tolerance": float("nan")}, None),
+        ({"tolerance": 101}, None),
+    ],
+)
+def test_spec_tolerance_reads_what_the_sweep_validated(search: dict, expected) -> None:
+    assert spec_tolerance({"search": search}) == expected
+    assert spec_tolerance({}) is None and spec_tolerance({"search": [1]}) is None
+
+
+def test_the_report_judges_at_the_sweeps_tolerance_unless_told(tmp_path, capsys) -> None:
+    """search.tolerance in spec.yaml is the analysis's default (the line the sweep's seeds
+    chased); --tolerance overrides it, with a warning that names both."""
+    from analysis.__main__ import main
+
+    grid = {"model.arch": ["mlp"], "model.depth": [1], "model.width": [32]}
+    write_experiment(tmp_path, grid={**grid, "pruning.final_sparsity": [0.0, 0.5]}, epochs=2)
+    spec = yaml.safe_load((tmp_path / "spec.yaml").read_text())
+    assert analyse(load_experiment(tmp_path, progress=False, jobs=1)).tolerance == 1.0
+    spec["search"] = {**spec["search"], "tolerance": 2.5}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    exp = load_experiment(tmp_path, progress=False, jobs=1)
+    assert analyse(exp).tolerance == 2.5 and analyse(exp, tolerance=0.5).tolerance == 0.5
+    out = tmp_path / "out"
+    assert main([str(tmp_path), "--out", str(out), "--no-plots", "--quiet"]) == 0
+    assert "tolerance 2.5 point(s)" in (out / "report.html").read_text()
+    assert "--tolerance" not in capsys.readouterr().err
+    assert (
+        main([str(tmp_path), "--out", str(out), "--no-plots", "--quiet", "--tolerance", "1"]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "warning: --tolerance 1 is not the sweep's search.tolerance 2.5" in err
+    assert "tolerance 1 point(s)" in (out / "report.html").read_text()

@@ -16,6 +16,7 @@ from ray.tune.search import Searcher
 
 from analysis.synthetic import trial_files, write_trial
 from sparsity_tune.keys import SEED_KEY
+from sparsity_tune.metrics import DEFAULT_TOLERANCE
 from sparsity_tune.sweep import replicate
 from sparsity_tune.sweep.plan import SeedsPlan
 from sparsity_tune.sweep.replicate import SeedAllocator, trial_epochs
@@ -91,6 +92,27 @@ def test_waves_add_seeds_to_the_open_comparison_only(tmp_path: Path) -> None:
     spent = pd.read_csv(tmp_path / replicate.SPENT, index_col="config")
     assert spent["added_seeds"].tolist() == [9, 9, 0] and spent["total"].tolist() == [24, 24, 6]
     assert spent.loc[2, "params"] == '{"pruning.final_sparsity": 0.9}'
+
+
+def test_the_plans_tolerance_is_the_line_the_waves_chase(tmp_path: Path) -> None:
+    """At 5 points, 50% (0 points from dense, 0.5-point noise) is within tolerance at 3 seeds
+    and 90% (10 points below) is worse: nothing is open, no seed is added. At the default 1
+    point the same results leave 50% open (the test above)."""
+    wide = SeedsPlan(3, 12, (3, 6, 12), budget=None, tolerance=5.0)
+    s = SeedAllocator(CONFIGS, [2.0, 2.0, 2.0], wide, str(tmp_path))
+    handed, _, last = drive(s, tmp_path)
+    assert last == Searcher.FINISHED and len(handed) == 9
+    log = [json.loads(x) for x in (tmp_path / replicate.LOG).read_text().splitlines()]
+    assert log[-1]["trials"] == [] and log[-1]["states"] == {"resolved": 2}
+
+
+def test_a_plan_pickled_before_the_tolerance_reads_the_default() -> None:
+    """A searcher checkpointed by an older version has a SeedsPlan without ``tolerance``:
+    restored, it judges at the default, as that version did."""
+    old = SeedsPlan.__new__(SeedsPlan)
+    state = {k: v for k, v in SEEDS.__dict__.items() if k != "tolerance"}
+    old.__dict__.update(state)
+    assert pickle.loads(pickle.dumps(old)).tolerance == DEFAULT_TOLERANCE == 1.0
 
 
 def test_the_budget_limits_the_waves(tmp_path: Path) -> None:
