@@ -67,6 +67,7 @@ from analysis.stats import (
     seeds_needed,
     sequential_level,
     sequential_samples,
+    tost_bounds,
     verdict,
 )
 from analysis.tables import DENSE_EPS
@@ -161,12 +162,14 @@ def judge(
 ) -> pd.DataFrame:
     """Every comparison at its current look (:func:`analysis.stats.sequential_samples`), one
     row each indexed by ``key``: ``look``, ``diff``, ``lo``, ``hi``, ``sd_a``, ``sd_b`` (of the
-    seeds the look uses), ``verdict`` against its line, and ``seeds_needed`` at the sequential
+    seeds the look uses), ``verdict`` against its line (peers' "equal": the two one-sided tests
+    at the look's level, :func:`analysis.stats.tost_bounds`), and ``seeds_needed`` at the sequential
     level where unresolved (inf: beyond any count). With a one-look schedule this is today's
     fixed-seed interval. Sides given as Series indexed by seed whose looked-at seeds are the same
     (:func:`same_seeds`) are judged paired: ``sd_a`` is then the spread of the per-seed
     differences and ``sd_b`` 0, so the seeds needed follow the paired interval too."""
-    q = look_levels(schedule, level, spending)[-1]  # seeds needed: to resolve by the last look
+    levels = look_levels(schedule, level, spending)
+    q = levels[-1]  # seeds needed: to resolve by the last look
     rows = []
     for c in comparisons:
         va, vb = values.get(c.a, ()), values.get(c.b, ())
@@ -175,7 +178,10 @@ def judge(
         d = sequential_samples(a, b, schedule, level, paired_seeds=pair, spending=spending)
         n = int(d["look"])
         sd_a, sd_b = _spreads(a[:n], b[:n], pair) if n >= 2 else (math.nan, math.nan)
-        v = str(verdict([d["lo"]], [d["hi"]], c.tolerance, c.peers)[0])
+        # peers' "equal": the two one-sided tests at the look's own level (its spent error)
+        q_look = levels[schedule.index(n)] if n else level
+        eq = tost_bounds([d["diff"]], [d["se"]], [d["df"]], q_look)
+        v = str(verdict([d["lo"]], [d["hi"]], c.tolerance, c.peers, equivalence=eq)[0])
         need = math.nan
         if v == UNRESOLVED and n:
             gap = float(line_gap(np.array([d["diff"]]), c.tolerance, c.peers)[0])

@@ -13,7 +13,8 @@ MLPs: ``python benchmarks/bench_allocation.py --calibrate results/demo``), so a 
 would lose more in degrees of freedom (``n - 1`` against Welch's ~``2(n - 1)``) than it gains,
 and Welch's stays valid (conservative) under a positive seed correlation. Measured times are
 another matter (:mod:`analysis.measured`). Methods against each other are peers: besides better and worse, their difference may be
-resolved as :data:`~analysis.stats.EQUAL` (its interval inside plus or minus the tolerance). A
+resolved as :data:`~analysis.stats.EQUAL` (its 90% interval, the two one-sided tests at 5% of
+:func:`~analysis.stats.tost_bounds`, inside plus or minus the tolerance). A
 comparison one of whose sides was still improving when its training ended
 (:func:`analysis.convergence.still_improving`) gets the verdict ``not converged`` instead, with
 ``convergence_note`` saying which side and by how much.
@@ -29,7 +30,15 @@ import pandas as pd
 
 from analysis.convergence import open_flags, still_improving
 from analysis.points import DENSE_VARIANT, P, dense_samples
-from analysis.stats import NOT_CONVERGED, UNRESOLVED, line_gap, seeds_needed_many, verdict, welch
+from analysis.stats import (
+    NOT_CONVERGED,
+    UNRESOLVED,
+    line_gap,
+    seeds_needed_many,
+    tost_bounds,
+    verdict,
+    welch,
+)
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M
 from sparsity_tune.trial.config import REWIND_FRESH, REWIND_NONE, PruningConfig
@@ -74,7 +83,8 @@ def _judge(
         abs(k) * b["std"].to_numpy(float),
         b["n"].to_numpy(float),
     )
-    v = verdict(d["lo"], d["hi"], tolerance, symmetric)
+    eq = tost_bounds(d["diff"], d["se"], d["df"])  # peers: equal by the two one-sided tests
+    v = verdict(d["lo"], d["hi"], tolerance, symmetric, equivalence=eq)
     sa, sb = abs(k) * a["std"].to_numpy(float), abs(k) * b["std"].to_numpy(float)
     need = np.full(len(v), np.nan)
     todo = np.flatnonzero(v == UNRESOLVED)

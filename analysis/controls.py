@@ -6,9 +6,9 @@ It reads the pairs :func:`analysis.compare.at_equal_sparsity` already judged (``
 Welch 95% interval over seeds, verdict) and keeps those whose two variants differ only in
 ``control``, one of them ``none``, oriented as *method - control* (positive: the method's mask
 does better than its control). The verdict is methods.csv's, the two sides being peers: better
-and worse swap with the orientation; ``equal within tolerance`` (the interval inside plus or
-minus the tolerance: the mask does no better than its control, e.g. two networks collapsed to
-chance), ``not resolved`` and ``not converged`` (a side was still improving at its end, so no
+and worse swap with the orientation; ``equal within tolerance`` (the 90% interval, the two
+one-sided tests, inside plus or minus the tolerance: the mask does no better than its control,
+e.g. two networks collapsed to chance), ``not resolved`` and ``not converged`` (a side was still improving at its end, so no
 claim is made) stand. :func:`control_sentences` says per method and control, at the
 highest sparsity both reached, whether the mask carries information beyond what the control
 keeps, or that the interval does not resolve it.

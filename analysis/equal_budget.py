@@ -2,7 +2,8 @@
 configuration of a larger model with about as many nonzero parameters (Zhu & Gupta 2017: "to
 prune, or not to prune"), and the best of two architectures within the budget both reach, with
 the Welch interval and verdict of :mod:`analysis.stats`. Both sides of either are peers, neither
-the reference, so the verdict is symmetric: better, worse, or equal within the tolerance. The
+the reference, so the verdict is symmetric: better, worse, or equal within the tolerance (the
+two one-sided tests of :func:`analysis.stats.tost_bounds`: the 90% interval inside it). The
 report's sections only phrase these verdicts; ``matched.csv`` and ``arch.csv`` hold them."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pandas as pd
 
 from analysis.convergence import IMPROVING_NOTE, open_flags
 from analysis.points import P
-from analysis.stats import NOT_CONVERGED, verdict, welch
+from analysis.stats import NOT_CONVERGED, tost_bounds, verdict, welch
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import M, direction
 
@@ -90,7 +91,8 @@ def matched_pairs(
             c.loc[di, f"{y}_std"].to_numpy(float),
             c.loc[di, "n_seeds"].to_numpy(float),
         )
-        word = verdict(d["lo"], d["hi"], tolerance, symmetric=True)
+        eq = tost_bounds(d["diff"], d["se"], d["df"])
+        word = verdict(d["lo"], d["hi"], tolerance, symmetric=True, equivalence=eq)
         out = out.assign(ci95_lo=d["lo"], ci95_hi=d["hi"], verdict=word)
         flag = open_flags(c)  # points (analyse): a side still improving reads no verdict
         open_ = flag.loc[si].to_numpy() | flag.loc[di].to_numpy()
@@ -146,7 +148,8 @@ def arch_at_budget(
         [k * ra[y]], [scale * ra[f"{y}_std"]], [ra["n_seeds"]],
         [k * rb[y]], [scale * rb[f"{y}_std"]], [rb["n_seeds"]],
     )  # fmt: skip
-    word = verdict(d["lo"], d["hi"], tolerance, symmetric=True)[0]
+    eq = tost_bounds(d["diff"], d["se"], d["df"])
+    word = verdict(d["lo"], d["hi"], tolerance, symmetric=True, equivalence=eq)[0]
     open_ = [r for r in (ra, rb) if pd.notna(r.get("still_improving")) and r["still_improving"]]
     note = "; ".join(f"{r['arch']}: {r.get(IMPROVING_NOTE, '')}" for r in open_)
     row = {

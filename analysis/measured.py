@@ -20,9 +20,11 @@ operating point is put against its dense baseline on that axis:
   and its own round 0 are the same process, so the per-seed ratio also cancels what that
   process ran beside: :func:`seed_differences`, ``test``
   :data:`SEED_PAIRS`), else unpaired as elsewhere in the report.
-- **the same cost** (:data:`SAME`): a point whose 95% interval lies inside
+- **the same cost** (:data:`SAME`): a point whose ratio passes the two one-sided tests at 5%
+  each (:func:`analysis.stats.tost_bounds` from the standard error and degrees of freedom its
+  95% interval is made of: the 90% interval) against
   ``[1 / (1 + COST_TOLERANCE), 1 + COST_TOLERANCE]`` (10%) costs the same as dense on that
-  axis, resolved, the equivalence claim of two one-sided tests (conservatively at 95%). This is
+  axis, resolved: an equivalence claim at the same 5% error rate as the other verdicts. This is
   the answer, for instance, for masked training, which trains at dense shapes: "as slow as
   dense", not "within seed noise". It is read point by point, on a flat axis too.
 - **epochs against round 0** (an IMP round's epoch and training-step times,
@@ -69,7 +71,7 @@ import pandas as pd
 from analysis.points import P, dense_samples
 from analysis.repeats import COMBINED_COLS, combine_seeds
 from analysis.round_times import COLUMNS as ROUND_TIME_COLUMNS
-from analysis.stats import LEVEL, fdr_bh, welch
+from analysis.stats import LEVEL, fdr_bh, tost_bounds, welch
 from analysis.stats import paired as paired_t
 from analysis.tables import DENSE_EPS
 from sparsity_tune.metrics import MEASURED, M, direction
@@ -293,6 +295,7 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
     verdict = np.where(has, verdict, NO_INTERVAL).astype(object)
     p = _welch_p(d)
     ratio, lo, hi = d["diff"].copy(), d["lo"].copy(), d["hi"].copy()
+    se, dof = np.asarray(d["se"], dtype=float).copy(), np.asarray(d["df"], dtype=float).copy()
     fam_lo, fam_hi = f["lo"].copy(), f["hi"].copy()
     seeds_lo = np.full(len(mine), np.nan)
     seeds_hi = np.full(len(mine), np.nan)
@@ -300,6 +303,7 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
     if paired.any():  # the runs' own rounds: every seed, random-effects size
         r = rounds[paired]
         ratio[paired], lo[paired], hi[paired] = r["mu"], r["lo"], r["hi"]
+        se[paired], dof[paired] = r["se"], r["df"]
         fam_lo[paired] = fam_hi[paired] = np.nan
         seeds_lo[paired], seeds_hi[paired] = r["seeds_lo"], r["seeds_hi"]
         p[paired] = r["p_value"]
@@ -315,8 +319,9 @@ def judge_axis(samples: pd.DataFrame, x: str, alpha: float = FAMILY_ALPHA) -> Ax
     state = UNJUDGED if k == 0 else (MOVES if (legacy_moved | resolved).any() else FLAT)
     if state == FLAT:
         verdict[has] = WITHIN_NOISE  # protected: no point is read alone on a flat axis
-    band = np.log1p(COST_TOLERANCE)  # equivalence: the 95% interval within 10% of 1 either way
-    same = (verdict == WITHIN_NOISE) & (lo > -band) & (hi < band)
+    band = np.log1p(COST_TOLERANCE)  # equivalence: the 90% interval within 10% of 1 either way
+    eq_lo, eq_hi = tost_bounds(ratio, se, dof)  # the two one-sided tests, 5% each
+    same = (verdict == WITHIN_NOISE) & (eq_lo > -band) & (eq_hi < band)
     verdict[same] = SAME
     n = np.where(paired, pd.to_numeric(rounds["k"]).fillna(0), mine["n"]).astype(int)
     table = pd.DataFrame(

@@ -57,6 +57,8 @@ COMBINED_COLS: Final = (
     "mu",
     "lo",
     "hi",
+    "se",
+    "df",
     "tau2",
     "seeds_lo",
     "seeds_hi",
@@ -104,7 +106,8 @@ def combine_seeds(
     level: float = LEVEL,
 ) -> pd.DataFrame:
     """Per group (an operating point's seeds), on the log scale: ``k`` seeds, the random-effects
-    mean ``mu`` with its interval ``lo``/``hi`` and ``tau2``; ``seeds_lo``/``seeds_hi``, the
+    mean ``mu`` with its interval ``lo``/``hi``, the standard error ``se`` and degrees of freedom
+    ``df`` it is made of (``se(mu)`` and ``k - 1``; one seed: its run's own) and ``tau2``; ``seeds_lo``/``seeds_hi``, the
     smallest lower and largest upper bound of the seeds' own intervals; ``p_value``, the
     intersection-union p-value of "faster in every seed" or "slower in every seed", whichever is
     smaller, doubled (NaN when no seed measured a substitute), and ``sign``, which of the two
@@ -122,6 +125,7 @@ def combine_seeds(
             "p_up": r["p_up"],
             "p_down": r["p_down"],
             "tested": r["tested"].astype(int),
+            "df": df,
         }
     )
     d["w"] = 1.0 / np.maximum(d["v"], MIN_VAR)
@@ -149,6 +153,10 @@ def combine_seeds(
     first = g.first()
     lo = np.where(one, first["lo"], mu - np.where(se_mu > 0, half, 0.0))
     hi = np.where(one, first["hi"], mu + np.where(se_mu > 0, half, 0.0))
+    # what the interval is made of (one seed: its run's own, 0 where it measured nothing)
+    se_one = np.where(first["tested"] > 0, np.sqrt(first["v"]), 0.0)
+    se = np.where(one, se_one, se_mu.to_numpy())
+    dof = np.where(one, np.where(first["tested"] > 0, first["df"], np.inf), (k - 1).to_numpy())
     tested = g["tested"].sum()
     p_up, p_down = g["p_up"].max(), g["p_down"].max()
     p = np.minimum(1.0, 2 * np.minimum(p_up, p_down))
@@ -158,6 +166,8 @@ def combine_seeds(
             "mu": mu,
             "lo": lo,
             "hi": hi,
+            "se": se,
+            "df": dof,
             "tau2": tau2,
             "seeds_lo": g["lo"].min(),
             "seeds_hi": g["hi"].max(),

@@ -14,8 +14,14 @@ interval above ``-tolerance`` is the one-sided 2.5% test of "worse by more than 
 - ``within tolerance``: above ``-tolerance`` (with tolerance 0 this cannot happen);
 - ``worse``: below ``-tolerance``;
 - ``equal within tolerance``: two methods compared with each other (no side is the reference)
-  whose interval lies inside ``(-tolerance, tolerance)``: the two one-sided tests of an
-  equivalence claim (TOST), read from the same 95% interval (conservative: TOST needs 90%);
+  that pass Schuirmann's two one-sided tests (TOST, 1987; the FDA's bioequivalence rule):
+  "difference <= -tolerance" and "difference >= tolerance" are each rejected by a one-sided t
+  test at ``alpha = 1 - level`` (5%), i.e. the ``1 - 2 alpha`` two-sided interval (90%) lies
+  inside ``(-tolerance, tolerance)`` (:func:`tost_bounds`). Its error rate, claiming "equal"
+  when ``|true difference| >= tolerance``, is at most alpha, the same nominal 5% as every
+  other verdict here; read from the 95% interval it would be 2.5%, resolving fewer. Better
+  and worse take precedence (a resolved nonzero difference inside the margin is reported as
+  what it is);
 - ``not resolved``: it straddles the line, or a side has one seed (no spread, no interval);
 - ``not converged``: a side was still improving when its training ended
   (:func:`analysis.convergence.still_improving`), so the difference describes networks that had
@@ -24,7 +30,9 @@ interval above ``-tolerance`` is the one-sided 2.5% test of "worse by more than 
 For an unresolved difference, :func:`seeds_needed` says how many seeds per configuration the
 observed noise would need: the smallest ``n`` with ``(t_0.975 + t_0.8) * se(n) <= gap``, the
 usual sample-size rule for 80% power, taking the observed mean difference and seed standard
-deviations as the truth. Everything works on arrays of summary statistics (mean, std, n), so a
+deviations as the truth. For the equivalence line of two peers it keeps the two-sided quantile
+(TOST needs only ``t_0.95``), so it errs towards more seeds, as the allocator's chance of
+resolution (:func:`analysis.allocation.p_resolve`) errs towards less: the two stay one rule. Everything works on arrays of summary statistics (mean, std, n), so a
 20,000-configuration sweep is compared in one vectorised pass.
 
 >>> d = welch([0.82], [0.02], [3], [0.80], [0.02], [3])   # se 0.0163, df 4
@@ -104,22 +112,54 @@ def welch_samples(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> dict[st
     return {k: float(v[0]) for k, v in d.items()}
 
 
+def tost_bounds(
+    diff: np.ndarray, se: np.ndarray, df: np.ndarray, level: float = LEVEL
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bounds Schuirmann's two one-sided tests read, elementwise: ``diff -/+ t_level(df) *
+    se``, the one-sided ``level`` quantile, so the two-sided ``2 level - 1`` interval (90% for
+    the 95% level). "Equal within a margin" is claimed at error rate ``1 - level`` when both
+    lie inside it. ``diff``, ``se``, ``df`` are :func:`welch`'s keys (also :func:`paired`'s and
+    :func:`sequential_samples`'); ``level`` is the two-sided level of the look the verdict is
+    read at (:func:`look_levels` in an adaptive sweep), so the error an equivalence claim spends
+    per look is the schedule's. ``se`` 0: the point itself; NaN (no interval): NaN.
+
+    >>> [round(float(v[0]), 4) for v in tost_bounds([0.02], [0.0163], [4.0])]   # t_0.95(4) 2.1318
+    [-0.0147, 0.0547]
+    """
+    d, e = np.asarray(diff, dtype=float), np.asarray(se, dtype=float)
+    half = np.where(e == 0, 0.0, _t(level, np.asarray(df, dtype=float)) * e)
+    return d - half, d + half
+
+
 def verdict(
-    lo: np.ndarray, hi: np.ndarray, tolerance: float = 0.0, symmetric: bool = False
+    lo: np.ndarray,
+    hi: np.ndarray,
+    tolerance: float = 0.0,
+    symmetric: bool = False,
+    equivalence: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Where the interval ``[lo, hi]`` of a difference (positive = better) lies against
     ``-tolerance`` and 0: one of :data:`VERDICTS` per element (NaN interval: not resolved).
     ``symmetric``: a comparison of two peers (method against method), read against 0 (better,
-    worse) and, failing that, against ``(-tolerance, tolerance)`` (:data:`EQUAL`).
+    worse) and, failing that, against ``(-tolerance, tolerance)`` (:data:`EQUAL`), from
+    ``equivalence``, the :func:`tost_bounds` of the same difference (the two one-sided tests),
+    where given; else from ``[lo, hi]`` itself (stricter: half their error rate).
 
     >>> verdict([-0.4, 0.2, -2.0], [0.5, 0.9, -1.5], 1.0, symmetric=True).tolist()
     ['equal within tolerance', 'better', 'worse']
+    >>> verdict([-1.1], [0.5], 1.0, True, equivalence=([-0.9], [0.3])).tolist()
+    ['equal within tolerance']
     """
     lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
     out = np.full(lo.shape, UNRESOLVED, dtype=object)
     if symmetric:
         if tolerance > 0:
-            out[(lo > -tolerance) & (hi < tolerance)] = EQUAL
+            eq_lo, eq_hi = (
+                (lo, hi)
+                if equivalence is None
+                else (np.asarray(v, dtype=float) for v in equivalence)
+            )
+            out[(eq_lo > -tolerance) & (eq_hi < tolerance)] = EQUAL
         out[hi < 0] = WORSE
         out[lo > 0] = BETTER
         return out

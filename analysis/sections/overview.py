@@ -57,8 +57,9 @@ def build(a: Analysis) -> Section:
         f"'better' and 'worse' is read from the {w.WELCH} of a difference: within tolerance when "
         f"it lies above -{w.fmt(a.tolerance)} point(s), worse when below, otherwise not resolved. "
         "Two methods at equal sparsity, the two sides of a matched pair and two architectures "
-        "are peers: better or worse when the interval excludes 0, equal within tolerance when it "
-        f"lies inside +-{w.fmt(a.tolerance)} point(s)."
+        "are peers: better or worse when the interval excludes 0, equal within tolerance when "
+        "the 90% interval (Schuirmann's two one-sided tests at 5% each; in an adaptive sweep, "
+        f"at each look's level) lies inside +-{w.fmt(a.tolerance)} point(s)."
     )
     if (looks := sequential_looks(a.experiment.spec)) is not None:
         s.sentences.append(

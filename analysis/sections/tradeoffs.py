@@ -181,7 +181,7 @@ def _ratio_phrase(ax: Axis, x: str, point_id: str) -> str | None:
     if r.get("test") == BY_RULE:
         return f"{w.times(r['ratio'])} {plain} ({BY_RULE})"
     if r["verdict"] == SAME:
-        band = f"within {COST_TOLERANCE:.0%} of dense"
+        band = f"within {COST_TOLERANCE:.0%} of dense by two one-sided tests at 5%"
         return (
             f"{w.times(r['ratio'])} {plain} ({SAME}: {band}, 95% CI [{w.times(lo)}, {w.times(hi)}])"
         )

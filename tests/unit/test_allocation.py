@@ -28,7 +28,7 @@ from analysis.allocation import (
 )
 from analysis.load import load_experiment
 from analysis.questions import analyse
-from analysis.stats import BETTER, NOT_CONVERGED, SEQUENTIAL, UNRESOLVED
+from analysis.stats import BETTER, EQUAL, NOT_CONVERGED, SEQUENTIAL, UNRESOLVED
 from analysis.synthetic import write_experiment
 
 SCHEDULE = (3, 6, 12)
@@ -91,6 +91,29 @@ def test_judge_reads_each_comparison_at_its_look() -> None:
         (0.3 - half, 0.3 + half)
     )
     assert t.loc["P4 vs D", "seeds_needed"] == math.inf
+
+
+def test_peers_are_equal_by_the_two_one_sided_tests_at_the_looks_own_level() -> None:
+    """Two looks (3, 6), even spending: each look's level is 97.5%, so its two one-sided
+    tests are at 2.5% each: the bounds are the 95% two-sided Welch interval (scipy's), not the
+    90% one of a fixed-seed sweep. At look 6 here: 90% reach 0.2171, 95% 0.2578, 97.5% 0.2978
+    (the look's own two-sided interval). Margin 0.28: equal (though the look's interval reaches
+    past it); margin 0.24: not resolved at the look, equal with one look (fixed seeds)."""
+    a = [0.1, -0.2, 0.3, 0.0, -0.1, 0.2]
+    b = [0.0, 0.1, -0.1, 0.2, -0.2, 0.05]
+    ref = sps.ttest_ind(a, b, equal_var=False)
+    reach = {
+        q: max(-ref.confidence_interval(q).low, ref.confidence_interval(q).high)
+        for q in (0.90, 0.95, 0.975)
+    }
+    assert reach[0.90] < 0.24 < reach[0.95] < 0.28 < reach[0.975]  # the cases
+    values = {"a": a, "b": b}
+    cs = [Comparison(f"m{tol}", "a", "b", equivalence=tol) for tol in (0.28, 0.24)]
+    t = judge(cs, values, (3, 6))
+    assert t["look"].tolist() == [6, 6]
+    assert t.loc["m0.28", "hi"] == pytest.approx(ref.confidence_interval(0.975).high)
+    assert t["verdict"].tolist() == [EQUAL, UNRESOLVED]
+    assert judge(cs, values, (6,))["verdict"].tolist() == [EQUAL, EQUAL]
 
 
 def test_allocation_order_on_a_hand_made_case() -> None:

@@ -150,6 +150,25 @@ def test_methods_within_the_tolerance_of_each_other_are_equal(tmp_path: Path) ->
     )
 
 
+def test_methods_are_equal_by_the_two_one_sided_tests_the_90_interval(tmp_path: Path) -> None:
+    """Equivalence is Schuirmann's TOST at 5% each side: the 90% Welch interval (scipy's)
+    inside +-tolerance. At 0.75 points the 95% interval [-0.80, +0.87] reaches past the margin
+    but the 90% one [-0.60, +0.67] does not: equal (the 95% rule left it unresolved); at 0.5
+    neither is inside."""
+    accs = {"magnitude": [0.800, 0.803, 0.806], "random": [0.799, 0.802, 0.807]}
+    samples, points = _two_methods(tmp_path, accs)
+    a, b = 100 * np.array(accs["magnitude"]), 100 * np.array(accs["random"])
+    lo, hi = _ci(a, b)
+    ci90 = sps.ttest_ind(a, b, equal_var=False).confidence_interval(0.90)
+    assert lo < -0.75 < 0.75 < hi and -0.75 < ci90.low < ci90.high < 0.75  # the case
+    assert ci90.low < -0.5 < 0.5 < ci90.high
+    r = at_equal_sparsity(samples, points, "test_acc", 100.0, 1.0, tolerance=0.75).iloc[0]
+    assert (r["diff_ci95_lo"], r["diff_ci95_hi"]) == pytest.approx((lo, hi))  # still the 95%
+    assert r["verdict"] == EQUAL and np.isnan(r["seeds_needed"])
+    r = at_equal_sparsity(samples, points, "test_acc", 100.0, 1.0, tolerance=0.5).iloc[0]
+    assert r["verdict"] == UNRESOLVED
+
+
 def test_peers_at_chance_in_every_seed_are_equal_not_open() -> None:
     """Both methods at exactly the same value in every seed (two collapsed networks): an
     interval of [0, 0], equal within any positive tolerance."""

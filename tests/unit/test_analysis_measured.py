@@ -283,7 +283,8 @@ def test_section_four_compares_granularities_on_measured_axes(gran) -> None:
     # the unstructured CNN ships dense: exactly 1.00x, said as the same cost as dense
     row = largest.loc["cnn d2×w128 unstructured 90%"]
     assert row[M.infer_ms_b256] == (
-        "1.00x at batch 256 (same within tolerance: within 10% of dense, 95% CI [1.00x, 1.00x])"
+        "1.00x at batch 256 (same within tolerance: within 10% of dense by two one-sided tests "
+        "at 5%, 95% CI [1.00x, 1.00x])"
     )
     grows = next(t for t in text if t.startswith("structured, infer_ms_b256 against dense"))
     small, wide = (
@@ -370,3 +371,73 @@ def test_never_pruned_runs_share_a_configuration_whatever_their_pruning_settings
     a = analyse(load_experiment(tmp_path))
     assert a.duplicates == 2  # the second granularity's dense runs, seed for seed
     assert "dense runs that differ only in pruning settings" in a.sections[0].sentences[1]
+
+
+# ------------------------------------------------------------------ "the same": TOST
+
+
+BAND = (1 / (1 + COST_TOLERANCE), 1 + COST_TOLERANCE)
+
+
+def test_the_same_cost_is_read_by_the_two_one_sided_tests_on_seed_pairs() -> None:
+    """Seed-matched runs whose per-seed log ratios are -s, 0, +s: paired t, 2 degrees of
+    freedom. With s = 0.045 the 95% interval (t_0.975(2) = 4.302653) reaches past 1 +- 10%,
+    the 90% one (t_0.95(2) = 2.919986) does not: the same by TOST at 5% each side. With
+    s = 0.07 the 90% interval reaches past as well: within the seed noise."""
+    dense = [1.0, 1.5, 2.0]
+    own = {"same": np.array([-0.045, 0.0, 0.045]), "wide": np.array([-0.07, 0.0, 0.07])}
+    pts = {"d": (0.0, dense)} | {
+        k: (0.5, list(np.array(dense) * np.exp(-v))) for k, v in own.items()
+    }
+    t = judge_axis(samples(pts, same_seeds=True), M.train_time_s).table
+    for k, s in (("same", 0.045), ("wide", 0.07)):
+        ci95 = np.exp(stats.ttest_1samp(own[k], 0.0).confidence_interval(0.95))
+        assert (t.loc[k, "ratio_ci95_lo"], t.loc[k, "ratio_ci95_hi"]) == pytest.approx(ci95)
+        assert ci95[1] == pytest.approx(np.exp(4.302653 * s / np.sqrt(3)))
+        assert not BAND[0] < ci95[0] < ci95[1] < BAND[1]  # the old rule: not the same
+    assert np.exp(2.919986 * 0.045 / np.sqrt(3)) < BAND[1] < np.exp(2.919986 * 0.07 / np.sqrt(3))
+    assert t.loc["same", "verdict"] == SAME and t.loc["same", "test"] == SEED_PAIRS
+    assert t.loc["wide", "verdict"] == WITHIN_NOISE
+
+
+def _rounds_axis(runs: dict[str, list[tuple[float, float, float]]]):
+    """An IMP round's epoch-time axis from each run's in-run summary ``(est, se, df)`` against
+    its round 0, one run per seed (round 0 rows as the dense baseline)."""
+    from analysis.round_times import COLUMNS
+
+    est, se, df = COLUMNS[M.epoch_time_s]
+    rows = []
+    for pid, seeds in runs.items():
+        for seed, (e, s, d) in enumerate(seeds):
+            rows.append(
+                {P.point_id: pid, P.baseline_key: "b", "seed": seed, M.sparsity: 0.5}
+                | {M.epoch_time_s: 1.0, est: e, se: s, df: d}
+            )
+    for seed in range(max(len(v) for v in runs.values())):
+        rows.append(
+            {P.point_id: "r0", P.baseline_key: "b", "seed": seed, M.sparsity: 0.0}
+            | {M.epoch_time_s: 1.0}
+        )
+    return judge_axis(pd.DataFrame(rows), M.epoch_time_s).table
+
+
+def test_the_same_cost_from_runs_rounds_uses_the_combined_se_and_df() -> None:
+    """Three seeds with log ratios -d, 0, +d (se 0.01 each): DerSimonian-Laird's tau² is
+    d² - 1e-4, so each seed weighs 1 / d² and se(mu) = d / sqrt(3), 2 degrees of freedom.
+    d = 0.052: 95% half-width 4.302653 x 0.030022 = 0.1292 (past log 1.1 = 0.0953), 90% half
+    2.919986 x 0.030022 = 0.0877 (inside): the same. One seed: its run's own t interval,
+    est 0, se 0.04, df 4: 95% half 2.776445 x 0.04 = 0.111 (past), 90% 2.131847 x 0.04 = 0.0853:
+    the same; se 0.05: 90% 0.107 (past), within the noise."""
+    d = 0.052
+    t = _rounds_axis(
+        {
+            "three": [(-d, 0.01, 14.0), (0.0, 0.01, 14.0), (d, 0.01, 14.0)],
+            "one": [(0.0, 0.04, 4.0)],
+            "one_wide": [(0.0, 0.05, 4.0)],
+        }
+    )
+    assert t.loc["three", "ratio_ci95_hi"] == pytest.approx(np.exp(4.302653 * d / np.sqrt(3)))
+    assert t.loc["one", "ratio_ci95_hi"] == pytest.approx(np.exp(2.776445 * 0.04))
+    for k in ("three", "one"):
+        assert t.loc[k, "ratio_ci95_hi"] > BAND[1] and t.loc[k, "verdict"] == SAME, k
+    assert np.exp(2.131847 * 0.05) > BAND[1] and t.loc["one_wide", "verdict"] == WITHIN_NOISE

@@ -80,6 +80,7 @@ def test_dersimonian_laird_between_seed_variance_by_hand() -> None:
     half = stats.t.ppf(0.975, 2) * math.sqrt(1 / 0.75)
     assert c["tau2"] == pytest.approx(3.75)
     assert (c["mu"], c["lo"], c["hi"]) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    assert (c["se"], c["df"]) == pytest.approx((math.sqrt(1 / 0.75), 2.0))  # what it is made of
     t9 = stats.t.ppf(0.975, 9)
     assert (c["seeds_lo"], c["seeds_hi"]) == pytest.approx((-0.5 * t9, 4 + 0.5 * t9))
 
@@ -100,10 +101,14 @@ def test_one_seed_is_its_own_interval_and_dense_seeds_block_the_claim() -> None:
     one = combine_seeds([0.7], [0.1], [9.0], ["p"]).loc["p"]
     t9 = stats.t.ppf(0.975, 9)
     assert (one["lo"], one["hi"]) == pytest.approx((0.7 - 0.1 * t9, 0.7 + 0.1 * t9))
+    assert (one["se"], one["df"]) == pytest.approx((0.1, 9.0))  # one seed: its run's own
     mixed = combine_seeds([1.0, 0.0], [0.01, 0.0], [9.0, 0.0], ["p", "p"]).loc["p"]
     assert mixed["p_value"] == 1.0 and mixed["tested"] == 1
     dense = combine_seeds([0.0, 0.0], [0.0, 0.0], [0.0, 0.0], ["p", "p"]).loc["p"]
     assert np.isnan(dense["p_value"]) and (dense["mu"], dense["lo"], dense["hi"]) == (0, 0, 0)
+    assert dense["se"] == 0.0
+    lone = combine_seeds([0.0], [0.0], [0.0], ["p"]).loc["p"]  # one run that shipped dense
+    assert (lone["lo"], lone["hi"], lone["se"], lone["df"]) == (0.0, 0.0, 0.0, math.inf)
 
 
 def _simulated(
@@ -229,13 +234,19 @@ def test_without_rounds_the_same_runs_get_todays_test_and_say_so(machine) -> Non
 
 def test_the_self_copy_is_never_faster_at_either_batch_size_on_either_machine() -> None:
     """A model timed against its own copy is never faster or slower; it is "the same" exactly
-    when its interval lies within 10% of 1 either way, else within the noise."""
-    band = (1 / (1 + COST_TOLERANCE), 1 + COST_TOLERANCE)
+    when its 90% interval (the two one-sided tests at 5%: the 95% one with t_0.95(k - 1) for
+    t_0.975(k - 1), k seeds) lies within 10% of 1 either way, else within the noise."""
+    band = np.log([1 / (1 + COST_TOLERANCE), 1 + COST_TOLERANCE])
     for machine in ("quiet", "loaded"):
         for x in (M.infer_ms_b1, M.infer_ms_b256):
             r = judge_axis(_table(machine, x), x).table.loc[NULL]
             assert r["verdict"] not in (CHEAPER, DEARER)
-            inside = band[0] < r["ratio_ci95_lo"] and r["ratio_ci95_hi"] < band[1]
+            k = int(r["n"])
+            assert k > 1
+            lo, hi = np.log(r["ratio_ci95_lo"]), np.log(r["ratio_ci95_hi"])
+            half = (hi - lo) / 2 * stats.t.ppf(0.95, k - 1) / stats.t.ppf(0.975, k - 1)
+            mid = np.log(r["ratio"])
+            inside = band[0] < mid - half and mid + half < band[1]
             assert r["verdict"] == (SAME if inside else WITHIN_NOISE), (machine, x)
 
 

@@ -10,7 +10,16 @@ import pytest
 from scipy import stats as sps
 
 from analysis import stats
-from analysis.stats import BETTER, UNRESOLVED, WITHIN, WORSE, seeds_needed, verdict, welch
+from analysis.stats import (
+    BETTER,
+    EQUAL,
+    UNRESOLVED,
+    WITHIN,
+    WORSE,
+    seeds_needed,
+    verdict,
+    welch,
+)
 
 
 def test_doctests() -> None:
@@ -224,3 +233,74 @@ def test_linear_spending_keeps_false_verdicts_at_nominal_under_optional_stopping
                 wrong += 1
                 break
     assert wrong / sims <= 0.05
+
+
+# ------------------------------------------------------------------ equivalence: TOST
+
+
+def test_tost_bounds_are_the_one_sided_quantile_at_the_level() -> None:
+    # diff 0.3, se 0.2, df 5: t_0.95(5) = 2.015048 (the 90% interval), t_0.9875(5) = 3.163381
+    lo, hi = stats.tost_bounds([0.3], [0.2], [5.0])
+    assert (lo[0], hi[0]) == pytest.approx((0.3 - 2.015048 * 0.2, 0.3 + 2.015048 * 0.2))
+    assert (lo[0], hi[0]) == pytest.approx(
+        (0.3 - sps.t.ppf(0.95, 5) * 0.2, 0.3 + sps.t.ppf(0.95, 5) * 0.2)
+    )
+    lo, hi = stats.tost_bounds([0.3], [0.2], [5.0], level=1 - 0.05 / 4)  # a look of 4
+    assert hi[0] - 0.3 == pytest.approx(sps.t.ppf(0.9875, 5) * 0.2) == pytest.approx(0.632676)
+    lo, hi = stats.tost_bounds([0.3, 0.3, 0.3], [0.0, 0.2, np.nan], [np.inf, np.inf, np.nan])
+    assert (lo[0], hi[0]) == (0.3, 0.3)  # no spread: the point itself
+    assert hi[1] - 0.3 == pytest.approx(1.644854 * 0.2)  # infinite df: the normal quantile
+    assert np.isnan(lo[2]) and np.isnan(hi[2])  # no interval
+
+
+def test_tost_bounds_are_the_welch_interval_at_twice_the_level_minus_one() -> None:
+    """The TOST bounds at level L are scipy's two-sided Welch interval at 2L - 1."""
+    a, b = np.array([0.80, 0.83, 0.81, 0.86]), np.array([0.79, 0.80, 0.84])
+    d = stats.welch_samples(a, b)
+    ci = sps.ttest_ind(a, b, equal_var=False).confidence_interval(0.90)
+    lo, hi = stats.tost_bounds([d["diff"]], [d["se"]], [d["df"]])
+    assert (lo[0], hi[0]) == pytest.approx((ci.low, ci.high))
+
+
+def _peer(diff: float, se: float, df: float, tol: float) -> tuple[str, str]:
+    """(verdict read by TOST, verdict read from the 95% interval) of two peers."""
+    h95 = sps.t.ppf(0.975, df) * se
+    eq = stats.tost_bounds([diff], [se], [df])
+    tost = verdict([diff - h95], [diff + h95], tol, symmetric=True, equivalence=eq)[0]
+    return tost, verdict([diff - h95], [diff + h95], tol, symmetric=True)[0]
+
+
+def test_equal_by_tost_where_the_95_interval_would_not_say_so() -> None:
+    # diff 0.2, se 0.4, df 10, tolerance 1: t_0.95(10) = 1.812461, t_0.975(10) = 2.228139
+    # 90%: [0.2 - 0.724985, 0.2 + 0.724985] = [-0.525, 0.925] inside (-1, 1): equal;
+    # 95%: [-0.691, 1.091] reaches past 1 (and straddles 0): not resolved
+    assert 0.2 + 1.812461 * 0.4 < 1.0 < 0.2 + 2.228139 * 0.4
+    assert _peer(0.2, 0.4, 10.0, 1.0) == (EQUAL, UNRESOLVED)
+    # diff 0.5: 90% [-0.225, 1.225] reaches past 1 as well: equal under neither rule
+    assert _peer(0.5, 0.4, 10.0, 1.0) == (UNRESOLVED, UNRESOLVED)
+    # the 95% interval decides better / worse first: a resolved gain inside the margin is better
+    assert _peer(0.5, 0.1, 10.0, 1.0) == (BETTER, BETTER)
+    assert _peer(0.2, 0.4, 10.0, 0.0) == (UNRESOLVED, UNRESOLVED)  # no margin: no equal
+
+
+def _equal_rate(rng: np.random.Generator, level: float | None, sims: int = 4000) -> float:
+    """Share of "equal within 1" verdicts for two normal samples of 6 (sd 0.5 and 0.6) whose
+    true difference is exactly +-1, the margin (every "equal" is wrong): read by TOST at the
+    95% level, or (``level`` None) from the 95% interval itself, the rule before."""
+    truth = np.where(np.arange(sims) < sims // 2, 1.0, -1.0)
+    a = rng.normal(truth[:, None], 0.5, (sims, 6))
+    b = rng.normal(0.0, 0.6, (sims, 6))
+    d = welch(a.mean(1), a.std(1, ddof=1), 6, b.mean(1), b.std(1, ddof=1), 6)
+    eq = None if level is None else stats.tost_bounds(d["diff"], d["se"], d["df"], level)
+    return float((verdict(d["lo"], d["hi"], 1.0, True, equivalence=eq) == EQUAL).mean())
+
+
+def test_tost_claims_equal_at_most_at_its_nominal_5_percent_on_the_margin() -> None:
+    """4,000 simulated differences sitting on the margin: TOST's error rate is at most alpha =
+    5% (plus 3 binomial standard deviations), and well above the 95% interval's 2.5%, which
+    is what the change buys."""
+    tost = _equal_rate(np.random.default_rng(0), stats.LEVEL)
+    old = _equal_rate(np.random.default_rng(0), None)
+    assert tost <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 4000)
+    assert old <= 0.025 + 3 * math.sqrt(0.025 * 0.975 / 4000)
+    assert tost >= 0.035 and tost - old >= 0.015
