@@ -32,8 +32,9 @@ observed noise would need: the smallest ``n`` with ``(t_0.975 + t_0.8) * se(n) <
 usual sample-size rule for 80% power, taking the observed mean difference and seed standard
 deviations as the truth. For the equivalence line of two peers it keeps the two-sided quantile
 (TOST needs only ``t_0.95``), so it errs towards more seeds, as the allocator's chance of
-resolution (:func:`analysis.allocation.p_resolve`) errs towards less: the two stay one rule. Everything works on arrays of summary statistics (mean, std, n), so a
-20,000-configuration sweep is compared in one vectorised pass.
+resolution (:func:`analysis.allocation.p_resolve`) errs towards less: the two stay one rule.
+Everything works on arrays of summary statistics (mean, std, n), so a 20,000-configuration
+sweep is compared in one vectorised pass.
 
 >>> d = welch([0.82], [0.02], [3], [0.80], [0.02], [3])   # se 0.0163, df 4
 >>> [round(float(d[k][0]), 4) for k in ("diff", "lo", "hi", "df")]
