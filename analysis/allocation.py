@@ -61,9 +61,9 @@ from analysis.stats import (
     POWER,
     SPENDING,
     UNRESOLVED,
-    line_gap,
     look_levels,
     look_schedule,
+    resolution_lines,
     seeds_needed,
     sequential_level,
     sequential_samples,
@@ -184,8 +184,11 @@ def judge(
         v = str(verdict([d["lo"]], [d["hi"]], c.tolerance, c.peers, equivalence=eq)[0])
         need = math.nan
         if v == UNRESOLVED and n:
-            gap = float(line_gap(np.array([d["diff"]]), c.tolerance, c.peers)[0])
-            need = seeds_needed(sd_a, sd_b, gap, level=q)
+            needs = [
+                seeds_needed(sd_a, sd_b, float(g[0]), level=lv)
+                for g, lv in resolution_lines([d["diff"]], c.tolerance, c.peers, q)
+            ]
+            need = min((x for x in needs if not math.isnan(x)), default=math.nan)
         rows.append((c.key, n, d["diff"], d["lo"], d["hi"], sd_a, sd_b, v, need, pair))
     cols = ["key", "look", "diff", "lo", "hi", "sd_a", "sd_b", "verdict", "seeds_needed", "paired"]
     return pd.DataFrame(rows, columns=cols).set_index("key")
@@ -216,7 +219,10 @@ def p_resolve(
 ) -> float:
     """Probability that the sequential interval at ``n`` seeds per side clears a line ``gap``
     away, if the observed gap and spreads were the truth (normal approximation of the
-    difference, Welch's degrees of freedom at ``n``)."""
+    difference, Welch's degrees of freedom at ``n``); NaN for a line that cannot be cleared
+    (a NaN gap: :func:`~analysis.stats.resolution_lines`)."""
+    if math.isnan(gap):
+        return math.nan
     s2 = sd_a**2 + sd_b**2
     if s2 == 0:
         return 1.0 if gap != 0 else 0.0
@@ -225,6 +231,16 @@ def p_resolve(
     df = (n - 1) * s2**2 / (sd_a**4 + sd_b**4)
     t = float(stdtrit(df, 0.5 + sequential_level(looks, level) / 2))
     return float(ndtr(abs(gap) / math.sqrt(s2 / n) - t))
+
+
+def _chance(c: Comparison, diff: float, sd_a: float, sd_b: float, n: int, q: float) -> float:
+    """:func:`p_resolve` of the likelier of the lines ``c`` can clear at ``n`` seeds, judged at
+    the two-sided level ``q`` (:func:`~analysis.stats.resolution_lines`)."""
+    ps = [
+        p_resolve(float(g[0]), sd_a, sd_b, n, 1, lv)
+        for g, lv in resolution_lines([diff], c.tolerance, c.peers, q)
+    ]
+    return max((p for p in ps if not math.isnan(p)), default=0.0)
 
 
 def plan_wave(
@@ -266,11 +282,10 @@ def plan_wave(
         pair = bool(r["paired"])
         diff = float(np.mean(a[: min(len(a), len(b))] - b[: min(len(a), len(b))]))
         diff = diff if pair else float(a.mean() - b.mean())
-        gap = float(line_gap(np.array([diff]), c.tolerance, c.peers)[0])
         sd_a, sd_b = _spreads(a, b, pair)
         # out of reach: even the last look would leave it unresolved more often than POWER
         # (a noisy 3-seed estimate of the gap must not rule out what the ranking orders last)
-        reach = p_resolve(gap, sd_a, sd_b, schedule[-1], 1, q) >= REACH
+        reach = _chance(c, diff, sd_a, sd_b, schedule[-1], q) >= REACH
         if not later or not reach:
             state[c.key] = OUT_OF_REACH
         elif all(planned.get(g, 0) >= later[0] for g in c.configs):
@@ -279,7 +294,7 @@ def plan_wave(
             state[c.key] = OPEN
             nxt[c.key] = later[0]
             q_next = levels[schedule.index(later[0])]  # that look's own level: one look's worth
-            prob[c.key] = p_resolve(gap, sd_a, sd_b, later[0], 1, q_next)
+            prob[c.key] = _chance(c, diff, sd_a, sd_b, later[0], q_next)
     decisions: list[Decision] = []
     spent = 0.0
     todo = [c for c in comparisons if state[c.key] == OPEN]

@@ -33,7 +33,7 @@ from analysis.points import DENSE_VARIANT, P, dense_samples
 from analysis.stats import (
     NOT_CONVERGED,
     UNRESOLVED,
-    line_gap,
+    resolution_lines,
     seeds_needed_many,
     tost_bounds,
     verdict,
@@ -73,7 +73,7 @@ def _judge(
 ) -> pd.DataFrame:
     """Difference ``sign * scale * (a - b)`` of two aligned stats tables, its interval, verdict
     and the seeds needed where unresolved (the gap to the line the verdict reads:
-    :func:`~analysis.stats.line_gap`; ``symmetric``: two peers)."""
+    :func:`~analysis.stats.resolution_lines`; ``symmetric``: two peers)."""
     k = sign * scale
     d = welch(
         k * a["mean"].to_numpy(float),
@@ -88,8 +88,8 @@ def _judge(
     sa, sb = abs(k) * a["std"].to_numpy(float), abs(k) * b["std"].to_numpy(float)
     need = np.full(len(v), np.nan)
     todo = np.flatnonzero(v == UNRESOLVED)
-    gap = line_gap(d["diff"][todo], tolerance, symmetric)
-    need[todo] = seeds_needed_many(sa[todo], sb[todo], gap)
+    for gap, level in resolution_lines(d["diff"][todo], tolerance, symmetric):
+        need[todo] = np.fmin(need[todo], seeds_needed_many(sa[todo], sb[todo], gap, level))
     return pd.DataFrame(
         {
             "diff_pts": d["diff"],

@@ -30,9 +30,10 @@ interval above ``-tolerance`` is the one-sided 2.5% test of "worse by more than 
 For an unresolved difference, :func:`seeds_needed` says how many seeds per configuration the
 observed noise would need: the smallest ``n`` with ``(t_0.975 + t_0.8) * se(n) <= gap``, the
 usual sample-size rule for 80% power, taking the observed mean difference and seed standard
-deviations as the truth. For the equivalence line of two peers it keeps the two-sided quantile
-(TOST needs only ``t_0.95``), so it errs towards more seeds, as the allocator's chance of
-resolution (:func:`analysis.allocation.p_resolve`) errs towards less: the two stay one rule.
+deviations as the truth. For two peers it is the fewer of the seeds that would clear 0 and
+those that would clear the nearer equivalence bound, the latter with the one-sided quantile the
+two one-sided tests read (:func:`resolution_lines`, which the allocator's chance of resolution,
+:func:`analysis.allocation.p_resolve`, reads too: one rule).
 Everything works on arrays of summary statistics (mean, std, n), so a 20,000-configuration
 sweep is compared in one vectorised pass.
 
@@ -170,19 +171,29 @@ def verdict(
     return out
 
 
-def line_gap(diff: np.ndarray, tolerance: float, symmetric: bool = False) -> np.ndarray:
-    """The distance from an unresolved difference to the line whose clearing resolves it most
-    easily, the gap :func:`seeds_needed` works on: to ``-tolerance`` for a comparison with a
-    reference; for two peers the larger of the distances to 0 and to the nearer equivalence
-    bound (``tolerance - |diff|``, where positive).
+def resolution_lines(
+    diff: np.ndarray, tolerance: float, symmetric: bool = False, level: float = LEVEL
+) -> list[tuple[np.ndarray, float]]:
+    """The lines whose clearing would resolve a difference, each as (gap, two-sided level of
+    the interval that must clear it), as :func:`verdict` reads them: what :func:`seeds_needed`
+    and the allocator's chance of resolution (:func:`analysis.allocation.p_resolve`) work on,
+    taking whichever line resolves more easily. With a reference, one line: ``-tolerance``
+    (gap ``diff + tolerance``) at ``level``. Two peers: 0 (gap ``|diff|``: better or worse) at
+    ``level`` and, with a tolerance, the nearer equivalence bound (gap ``tolerance - |diff|``,
+    NaN where not positive) at ``2 level - 1``, whose two-sided quantile is the one-sided
+    ``level`` one the two one-sided tests read (:func:`tost_bounds`).
 
-    >>> line_gap(np.array([-0.3, -0.8]), 1.0, symmetric=True).round(2).tolist()
-    [0.7, 0.8]
+    >>> [(g.round(2).tolist(), round(q, 2)) for g, q in resolution_lines([-0.3, -1.2], 1.0, True)]
+    [([0.3, 1.2], 0.95), ([0.7, nan], 0.9)]
     """
     d = np.asarray(diff, dtype=float)
     if not symmetric:
-        return d + tolerance
-    return np.maximum(np.abs(d), tolerance - np.abs(d))
+        return [(d + tolerance, level)]
+    lines = [(np.abs(d), level)]
+    if tolerance > 0:
+        inside = tolerance - np.abs(d)
+        lines.append((np.where(inside > 0, inside, np.nan), 2 * level - 1))
+    return lines
 
 
 def paired(mean_d: np.ndarray, sd_d: np.ndarray, n: np.ndarray, level: float = LEVEL) -> dict:

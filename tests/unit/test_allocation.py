@@ -452,3 +452,20 @@ def test_the_report_judges_at_the_sweeps_tolerance_unless_told(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "warning: --tolerance 1 is not the sweep's search.tolerance 2.5" in err
     assert "tolerance 1 point(s)" in (out / "report.html").read_text()
+
+
+def test_peers_chance_of_resolution_is_the_likelier_line() -> None:
+    """Two peers 0.1 apart, sd 0.3 each, 6 seeds, one look: clearing 0 (two-sided 95%) is
+    unlikely; clearing the equivalence bound 0.9 away with TOST's one-sided quantile (the
+    two-sided 90% level) is likely: the allocator plans with the latter, and a line that cannot
+    be cleared (a NaN gap) has no chance."""
+    c = Comparison("A vs B", "A", "B", equivalence=1.0)
+    to_zero = p_resolve(0.1, 0.3, 0.3, 6, 1, 0.95)
+    to_margin = p_resolve(0.9, 0.3, 0.3, 6, 1, 0.90)
+    assert to_zero < 0.2 < 0.9 < to_margin
+    assert allocation._chance(c, 0.1, 0.3, 0.3, 6, 0.95) == pytest.approx(to_margin)
+    assert math.isnan(p_resolve(math.nan, 0.0, 0.0, 6, 1))
+    far = Comparison("A vs C", "A", "C", equivalence=1.0)  # 1.5 apart: only 0 can be cleared
+    assert allocation._chance(far, 1.5, 0.3, 0.3, 6, 0.95) == pytest.approx(
+        p_resolve(1.5, 0.3, 0.3, 6, 1, 0.95)
+    )

@@ -20,7 +20,7 @@ from analysis.compare import (
 )
 from analysis.load import load_experiment
 from analysis.points import P, numeric_point_metrics, operating_points
-from analysis.stats import BETTER, EQUAL, UNRESOLVED, WITHIN, WORSE
+from analysis.stats import BETTER, EQUAL, UNRESOLVED, WITHIN, WORSE, seeds_needed
 from analysis.synthetic import simple_trial, write_experiment
 from analysis.tables import add_config_ids, aggregate_seeds, identity_columns
 
@@ -167,6 +167,13 @@ def test_methods_are_equal_by_the_two_one_sided_tests_the_90_interval(tmp_path: 
     assert r["verdict"] == EQUAL and np.isnan(r["seeds_needed"])
     r = at_equal_sparsity(samples, points, "test_acc", 100.0, 1.0, tolerance=0.5).iloc[0]
     assert r["verdict"] == UNRESOLVED
+    # seeds needed: the fewer of those clearing 0 (two-sided 95%) and those clearing the
+    # nearer equivalence bound with TOST's one-sided quantile (the 90% interval)
+    d, sa, sb = a.mean() - b.mean(), a.std(ddof=1), b.std(ddof=1)
+    to_zero = seeds_needed(sa, sb, abs(d))
+    to_margin = seeds_needed(sa, sb, 0.5 - abs(d), level=0.90)
+    assert to_margin < seeds_needed(sa, sb, 0.5 - abs(d)) and to_margin < to_zero
+    assert r["seeds_needed"] == to_margin
 
 
 def test_peers_at_chance_in_every_seed_are_equal_not_open() -> None:

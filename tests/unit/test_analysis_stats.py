@@ -16,6 +16,7 @@ from analysis.stats import (
     UNRESOLVED,
     WITHIN,
     WORSE,
+    resolution_lines,
     seeds_needed,
     verdict,
     welch,
@@ -304,3 +305,15 @@ def test_tost_claims_equal_at_most_at_its_nominal_5_percent_on_the_margin() -> N
     assert tost <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 4000)
     assert old <= 0.025 + 3 * math.sqrt(0.025 * 0.975 / 4000)
     assert tost >= 0.035 and tost - old >= 0.015
+
+
+def test_resolution_lines_are_the_verdicts_lines_at_their_levels() -> None:
+    """With a reference: -tolerance at the level. Peers: 0 at the level and the nearer
+    equivalence bound at 2 level - 1 (the one-sided quantile TOST reads), NaN outside the
+    margin; without a tolerance only 0."""
+    ((g, q),) = resolution_lines([-0.4, -1.5], 1.0)
+    assert g.tolist() == pytest.approx([0.6, -0.5]) and q == 0.95
+    (g0, q0), (ge, qe) = resolution_lines([-0.4, 1.5], 1.0, symmetric=True, level=0.975)
+    assert g0.tolist() == pytest.approx([0.4, 1.5]) and q0 == 0.975
+    assert ge[0] == pytest.approx(0.6) and np.isnan(ge[1]) and qe == pytest.approx(0.95)
+    assert [q for _, q in resolution_lines([0.2], 0.0, symmetric=True)] == [0.95]
