@@ -445,6 +445,10 @@ def saved_trials(results: dict[str, Any]) -> int | None:
 
 #: :meth:`Plan.results` keys that plans saved by older versions lack (not compared then).
 NEWER_RESULT_KEYS = ("on_gpu", "search.adaptive")
+#: Keys that plans saved by older versions lack where their section is there, with the value
+#: those versions used: compared as that value (a resume of such an experiment at another one
+#: is refused, as any change that alters results).
+OLDER_DEFAULTS: dict[str, Any] = {"search.adaptive.tolerance": DEFAULT_TOLERANCE}
 
 
 def check_saved(saved: dict[str, Any] | None, plan: Plan, where: str, hint: str = "") -> None:
@@ -455,6 +459,10 @@ def check_saved(saved: dict[str, Any] | None, plan: Plan, where: str, hint: str 
     if saved is None:
         return
     was, now = flatten(saved), flatten(plan.results())
+    for k, v in OLDER_DEFAULTS.items():
+        section = k.rpartition(".")[0] + "."
+        if k not in was and any(w.startswith(section) for w in was):
+            was[k] = v
     changed = sorted(
         k
         for k in was.keys() | now.keys()
@@ -507,4 +515,8 @@ def _spec_key(key: str) -> str:
         return key.removeprefix("base.")
     if key.startswith(("parameters.", "seeds")):
         return f"search.{key}"
+    if key in ("search.adaptive.tolerance", "search.adaptive.budget"):
+        return key.replace(".adaptive", "")  # written beside search.seeds, not inside it
+    if key.startswith("search.adaptive."):
+        return f"search.seeds.{key.removeprefix('search.adaptive.')}"
     return key

@@ -126,3 +126,17 @@ def test_the_saved_spec_reads_back_as_written() -> None:
     assert again.results() == planner.build(spec, "/r/a", "/r").results()
     plain = spec_data(validate_spec(_spec(seeds=[0, 1], budget=None), sweep=False))
     assert plain["search"]["seeds"] == [0, 1]
+
+
+def test_a_plan_saved_before_the_tolerance_resumes_at_the_default_only() -> None:
+    """launch.json of an adaptive sweep started by a version without search.tolerance (its
+    seeds chased 1 point): --resume continues it at 1, and refuses another tolerance."""
+    p = planner.build(validate_spec(SPEC, sweep=False), "/r/a", "/r")
+    saved = p.results()
+    del saved["search"]["adaptive"]["tolerance"]
+    planner.check_saved(saved, p, "here")
+    wide = planner.build(validate_spec(_spec(tolerance=2.0), sweep=False), "/r/a", "/r")
+    with pytest.raises(ConfigError, match=r"search\.tolerance: started with 1\.0, now 2\.0"):
+        planner.check_saved(saved, wide, "here")
+    fixed = planner.build(validate_spec(_spec(seeds=[0, 1], budget=None), sweep=False), "/r", "/r")
+    planner.check_saved(fixed.results(), fixed, "here")  # no adaptive section: nothing added
