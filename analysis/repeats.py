@@ -107,12 +107,12 @@ def combine_seeds(
 ) -> pd.DataFrame:
     """Per group (an operating point's seeds), on the log scale: ``k`` seeds, the random-effects
     mean ``mu`` with its interval ``lo``/``hi``, the standard error ``se`` and degrees of freedom
-    ``df`` it is made of (``se(mu)`` and ``k - 1``; one seed: its run's own) and ``tau2``; ``seeds_lo``/``seeds_hi``, the
-    smallest lower and largest upper bound of the seeds' own intervals; ``p_value``, the
-    intersection-union p-value of "faster in every seed" or "slower in every seed", whichever is
-    smaller, doubled (NaN when no seed measured a substitute), and ``sign``, which of the two
-    (+1 faster, -1 slower); ``tested``, seeds that did. See
-    the module docstring. Rows with a NaN summary must be left out by the caller."""
+    ``df`` it is made of (``se(mu)`` and ``k - 1``; one seed: its run's own) and ``tau2``;
+    ``seeds_lo``/``seeds_hi``, the smallest lower and largest upper bound of the seeds' own
+    intervals; ``p_value``, the intersection-union p-value of "faster in every seed" or
+    "slower in every seed", whichever is smaller, doubled (NaN when no seed measured a
+    substitute), and ``sign``, which of the two (+1 faster, -1 slower); ``tested``, seeds that
+    did. See the module docstring. Rows with a NaN summary must be left out by the caller."""
     est, se, df = (np.asarray(v, dtype=float) for v in (est, se, df))
     r = run_intervals(est, se, df, level)
     d = pd.DataFrame(
