@@ -486,7 +486,8 @@ def load_experiments(
     one experiment is prefixed ``<experiment>/``. Configurations are not told apart by
     experiment: the analysis pools two experiments' trials only where their settings are equal
     (:mod:`analysis.tables`). ``sources`` maps each name to its directory; ``spec`` is the
-    first experiment's (it names the W&B project of ``--wandb``).
+    first experiment's (it names the W&B project of ``--wandb``), with the seeds plan and
+    tolerance of :func:`_pooled_search` (what the report's intervals and lines must follow).
     """
     paths = list(dict.fromkeys(Path(r) for r in roots))
     if len(paths) == 1:
@@ -510,17 +511,50 @@ def load_experiments(
     frames = [h for h in histories if not h.empty]
     history = _order_history(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
     searched = sorted({k for e in parts for k in e.searched})
+    warnings: list[str] = []  # what pooling changes first, then each experiment's own
+    spec = _pooled_search(dict(zip(names, (e.spec for e in parts), strict=True)), warnings)
+    warnings += [f"{n}: {w}" for n, e in zip(names, parts, strict=True) for w in e.warnings]
     return Experiment(
         root=paths[0],
         name=" + ".join(names),
         trials=trials_df,
         history=history,
-        spec=parts[0].spec,
+        spec=spec,
         searched=searched,
-        warnings=[f"{n}: {w}" for n, e in zip(names, parts, strict=True) for w in e.warnings],
+        warnings=warnings,
         sources=dict(zip(names, paths, strict=True)),
         stacks={n: v for n, e in zip(names, parts, strict=True) for v in e.stacks.values()},
     )
+
+
+def _pooled_search(specs: dict[str, dict[str, Any]], warnings: list[str]) -> dict[str, Any]:
+    """The first experiment's spec, but for what decides the report's intervals and lines when
+    experiments are pooled: the first adaptive seeds plan wherever any experiment had one (its
+    sequential intervals are valid for fixed seeds too; fixed-seed ones are not valid for
+    adaptive seeds), and a warning where the experiments' ``search.seeds`` kinds or plans, or
+    their ``search.tolerance``, differ, naming what the report uses."""
+    search = {n: s["search"] if isinstance(s.get("search"), dict) else {} for n, s in specs.items()}
+    plans = {n: s["seeds"] for n, s in search.items() if isinstance(s.get("seeds"), dict)}
+    first_name, first = next(iter(specs.items()))
+    mixed = 0 < len(plans) < len(specs)  # some adaptive, some fixed
+    if mixed or len({json.dumps(p, sort_keys=True) for p in plans.values()}) > 1:
+        name, plan = next(iter(plans.items()))
+        shown = ", ".join(f"{n}: {s.get('seeds')}" for n, s in search.items())
+        warnings.append(
+            f"the experiments' search.seeds differ ({shown}); every comparison is judged with "
+            f"the sequential intervals of {name}'s {plan}"
+        )
+    told = {n: s.get("tolerance") for n, s in search.items()}
+    if len({json.dumps(v) for v in told.values()}) > 1:
+        shown = ", ".join(f"{n}: {'unset' if v is None else v}" for n, v in told.items())
+        used = told[first_name]
+        warnings.append(
+            f"the experiments' search.tolerance differ ({shown}); the report judges at "
+            f"{'the default' if used is None else used} unless --tolerance says otherwise"
+        )
+    if not plans:
+        return first
+    return {**first, "search": {**search[first_name], "seeds": next(iter(plans.values()))}}
 
 
 def _unique_names(names: list[str], paths: list[Path]) -> list[str]:

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from analysis import hypervolume_2d
 from analysis.equal_budget import matched_pairs
 from analysis.load import load_experiment, load_experiments
 from analysis.questions import analyse
+from analysis.stats import SEQUENTIAL
 from analysis.synthetic import simple_trial, write_experiment
 from analysis.tables import add_config_ids, aggregate_seeds
 
@@ -357,3 +359,27 @@ def test_several_experiments_pool_only_equal_settings(tmp_path):
     assert "3 finished trial(s) repeat the settings and seed of another" in over
     pruned = a.points[a.points["sparsity"] > 0].iloc[0]
     assert pruned["dense_n"] == 3 and pruned["diff_pts"] == pytest.approx(-1.0)
+
+
+def test_pooled_experiments_take_the_adaptive_seeds_plan_and_say_what_differs(tmp_path):
+    """An adaptive sweep analysed with a fixed-seed one: every comparison gets the sequential
+    intervals (valid for both; the fixed-seed ones are not valid for the adaptive sweep), and
+    the warnings name the differing seeds plans and tolerances and what the report uses."""
+    for seed in (0, 1, 2):
+        simple_trial(tmp_path / "a", sparsity=0.0, seed=seed, acc=0.90 + seed / 100, experiment="a")
+        simple_trial(tmp_path / "b", sparsity=0.8, seed=seed, acc=0.89 + seed / 100, experiment="b")
+    (tmp_path / "a" / "spec.yaml").write_text(
+        yaml.safe_dump({"name": "a", "search": {"seeds": [0, 1, 2]}})
+    )
+    b = {"name": "b", "search": {"seeds": {"initial": 3, "max": 12}, "tolerance": 2.0}}
+    (tmp_path / "b" / "spec.yaml").write_text(yaml.safe_dump(b))
+    exp = load_experiments([tmp_path / "a", tmp_path / "b"])
+    assert exp.spec["name"] == "a" and exp.spec["search"]["seeds"] == {"initial": 3, "max": 12}
+    seeds, told = exp.warnings
+    assert "search.seeds differ (a: [0, 1, 2], b: {'initial': 3, 'max': 12})" in seeds
+    assert "sequential intervals of b's {'initial': 3, 'max': 12}" in seeds
+    assert "search.tolerance differ (a: unset, b: 2.0); the report judges at the default" in told
+    a = analyse(exp, xs=["nonzero_params"])
+    assert a.tolerance == 1.0 and SEQUENTIAL in " ".join(_section(a, "overview").sentences)
+    same = load_experiments([tmp_path / "b", tmp_path / "b"])  # one experiment twice
+    assert same.warnings == [] and same.spec["search"] == b["search"]
