@@ -163,8 +163,8 @@ def judge(
     """Every comparison at its current look (:func:`analysis.stats.sequential_samples`), one
     row each indexed by ``key``: ``look``, ``diff``, ``lo``, ``hi``, ``sd_a``, ``sd_b`` (of the
     seeds the look uses), ``verdict`` against its line (peers' "equal": the two one-sided tests
-    at the look's level, :func:`analysis.stats.tost_bounds`), and ``seeds_needed`` at the sequential
-    level where unresolved (inf: beyond any count). With a one-look schedule this is today's
+    at the look's level, :func:`analysis.stats.tost_bounds`), and ``seeds_needed`` at the
+    sequential level where unresolved (inf: beyond any count). With a one-look schedule this is today's
     fixed-seed interval. Sides given as Series indexed by seed whose looked-at seeds are the same
     (:func:`same_seeds`) are judged paired: ``sd_a`` is then the spread of the per-seed
     differences and ``sd_b`` 0, so the seeds needed follow the paired interval too."""

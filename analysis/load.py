@@ -31,7 +31,14 @@ from analysis.parallel import process_pool
 from sparsity_tune import layout, safe_yaml
 from sparsity_tune.keys import NAME_RE, config_id, flatten, is_config_id
 from sparsity_tune.machine import cpu_allowance
-from sparsity_tune.metrics import LAYER_SPARSITY_PREFIX, NUMERIC, RECORD_KEYS, SUMMARY_KEYS, M
+from sparsity_tune.metrics import (
+    DEFAULT_TOLERANCE,
+    LAYER_SPARSITY_PREFIX,
+    NUMERIC,
+    RECORD_KEYS,
+    SUMMARY_KEYS,
+    M,
+)
 from sparsity_tune.trial.config import SECTIONS
 
 FINISHED, FAILED, STOPPED, RUNNING, DAMAGED = (
@@ -544,13 +551,12 @@ def _pooled_search(specs: dict[str, dict[str, Any]], warnings: list[str]) -> dic
             f"the experiments' search.seeds differ ({shown}); every comparison is judged with "
             f"the sequential intervals of {name}'s {plan}"
         )
-    told = {n: s.get("tolerance") for n, s in search.items()}
+    told = {n: s.get("tolerance", DEFAULT_TOLERANCE) for n, s in search.items()}  # unset: 1
     if len({json.dumps(v) for v in told.values()}) > 1:
-        shown = ", ".join(f"{n}: {'unset' if v is None else v}" for n, v in told.items())
-        used = told[first_name]
+        shown = ", ".join(f"{n}: {v}" for n, v in told.items())
         warnings.append(
             f"the experiments' search.tolerance differ ({shown}); the report judges at "
-            f"{'the default' if used is None else used} unless --tolerance says otherwise"
+            f"{told[first_name]} unless --tolerance says otherwise"
         )
     if not plans:
         return first

@@ -378,8 +378,11 @@ def test_pooled_experiments_take_the_adaptive_seeds_plan_and_say_what_differs(tm
     seeds, told = exp.warnings
     assert "search.seeds differ (a: [0, 1, 2], b: {'initial': 3, 'max': 12})" in seeds
     assert "sequential intervals of b's {'initial': 3, 'max': 12}" in seeds
-    assert "search.tolerance differ (a: unset, b: 2.0); the report judges at the default" in told
+    assert "search.tolerance differ (a: 1.0, b: 2.0); the report judges at 1.0 unless" in told
     a = analyse(exp, xs=["nonzero_params"])
     assert a.tolerance == 1.0 and SEQUENTIAL in " ".join(_section(a, "overview").sentences)
+    b["search"].pop("tolerance")  # unset is the default 1: the same as a's
+    (tmp_path / "b" / "spec.yaml").write_text(yaml.safe_dump(b))
+    assert len(load_experiments([tmp_path / "a", tmp_path / "b"]).warnings) == 1
     same = load_experiments([tmp_path / "b", tmp_path / "b"])  # one experiment twice
     assert same.warnings == [] and same.spec["search"] == b["search"]
