@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from analysis.allocation import sequential_looks, spec_tolerance
-from analysis.load import AnalysisError, Experiment, load_experiments
+from analysis.allocation import sequential_looks
+from analysis.load import AnalysisError, Experiment, load_experiments, spec_tolerance
 from analysis.questions import DEFAULT_X, DEFAULT_Y, analyse
 from analysis.safe_io import Refused
 from sparsity_tune.metrics import NUMERIC as NUMERIC_METRICS

@@ -478,17 +478,6 @@ def sequential_looks(spec: Mapping[str, object]) -> tuple[int, ...] | None:
         return None
 
 
-def spec_tolerance(spec: Mapping[str, object]) -> float | None:
-    """The tolerance (accuracy points) a sweep was run for, from its spec.yaml's
-    ``search.tolerance``: the line its adaptive seeds chased and its report's default. None
-    when the spec does not set one (or is not a spec the sweep validated)."""
-    search = spec.get("search") if isinstance(spec, Mapping) else None
-    raw = search.get("tolerance") if isinstance(search, Mapping) else None
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        return None
-    return float(raw) if math.isfinite(raw) and 0 <= raw <= 100 else None
-
-
 def sequential_verdicts(
     samples: pd.DataFrame,
     points: pd.DataFrame,

@@ -18,8 +18,10 @@ is skipped; in a *finished* trial it cannot come from the writer, so it is skipp
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -534,6 +536,17 @@ def load_experiments(
     )
 
 
+def spec_tolerance(spec: Mapping[str, Any]) -> float | None:
+    """The tolerance (accuracy points) a sweep was run for, from its spec.yaml's
+    ``search.tolerance``: the line its adaptive seeds chased and its report's default. None
+    when the spec does not set one (or is not a spec the sweep validated)."""
+    search = spec.get("search") if isinstance(spec, Mapping) else None
+    raw = search.get("tolerance") if isinstance(search, Mapping) else None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    return float(raw) if math.isfinite(raw) and 0 <= raw <= 100 else None
+
+
 def _pooled_search(specs: dict[str, dict[str, Any]], warnings: list[str]) -> dict[str, Any]:
     """The first experiment's spec, but for what decides the report's intervals and lines when
     experiments are pooled: the first adaptive seeds plan wherever any experiment had one (its
@@ -551,7 +564,8 @@ def _pooled_search(specs: dict[str, dict[str, Any]], warnings: list[str]) -> dic
             f"the experiments' search.seeds differ ({shown}); every comparison is judged with "
             f"the sequential intervals of {name}'s {plan}"
         )
-    told = {n: s.get("tolerance", DEFAULT_TOLERANCE) for n, s in search.items()}  # unset: 1
+    told = {n: spec_tolerance(s) for n, s in specs.items()}
+    told = {n: DEFAULT_TOLERANCE if v is None else v for n, v in told.items()}  # unset: 1
     if len({json.dumps(v) for v in told.values()}) > 1:
         shown = ", ".join(f"{n}: {v}" for n, v in told.items())
         warnings.append(

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.allocation import sequential_looks, sequential_verdicts, spec_tolerance
+from analysis.allocation import sequential_looks, sequential_verdicts
 from analysis.compare import DIFF_COLS, at_equal_sparsity, versus_dense
 from analysis.convergence import IMPROVING_NOTE, still_improving
 from analysis.equal_budget import matched_pairs
-from analysis.load import Experiment
+from analysis.load import Experiment, spec_tolerance
 from analysis.measured import Axis, judge_axis
 from analysis.pareto import Front, front_table
 from analysis.points import P, numeric_point_metrics, operating_points
@@ -102,7 +102,7 @@ def analyse(
 ) -> Analysis:
     """Operating points, comparisons, fronts and the report sections (no file I/O).
     ``tolerance`` (accuracy points): None reads the sweep's own ``search.tolerance`` from its
-    spec.yaml (:func:`~analysis.allocation.spec_tolerance`), else :data:`DEFAULT_TOLERANCE`."""
+    spec.yaml (:func:`~analysis.load.spec_tolerance`), else :data:`DEFAULT_TOLERANCE`."""
     if tolerance is None:
         tolerance = spec_tolerance(exp.spec)
         tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance

@@ -23,10 +23,9 @@ from analysis.allocation import (
     p_resolve,
     plan_wave,
     report_comparisons,
-    spec_tolerance,
     spent_where,
 )
-from analysis.load import load_experiment
+from analysis.load import load_experiment, spec_tolerance
 from analysis.questions import analyse
 from analysis.stats import BETTER, EQUAL, NOT_CONVERGED, SEQUENTIAL, UNRESOLVED
 from analysis.synthetic import write_experiment
