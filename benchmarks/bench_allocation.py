@@ -1,7 +1,7 @@
 """Adaptive seeds against uniform seeds at equal budget, on comparisons whose truth is known.
 
 Run: ``python benchmarks/bench_allocation.py [--sweeps 100] [--uniform 6] [--initial 3]
-[--max 24] [--tolerance 1.0] [--seed 0] [--corr 0 0.2]``; ``--calibrate EXPERIMENT`` prints the
+[--max 24] [--tolerance 1.0] [--seed 0] [--corr 0 0.2] [--mix ZERO NEAR FAR]``; ``--calibrate EXPERIMENT`` prints the
 seed correlation measured on a real experiment's results instead (:func:`seed_correlation`).
 
 Each simulated sweep is the family of comparisons a report makes: one dense baseline and eight
@@ -10,7 +10,8 @@ pruned points (two methods at four sparsities), so eight comparisons with the de
 (peers: better, worse, or equal within the tolerance, as the report judges them). True
 differences with the dense baseline are set, a third each: 0 (within tolerance), near the
 tolerance (``-tolerance`` +- half a tolerance) and far from it (2 to 4 points better or 2 to 4
-points worse than the line); seed-to-seed spreads are 0.5 to 1.5 points and a seed costs 10
+points worse than the line; ``--mix`` sets other chances, to see for which questions adaptive
+seeds would pay); seed-to-seed spreads are 0.5 to 1.5 points and a seed costs 10
 trial-epochs (dense) or 10 or 20 (pruned). Seed values come from
 :func:`analysis.synthetic.seed_acc` (what ``write_experiment(truth=...)`` writes to disk), so
 every arm sees the same value for the same seed.
@@ -78,6 +79,7 @@ ARMS = (
 MEASURED_CORR = 0.2
 DENSE_ACC = 0.80  #: true seed mean of every dense baseline (a fraction; points are x100)
 METHODS, SPARSITIES = ("magnitude", "random"), (0.5, 0.8, 0.9, 0.95)
+CATEGORIES = ("zero", "near", "far")  #: a pruned point's true difference with dense
 
 
 @dataclass
@@ -108,10 +110,22 @@ class Sweep:
         return self.truth[c.a] - self.truth[c.b]
 
 
-def make_sweep(i: int, tol: float, rng: np.random.Generator, corr: float = 0.0) -> Sweep:
+def make_sweep(
+    i: int,
+    tol: float,
+    rng: np.random.Generator,
+    corr: float = 0.0,
+    mix: tuple[float, float, float] | None = None,
+) -> Sweep:
+    """One sweep's truth; ``mix``: the chances of a point's truth being zero, near the line or
+    far from it (None: a third each, drawn without replacement from three of each)."""
     truth, sd, cost, kind = {"dense": 100 * DENSE_ACC}, {"dense": 1.0}, {"dense": 10.0}, {}
     comparisons = []
-    cats = rng.permutation(np.repeat(["zero", "near", "far"], 3))[: len(METHODS) * len(SPARSITIES)]
+    n_points = len(METHODS) * len(SPARSITIES)
+    if mix is None:
+        cats = rng.permutation(np.repeat(CATEGORIES, 3))[:n_points]
+    else:
+        cats = rng.choice(CATEGORIES, size=n_points, p=np.asarray(mix) / sum(mix))
     for j, (m, s) in enumerate((m, s) for s in SPARSITIES for m in METHODS):
         cfg = f"{m}@{s}"
         cat = str(cats[j])
@@ -251,7 +265,7 @@ def run(args: argparse.Namespace, corr: float) -> tuple[pd.DataFrame, dict[str, 
     looks = len(look_schedule(args.initial, args.max))
     rows, spent, waves = [], dict.fromkeys(ARMS, 0.0), []
     for i in range(args.sweeps):
-        sw = make_sweep(i, args.tolerance, rng, corr)
+        sw = make_sweep(i, args.tolerance, rng, corr, args.mix)
         sw.pair = args.pair
         tu, bu = uniform(sw, args.uniform)
         ta, ba, nw = adaptive(sw, args.initial, args.max, bu)
@@ -293,6 +307,15 @@ def main() -> None:
         help="seed effect's share of the seed variance, one setting each (0: independent sides)",
     )
     ap.add_argument(
+        "--mix",
+        type=float,
+        nargs=3,
+        metavar=("ZERO", "NEAR", "FAR"),
+        help="chances of a point's true difference being 0, near the line or far from it "
+        "(default: a third each, near the demo's own mix); shows for which questions adaptive "
+        "seeds pay",
+    )
+    ap.add_argument(
         "--pair",
         action="store_true",
         help="judge seed-matched sides paired (the report keeps Welch's; this shows the cost)",
@@ -317,7 +340,8 @@ def main() -> None:
         f"{args.sweeps} sweeps of {len(METHODS) * len(SPARSITIES) * 3 // 2} comparisons; uniform: "
         f"{args.uniform} seeds, 95%; adaptive: seeds {{initial: {args.initial}, max: {args.max}}}"
         f", looks {schedule}, error spent {SPENDING} ({levels}), same budget; tolerance "
-        f"{args.tolerance} points; seed {args.seed}"
+        f"{args.tolerance} points; seed {args.seed}; truth mix (zero, near, far) "
+        f"{tuple(args.mix) if args.mix else 'a third each'}"
     )
     summary = []
     for corr in args.corr:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
@@ -66,3 +67,20 @@ def test_wrong_verdicts_against_the_truth() -> None:
     ]
     assert bench.wrong(WORSE, 0.0, peers) and not bench.wrong(WORSE, -0.1, peers)
     assert bench.wrong(BETTER, 0.0, peers) and not bench.wrong(BETTER, 0.1, peers)
+
+
+def test_truth_mix_sets_each_points_category() -> None:
+    """``--mix``: all-zero truths put every point exactly on dense, all-far ones 2 to 4 points
+    beyond the line either way; the default keeps the thirds drawn without replacement."""
+    rng = np.random.default_rng(0)
+    zero = bench.make_sweep(0, 1.0, rng, mix=(1.0, 0.0, 0.0))
+    far = bench.make_sweep(1, 1.0, rng, mix=(0.0, 0.0, 1.0))
+    thirds = bench.make_sweep(2, 1.0, rng)
+    dense = 100 * bench.DENSE_ACC
+    points = [c for c in zero.comparisons if not c.peers]
+    assert {zero.kind[c.key] for c in points} == {"vs dense, zero"}
+    assert [zero.true_diff(c) for c in points] == [0.0] * len(points)
+    gaps = [abs(far.truth[c.a] - dense + 1.0) for c in far.comparisons if not c.peers]
+    assert len(gaps) == 8 and all(2.0 <= g <= 4.0 for g in gaps)
+    cats = pd.Series([thirds.kind[c.key] for c in thirds.comparisons if not c.peers])
+    assert cats.value_counts().max() <= 3
