@@ -34,12 +34,11 @@ def demo(ray_session, tmp_path_factory, data_root) -> Path:
     assert set(grid["model.arch"]["values"]) == {"mlp", "cnn"}
     assert len(grid["model.depth"]["values"]) >= 2 and len(grid["model.width"]["values"]) >= 2
     assert {"unstructured", "structured"} <= set(grid["pruning.granularity"]["values"])
-    seeds = spec["search"]["seeds"]  # adaptive: 3 first, more where a comparison is open
-    assert seeds["initial"] >= 3 and seeds["max"] > seeds["initial"] and spec["search"]["budget"]
+    seeds = spec["search"]["seeds"]  # fixed seeds: they resolved more than adaptive ones here
+    assert isinstance(seeds, list) and len(seeds) >= 3 and "budget" not in spec["search"]
     grid["model.width"] = {"values": [8]}
     grid["model.depth"] = {"values": [1, 2]}
     spec["search"]["seeds"] = [0, 1]  # the adaptive path has its own integration test
-    del spec["search"]["budget"]
     spec["search"]["checkpoint_every"] = 4
     spec["dataset"].update(root=str(data_root), train_limit=600, test_limit=300)
     spec["train"]["epochs"] = 4

@@ -46,6 +46,26 @@ def test_shipped_specs_are_valid(path: Path) -> None:
     assert plan_of(spec).trials >= 1
 
 
+def test_the_demos_adaptive_variant_is_the_same_job_with_adaptive_seeds() -> None:
+    """The command demo.yaml's header gives for adaptive seeds validates, and changes nothing
+    but the seeds: 3 first of each configuration, up to 6, within the budget."""
+    import re
+
+    from sparsity_tune.keys import parse_overrides
+    from sparsity_tune.sweep.validate import load
+
+    path = REPO / "search_spaces" / "demo.yaml"
+    sets = [a or b for a, b in re.findall(r"--set (?:'([^']+)'|(\S+))", path.read_text())]
+    assert sets == ["search.seeds={initial: 3, max: 6}", "search.budget=7560"]
+    fixed = load(path).spec
+    adaptive = load(path, parse_overrides(sets)).spec
+    assert fixed.search.adaptive is None and fixed.search.seeds == [0, 1, 2, 3]
+    assert (adaptive.search.adaptive.initial, adaptive.search.adaptive.max) == (3, 6)
+    assert adaptive.search.seeds == [0, 1, 2] and adaptive.search.budget == 7560
+    assert adaptive.model_dump(exclude={"search"}) == fixed.model_dump(exclude={"search"})
+    assert adaptive.search.parameters == fixed.search.parameters
+
+
 def test_grid_counts_configs_times_seeds() -> None:
     spec = validate_spec(
         spec_with(
