@@ -1,8 +1,9 @@
 """Adaptive seeds against uniform seeds at equal budget, on comparisons whose truth is known.
 
 Run: ``python benchmarks/bench_allocation.py [--sweeps 100] [--uniform 6] [--initial 3]
-[--max 24] [--tolerance 1.0] [--seed 0] [--corr 0 0.2] [--mix ZERO NEAR FAR]``; ``--calibrate EXPERIMENT`` prints the
-seed correlation measured on a real experiment's results instead (:func:`seed_correlation`).
+[--max 24] [--tolerance 1.0] [--seed 0] [--corr 0 0.2] [--mix ZERO NEAR FAR]``;
+``--calibrate EXPERIMENT`` prints the seed correlation measured on a real experiment's results
+instead (:func:`seed_correlation`).
 
 Each simulated sweep is the family of comparisons a report makes: one dense baseline and eight
 pruned points (two methods at four sparsities), so eight comparisons with the dense baseline
