@@ -8,8 +8,9 @@ minimised metric so that positive is always better), its 95% interval, the verdi
 :func:`analysis.stats.verdict` and, when unresolved, the seeds per configuration the observed
 noise would need (:func:`analysis.stats.seeds_needed`). The interval is Welch's even where both
 sides ran the same seeds: measured on the demo, a seed's share in both sides is small (the
-pruned-minus-dense difference keeps 0.75 of the two sides' variance for the CNNs, 0.89 for the
-MLPs: ``python benchmarks/bench_allocation.py --calibrate results/demo``), so a paired interval
+pruned-minus-dense difference keeps 0.89 of the two sides' variance for the CNNs, 0.97 for the
+MLPs on the 4-seed demo, 0.75 and 0.89 on an earlier 3-seed one: ``python
+benchmarks/bench_allocation.py --calibrate results/demo``), so a paired interval
 would lose more in degrees of freedom (``n - 1`` against Welch's ~``2(n - 1)``) than it gains,
 and Welch's stays valid (conservative) under a positive seed correlation. Measured times are
 another matter (:mod:`analysis.measured`). Methods against each other are peers: besides better and worse, their difference may be

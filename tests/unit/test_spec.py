@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from sparsity_tune.keys import ConfigError
+from sparsity_tune.keys import ConfigError, parse_overrides
 from sparsity_tune.sweep import plan as planner
 from sparsity_tune.sweep.plan import configurations
 from sparsity_tune.sweep.spec import Spec
-from sparsity_tune.sweep.validate import load_spec, validate_spec
+from sparsity_tune.sweep.validate import load, load_spec, validate_spec
 from sparsity_tune.sweep.wandb_sweep import from_wandb_sweep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,11 +50,6 @@ def test_shipped_specs_are_valid(path: Path) -> None:
 def test_the_demos_adaptive_variant_is_the_same_job_with_adaptive_seeds() -> None:
     """The command demo.yaml's header gives for adaptive seeds validates, and changes nothing
     but the seeds: 3 first of each configuration, up to 6, within the budget."""
-    import re
-
-    from sparsity_tune.keys import parse_overrides
-    from sparsity_tune.sweep.validate import load
-
     path = REPO / "search_spaces" / "demo.yaml"
     sets = [a or b for a, b in re.findall(r"--set (?:'([^']+)'|(\S+))", path.read_text())]
     assert sets == ["search.seeds={initial: 3, max: 6}", "search.budget=7560"]
